@@ -63,7 +63,7 @@ function allMessages(): DescMessage[] {
   return out;
 }
 
-test("src/gen matches a fresh buf generate of proto/ (generated code is not stale)", async () => {
+void test("src/gen matches a fresh buf generate of proto/ (generated code is not stale)", async () => {
   const root = repoRoot();
   const scratch = await mkdtemp(join(tmpdir(), "loam-gen-"));
   try {
@@ -92,7 +92,7 @@ test("src/gen matches a fresh buf generate of proto/ (generated code is not stal
   }
 });
 
-test("CreateVolumeRequest carries the spec's field numbers and kinds", () => {
+void test("CreateVolumeRequest carries the spec's field numbers and kinds", () => {
   const numbers = Object.fromEntries(CreateVolumeRequestSchema.fields.map((f) => [f.name, f.number]));
   assert.deepEqual(numbers, {
     name: 1,
@@ -110,7 +110,7 @@ test("CreateVolumeRequest carries the spec's field numbers and kinds", () => {
   assert.equal(f.capacityRange.message?.typeName, "csi.v1.CapacityRange");
 });
 
-test("capacities are signed 64-bit integers and optional sizes use wrapper messages", () => {
+void test("capacities are signed 64-bit integers and optional sizes use wrapper messages", () => {
   const required = CapacityRangeSchema.field.requiredBytes;
   assert.equal(required.fieldKind === "scalar" && required.scalar, ScalarType.INT64);
   assert.equal(CapacityRangeSchema.field.limitBytes.number, 2);
@@ -118,7 +118,7 @@ test("capacities are signed 64-bit integers and optional sizes use wrapper messa
   assert.equal(ProbeResponseSchema.field.ready.message?.typeName, "google.protobuf.BoolValue");
 });
 
-test("exactly the spec's secret maps are marked csi_secret, so redaction can rely on the option", () => {
+void test("exactly the spec's secret maps are marked csi_secret, so redaction can rely on the option", () => {
   const marked = allMessages()
     .flatMap((m) => m.fields.filter((f) => getOption(f, csi_secret)).map((f) => `${m.typeName}.${f.name}`))
     .sort();
@@ -147,7 +147,7 @@ test("exactly the spec's secret maps are marked csi_secret, so redaction can rel
   assert.equal(NodeStageVolumeRequestSchema.field.secrets.number, 5);
 });
 
-test("service and method names give the gRPC paths the sidecars call", () => {
+void test("service and method names give the gRPC paths the sidecars call", () => {
   assert.equal(Identity.typeName, "csi.v1.Identity");
   assert.equal(Controller.typeName, "csi.v1.Controller");
   assert.equal(Node.typeName, "csi.v1.Node");
