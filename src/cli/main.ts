@@ -1,0 +1,49 @@
+/**
+ * The `loam` command: the only place that reads the command line.
+ */
+import { ConfigError } from "./config.js";
+import { NODE_USAGE, runNode } from "./node.js";
+import { VERSION } from "../version.js";
+
+const USAGE = `Usage: loam <command> [flags]
+
+Commands:
+  node       serve CSI (Identity, Controller, Node) for this node's volume group
+  version    print the version
+
+Run "loam <command> --help" for a command's flags.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "node":
+        if (rest.includes("--help") || rest.includes("-h")) {
+          process.stdout.write(NODE_USAGE);
+          return 0;
+        }
+        return await runNode(rest);
+      case "version":
+      case "--version":
+        process.stdout.write(`loam ${VERSION}\n`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`loam: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`loam: invalid configuration: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`loam: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
+}

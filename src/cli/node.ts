@@ -1,0 +1,100 @@
+/**
+ * `loam node`: the long-running CSI plugin of one node.
+ */
+import { parseArgs } from "node:util";
+import { CommandRunner } from "../lvm/runner.js";
+import { Lvm } from "../lvm/lvm.js";
+import { VolumeEngine } from "../volumes/engine.js";
+import { createLogger } from "../log.js";
+import { startServer } from "../csi/server.js";
+import {
+  CONFIG_FIELDS,
+  ConfigError,
+  type NodeConfig,
+  flagValue,
+  parseSocketMode,
+  readConfigFile,
+  resolveConfig,
+  socketPathOf,
+} from "./config.js";
+import { VERSION } from "../version.js";
+
+const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+export const NODE_USAGE = `Usage: loam node [--config FILE] [flags]
+
+Serves CSI Identity, Controller and Node for this node's volume group on one Unix socket.
+
+Flags (each may also be set in the JSON config file under the camelCase name):
+  --endpoint unix:///PATH        socket to serve on (default unix:///run/loam/csi.sock)
+  --node-id NAME                 this node's name (default: the host name)
+  --volume-group VG              LVM volume group to carve volumes from (required)
+  --driver-name NAME             CSI driver name (default loam.csi.dev)
+  --topology-key KEY             topology label key (default topology.loam.csi.dev/node)
+  --kubelet-dir DIR              kubelet's directory (default /var/lib/kubelet)
+  --socket-mode MODE             socket file mode (default 0600)
+  --max-volumes-per-node N       reported by NodeGetInfo; 0 means no limit (default 0)
+  --log-level LEVEL              debug, info, warn or error (default info)
+  --lvm-command-prefix "WORDS"   words put before every LVM command, e.g. "nsenter --target=1 --mount --"
+  --lvm-timeout-seconds N        per LVM command (default 120)
+  --shutdown-grace-seconds N     how long SIGTERM waits for calls in flight (default 30)
+`;
+
+export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
+  const options: Record<string, { type: "string" }> = { config: { type: "string" } };
+  for (const field of CONFIG_FIELDS) options[kebab(field)] = { type: "string" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: false, strict: true });
+  } catch (error) {
+    throw new ConfigError("flags", `${(error as Error).message}\n\n${NODE_USAGE}`);
+  }
+  const values = parsed.values as Record<string, string | undefined>;
+  const fromFile = values.config ? await readConfigFile(values.config) : {};
+  const fromFlags: Record<string, unknown> = {};
+  for (const field of CONFIG_FIELDS) {
+    const text = values[kebab(field)];
+    if (text !== undefined) fromFlags[field] = flagValue(field, text);
+  }
+  return resolveConfig(fromFile, fromFlags as Partial<NodeConfig>);
+}
+
+export async function runNode(args: string[]): Promise<number> {
+  const config = await loadNodeConfig(args);
+  const logger = createLogger(config.logLevel);
+  const runner = new CommandRunner({
+    prefix: config.lvmCommandPrefix,
+    defaultTimeoutMs: config.lvmTimeoutSeconds * 1000,
+    onCommand: (o) => {
+      if (o.failed) logger.warn("lvm command failed", { argv: o.argv, exitCode: o.exitCode, durationMs: o.durationMs });
+      else logger.debug("lvm command", { argv: o.argv, durationMs: o.durationMs });
+    },
+  });
+  const engine = new VolumeEngine(new Lvm(runner), config.volumeGroup);
+  const server = await startServer({
+    socketPath: socketPathOf(config.endpoint),
+    socketMode: parseSocketMode(config.socketMode) ?? 0o600,
+    driverName: config.driverName,
+    version: VERSION,
+    node: { key: config.topologyKey, nodeId: config.nodeId },
+    maxVolumesPerNode: config.maxVolumesPerNode,
+    engine,
+    logger,
+  });
+  logger.info("loam node started", { nodeId: config.nodeId, volumeGroup: config.volumeGroup, version: VERSION });
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info("stopping", { signal, graceSeconds: config.shutdownGraceSeconds });
+      server.stop(config.shutdownGraceSeconds * 1000).then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error("stop failed", { error });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}

@@ -1,0 +1,140 @@
+/**
+ * Binds protobuf-es service descriptors to @grpc/grpc-js. Every method of a CSI service
+ * is registered: the ones a handler object implements run it, the rest answer
+ * UNIMPLEMENTED, so a sidecar probing an optional RPC gets the code the spec expects.
+ */
+import {
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+  create,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import {
+  type Server,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  type sendUnaryData,
+  status,
+} from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
+import { UnimplementedError, codeName, toStatus } from "./status.js";
+import type { Logger } from "../log.js";
+
+export interface CallContext {
+  /** Aborted when the client cancels or the deadline passes; passed down to every LVM command. */
+  signal: AbortSignal;
+  method: string;
+  requestId: string;
+}
+
+type Handler<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  context: CallContext,
+) => Promise<MessageInitShape<O>>;
+
+export type ServiceHandlers<M extends GenServiceMethods> = {
+  [K in keyof M]?: Handler<M[K]["input"], M[K]["output"]>;
+};
+
+export interface CallRecord {
+  method: string;
+  requestId: string;
+  durationMs: number;
+  code: string;
+  volumeId?: string;
+  message?: string;
+}
+
+export interface ServiceHooks {
+  logger: Logger;
+  onCall?: (record: CallRecord) => void;
+  /** Calls refused because the server is stopping (SIGTERM) see UNAVAILABLE. */
+  isStopping?: () => boolean;
+}
+
+export function addService<M extends GenServiceMethods>(
+  server: Server,
+  service: GenService<M>,
+  handlers: ServiceHandlers<M>,
+  hooks: ServiceHooks,
+): void {
+  const definition: ServiceDefinition = {};
+  const implementation: UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const input = method.input;
+    const output = method.output;
+    definition[method.name] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(input, message)),
+      requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
+      responseSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(output, message)),
+      responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
+      originalName: method.localName,
+    };
+    const handler = (handlers as Record<string, Handler<DescMessage, DescMessage> | undefined>)[method.localName];
+    const fullName = `${service.typeName.replace(/^csi\.v1\./, "")}.${method.name}`;
+    implementation[method.name] = (
+      call: ServerUnaryCall<MessageShape<DescMessage>, MessageShape<DescMessage>>,
+      callback: sendUnaryData<MessageShape<DescMessage>>,
+    ) => {
+      const started = performance.now();
+      const requestId = randomUUID();
+      const controller = new AbortController();
+      call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
+      const volumeId = pickVolumeId(call.request);
+      const finish = (code: status, message?: string): void => {
+        const record: CallRecord = {
+          method: fullName,
+          requestId,
+          durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+          code: codeName(code),
+          ...(volumeId ? { volumeId } : {}),
+          ...(message ? { message } : {}),
+        };
+        hooks.onCall?.(record);
+        if (code === status.OK) hooks.logger.info("rpc", { ...record });
+        else hooks.logger.warn("rpc", { ...record });
+      };
+      if (hooks.isStopping?.()) {
+        const message = "loam is shutting down; retry on the restarted driver";
+        finish(status.UNAVAILABLE, message);
+        callback({ code: status.UNAVAILABLE, details: message });
+        return;
+      }
+      if (!handler) {
+        const message = new UnimplementedError(fullName).message;
+        finish(status.UNIMPLEMENTED, message);
+        callback({ code: status.UNIMPLEMENTED, details: message });
+        return;
+      }
+      handler(call.request, { signal: controller.signal, method: fullName, requestId }).then(
+        (reply) => {
+          finish(status.OK);
+          callback(null, create(output, reply));
+        },
+        (error: unknown) => {
+          const failure = toStatus(error);
+          finish(failure.code, failure.message);
+          callback({ code: failure.code, details: failure.message });
+        },
+      );
+    };
+  }
+  server.addService(definition, implementation);
+}
+
+/** The volume id a request is about, for the log line; never a secret. */
+function pickVolumeId(request: unknown): string | undefined {
+  if (typeof request !== "object" || request === null) return undefined;
+  const record = request as { volumeId?: unknown; sourceVolumeId?: unknown; name?: unknown };
+  if (typeof record.volumeId === "string" && record.volumeId) return record.volumeId.slice(0, 200);
+  if (typeof record.sourceVolumeId === "string" && record.sourceVolumeId) return record.sourceVolumeId.slice(0, 200);
+  return undefined;
+}

@@ -1,0 +1,63 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../../src/cli/config.js";
+import { loadNodeConfig } from "../../src/cli/node.js";
+
+const base = { volumeGroup: "vg0", nodeId: "node-1" };
+
+test("defaults: driver loam.csi.dev, topology key, socket 0600, kubelet dir", () => {
+  const config = resolveConfig(base);
+  assert.equal(config.driverName, "loam.csi.dev");
+  assert.equal(config.topologyKey, "topology.loam.csi.dev/node");
+  assert.equal(config.socketMode, "0600");
+  assert.equal(config.kubeletDir, "/var/lib/kubelet");
+});
+
+test("every bad value is refused with the name of its field", () => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ volumeGroup: "" }, "volumeGroup"],
+    [{ volumeGroup: "vg 0;rm" }, "volumeGroup"],
+    [{ endpoint: "tcp://0.0.0.0:1" }, "endpoint"],
+    [{ endpoint: "unix://relative.sock" }, "endpoint"],
+    [{ nodeId: "bad node" }, "nodeId"],
+    [{ driverName: "Not_A_Domain" }, "driverName"],
+    [{ topologyKey: "has space/x" }, "topologyKey"],
+    [{ kubeletDir: "var/lib/kubelet" }, "kubeletDir"],
+    [{ socketMode: "0644x" }, "socketMode"],
+    [{ socketMode: "0400" }, "socketMode"],
+    [{ maxVolumesPerNode: -1 }, "maxVolumesPerNode"],
+    [{ lvmTimeoutSeconds: 0 }, "lvmTimeoutSeconds"],
+    [{ logLevel: "loud" }, "logLevel"],
+    [{ lvmCommandPrefix: ["nsenter", ""] }, "lvmCommandPrefix[1]"],
+  ];
+  for (const [layer, field] of cases) {
+    assert.throws(
+      () => resolveConfig(base, layer),
+      (error: unknown) => error instanceof ConfigError && error.field === field,
+      `${JSON.stringify(layer)} should fail on ${field}`,
+    );
+  }
+});
+
+test("flags override the config file, and the file's unknown keys and wrong types are refused", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "loam-config-"));
+  const good = join(dir, "good.json");
+  await writeFile(good, JSON.stringify({ volumeGroup: "vgfile", nodeId: "n1", maxVolumesPerNode: 7 }));
+  const config = await loadNodeConfig(["--config", good, "--volume-group", "vgflag"]);
+  assert.equal(config.volumeGroup, "vgflag");
+  assert.equal(config.maxVolumesPerNode, 7);
+
+  const unknown = join(dir, "unknown.json");
+  await writeFile(unknown, JSON.stringify({ volumeGroup: "vg", volumGroup: "typo" }));
+  await assert.rejects(loadNodeConfig(["--config", unknown]), /volumGroup: unknown setting/);
+
+  const wrongType = join(dir, "type.json");
+  await writeFile(wrongType, JSON.stringify({ volumeGroup: "vg", maxVolumesPerNode: "7" }));
+  await assert.rejects(loadNodeConfig(["--config", wrongType]), /maxVolumesPerNode: must be an integer/);
+
+  await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--max-volumes-per-node", "lots"]), /maxVolumesPerNode: must be a whole number/);
+  await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--no-such-flag", "1"]), /flags: Unknown option/);
+});
