@@ -1,10 +1,9 @@
-// Bundles the CLI into one ESM file: loading one file is much faster than resolving
-// node_modules over 9p in the test VM (see DESIGN.md), and it is the file a container ships.
+// Bundles the CLI and the VM test suite into single ESM files: loading one file is much
+// faster than resolving node_modules over 9p in the test VM (see DESIGN.md), and the CLI
+// bundle is the one file a container ships.
 import { build } from "esbuild";
 
-await build({
-  entryPoints: ["dist/src/cli/main.js"],
-  outfile: "dist/loam.mjs",
+const common = {
   bundle: true,
   platform: "node",
   format: "esm",
@@ -13,4 +12,9 @@ await build({
   logLevel: "warning",
   // grpc-js and friends still call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __loamCreateRequire } from 'node:module'; const require = __loamCreateRequire(import.meta.url);" },
-});
+};
+
+await Promise.all([
+  build({ ...common, entryPoints: ["dist/src/cli/main.js"], outfile: "dist/loam.mjs" }),
+  build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
+]);

@@ -1,0 +1,118 @@
+/**
+ * The VM suite's fixture: a real volume group on the guest's virtio disks, a real `loam
+ * node` process serving CSI on a Unix socket, and a CSI client. Runs only inside the
+ * throwaway VM (scripts/vm), where device-mapper exists.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CsiClient } from "../../src/csi/client.js";
+import { Identity } from "../../src/gen/csi/v1/csi_pb.js";
+import { CommandRunner, type CommandResult } from "../../src/lvm/runner.js";
+import { Lvm } from "../../src/lvm/lvm.js";
+import type { VolumeGroupReport } from "../../src/lvm/report.js";
+import { decodeTags } from "../../src/lvm/tags.js";
+
+export const VG = "loamvg";
+export const NODE_ID = "vm-node";
+export const TOPOLOGY_KEY = "topology.loam.csi.dev/node";
+export const SOCKET = "/run/loam-test/csi.sock";
+export const ENDPOINT = `unix://${SOCKET}`;
+
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the repository root from the suite's location");
+    dir = up;
+  }
+  return dir;
+}
+
+export function vmDisks(): string[] {
+  const disks = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
+  if (disks.length < 2) throw new Error("LOAM_VM_DISKS must list at least two disks: run this suite through scripts/vm");
+  return disks;
+}
+
+export class Harness {
+  readonly runner = new CommandRunner({ defaultTimeoutMs: 120_000 });
+  readonly lvm = new Lvm(this.runner);
+  client!: CsiClient;
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  /** Everything loam wrote to stderr, for failure messages and log assertions. */
+  logs = "";
+
+  /** Fresh VG on the first two disks, then a running loam. */
+  static async start(): Promise<Harness> {
+    const harness = new Harness();
+    const disks = vmDisks().slice(0, 2);
+    await harness.must(["vgremove", "-ff", "-y", VG], { allowFailure: true });
+    await harness.must(["pvcreate", "-ff", "-y", ...disks]);
+    await harness.must(["vgcreate", "-y", VG, ...disks]);
+    await harness.startLoam();
+    return harness;
+  }
+
+  async startLoam(extraArgs: string[] = []): Promise<void> {
+    const bundle = join(repoRoot(), "dist", "loam.mjs");
+    const args = [bundle, "node", "--endpoint", ENDPOINT, "--volume-group", VG, "--node-id", NODE_ID, "--log-level", "info", ...extraArgs];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"] });
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      this.logs += chunk;
+    });
+    this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    this.child = child;
+    this.client = new CsiClient(ENDPOINT);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await this.client.call(Identity, "getPluginInfo", {}, { timeoutMs: 2_000 });
+        return;
+      } catch (error) {
+        if (child.exitCode !== null) throw new Error(`loam exited with ${child.exitCode} at start:\n${this.logs}`);
+        if (Date.now() > deadline) throw new Error(`loam did not answer within 60 s: ${String(error)}\n${this.logs}`);
+        await sleep(200);
+      }
+    }
+  }
+
+  /** Kills loam with a signal and waits for it to exit; returns its exit code. */
+  async killLoam(signal: NodeJS.Signals): Promise<number | null> {
+    this.child?.kill(signal);
+    const code = await this.exited;
+    this.child = undefined;
+    this.client.close();
+    return code;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await this.killLoam("SIGTERM");
+  }
+
+  async report(): Promise<VolumeGroupReport> {
+    return this.lvm.report(VG);
+  }
+
+  /** LVs loam made for a CSI name (by the name tag), however many there are. */
+  async lvsNamed(name: string): Promise<string[]> {
+    const { lvs } = await this.report();
+    return lvs.filter((lv) => decodeTags(lv.tags).get("name") === name).map((lv) => lv.name);
+  }
+
+  async must(argv: string[], options: { allowFailure?: boolean } = {}): Promise<CommandResult> {
+    const result = await this.runner.run(argv);
+    if (result.exitCode !== 0 && !options.allowFailure) {
+      throw new Error(`${argv.join(" ")} exited ${result.exitCode}: ${result.stderr}`);
+    }
+    return result;
+  }
+}
