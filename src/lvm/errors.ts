@@ -1,0 +1,157 @@
+/**
+ * Typed failures of external commands. LVM says everything with exit code 5 and a sentence
+ * on stderr, so a failure is classified by both: the exit code says which family (5 = the
+ * command ran and failed, 3 = LVM refused the command line, 126/127 = nothing could run) and
+ * the sentence says which kind. Patterns come from real LVM 2.03 output kept in
+ * test/fixtures/lvm/.
+ */
+import type { CommandResult } from "./runner.js";
+
+export class LvmError extends Error {
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly stderr: string;
+
+  constructor(message: string, argv: readonly string[], exitCode: number | null, stderr: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.argv = argv;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+}
+
+export class VolumeGroupNotFoundError extends LvmError {}
+export class LogicalVolumeNotFoundError extends LvmError {}
+export class LogicalVolumeExistsError extends LvmError {}
+/** The LV is open (mounted or held by a process), so LVM refuses to remove or deactivate it. */
+export class LogicalVolumeInUseError extends LvmError {}
+
+export class InsufficientSpaceError extends LvmError {
+  /** Extents LVM said it needed and had, when its message gives them. */
+  readonly neededExtents: number | null;
+  readonly availableExtents: number | null;
+
+  constructor(
+    message: string,
+    argv: readonly string[],
+    exitCode: number | null,
+    stderr: string,
+    extents: { needed: number | null; available: number | null } = { needed: null, available: null },
+  ) {
+    super(message, argv, exitCode, stderr);
+    this.neededExtents = extents.needed;
+    this.availableExtents = extents.available;
+  }
+}
+/** More stripes or mirror legs were asked for than the VG has physical volumes. */
+export class InsufficientPhysicalVolumesError extends InsufficientSpaceError {}
+
+/** lvextend to the size the LV already has (after rounding to extents). */
+export class LogicalVolumeSizeUnchangedError extends LvmError {}
+/** lvextend to a size smaller than the LV: LVM never shrinks through lvextend. */
+export class LogicalVolumeShrinkError extends LvmError {}
+/** LVM rejected the command line (exit 3): a name, tag or size it does not accept. */
+export class LvmUsageError extends LvmError {}
+
+export class CommandTimeoutError extends LvmError {
+  readonly timeoutMs: number;
+  constructor(argv: readonly string[], timeoutMs: number, stderr: string) {
+    super(`${describe(argv)} did not finish within ${timeoutMs} ms and was killed`, argv, null, stderr);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export class CommandCancelledError extends LvmError {
+  constructor(argv: readonly string[], stderr: string, reason?: unknown) {
+    super(`${describe(argv)} was cancelled and killed`, argv, null, stderr, { cause: reason });
+  }
+}
+
+export class CommandStartError extends LvmError {}
+
+/** The first words of a command line, enough to name it in a message without flooding logs. */
+export function describe(argv: readonly string[]): string {
+  const head = argv[0] === "lvm" && argv.length > 1 ? argv.slice(0, 2) : argv.slice(0, 1);
+  return head.join(" ") || "(empty command)";
+}
+
+/** The lines of stderr that say something: LVM's warnings about disabled activation, leaked fds and so on are noise here. */
+export function meaningfulStderr(stderr: string): string {
+  return stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("WARNING:") && !/^File descriptor \d+ .* leaked/.test(line))
+    .join("; ");
+}
+
+const ECMD_FAILED = 5;
+const EINVALID_CMD_LINE = 3;
+
+type Builder = (message: string, argv: readonly string[], result: CommandResult, match: RegExpMatchArray) => LvmError;
+
+interface Rule {
+  exitCodes: readonly number[];
+  pattern: RegExp;
+  build: Builder;
+}
+
+const simple =
+  (Kind: new (message: string, argv: readonly string[], exitCode: number | null, stderr: string) => LvmError): Builder =>
+  (message, argv, result) =>
+    new Kind(message, argv, result.exitCode, result.stderr);
+
+const toInt = (s: string | undefined): number | null => (s === undefined ? null : Number.parseInt(s, 10));
+
+const RULES: readonly Rule[] = [
+  { exitCodes: [126, 127], pattern: /failed to execute|No such file or directory|command not found|Permission denied/i, build: simple(CommandStartError) },
+  { exitCodes: [ECMD_FAILED], pattern: /Volume group "?[^"\s]*"? not found/, build: simple(VolumeGroupNotFoundError) },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /Failed to find logical volume|Logical volume \S+ not found in volume group|logical volume\(s\) not found/,
+    build: simple(LogicalVolumeNotFoundError),
+  },
+  { exitCodes: [ECMD_FAILED], pattern: /already exists in volume group/, build: simple(LogicalVolumeExistsError) },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /Insufficient free space: (\d+) extents needed, but only (\d+) available/,
+    build: (message, argv, result, m) =>
+      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, { needed: toInt(m[1]), available: toInt(m[2]) }),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /has insufficient free space \((\d+) extents\): (\d+) required/,
+    build: (message, argv, result, m) =>
+      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, { needed: toInt(m[2]), available: toInt(m[1]) }),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /must not exceed number of physical volumes/,
+    build: (message, argv, result) => new InsufficientPhysicalVolumesError(message, argv, result.exitCode, result.stderr),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /Insufficient suitable allocatable extents|insufficient free (space|extents)/i,
+    build: (message, argv, result) => new InsufficientSpaceError(message, argv, result.exitCode, result.stderr),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /contains a filesystem in use|Logical volume \S+ in use|Can't remove open logical volume/,
+    build: simple(LogicalVolumeInUseError),
+  },
+  { exitCodes: [ECMD_FAILED], pattern: /New size \(\d+ extents\) matches existing size/, build: simple(LogicalVolumeSizeUnchangedError) },
+  { exitCodes: [ECMD_FAILED], pattern: /New size given \(\d+ extents\) not larger than existing size/, build: simple(LogicalVolumeShrinkError) },
+];
+
+/** Turns a failed command's result into the most specific error the exit code and stderr support together. */
+export function classifyLvmFailure(argv: readonly string[], result: CommandResult): LvmError {
+  const said = meaningfulStderr(result.stderr);
+  const message = `${describe(argv)} failed with exit code ${result.exitCode}${said ? `: ${said}` : ""}`;
+  for (const rule of RULES) {
+    if (!rule.exitCodes.includes(result.exitCode)) continue;
+    const match = result.stderr.match(rule.pattern);
+    if (match) return rule.build(message, argv, result, match);
+  }
+  if (result.exitCode === EINVALID_CMD_LINE) return new LvmUsageError(message, argv, result.exitCode, result.stderr);
+  return new LvmError(message, argv, result.exitCode, result.stderr);
+}

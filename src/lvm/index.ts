@@ -1,0 +1,25 @@
+/** The LVM command layer: runner, typed errors, reports, tags, names and the Lvm facade. */
+export { CommandRunner } from "./runner.js";
+export type { CommandObservation, CommandResult, RunOptions, RunnerOptions } from "./runner.js";
+export {
+  classifyLvmFailure,
+  CommandCancelledError,
+  CommandStartError,
+  CommandTimeoutError,
+  InsufficientPhysicalVolumesError,
+  InsufficientSpaceError,
+  LogicalVolumeExistsError,
+  LogicalVolumeInUseError,
+  LogicalVolumeNotFoundError,
+  LogicalVolumeShrinkError,
+  LogicalVolumeSizeUnchangedError,
+  LvmError,
+  LvmUsageError,
+  VolumeGroupNotFoundError,
+} from "./errors.js";
+export { FULLREPORT_ARGS, parseFullReport, ReportParseError } from "./report.js";
+export type { LogicalVolume, PhysicalVolume, VolumeGroup, VolumeGroupReport } from "./report.js";
+export { decodeTags, encodeTag, InvalidTagError, isValidTag, MAX_TAG_LENGTH, TAG_PREFIX, tagsWithKey } from "./tags.js";
+export { isValidLvName, isValidVgName, lvNameFor, MAX_LVM_NAME_LENGTH } from "./names.js";
+export { InvalidLvmArgumentError, Lvm } from "./lvm.js";
+export type { CreateLvSpec, LvmOptions } from "./lvm.js";

@@ -1,0 +1,186 @@
+/**
+ * The LVM operations the domain needs, each one command. Every name and tag is checked
+ * against LVM's own rules before it reaches an argument vector, so a request string can
+ * never become an option or a second argument.
+ */
+import type { CommandRunner, RunOptions } from "./runner.js";
+import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, VolumeGroupNotFoundError } from "./errors.js";
+import { FULLREPORT_ARGS, parseFullReport, type VolumeGroupReport } from "./report.js";
+import { isValidLvName, isValidVgName } from "./names.js";
+import { isValidTag } from "./tags.js";
+
+export interface CreateLvSpec {
+  vg: string;
+  name: string;
+  sizeBytes: number;
+  tags: readonly string[];
+  stripes?: number;
+  stripeSizeBytes?: number;
+  /** Extra copies: 1 makes a two-leg raid1. */
+  mirrors?: number;
+  /** Name of a thin pool in the same VG; sizeBytes is then the virtual size. */
+  thinPool?: string;
+}
+
+export interface LvmOptions {
+  /**
+   * An lvm.conf fragment passed as `--config` to every command, for hosts whose lvm.conf
+   * cannot be changed (e.g. "devices{use_devicesfile=0}"). Operator configuration, never a request.
+   */
+  config?: string;
+}
+
+export class InvalidLvmArgumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidLvmArgumentError";
+  }
+}
+
+const SECTOR = 512;
+const MIN_STRIPE_SIZE = 4096;
+
+export class Lvm {
+  private readonly config: readonly string[];
+
+  constructor(
+    private readonly runner: CommandRunner,
+    options: LvmOptions = {},
+  ) {
+    this.config = options.config ? ["--config", options.config] : [];
+  }
+
+  /** One `lvm fullreport` restricted to the VG. */
+  async report(vg: string, options?: RunOptions): Promise<VolumeGroupReport> {
+    checkVg(vg);
+    const argv = ["lvm", "fullreport", ...this.config, ...FULLREPORT_ARGS, vg];
+    const stdout = await this.exec(argv, options);
+    const found = parseFullReport(stdout).find((entry) => entry.vg.name === vg);
+    if (!found) throw new VolumeGroupNotFoundError(`volume group "${vg}" is not in the report`, argv, 0, "");
+    return found;
+  }
+
+  async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
+    checkVg(spec.vg);
+    checkLv(spec.name);
+    spec.tags.forEach(checkTag);
+    const size = sectorAligned(spec.sizeBytes);
+    const stripes = spec.stripes ?? 1;
+    const mirrors = spec.mirrors ?? 0;
+    checkCount("stripes", stripes, 1, 128);
+    checkCount("mirrors", mirrors, 0, 9);
+
+    const shape: string[] = [];
+    if (spec.thinPool !== undefined) {
+      checkLv(spec.thinPool);
+      if (stripes > 1 || mirrors > 0 || spec.stripeSizeBytes !== undefined) {
+        throw new InvalidLvmArgumentError("a thin volume takes its layout from its pool; stripes and mirrors do not apply");
+      }
+      // A thin LV reads zeros where nothing was written, so --zero (a pool property) is not
+      // asked for; wiping signatures still clears a header in a reused pool chunk.
+      shape.push("--type", "thin", "--virtualsize", `${size}b`, "--thinpool", spec.thinPool);
+    } else {
+      shape.push("--zero", "y", "--size", `${size}b`);
+      if (mirrors > 0) {
+        shape.push("--type", stripes > 1 ? "raid10" : "raid1", "--mirrors", String(mirrors));
+      }
+      if (stripes > 1) {
+        if (mirrors === 0) shape.push("--type", "striped");
+        shape.push("--stripes", String(stripes));
+      }
+      if (spec.stripeSizeBytes !== undefined) {
+        if (stripes < 2) throw new InvalidLvmArgumentError("stripeSizeBytes needs at least 2 stripes");
+        shape.push("--stripesize", `${stripeSizeKiB(spec.stripeSizeBytes)}k`);
+      }
+    }
+    const argv = [
+      "lvcreate", ...this.config,
+      "--yes", "--wipesignatures", "y",
+      ...shape,
+      "--name", spec.name,
+      ...spec.tags.flatMap((tag) => ["--addtag", tag]),
+      spec.vg,
+    ];
+    await this.exec(argv, options);
+  }
+
+  async removeLv(vg: string, name: string, options?: RunOptions): Promise<void> {
+    await this.exec(["lvremove", ...this.config, "--yes", lvPath(vg, name)], options);
+  }
+
+  /** Grows the LV to sizeBytes (rounded up to extents). Asking for the size it already has is a success. */
+  async extendLv(vg: string, name: string, sizeBytes: number, options?: RunOptions): Promise<void> {
+    const path = lvPath(vg, name);
+    try {
+      await this.exec(["lvextend", ...this.config, "--size", `${sectorAligned(sizeBytes)}b`, path], options);
+    } catch (error) {
+      if (error instanceof LogicalVolumeSizeUnchangedError) return;
+      throw error;
+    }
+  }
+
+  async addTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
+    await this.changeTags("--addtag", vg, name, tags, options);
+  }
+
+  async removeTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
+    await this.changeTags("--deltag", vg, name, tags, options);
+  }
+
+  private async changeTags(flag: string, vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
+    const path = lvPath(vg, name);
+    tags.forEach(checkTag);
+    if (tags.length === 0) return;
+    await this.exec(["lvchange", ...this.config, ...tags.flatMap((tag) => [flag, tag]), path], options);
+  }
+
+  private async exec(argv: readonly string[], options?: RunOptions): Promise<string> {
+    const result = await this.runner.run(argv, options);
+    if (result.exitCode !== 0) throw classifyLvmFailure(argv, result);
+    return result.stdout;
+  }
+}
+
+function lvPath(vg: string, name: string): string {
+  checkVg(vg);
+  checkLv(name);
+  return `${vg}/${name}`;
+}
+
+function printable(s: string): string {
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+function checkVg(vg: string): void {
+  if (!isValidVgName(vg)) throw new InvalidLvmArgumentError(`${printable(vg)} is not a valid volume group name`);
+}
+
+function checkLv(name: string): void {
+  if (!isValidLvName(name)) throw new InvalidLvmArgumentError(`${printable(name)} is not a valid logical volume name`);
+}
+
+function checkTag(tag: string): void {
+  if (!isValidTag(tag)) throw new InvalidLvmArgumentError(`${printable(tag)} is not a valid LVM tag`);
+}
+
+function checkCount(what: string, n: number, min: number, max: number): void {
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new InvalidLvmArgumentError(`${what} must be a whole number from ${min} to ${max}, got ${n}`);
+  }
+}
+
+/** LVM refuses byte sizes that are not whole sectors; it rounds up to extents anyway, so rounding up to a sector changes nothing. */
+function sectorAligned(sizeBytes: number): number {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+    throw new InvalidLvmArgumentError(`size must be a positive whole number of bytes, got ${sizeBytes}`);
+  }
+  return Math.ceil(sizeBytes / SECTOR) * SECTOR;
+}
+
+function stripeSizeKiB(bytes: number): number {
+  const powerOfTwo = Number.isSafeInteger(bytes) && bytes > 0 && (bytes & (bytes - 1)) === 0;
+  if (!powerOfTwo || bytes < MIN_STRIPE_SIZE || bytes > 2 ** 30) {
+    throw new InvalidLvmArgumentError(`stripe size must be a power of two from 4 KiB to 1 GiB, got ${bytes} bytes`);
+  }
+  return bytes / 1024;
+}
