@@ -99,7 +99,7 @@ export async function readConfigFile(path: string): Promise<Partial<NodeConfig>>
     if (!ok) throw new ConfigError(key, `must be ${kind === "string-list" ? "a list of strings" : kind === "integer" ? "an integer" : "a string"} in ${path}`);
     result[key] = value;
   }
-  return result as Partial<NodeConfig>;
+  return result;
 }
 
 /** Converts a flag's text to the field's type. */

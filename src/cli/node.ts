@@ -56,7 +56,7 @@ export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
     const text = values[kebab(field)];
     if (text !== undefined) fromFlags[field] = flagValue(field, text);
   }
-  return resolveConfig(fromFile, fromFlags as Partial<NodeConfig>);
+  return resolveConfig(fromFile, fromFlags);
 }
 
 export async function runNode(args: string[]): Promise<number> {

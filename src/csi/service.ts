@@ -62,7 +62,7 @@ export function addService<M extends GenServiceMethods>(
   handlers: ServiceHandlers<M>,
   hooks: ServiceHooks,
 ): void {
-  const definition: ServiceDefinition = {};
+  const definition: Record<string, ServiceDefinition[string]> = {};
   const implementation: UntypedServiceImplementation = {};
   for (const method of service.methods) {
     if (method.methodKind !== "unary") continue;
@@ -127,7 +127,7 @@ export function addService<M extends GenServiceMethods>(
       );
     };
   }
-  server.addService(definition, implementation);
+  server.addService(definition as ServiceDefinition, implementation);
 }
 
 /** The volume id a request is about, for the log line; never a secret. */

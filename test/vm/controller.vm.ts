@@ -103,16 +103,14 @@ export function controllerTests(h: () => Harness): void {
 
     test("a requisite topology without this node is refused with a message that says so", async () => {
       const request = createRequest("cv-elsewhere");
-      request.accessibilityRequirements = {
-        requisite: [{ segments: { [TOPOLOGY_KEY]: "other-node" } }],
-        preferred: [],
-      };
+      const requisite = [{ segments: { [TOPOLOGY_KEY]: "other-node" } }];
+      request.accessibilityRequirements = { requisite, preferred: [] };
       await rejectsWith(
         h().client.call(Controller, "createVolume", request),
         status.RESOURCE_EXHAUSTED,
         /this node \(topology.loam.csi.dev\/node=vm-node\) is not in the requested topology/,
       );
-      request.accessibilityRequirements.requisite.push({ segments: { [TOPOLOGY_KEY]: NODE_ID } });
+      requisite.push({ segments: { [TOPOLOGY_KEY]: NODE_ID } });
       const { volume } = await h().client.call(Controller, "createVolume", request);
       await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });
     });
@@ -121,7 +119,7 @@ export function controllerTests(h: () => Harness): void {
   describe("capacity and listing", () => {
     test("GetCapacity equals the free bytes vgs reports, and minimum is one extent", async () => {
       const vgs = await h().must(["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_free,vg_extent_size", VG]);
-      const row = (JSON.parse(vgs.stdout) as { report: Array<{ vg: Array<{ vg_free: string; vg_extent_size: string }> }> }).report[0]!.vg[0]!;
+      const row = (JSON.parse(vgs.stdout) as { report: Array<{ vg: Array<{ vg_free: string; vg_extent_size: string }> }> }).report[0].vg[0];
       const capacity = await h().client.call(Controller, "getCapacity", {});
       assert.equal(capacity.availableCapacity, BigInt(row.vg_free));
       assert.equal(capacity.maximumVolumeSize, BigInt(row.vg_free));

@@ -4,10 +4,8 @@ import assert from "node:assert/strict";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   Controller,
-  type CreateVolumeRequestSchema,
   GroupController,
   Identity,
   VolumeCapability_AccessMode_Mode as Mode,
@@ -15,9 +13,8 @@ import {
 import { CsiCallError } from "../../src/csi/client.js";
 import { GiB, MiB } from "../../src/volumes/size.js";
 import { type Harness, SOCKET } from "./harness.js";
-import { createRequest, mountCapability, rejectsWith } from "./support.js";
+import { type CreateInit, createRequest, mountCapability, rejectsWith } from "./support.js";
 
-type CreateInit = MessageInitShape<typeof CreateVolumeRequestSchema>;
 
 const badCreates: Array<[string, CreateInit, status, RegExp]> = [
   ["missing name", { ...createRequest(""), name: "" }, status.INVALID_ARGUMENT, /^name is required/],

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import type { status } from "@grpc/grpc-js";
 import { status as Status } from "@grpc/grpc-js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type CreateVolumeRequestSchema, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  type CreateVolumeRequest,
+  type CreateVolumeRequestSchema,
+  VolumeCapability_AccessMode_Mode as Mode,
+} from "../../src/gen/csi/v1/csi_pb.js";
 import { CsiCallError } from "../../src/csi/client.js";
 import { MiB } from "../../src/volumes/size.js";
 
@@ -17,7 +21,10 @@ export const blockCapability = (mode = Mode.SINGLE_NODE_WRITER) => ({
   accessMode: { mode },
 });
 
-export function createRequest(name: string, bytes = 64 * MiB): MessageInitShape<typeof CreateVolumeRequestSchema> {
+/** The plain-object form of a CreateVolumeRequest, so tests can spread and override it. */
+export type CreateInit = Exclude<MessageInitShape<typeof CreateVolumeRequestSchema>, CreateVolumeRequest>;
+
+export function createRequest(name: string, bytes = 64 * MiB): CreateInit {
   return {
     name,
     capacityRange: { requiredBytes: BigInt(bytes), limitBytes: 0n },
