@@ -56,7 +56,7 @@ func getPluginInfo(identity csi.IdentityClient, opts options) (*csi.GetPluginInf
 	emit(line{Call: "GetPluginInfo", ElapsedMs: since(start), Reply: map[string]interface{}{
 		"name":           resp.GetName(),
 		"vendor_version": resp.GetVendorVersion(),
-		"manifest":       resp.GetManifest(),
+		"manifest":       nonNil(resp.GetManifest()),
 	}})
 	return resp, nil
 }
@@ -120,7 +120,7 @@ func createVolume(controller csi.ControllerClient, opts options) (string, error)
 	emit(line{Call: "CreateVolume", ElapsedMs: since(start), Reply: map[string]interface{}{
 		"volume_id":           vol.GetVolumeId(),
 		"capacity_bytes":      vol.GetCapacityBytes(),
-		"volume_context":      vol.GetVolumeContext(),
+		"volume_context":      nonNil(vol.GetVolumeContext()),
 		"accessible_topology": topology,
 	}})
 	if vol.GetVolumeId() == "" {
@@ -188,4 +188,12 @@ func deleteVolume(controller csi.ControllerClient, opts options, volumeID string
 	}
 	emit(line{Call: "DeleteVolume", ElapsedMs: since(start), Reply: map[string]interface{}{"volume_id": volumeID}})
 	return nil
+}
+
+// nonNil keeps empty maps as {} in the JSON, so readers need not handle null.
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
