@@ -1,0 +1,134 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { FULLREPORT_ARGS, parseFullReport, ReportParseError } from "../../src/lvm/index.js";
+
+interface Fixture {
+  argv: string[];
+  stdout: string;
+  exitCode: number;
+}
+
+const fixture = (name: string): Fixture =>
+  JSON.parse(readFileSync(new URL(`../../../test/fixtures/lvm/${name}.json`, import.meta.url), "utf8")) as Fixture;
+
+test("the fixtures were captured with exactly the fullreport columns the parser asks for", () => {
+  for (const name of ["fullreport-linear-striped", "fullreport-empty-vg", "fullreport-two-vgs"]) {
+    const argv = fixture(name).argv;
+    const at = argv.indexOf("--reportformat");
+    assert.deepEqual(argv.slice(at, at + FULLREPORT_ARGS.length), [...FULLREPORT_ARGS], name);
+  }
+});
+
+test("parses a real fullreport: VG numbers, PVs, tagged linear, striped and two-segment LVs", () => {
+  const reports = parseFullReport(fixture("fullreport-linear-striped").stdout);
+  assert.equal(reports.length, 1);
+  const { vg, pvs, lvs } = reports[0];
+  assert.equal(vg.name, "loamfx");
+  assert.match(vg.uuid, /^[A-Za-z0-9]{6}(-[A-Za-z0-9]{4}){5}-[A-Za-z0-9]{6}$/);
+  assert.equal(vg.sizeBytes, 2139095040);
+  assert.equal(vg.extentSizeBytes, 4 * 1024 * 1024);
+  assert.equal(vg.extentCount, 510);
+  assert.equal(vg.freeExtentCount, 463);
+  assert.equal(vg.freeBytes, vg.freeExtentCount * vg.extentSizeBytes);
+  assert.equal(vg.pvCount, 2);
+  assert.equal(vg.lvCount, 4);
+  assert.deepEqual(vg.tags, ["loam.csi.dev/device-class=fast"]);
+
+  assert.deepEqual(pvs.map((pv) => [pv.name, pv.vgName, pv.sizeBytes]), [
+    ["/dev/loop0", "loamfx", 1069547520],
+    ["/dev/loop1", "loamfx", 1069547520],
+  ]);
+  assert.equal(pvs.reduce((sum, pv) => sum + pv.freeBytes, 0), vg.freeBytes);
+
+  const byName = new Map(lvs.map((lv) => [lv.name, lv]));
+  assert.deepEqual([...byName.keys()].sort(), ["blocker", "pvc-0a1b2c3d-5f3e1c2a9b7d4e60", "striped-9f00aa11bb22cc33", "twoseg"]);
+  const tagged = byName.get("pvc-0a1b2c3d-5f3e1c2a9b7d4e60")!;
+  assert.equal(tagged.sizeBytes, 104857600);
+  assert.equal(tagged.vgName, "loamfx");
+  assert.equal(tagged.segType, "linear");
+  assert.equal(tagged.stripes, 1);
+  assert.deepEqual(tagged.tags, ["loam.csi.dev/fs=eGZz", "loam.csi.dev/name=cHZjLTBhMWIyYzNk"]);
+  assert.equal(tagged.devicePath, "/dev/loamfx/pvc-0a1b2c3d-5f3e1c2a9b7d4e60");
+  assert.equal(tagged.active, false);
+  assert.equal(tagged.dataPercent, null);
+  assert.equal(tagged.metadataPercent, null);
+  assert.equal(tagged.copyPercent, null);
+  assert.equal(tagged.poolLv, "");
+  assert.equal(tagged.origin, "");
+  assert.deepEqual(tagged.roles, ["public"]);
+  assert.equal(tagged.internal, false);
+  assert.equal(tagged.attr, "-wi-XX----");
+
+  const striped = byName.get("striped-9f00aa11bb22cc33")!;
+  assert.equal(striped.segType, "striped");
+  assert.equal(striped.stripes, 2);
+  assert.equal(striped.stripeSizeBytes, 65536);
+  assert.equal(striped.sizeBytes, 64 * 1024 * 1024);
+
+  const twoseg = byName.get("twoseg")!;
+  assert.equal(twoseg.segmentCount, 2);
+  assert.equal(twoseg.sizeBytes, 16 * 1024 * 1024);
+});
+
+test("a VG without LVs reports an empty LV list", () => {
+  const [report] = parseFullReport(fixture("fullreport-empty-vg").stdout);
+  assert.deepEqual(report.lvs, []);
+  assert.equal(report.vg.lvCount, 0);
+  assert.equal(report.vg.freeBytes, report.vg.sizeBytes);
+});
+
+test("a fullreport naming two VGs gives one entry per VG, PVs kept with their own VG", () => {
+  const reports = parseFullReport(fixture("fullreport-two-vgs").stdout);
+  assert.deepEqual(reports.map((r) => r.vg.name).sort(), ["loamfx", "loamfx2"]);
+  const second = reports.find((r) => r.vg.name === "loamfx2")!;
+  assert.equal(second.pvs.length, 1);
+  assert.equal(second.pvs[0].vgName, "loamfx2");
+  assert.deepEqual(second.lvs, []);
+});
+
+test("extra columns (LVM's default fullreport) are ignored", () => {
+  const [report] = parseFullReport(fixture("fullreport-all-columns").stdout);
+  assert.equal(report.lvs.length, 4);
+  assert.equal(report.vg.name, "loamfx");
+});
+
+test("the active flag follows lv_active and the attr letter", () => {
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ lv: Array<Record<string, string>> }> };
+  doc.report[0].lv[0].lv_active = "active";
+  doc.report[0].lv[1].lv_attr = "-wi-a-----";
+  const lvs = parseFullReport(JSON.stringify(doc))[0].lvs;
+  assert.equal(lvs[0].active, true);
+  assert.equal(lvs[1].active, true);
+  assert.equal(lvs[2].active, false);
+});
+
+test("percentages parse as numbers, json_std tag arrays as lists, private roles as internal", () => {
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as {
+    report: Array<{ lv: Array<Record<string, unknown>> }>;
+  };
+  Object.assign(doc.report[0].lv[0], {
+    data_percent: "12.50",
+    metadata_percent: "0.98",
+    copy_percent: "100.00",
+    lv_tags: ["a", "b=c"],
+    lv_role: "private,thin,pool,data",
+  });
+  const lv = parseFullReport(JSON.stringify(doc))[0].lvs[0];
+  assert.equal(lv.dataPercent, 12.5);
+  assert.equal(lv.metadataPercent, 0.98);
+  assert.equal(lv.copyPercent, 100);
+  assert.deepEqual(lv.tags, ["a", "b=c"]);
+  assert.equal(lv.internal, true);
+});
+
+test("sizes beyond 2^53 bytes are refused rather than rounded", () => {
+  const json = fixture("fullreport-linear-striped").stdout.replace('"vg_size":"2139095040"', '"vg_size":"9007199254740993"');
+  assert.throws(() => parseFullReport(json), ReportParseError);
+});
+
+test("malformed output throws ReportParseError", () => {
+  for (const bad of ["", "not json", "{}", '{"report": [{"pv": []}]}', '{"report": [{"vg": [{"vg_name": "x", "vg_size": "-1"}]}]}']) {
+    assert.throws(() => parseFullReport(bad), ReportParseError, bad);
+  }
+});
