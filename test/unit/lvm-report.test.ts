@@ -132,3 +132,15 @@ test("malformed output throws ReportParseError", () => {
     assert.throws(() => parseFullReport(bad), ReportParseError, bad);
   }
 });
+
+test("the LV's type comes from its first segment by seg_start, whatever order LVM lists segments in", () => {
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ seg: Array<Record<string, string>> }> };
+  const segs = doc.report[0].seg;
+  const later = segs.find((s) => s.seg_start === "8388608")!;
+  Object.assign(later, { segtype: "striped", stripes: "2", stripe_size: "65536" });
+  doc.report[0].seg = [later, ...segs.filter((s) => s !== later)];
+  const twoseg = parseFullReport(JSON.stringify(doc))[0].lvs.find((lv) => lv.name === "twoseg")!;
+  assert.equal(twoseg.segType, "linear");
+  assert.equal(twoseg.stripes, 1);
+  assert.equal(twoseg.segmentCount, 2);
+});
