@@ -15,6 +15,6 @@ const common = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: ["dist/src/cli/main.js"], outfile: "dist/loam.mjs" }),
+  build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs" }),
   build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
 ]);
