@@ -2,12 +2,26 @@
  * The real-LVM suite, bundled into one file (dist/test/vm/suite.mjs) and run inside the
  * throwaway VM by `npm test`: one long-lived process, because starting Node and loading
  * modules over 9p is slow under software emulation.
+ *
+ * LOAM_VM_ONLY=controller,robustness runs only those groups (for quick local runs).
  */
 import { after, before, describe } from "node:test";
 import { Harness } from "./harness.js";
 import { controllerTests } from "./controller.vm.js";
 import { robustnessTests } from "./robustness.vm.js";
 import { goClientTests } from "./go-client.vm.js";
+
+/** Each group registers its tests with a getter for the shared harness. */
+const GROUPS: Record<string, (h: () => Harness) => void> = {
+  controller: controllerTests,
+  robustness: robustnessTests,
+  "go-client": goClientTests,
+};
+
+const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
+for (const name of only) {
+  if (!GROUPS[name]) throw new Error(`LOAM_VM_ONLY names unknown group "${name}"; groups: ${Object.keys(GROUPS).join(", ")}`);
+}
 
 let harness: Harness | undefined;
 const h = (): Harness => {
@@ -22,7 +36,7 @@ describe("loam on real LVM", () => {
   after(async () => {
     await harness?.stop();
   });
-  controllerTests(h);
-  robustnessTests(h);
-  goClientTests(h);
+  for (const [name, register] of Object.entries(GROUPS)) {
+    if (only.length === 0 || only.includes(name)) register(h);
+  }
 });
