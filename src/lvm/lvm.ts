@@ -119,6 +119,14 @@ export class Lvm {
     }
   }
 
+  /**
+   * Activates the LV. `--ignoreactivationskip` because thin snapshots are created with the
+   * activation-skip flag, and a restored volume must still come up when it is staged.
+   */
+  async activateLv(vg: string, name: string, options?: RunOptions): Promise<void> {
+    await this.exec(["lvchange", ...this.config, "--activate", "y", "--ignoreactivationskip", lvPath(vg, name)], options);
+  }
+
   async addTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
     await this.changeTags("--addtag", vg, name, tags, options);
   }

@@ -8,6 +8,7 @@ import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { lvNameFor, isValidLvName } from "../lvm/names.js";
 import {
   InsufficientSpaceError,
+  LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
   LvmError,
   VolumeGroupNotFoundError,
@@ -16,7 +17,7 @@ import { KeyedLocks } from "./locks.js";
 import { type CapacityRange, sizeForRange } from "./size.js";
 import { type VolumeParameters, fingerprint } from "./parameters.js";
 import { claimFor, metadataOf, tagsFor } from "./metadata.js";
-import { VolumeError, alreadyExists, failedPrecondition, resourceExhausted, unavailable } from "./errors.js";
+import { VolumeError, alreadyExists, failedPrecondition, notFound, resourceExhausted, unavailable } from "./errors.js";
 
 export interface Volume {
   /** The CSI volume id: the LV name, derived from the CSI name. */
@@ -102,12 +103,54 @@ export class VolumeEngine {
         await this.lvm.removeLv(this.volumeGroup, id, options);
       } catch (error) {
         if (error instanceof LogicalVolumeNotFoundError) return;
-        if (error instanceof LvmError && /in use|open logical volume/i.test(error.stderr)) {
+        if (error instanceof LogicalVolumeInUseError) {
           throw failedPrecondition(`volume ${id} is in use (mounted or open) on this node; unpublish it first`);
         }
         throw translate(error, `deleting ${id}`);
       }
     });
+  }
+
+  /**
+   * Grows the volume to the size the range asks for (extent-rounded, never above the limit).
+   * A volume already at least that large is left alone: expansion never shrinks.
+   */
+  async expandVolume(id: string, range: CapacityRange, options: CallOptions = {}): Promise<Volume> {
+    return this.locks.withKeys([`id:${id}`], async () => {
+      const report = await this.report(options);
+      const lv = report.lvs.find((candidate) => candidate.name === id);
+      const volume = lv ? this.toVolume(lv) : undefined;
+      if (!lv || !volume) throw notFound(`volume ${id} does not exist on this node`);
+      const size = sizeForRange(range, report.vg.extentSizeBytes);
+      if (size <= lv.sizeBytes) return volume;
+      if (size - lv.sizeBytes > report.vg.freeBytes) {
+        throw resourceExhausted(
+          `not enough space in volume group ${this.volumeGroup} to grow ${id}: needs ${size - lv.sizeBytes} more bytes, free ${report.vg.freeBytes} bytes`,
+        );
+      }
+      try {
+        await this.lvm.extendLv(this.volumeGroup, id, size, options);
+      } catch (error) {
+        if (error instanceof InsufficientSpaceError) {
+          throw resourceExhausted(`not enough space in volume group ${this.volumeGroup} to grow ${id} to ${size} bytes`);
+        }
+        throw translate(error, `growing ${id}`);
+      }
+      return { ...volume, sizeBytes: size };
+    });
+  }
+
+  /** Activates the volume's LV if it is not active (after a reboot, or a restored snapshot). */
+  async ensureActive(id: string, options: CallOptions = {}): Promise<Volume> {
+    const volume = await this.getVolume(id, options);
+    if (!volume) throw notFound(`volume ${id} does not exist on this node`);
+    if (volume.active) return volume;
+    try {
+      await this.lvm.activateLv(this.volumeGroup, id, options);
+    } catch (error) {
+      throw translate(error, `activating ${id}`);
+    }
+    return { ...volume, active: true };
   }
 
   /** The volume with this id, or undefined. */
