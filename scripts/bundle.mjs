@@ -17,4 +17,5 @@ const common = {
 await Promise.all([
   build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs" }),
   build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
+  build({ ...common, entryPoints: ["dist/src/demo/main.js"], outfile: "dist/demo.mjs" }),
 ]);

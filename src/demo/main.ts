@@ -1,0 +1,248 @@
+/**
+ * `npm run demo`: the main job end to end on real LVM, through the operator's CSI client
+ * (`loam csi`), with a readable transcript and the time each step took. Exits 0 only if
+ * every step worked. Runs where device-mapper exists: inside the test VM (disks from
+ * LOAM_VM_DISKS) or on a host with device-mapper (disks are sparse files on loop devices).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CommandRunner } from "../lvm/runner.js";
+import { lvNameFor } from "../lvm/names.js";
+
+const VG = "loamdemo";
+const POOL = "pool";
+const SOCKET = "/run/loam-demo/csi.sock";
+const ENDPOINT = `unix://${SOCKET}`;
+const KUBELET = "/var/lib/kubelet";
+const LOAM = join(dirname(fileURLToPath(import.meta.url)), "loam.mjs");
+
+const runner = new CommandRunner({ defaultTimeoutMs: 300_000 });
+const started = performance.now();
+let stepNumber = 0;
+const cleanups: Array<() => Promise<void>> = [];
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+async function step<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  stepNumber++;
+  say(`\n── ${String(stepNumber).padStart(2)}. ${title}`);
+  const t0 = performance.now();
+  try {
+    const result = await fn();
+    say(`   ✔ ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    return result;
+  } catch (error) {
+    say(`   ✘ ${((performance.now() - t0) / 1000).toFixed(2)} s: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
+  }
+}
+
+/** Runs a command, echoing it and its output indented; throws on a non-zero exit. */
+async function sh(argv: string[], options: { quiet?: boolean } = {}): Promise<string> {
+  say(`   $ ${argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(" ")}`);
+  const result = await runner.run(argv);
+  const output = (result.stdout + result.stderr).trimEnd();
+  if (output && !options.quiet) say(output.replace(/^/gm, "     "));
+  if (result.exitCode !== 0) throw new Error(`${argv[0]} exited ${result.exitCode}`);
+  return result.stdout;
+}
+
+/** `loam csi ...` against the demo's driver, shown as an operator would type it. */
+async function csi(...args: string[]): Promise<string> {
+  return sh([process.execPath, LOAM, "csi", "--endpoint", ENDPOINT, ...args]);
+}
+
+async function csiJson<T>(...args: string[]): Promise<T> {
+  const result = await runner.run([process.execPath, LOAM, "csi", "--endpoint", ENDPOINT, "--json", ...args]);
+  if (result.exitCode !== 0) throw new Error(result.stderr.trim());
+  return JSON.parse(result.stdout) as T;
+}
+
+async function disks(): Promise<string[]> {
+  const fromVm = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
+  if (fromVm.length >= 2) return fromVm.slice(0, 2);
+  // On a host with device-mapper: two sparse files on loop devices.
+  const dir = await mkdtemp(join(tmpdir(), "loam-demo-"));
+  const devices: string[] = [];
+  for (const name of ["disk0", "disk1"]) {
+    const file = join(dir, name);
+    await sh(["truncate", "-s", "2G", file]);
+    devices.push((await sh(["losetup", "--find", "--show", file], { quiet: true })).trim());
+  }
+  cleanups.push(async () => {
+    for (const device of devices) await runner.run(["losetup", "-d", device]);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return devices;
+}
+
+async function startLoam(configPath: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [LOAM, "node", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => (logs += chunk));
+  cleanups.push(async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
+  });
+  for (let i = 0; i < 300; i++) {
+    const probe = await runner.run([process.execPath, LOAM, "csi", "--endpoint", ENDPOINT, "probe"]);
+    if (probe.exitCode === 0) return child;
+    if (child.exitCode !== null) throw new Error(`loam exited with ${child.exitCode}:\n${logs}`);
+    await sleep(200);
+  }
+  throw new Error(`loam did not become ready:\n${logs}`);
+}
+
+function sha256(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+interface VolumeReply {
+  volume: { volumeId: string; capacityBytes: string };
+}
+
+async function demo(): Promise<void> {
+  say("loam demo: local persistent volumes from LVM, driven through CSI with `loam csi`");
+  const devices = await step("Two disks for the node", async () => {
+    const found = await disks();
+    say(`   disks: ${found.join(", ")}`);
+    return found;
+  });
+
+  await step(`Volume group ${VG} on both disks, with a thin pool for thin volumes`, async () => {
+    await sh(["pvcreate", "-ff", "-y", ...devices]);
+    await sh(["vgcreate", VG, ...devices]);
+    await sh(["lvcreate", "--type", "thin-pool", "--size", "1G", "--name", POOL, VG]);
+    cleanups.push(async () => void (await runner.run(["vgremove", "-ff", "-y", VG])));
+  });
+
+  const configDir = await mkdtemp(join(tmpdir(), "loam-demo-config-"));
+  const configPath = join(configDir, "config.json");
+  await step("Start `loam node` with two device classes (thick on the VG, thin in the pool, overcommit 4x)", async () => {
+    const config = {
+      endpoint: ENDPOINT,
+      nodeId: "demo-node",
+      kubeletDir: KUBELET,
+      deviceClasses: [
+        { name: "thick", volumeGroup: VG, type: "thick", default: true },
+        { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
+      ],
+    };
+    await writeFile(configPath, JSON.stringify(config, null, 2));
+    say(JSON.stringify(config, null, 2).replace(/^/gm, "     "));
+    await startLoam(configPath);
+    await csi("info");
+  });
+
+  await step("Capacity the scheduler would see, per device class", async () => {
+    await csi("get-capacity", "--parameter", "deviceClass=thick");
+    await csi("get-capacity", "--parameter", "deviceClass=thin");
+  });
+
+  const thin = await step("Create a 256 MiB thin volume", async () => {
+    await csi("create-volume", "--name", "demo-thin", "--size", "256Mi", "--parameter", "deviceClass=thin");
+    return (await csiJson<VolumeReply>("create-volume", "--name", "demo-thin", "--size", "256Mi", "--parameter", "deviceClass=thin")).volume.volumeId;
+  });
+
+  const striped = await step("Create a 256 MiB volume striped across both disks", async () => {
+    await csi("create-volume", "--name", "demo-striped", "--size", "256Mi", "--parameter", "deviceClass=thick", "--parameter", "stripes=2");
+    return (await csiJson<VolumeReply>("get-volume", "--volume-id", lvId("demo-striped"))).volume.volumeId;
+  });
+  await sh(["lvs", "-o", "lv_name,lv_size,segtype,stripes,pool_lv", VG]);
+
+  const paths = (id: string) => ({
+    staging: join(KUBELET, "plugins/kubernetes.io/csi/loam.csi.dev", id, "globalmount"),
+    target: join(KUBELET, "pods/demo-pod/volumes/kubernetes.io~csi", id, "mount"),
+  });
+
+  const thinPaths = paths(thin);
+  await step("Stage (mkfs.xfs + mount) and publish (bind mount) the thin volume", async () => {
+    await mkdir(thinPaths.staging, { recursive: true });
+    await csi("stage", "--volume-id", thin, "--staging-path", thinPaths.staging, "--fs-type", "xfs");
+    await csi("publish", "--volume-id", thin, "--staging-path", thinPaths.staging, "--target-path", thinPaths.target);
+    await sh(["findmnt", "--target", thinPaths.target]);
+  });
+
+  const data = randomBytes(8 * 1024 * 1024);
+  const checksum = sha256(data);
+  await step("Write 8 MiB into the published volume", async () => {
+    await writeFile(join(thinPaths.target, "data.bin"), data);
+    await sh(["sync"]);
+    say(`   sha256 ${checksum}`);
+  });
+
+  await step("Grow the thin volume online to 512 MiB (lvextend + xfs_growfs, still mounted)", async () => {
+    await csi("expand", "--volume-id", thin, "--volume-path", thinPaths.target, "--size", "512Mi");
+    await csi("stats", "--volume-id", thin, "--volume-path", thinPaths.target);
+  });
+
+  const snapshot = await step("Snapshot the thin volume", async () => {
+    await sh(["fsfreeze", "--freeze", thinPaths.staging]);
+    try {
+      await csi("create-snapshot", "--name", "demo-snap", "--source-volume-id", thin);
+    } finally {
+      await sh(["fsfreeze", "--unfreeze", thinPaths.staging]);
+    }
+    const reply = await csiJson<{ snapshot: { snapshotId: string } }>("create-snapshot", "--name", "demo-snap", "--source-volume-id", thin);
+    return reply.snapshot.snapshotId;
+  });
+
+  await step("Change the source after the snapshot (the snapshot must not see this)", async () => {
+    await writeFile(join(thinPaths.target, "data.bin"), "overwritten");
+  });
+
+  const restored = await step("Restore the snapshot into a new volume, stage and publish it, compare the data", async () => {
+    await csi("create-volume", "--name", "demo-restored", "--size", "512Mi", "--parameter", "deviceClass=thin", "--from-snapshot", snapshot);
+    const id = (await csiJson<VolumeReply>("get-volume", "--volume-id", lvId("demo-restored"))).volume.volumeId;
+    const p = paths(id);
+    await mkdir(p.staging, { recursive: true });
+    await csi("stage", "--volume-id", id, "--staging-path", p.staging, "--fs-type", "xfs");
+    await csi("publish", "--volume-id", id, "--staging-path", p.staging, "--target-path", p.target);
+    const restoredSum = sha256(await readFile(join(p.target, "data.bin")));
+    say(`   restored sha256 ${restoredSum}`);
+    if (restoredSum !== checksum) throw new Error("the restored data differs from the data at snapshot time");
+    return id;
+  });
+
+  await step("List volumes and capacity now", async () => {
+    await csi("list-volumes");
+    await csi("get-capacity", "--parameter", "deviceClass=thin");
+  });
+
+  await step("Unpublish, unstage and delete everything", async () => {
+    for (const id of [thin, restored]) {
+      const p = paths(id);
+      await csi("unpublish", "--volume-id", id, "--target-path", p.target);
+      await csi("unstage", "--volume-id", id, "--staging-path", p.staging);
+    }
+    await csi("delete-snapshot", "--snapshot-id", snapshot);
+    for (const id of [restored, thin, striped]) await csi("delete-volume", "--volume-id", id);
+    await csi("list-volumes");
+  });
+}
+
+/** Volume ids are derived from the CSI name. */
+function lvId(name: string): string {
+  return lvNameFor(name);
+}
+
+let failed = false;
+try {
+  await demo();
+} catch {
+  failed = true;
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+}
+say(`\n${failed ? "demo FAILED" : "demo finished: every step worked"} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+process.exitCode = failed ? 1 : 0;
