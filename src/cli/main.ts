@@ -3,12 +3,14 @@
  */
 import { ConfigError } from "./config.js";
 import { NODE_USAGE, runNode } from "./node.js";
+import { runCsi } from "./csi.js";
 import { VERSION } from "../version.js";
 
 const USAGE = `Usage: loam <command> [flags]
 
 Commands:
   node       serve CSI (Identity, Controller, Node) for this node's volume group
+  csi        call one CSI RPC on a running driver (loam csi --help)
   version    print the version
 
 Run "loam <command> --help" for a command's flags.
@@ -24,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
           return 0;
         }
         return await runNode(rest);
+      case "csi":
+        return await runCsi(rest);
       case "version":
       case "--version":
         process.stdout.write(`loam ${VERSION}\n`);
