@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
 import { isValidVgName } from "../lvm/names.js";
 import { LOG_LEVELS, type LogLevel } from "../log.js";
+import { parseListenAddress } from "../metrics/http.js";
 
 export interface NodeConfig {
   /** `unix:///path/to/csi.sock` */
@@ -25,6 +26,8 @@ export interface NodeConfig {
   lvmCommandPrefix: string[];
   lvmTimeoutSeconds: number;
   shutdownGraceSeconds: number;
+  /** "host:port" of the /metrics, /healthz and /readyz listener; "" turns it off. */
+  metricsAddress: string;
 }
 
 export class ConfigError extends Error {
@@ -50,6 +53,7 @@ export const DEFAULTS: NodeConfig = {
   lvmCommandPrefix: [],
   lvmTimeoutSeconds: 120,
   shutdownGraceSeconds: 30,
+  metricsAddress: "127.0.0.1:9975",
 };
 
 type FieldKind = "string" | "integer" | "string-list";
@@ -66,6 +70,7 @@ const FIELDS: Record<keyof NodeConfig, FieldKind> = {
   lvmCommandPrefix: "string-list",
   lvmTimeoutSeconds: "integer",
   shutdownGraceSeconds: "integer",
+  metricsAddress: "string",
 };
 export const CONFIG_FIELDS = Object.keys(FIELDS) as Array<keyof NodeConfig>;
 
@@ -146,6 +151,9 @@ export function resolveConfig(...layers: Array<Partial<NodeConfig>>): NodeConfig
   integerIn(config, "shutdownGraceSeconds", 0, 3600);
   if (!LOG_LEVELS.includes(config.logLevel)) {
     throw new ConfigError("logLevel", `"${String(config.logLevel)}" is not a log level; allowed: ${LOG_LEVELS.join(", ")}`);
+  }
+  if (config.metricsAddress !== "" && !parseListenAddress(config.metricsAddress)) {
+    throw new ConfigError("metricsAddress", `"${config.metricsAddress}" must be host:port, [ipv6]:port or :port (port 0-65535), or "" to turn the listener off`);
   }
   for (const [i, word] of config.lvmCommandPrefix.entries()) {
     if (word === "" || word.includes("\0")) throw new ConfigError(`lvmCommandPrefix[${i}]`, "must be a non-empty word");

@@ -18,6 +18,9 @@ import {
   socketPathOf,
 } from "./config.js";
 import { VERSION } from "../version.js";
+import { LoamMetrics } from "../metrics/metrics.js";
+import { VolumeGroupInventory } from "../metrics/inventory.js";
+import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -38,6 +41,7 @@ Flags (each may also be set in the JSON config file under the camelCase name):
   --lvm-command-prefix "WORDS"   words put before every LVM command, e.g. "nsenter --target=1 --mount --"
   --lvm-timeout-seconds N        per LVM command (default 120)
   --shutdown-grace-seconds N     how long SIGTERM waits for calls in flight (default 30)
+  --metrics-address HOST:PORT    /metrics, /healthz and /readyz listener; "" turns it off (default 127.0.0.1:9975)
 `;
 
 export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
@@ -62,15 +66,24 @@ export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
 export async function runNode(args: string[]): Promise<number> {
   const config = await loadNodeConfig(args);
   const logger = createLogger(config.logLevel);
+  const metrics = new LoamMetrics({ version: VERSION });
   const runner = new CommandRunner({
     prefix: config.lvmCommandPrefix,
     defaultTimeoutMs: config.lvmTimeoutSeconds * 1000,
     onCommand: (o) => {
+      metrics.observeCommand(o);
       if (o.failed) logger.warn("lvm command failed", { argv: o.argv, exitCode: o.exitCode, durationMs: o.durationMs });
       else logger.debug("lvm command", { argv: o.argv, durationMs: o.durationMs });
     },
   });
-  const engine = new VolumeEngine(new Lvm(runner), config.volumeGroup);
+  const lvm = new Lvm(runner);
+  const engine = new VolumeEngine(lvm, config.volumeGroup);
+  const inventory = new VolumeGroupInventory(lvm, [config.volumeGroup]);
+  metrics.watchVolumeGroups(inventory);
+  const listenAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);
+  const observability = listenAddress
+    ? await startObservabilityServer({ address: listenAddress, metrics, inventory, logger })
+    : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),
     socketMode: parseSocketMode(config.socketMode) ?? 0o600,
@@ -79,7 +92,9 @@ export async function runNode(args: string[]): Promise<number> {
     node: { key: config.topologyKey, nodeId: config.nodeId },
     maxVolumesPerNode: config.maxVolumesPerNode,
     engine,
+    kubeletDir: config.kubeletDir,
     logger,
+    onCall: (record) => metrics.observeCall(record),
   });
   logger.info("loam node started", { nodeId: config.nodeId, volumeGroup: config.volumeGroup, version: VERSION });
 
@@ -87,7 +102,10 @@ export async function runNode(args: string[]): Promise<number> {
     const stop = (signal: string): void => {
       logger.info("stopping", { signal, graceSeconds: config.shutdownGraceSeconds });
       server.stop(config.shutdownGraceSeconds * 1000).then(
-        () => resolve(0),
+        async () => {
+          await observability?.close();
+          resolve(0);
+        },
         (error: unknown) => {
           logger.error("stop failed", { error });
           resolve(1);

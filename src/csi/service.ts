@@ -22,7 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { UnimplementedError, codeName, toStatus } from "./status.js";
-import type { Logger } from "../log.js";
+import { type Logger, redactMessage } from "../log.js";
 
 export interface CallContext {
   /** Aborted when the client cancels or the deadline passes; passed down to every LVM command. */
@@ -89,6 +89,10 @@ export function addService<M extends GenServiceMethods>(
       const controller = new AbortController();
       call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
       const volumeId = pickVolumeId(call.request);
+      if (hooks.logger.enabled?.("debug")) {
+        // Secrets are blanked by the proto's csi_secret option, whatever the method.
+        hooks.logger.debug("rpc request", { method: fullName, requestId, request: redactMessage(input, call.request) });
+      }
       const finish = (code: status, message?: string): void => {
         const record: CallRecord = {
           method: fullName,

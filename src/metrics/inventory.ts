@@ -1,0 +1,146 @@
+/**
+ * What the node's volume groups hold, read with one `lvm fullreport` per volume group and
+ * shared by every reader for a short while: a Prometheus scrape asks a dozen gauges for
+ * their values, and a readiness probe may come at the same moment, but LVM runs once.
+ */
+import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
+import { decodeTags } from "../lvm/tags.js";
+
+export interface ReportSource {
+  report(vg: string): Promise<VolumeGroupReport>;
+}
+
+export type VolumeGroupReading =
+  | { volumeGroup: string; ok: true; report: VolumeGroupReport }
+  | { volumeGroup: string; ok: false; error: string };
+
+export const DEFAULT_CACHE_MS = 2_000;
+
+export class VolumeGroupInventory {
+  private cached: { at: number; readings: Promise<VolumeGroupReading[]> } | undefined;
+
+  constructor(
+    private readonly source: ReportSource,
+    readonly volumeGroups: readonly string[],
+    private readonly cacheMs = DEFAULT_CACHE_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The readings of every volume group; at most one report per group per cache period. */
+  read(): Promise<VolumeGroupReading[]> {
+    const at = this.now();
+    // A reading still in flight is shared whatever its age, so slow LVM never stacks reports.
+    if (this.cached && at - this.cached.at < this.cacheMs) return this.cached.readings;
+    const readings = Promise.all(this.volumeGroups.map((vg) => this.readOne(vg)));
+    this.cached = { at, readings };
+    void readings.then(() => {
+      // The period starts when the report is in, so a slow report is not repeated at once.
+      if (this.cached?.readings === readings) this.cached = { at: this.now(), readings };
+    });
+    return readings;
+  }
+
+  private async readOne(volumeGroup: string): Promise<VolumeGroupReading> {
+    try {
+      return { volumeGroup, ok: true, report: await this.source.report(volumeGroup) };
+    } catch (error) {
+      const message = error instanceof Error ? error.message.trim() : String(error);
+      return { volumeGroup, ok: false, error: message.split("\n")[0]?.slice(0, 300) ?? "unknown error" };
+    }
+  }
+}
+
+export interface ThinPoolSummary {
+  name: string;
+  sizeBytes: number;
+  /** 0..1, null when LVM did not say (pool inactive). */
+  dataUsage: number | null;
+  metadataUsage: number | null;
+  /** Sum of the virtual sizes of the thin LVs in the pool. */
+  provisionedBytes: number;
+}
+
+export interface LoamLvSummary {
+  id: string;
+  /** The CSI name recorded in the LV's tags. */
+  name: string;
+  sizeBytes: number;
+  segType: string;
+  active: boolean;
+  pool: string;
+  origin: string;
+  /** 0..1 for thin LVs, else null. */
+  dataUsage: number | null;
+  pvcNamespace: string;
+  pvcName: string;
+}
+
+export interface VolumeGroupSummary {
+  name: string;
+  sizeBytes: number;
+  freeBytes: number;
+  allocatedBytes: number;
+  pools: ThinPoolSummary[];
+  volumes: LoamLvSummary[];
+  snapshots: LoamLvSummary[];
+}
+
+/** The figures loam exposes about one volume group. */
+export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
+  const pools: ThinPoolSummary[] = report.lvs
+    .filter((lv) => lv.segType === "thin-pool")
+    .map((lv) => ({
+      name: lv.name,
+      sizeBytes: lv.sizeBytes,
+      dataUsage: ratio(lv.dataPercent),
+      metadataUsage: ratio(lv.metadataPercent),
+      provisionedBytes: report.lvs.filter((thin) => thin.poolLv === lv.name).reduce((sum, thin) => sum + thin.sizeBytes, 0),
+    }));
+  const volumes: LoamLvSummary[] = [];
+  const snapshots: LoamLvSummary[] = [];
+  for (const lv of report.lvs) {
+    if (lv.internal) continue;
+    const tags = decodeTags(lv.tags);
+    const name = tags.get("name");
+    if (name === undefined) continue;
+    const entry: LoamLvSummary = {
+      id: lv.name,
+      name,
+      sizeBytes: lv.sizeBytes,
+      segType: lv.segType,
+      active: lv.active,
+      pool: lv.poolLv,
+      origin: lv.origin,
+      dataUsage: lv.segType === "thin" ? ratio(lv.dataPercent) : null,
+      pvcNamespace: tags.get("namespace") ?? "",
+      pvcName: tags.get("pvc") ?? "",
+    };
+    (isSnapshot(lv, tags) ? snapshots : volumes).push(entry);
+  }
+  const byId = (a: LoamLvSummary, b: LoamLvSummary): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  return {
+    name: report.vg.name,
+    sizeBytes: report.vg.sizeBytes,
+    freeBytes: report.vg.freeBytes,
+    allocatedBytes: report.vg.sizeBytes - report.vg.freeBytes,
+    pools,
+    volumes: volumes.sort(byId),
+    snapshots: snapshots.sort(byId),
+  };
+}
+
+/**
+ * A loam LV that is a CSI snapshot rather than a volume. The tag says so when the snapshot
+ * code records a kind; otherwise LVM's own marks: a snapshot LV that skips activation,
+ * which is how loam creates snapshots (a volume restored from one is activated for use).
+ */
+export function isSnapshot(lv: LogicalVolume, tags: ReadonlyMap<string, string>): boolean {
+  const kind = tags.get("kind");
+  if (kind !== undefined) return kind === "snapshot";
+  if (tags.has("snapshot") || tags.has("source-volume")) return true;
+  return lv.roles.includes("snapshot") && lv.attr.charAt(9) === "k";
+}
+
+function ratio(percent: number | null): number | null {
+  return percent === null ? null : percent / 100;
+}

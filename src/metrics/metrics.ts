@@ -1,0 +1,186 @@
+/**
+ * loam's Prometheus metrics. Counters and histograms are fed by the CSI service (one
+ * observation per RPC) and the LVM runner (one per command); volume group figures are read
+ * when a scrape asks for them, through the shared inventory, so they are never stale by
+ * more than its cache period and an idle node runs no LVM for metrics.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { CommandObservation } from "../lvm/runner.js";
+import { type VolumeGroupInventory, type VolumeGroupReading, summarize } from "./inventory.js";
+
+/** What the CSI service reports for each call (a subset of its CallRecord). */
+export interface CallObservation {
+  method: string;
+  code: string;
+  durationMs: number;
+}
+
+const RPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const LVM_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
+
+export interface MetricsOptions {
+  version: string;
+  /** Absent: no volume group gauges (e.g. a process that only serves Identity). */
+  inventory?: VolumeGroupInventory;
+}
+
+export class LoamMetrics {
+  readonly registry = new Registry();
+  private readonly rpcDuration: Histogram<"method" | "code">;
+  private readonly rpcErrors: Counter<"method" | "code">;
+  private readonly lvmDuration: Histogram<"command">;
+  private readonly lvmFailures: Counter<"command">;
+
+  constructor(options: MetricsOptions) {
+    const registers = [this.registry];
+    new Gauge({
+      name: "loam_build_info",
+      help: "Always 1; the labels say which loam and which Node.js runtime are running.",
+      labelNames: ["version", "nodejs_version"],
+      registers,
+    }).set({ version: options.version, nodejs_version: process.versions.node }, 1);
+
+    this.rpcDuration = new Histogram({
+      name: "loam_csi_rpc_duration_seconds",
+      help: "Time loam took to answer a CSI call, by method and gRPC status code.",
+      labelNames: ["method", "code"],
+      buckets: RPC_BUCKETS,
+      registers,
+    });
+    this.rpcErrors = new Counter({
+      name: "loam_csi_rpc_errors_total",
+      help: "CSI calls answered with a status other than OK, by method and gRPC status code.",
+      labelNames: ["method", "code"],
+      registers,
+    });
+    this.lvmDuration = new Histogram({
+      name: "loam_lvm_command_duration_seconds",
+      help: "Run time of LVM commands loam started, by command (lvcreate, fullreport, ...).",
+      labelNames: ["command"],
+      buckets: LVM_BUCKETS,
+      registers,
+    });
+    this.lvmFailures = new Counter({
+      name: "loam_lvm_command_failures_total",
+      help: "LVM commands that exited non-zero, timed out, were cancelled or could not start, by command.",
+      labelNames: ["command"],
+      registers,
+    });
+    if (options.inventory) this.watchVolumeGroups(options.inventory);
+  }
+
+  observeCall(call: CallObservation): void {
+    const labels = { method: call.method, code: call.code };
+    this.rpcDuration.observe(labels, call.durationMs / 1000);
+    if (call.code !== "OK") this.rpcErrors.inc(labels);
+  }
+
+  observeCommand(observation: CommandObservation): void {
+    const command = commandLabel(observation.argv);
+    this.lvmDuration.observe({ command }, observation.durationMs / 1000);
+    if (observation.failed) this.lvmFailures.inc({ command });
+  }
+
+  /** The exposition text, and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** Adds the volume group gauges, read from the inventory at each scrape. Call once. */
+  watchVolumeGroups(inventory: VolumeGroupInventory): void {
+    // Every gauge's collect awaits the same refresh; the inventory's cache makes all but
+    // the first of a scrape free, so one scrape runs one report per volume group.
+    const collect = (): Promise<void> => refresh();
+    const registers = [this.registry];
+    const vg = (name: string, help: string): Gauge<"volume_group"> =>
+      new Gauge({ name, help, labelNames: ["volume_group"], registers, collect });
+    const pool = (name: string, help: string): Gauge<"volume_group" | "thin_pool"> =>
+      new Gauge({ name, help, labelNames: ["volume_group", "thin_pool"], registers, collect });
+    const g: VolumeGroupGauges = {
+      up: vg("loam_volume_group_up", "1 when the last report of the volume group succeeded, 0 when it could not be read."),
+      size: vg("loam_volume_group_size_bytes", "Size of the volume group."),
+      free: vg("loam_volume_group_free_bytes", "Unallocated space in the volume group (what new thick volumes and pools can use)."),
+      allocated: vg("loam_volume_group_allocated_bytes", "Space in the volume group allocated to logical volumes of any kind."),
+      volumes: vg("loam_volumes", "Number of loam volumes (not snapshots) in the volume group."),
+      snapshots: vg("loam_snapshots", "Number of loam snapshots in the volume group."),
+      poolSize: pool("loam_thin_pool_size_bytes", "Data size of a thin pool."),
+      poolData: pool("loam_thin_pool_data_usage_ratio", "Fraction (0 to 1) of a thin pool's data space in use."),
+      poolMeta: pool("loam_thin_pool_metadata_usage_ratio", "Fraction (0 to 1) of a thin pool's metadata space in use."),
+      poolProvisioned: pool(
+        "loam_thin_pool_provisioned_bytes",
+        "Sum of the virtual sizes of the thin volumes in a pool; above the pool size means overcommitted.",
+      ),
+      provisioned: new Gauge({
+        name: "loam_volume_provisioned_bytes",
+        help: "Size of each loam volume (virtual size for thin volumes), with the claim it serves when known.",
+        labelNames: ["volume_group", "volume_id", "pvc_namespace", "pvc_name"],
+        registers,
+        collect,
+      }),
+    };
+    let refreshing: Promise<VolumeGroupReading[]> | undefined;
+    const refresh = async (): Promise<void> => {
+      const readings = inventory.read();
+      // Gauges are reset once per reading, not once per collect, or later collects would
+      // wipe what the first one set.
+      if (readings === refreshing) return void (await readings);
+      refreshing = readings;
+      const settled = await readings;
+      for (const gauge of [g.up, g.size, g.free, g.allocated, g.volumes, g.snapshots]) gauge.reset();
+      for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolProvisioned]) gauge.reset();
+      g.provisioned.reset();
+      for (const reading of settled) setFrom(g, reading);
+    };
+  }
+}
+
+interface VolumeGroupGauges {
+  up: Gauge<"volume_group">;
+  size: Gauge<"volume_group">;
+  free: Gauge<"volume_group">;
+  allocated: Gauge<"volume_group">;
+  volumes: Gauge<"volume_group">;
+  snapshots: Gauge<"volume_group">;
+  poolSize: Gauge<"volume_group" | "thin_pool">;
+  poolData: Gauge<"volume_group" | "thin_pool">;
+  poolMeta: Gauge<"volume_group" | "thin_pool">;
+  poolProvisioned: Gauge<"volume_group" | "thin_pool">;
+  provisioned: Gauge<"volume_group" | "volume_id" | "pvc_namespace" | "pvc_name">;
+}
+
+function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
+  const volume_group = reading.volumeGroup;
+  g.up.set({ volume_group }, reading.ok ? 1 : 0);
+  if (!reading.ok) return;
+  const summary = summarize(reading.report);
+  g.size.set({ volume_group }, summary.sizeBytes);
+  g.free.set({ volume_group }, summary.freeBytes);
+  g.allocated.set({ volume_group }, summary.allocatedBytes);
+  g.volumes.set({ volume_group }, summary.volumes.length);
+  g.snapshots.set({ volume_group }, summary.snapshots.length);
+  for (const pool of summary.pools) {
+    const labels = { volume_group, thin_pool: pool.name };
+    g.poolSize.set(labels, pool.sizeBytes);
+    g.poolProvisioned.set(labels, pool.provisionedBytes);
+    if (pool.dataUsage !== null) g.poolData.set(labels, pool.dataUsage);
+    if (pool.metadataUsage !== null) g.poolMeta.set(labels, pool.metadataUsage);
+  }
+  for (const volume of summary.volumes) {
+    g.provisioned.set(
+      { volume_group, volume_id: volume.id, pvc_namespace: volume.pvcNamespace, pvc_name: volume.pvcName },
+      volume.sizeBytes,
+    );
+  }
+}
+
+const COMMAND_WORD = /^[a-z][a-z0-9_.-]{0,31}$/;
+
+/**
+ * The command's name for a label: the LVM subcommand for `lvm <sub>`, else the program's
+ * base name. Anything unusual becomes "other" so a label never grows without bound.
+ */
+export function commandLabel(argv: readonly string[]): string {
+  const program = (argv[0] ?? "").split("/").pop() ?? "";
+  const word = program === "lvm" && argv[1] !== undefined ? argv[1] : program;
+  return COMMAND_WORD.test(word) ? word : "other";
+}
