@@ -30,6 +30,8 @@ export class LoamMetrics {
   private readonly rpcErrors: Counter<"method" | "code">;
   private readonly lvmDuration: Histogram<"command">;
   private readonly lvmFailures: Counter<"command">;
+  private refreshGauges: (() => Promise<void>) | undefined;
+  private scrapeRefresh: Promise<void> | undefined;
 
   constructor(options: MetricsOptions) {
     const registers = [this.registry];
@@ -83,14 +85,20 @@ export class LoamMetrics {
 
   /** The exposition text, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const refresh = this.refreshGauges?.();
+    this.scrapeRefresh = refresh;
+    try {
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    } finally {
+      if (this.scrapeRefresh === refresh) this.scrapeRefresh = undefined;
+    }
   }
 
   /** Adds the volume group gauges, read from the inventory at each scrape. Call once. */
   watchVolumeGroups(inventory: VolumeGroupInventory): void {
-    // Every gauge's collect awaits the same refresh; the inventory's cache makes all but
-    // the first of a scrape free, so one scrape runs one report per volume group.
-    const collect = (): Promise<void> => refresh();
+    // A scrape refreshes once and every gauge's collect awaits that one refresh, so a
+    // scrape runs one report per volume group whatever the inventory's cache period.
+    const collect = (): Promise<void> => this.scrapeRefresh ?? refresh();
     const registers = [this.registry];
     const vg = (name: string, help: string): Gauge<"volume_group"> =>
       new Gauge({ name, help, labelNames: ["volume_group"], registers, collect });
@@ -118,19 +126,14 @@ export class LoamMetrics {
         collect,
       }),
     };
-    let refreshing: Promise<VolumeGroupReading[]> | undefined;
     const refresh = async (): Promise<void> => {
-      const readings = inventory.read();
-      // Gauges are reset once per reading, not once per collect, or later collects would
-      // wipe what the first one set.
-      if (readings === refreshing) return void (await readings);
-      refreshing = readings;
-      const settled = await readings;
+      const readings = await inventory.read();
       for (const gauge of [g.up, g.size, g.free, g.allocated, g.volumes, g.snapshots]) gauge.reset();
       for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolProvisioned]) gauge.reset();
       g.provisioned.reset();
-      for (const reading of settled) setFrom(g, reading);
+      for (const reading of readings) setFrom(g, reading);
     };
+    this.refreshGauges = refresh;
   }
 }
 
