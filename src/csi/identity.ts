@@ -4,6 +4,7 @@
 import {
   type Identity,
   PluginCapability_Service_Type as ServiceType,
+  PluginCapability_VolumeExpansion_Type as ExpansionType,
 } from "../gen/csi/v1/csi_pb.js";
 import type { VolumeEngine } from "../volumes/engine.js";
 import type { ServiceHandlers } from "./service.js";
@@ -26,6 +27,8 @@ export function identityService(options: IdentityOptions): ServiceHandlers<Ident
         capabilities: [
           { type: { case: "service", value: { type: ServiceType.CONTROLLER_SERVICE } } },
           { type: { case: "service", value: { type: ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS } } },
+          // Online: NodeExpandVolume grows a mounted filesystem without unpublishing it.
+          { type: { case: "volumeExpansion", value: { type: ExpansionType.ONLINE } } },
         ],
       }),
 

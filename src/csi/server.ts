@@ -6,6 +6,7 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Controller, Identity, Node } from "../gen/csi/v1/csi_pb.js";
 import type { VolumeEngine } from "../volumes/engine.js";
+import { CommandRunner } from "../lvm/runner.js";
 import type { Logger } from "../log.js";
 import { type CallRecord, addService } from "./service.js";
 import { identityService } from "./identity.js";
@@ -22,6 +23,10 @@ export interface ServerOptions {
   node: NodeTopology;
   maxVolumesPerNode: number;
   engine: VolumeEngine;
+  /** kubelet's directory; staging and target paths must lie below it. Default /var/lib/kubelet. */
+  kubeletDir?: string;
+  /** Runner for mount, mkfs and friends; a plain runner (no LVM prefix) when not given. */
+  hostRunner?: CommandRunner;
   logger: Logger;
   onCall?: (record: CallRecord) => void;
 }
@@ -41,7 +46,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   addService(server, Identity, identityService(options), hooks);
   addService(server, Controller, controllerService(options), hooks);
-  addService(server, Node, nodeService(options), hooks);
+  addService(
+    server,
+    Node,
+    nodeService({
+      ...options,
+      kubeletDir: options.kubeletDir ?? "/var/lib/kubelet",
+      hostRunner: options.hostRunner ?? new CommandRunner(),
+    }),
+    hooks,
+  );
 
   await prepareSocketPath(options.socketPath);
   // Create the socket with no group/other access at all, then set the configured mode.

@@ -63,6 +63,17 @@ export const ALLOWED_MOUNT_FLAGS: readonly string[] = [
   "errors=continue",
   "errors=panic",
 ];
+/**
+ * The allowed flags the kernel keeps per mount rather than per filesystem. A bind mount
+ * copies them from its source, and a remount of the bind must repeat them, or it drops them.
+ */
+export const PER_MOUNT_FLAGS: readonly string[] = ["nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime", "strictatime"];
+
+/** The per-mount subset of already-checked flags, in the order given. */
+export function perMountFlags(flags: readonly string[]): string[] {
+  return flags.filter((flag) => PER_MOUNT_FLAGS.includes(flag));
+}
+
 /** Flags that take a numeric value, e.g. `commit=30`, `logbufs=8`. */
 const NUMERIC_FLAGS = new Set(["commit", "logbufs", "allocsize", "stripe", "stride", "inode_readahead_blks"]);
 

@@ -1,0 +1,64 @@
+/**
+ * Making, growing and measuring filesystems. mkfs runs only after blkid said the device is
+ * empty; mkfs.xfs without -f adds its own refusal on top of that.
+ */
+import { statfs } from "node:fs/promises";
+import type { CommandRunner, RunOptions } from "../lvm/runner.js";
+import { runChecked } from "./run.js";
+
+export type FilesystemType = "xfs" | "ext4";
+
+export async function makeFilesystem(
+  runner: CommandRunner,
+  device: string,
+  fsType: FilesystemType,
+  options: RunOptions = {},
+): Promise<void> {
+  // No discard: a new LV has nothing worth discarding and on thin pools it is slow.
+  const argv = fsType === "xfs" ? ["mkfs.xfs", "-q", "-K", device] : ["mkfs.ext4", "-q", "-E", "nodiscard", device];
+  await runChecked(runner, argv, options);
+}
+
+/**
+ * Grows a mounted filesystem to fill its device. xfs grows through its mount point,
+ * ext4 through the device while mounted. Both are no-ops when there is nothing to grow.
+ */
+export async function growFilesystem(
+  runner: CommandRunner,
+  target: { fsType: string; device: string; mountPoint: string },
+  options: RunOptions = {},
+): Promise<void> {
+  switch (target.fsType) {
+    case "xfs":
+      await runChecked(runner, ["xfs_growfs", "-d", target.mountPoint], options);
+      return;
+    case "ext4":
+    case "ext3":
+    case "ext2":
+      await runChecked(runner, ["resize2fs", target.device], options);
+      return;
+    default:
+      throw new Error(`cannot grow a ${target.fsType} filesystem`);
+  }
+}
+
+export interface FilesystemUsage {
+  totalBytes: bigint;
+  usedBytes: bigint;
+  availableBytes: bigint;
+  totalInodes: bigint;
+  usedInodes: bigint;
+  freeInodes: bigint;
+}
+
+export async function filesystemUsage(path: string): Promise<FilesystemUsage> {
+  const s = await statfs(path, { bigint: true });
+  return {
+    totalBytes: s.blocks * s.bsize,
+    usedBytes: (s.blocks - s.bfree) * s.bsize,
+    availableBytes: s.bavail * s.bsize,
+    totalInodes: s.files,
+    usedInodes: s.files - s.ffree,
+    freeInodes: s.ffree,
+  };
+}

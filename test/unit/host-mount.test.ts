@@ -1,0 +1,136 @@
+/**
+ * Filesystems and mounts against the real kernel: loop devices, mkfs.xfs and mkfs.ext4,
+ * mount, bind mounts, read-only remounts, device-node binds, online growth and statfs.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { CommandRunner } from "../../src/lvm/runner.js";
+import { probeDevice } from "../../src/host/blkid.js";
+import { filesystemUsage, growFilesystem, makeFilesystem } from "../../src/host/filesystem.js";
+import { Mounter } from "../../src/host/mount.js";
+import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
+import { CAP_SYS_RESOURCE, LoopScratch, canUseLoopDevices, hasCapability } from "./host-fixture.test.js";
+
+const MiB = 1024 * 1024;
+const runner = new CommandRunner({ defaultTimeoutMs: 60_000 });
+const mounter = new Mounter(runner);
+
+describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevices() && "needs root and loop devices" }, () => {
+  let scratch: LoopScratch;
+  before(() => {
+    scratch = new LoopScratch();
+  });
+  after(() => scratch.cleanup());
+
+  const dir = (name: string): string => {
+    const path = join(scratch.dir, name);
+    mkdirSync(path, { recursive: true });
+    return path;
+  };
+
+  test("blkid: a zeroed device is empty; after mkfs it holds that filesystem", async () => {
+    const { device } = scratch.loop(32);
+    assert.deepEqual(await probeDevice(runner, device), { kind: "empty" });
+    await makeFilesystem(runner, device, "ext4");
+    assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "ext4" });
+  });
+
+  test("blkid: unrecognised bytes at the start of a device are data, not an empty device", async () => {
+    const { device } = scratch.loop(8);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.from("precious database page"), 0, undefined, 512);
+    closeSync(fd);
+    const content = await probeDevice(runner, device);
+    assert.equal(content.kind, "other");
+  });
+
+  test("blkid: an LVM physical volume signature is reported as not a filesystem", async () => {
+    const { device } = scratch.loop(16);
+    await runner.run(["pvcreate", "-q", "-y", "--devices", device, device]);
+    const content = await probeDevice(runner, device);
+    await runner.run(["pvremove", "-q", "-y", "--devices", device, device]);
+    assert.deepEqual(content, { kind: "other", description: "a LVM2_member signature (raid usage)" });
+  });
+
+  test("mkfs.xfs refuses a device under 300 MiB with its own message", async () => {
+    const { device } = scratch.loop(64);
+    await assert.rejects(makeFilesystem(runner, device, "xfs"), /must be larger than 300MB/);
+  });
+
+  test("mount, bind mount, and a read-only bind that refuses writes while the source stays writable", async () => {
+    const { device } = scratch.loop(320);
+    await makeFilesystem(runner, device, "xfs");
+    const staging = dir("xfs-staging");
+    await mounter.mountFilesystem(device, staging, "xfs", ["noatime", "nodev"]);
+    const staged = await mounter.mountAt(staging);
+    assert.equal(staged?.fsType, "xfs");
+    assert.equal(staged?.majorMinor, majorMinorOf(statSync(device).rdev));
+    assert.ok(staged?.mountOptions.includes("noatime"));
+
+    const rw = dir("pod-rw");
+    await mounter.bindMount(staging, rw, []);
+    writeFileSync(join(rw, "hello"), "through the bind");
+    assert.equal(statSync(join(staging, "hello")).size, "through the bind".length);
+
+    const ro = dir("pod-ro");
+    await mounter.bindMount(staging, ro, ["nodev"], { readonly: true });
+    const roMount = await mounter.mountAt(ro);
+    assert.ok(roMount && isReadOnly(roMount), "the bind is listed read-only");
+    assert.ok(roMount.mountOptions.includes("nodev"), "the remount kept the per-mount flag");
+    assert.ok(roMount.mountOptions.includes("noatime"), "the remount kept the source's atime flag");
+    assert.throws(() => writeFileSync(join(ro, "nope"), "x"), /EROFS/);
+    writeFileSync(join(staging, "still"), "writable");
+
+    assert.equal(await mounter.unmountAll(ro), 1);
+    assert.equal(await mounter.unmountAll(ro), 0, "a second unmount finds nothing to do");
+    await mounter.unmountAll(rw);
+    await mounter.unmountAll(staging);
+    assert.equal(await mounter.mountAt(staging), undefined);
+  });
+
+  test("a device node bound onto a file reads and writes the device itself", async () => {
+    const { device } = scratch.loop(8);
+    const target = join(dir("block"), "dev");
+    writeFileSync(target, "");
+    await mounter.bindMount(device, target, []);
+    assert.ok(statSync(target).isBlockDevice());
+    assert.equal(majorMinorOf(statSync(target).rdev), majorMinorOf(statSync(device).rdev));
+    const pattern = Buffer.alloc(64 * 1024, 0xa5);
+    const out = openSync(target, "r+");
+    writeSync(out, pattern, 0, pattern.length, MiB);
+    closeSync(out);
+    const back = Buffer.alloc(pattern.length);
+    const input = openSync(device, "r");
+    readSync(input, back, 0, back.length, MiB);
+    closeSync(input);
+    assert.deepEqual(back, pattern);
+    await mounter.unmountAll(target);
+  });
+
+  for (const fsType of ["xfs", "ext4"] as const) {
+    // The kernel refuses online ext4 resize (EPERM) to a process without CAP_SYS_RESOURCE.
+    const skip = fsType === "ext4" && !hasCapability(CAP_SYS_RESOURCE) && "online ext4 resize needs CAP_SYS_RESOURCE, which this process lacks";
+    test(`${fsType} grows online to fill its grown device, and statfs reports the new size`, { skip }, async () => {
+      const loop = scratch.loop(320);
+      await makeFilesystem(runner, loop.device, fsType);
+      const point = dir(`grow-${fsType}`);
+      await mounter.mountFilesystem(loop.device, point, fsType, []);
+      const before = await filesystemUsage(point);
+      writeFileSync(join(point, "data"), Buffer.alloc(MiB, 1));
+      const written = await filesystemUsage(point);
+      assert.ok(written.usedBytes >= before.usedBytes + BigInt(MiB), "used bytes grew by the file");
+      assert.ok(written.usedInodes > before.usedInodes, "the file used an inode");
+      assert.ok(written.totalInodes > 0n);
+
+      scratch.grow(loop, 640);
+      await growFilesystem(runner, { fsType, device: loop.device, mountPoint: point });
+      const grown = await filesystemUsage(point);
+      assert.ok(grown.totalBytes > before.totalBytes + 250n * BigInt(MiB), `total ${before.totalBytes} -> ${grown.totalBytes}`);
+      await growFilesystem(runner, { fsType, device: loop.device, mountPoint: point });
+      assert.equal((await filesystemUsage(point)).totalBytes, grown.totalBytes, "growing again changes nothing");
+      await mounter.unmountAll(point);
+    });
+  }
+});
