@@ -4,6 +4,8 @@
 import { ConfigError } from "./config.js";
 import { NODE_USAGE, runNode } from "./node.js";
 import { runCsi } from "./csi.js";
+import { DOCTOR_USAGE, runDoctor } from "./doctor.js";
+import { STATUS_USAGE, runStatus } from "./status.js";
 import { VERSION } from "../version.js";
 
 const USAGE = `Usage: loam <command> [flags]
@@ -11,6 +13,8 @@ const USAGE = `Usage: loam <command> [flags]
 Commands:
   node       serve CSI (Identity, Controller, Node) for this node's volume group
   csi        call one CSI RPC on a running driver (loam csi --help)
+  doctor     check this host for what loam needs, with a fix for each problem
+  status     show loam's volume groups, thin pools, volumes and snapshots
   version    print the version
 
 Run "loam <command> --help" for a command's flags.
@@ -28,6 +32,18 @@ export async function main(argv: string[]): Promise<number> {
         return await runNode(rest);
       case "csi":
         return await runCsi(rest);
+      case "doctor":
+        if (rest.includes("--help") || rest.includes("-h")) {
+          process.stdout.write(DOCTOR_USAGE);
+          return 0;
+        }
+        return await runDoctor(rest);
+      case "status":
+        if (rest.includes("--help") || rest.includes("-h")) {
+          process.stdout.write(STATUS_USAGE);
+          return 0;
+        }
+        return await runStatus(rest);
       case "version":
       case "--version":
         process.stdout.write(`loam ${VERSION}\n`);

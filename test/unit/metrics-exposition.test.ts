@@ -97,7 +97,7 @@ test("volume group gauges come from the report (fixture through a counting stand
 
 test("gauges follow volumes being created and deleted, and a VG that cannot be read reports up=0", async () => {
   const base = fixtureReport();
-  const extra = { ...base.lvs[1]!, name: "vol-two", uuid: "u2", sizeBytes: 8 * 1024 * 1024, tags: [encodeTag("name", "two"), encodeTag("pvc", "data"), encodeTag("namespace", "db")] };
+  const extra = { ...base.lvs[1], name: "vol-two", uuid: "u2", sizeBytes: 8 * 1024 * 1024, tags: [encodeTag("name", "two"), encodeTag("pvc", "data"), encodeTag("namespace", "db")] };
   let current: VolumeGroupReport = { ...base, lvs: [...base.lvs, extra] };
   const source = new CountingSource(() => current);
   const metrics = new LoamMetrics({ version: "t", inventory: new VolumeGroupInventory(source, ["loamfx"], 0) });
@@ -116,7 +116,7 @@ test("gauges follow volumes being created and deleted, and a VG that cannot be r
 
 test("thin pools: data and metadata usage as ratios and the sum of thin volumes' virtual sizes", () => {
   const base = fixtureReport();
-  const template = base.lvs[1]!;
+  const template = base.lvs[1];
   const pool = { ...template, name: "pool0", segType: "thin-pool", sizeBytes: 1000, dataPercent: 25.5, metadataPercent: 10, tags: [] };
   const thin = (name: string, size: number, extraTags: string[] = [], attr = "Vwi-a-tz--") => ({
     ...template,

@@ -1,0 +1,133 @@
+/**
+ * `loam status`: what loam's volume groups hold — size and use of each group, its thin
+ * pools, loam's volumes and snapshots with the claims they serve — read from LVM alone
+ * (LVM is the source of truth; a running driver is not needed).
+ */
+import { parseArgs } from "node:util";
+import { CommandRunner } from "../lvm/runner.js";
+import { Lvm } from "../lvm/lvm.js";
+import { isValidVgName } from "../lvm/names.js";
+import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/inventory.js";
+import { ConfigError, readConfigFile } from "./config.js";
+import { humanBytes, table } from "./csi-output.js";
+import { volumeGroupsOf } from "./doctor.js";
+
+export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
+
+Shows each volume group loam uses: size, free and allocated space, thin pools with their
+data and metadata use, and loam's volumes and snapshots with the claims they serve.
+
+Flags:
+  --config FILE                  the JSON config file of "loam node"
+  --volume-group VG              a volume group to show (repeatable)
+  --lvm-command-prefix "WORDS"   words put before every LVM command, as for "loam node"
+  --json                         print JSON instead of tables
+`;
+
+export type StatusEntry = ({ ok: true } & VolumeGroupSummary) | { ok: false; name: string; error: string };
+
+export async function collectStatus(source: ReportSource, volumeGroups: readonly string[]): Promise<StatusEntry[]> {
+  return Promise.all(
+    volumeGroups.map(async (vg): Promise<StatusEntry> => {
+      try {
+        return { ok: true, ...summarize(await source.report(vg)) };
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return { ok: false, name: vg, error: message.trim().split("\n")[0] ?? "" };
+      }
+    }),
+  );
+}
+
+const percent = (ratio: number | null): string => (ratio === null ? "-" : `${(ratio * 100).toFixed(1)}%`);
+
+export function renderStatus(entries: readonly StatusEntry[]): string {
+  const out: string[] = [];
+  out.push(
+    table(
+      ["VOLUME GROUP", "SIZE", "FREE", "ALLOCATED", "USED", "POOLS", "VOLUMES", "SNAPSHOTS"],
+      entries.map((e) =>
+        e.ok
+          ? [
+              e.name,
+              humanBytes(e.sizeBytes),
+              humanBytes(e.freeBytes),
+              humanBytes(e.allocatedBytes),
+              percent(e.sizeBytes > 0 ? e.allocatedBytes / e.sizeBytes : null),
+              String(e.pools.length),
+              String(e.volumes.length),
+              String(e.snapshots.length),
+            ]
+          : [e.name, `cannot be read: ${e.error}`, "", "", "", "", "", ""],
+      ),
+    ),
+  );
+  const readable = entries.filter((e): e is { ok: true } & VolumeGroupSummary => e.ok);
+  const pools = readable.flatMap((e) => e.pools.map((p) => ({ vg: e.name, ...p })));
+  if (pools.length > 0) {
+    out.push(
+      "",
+      table(
+        ["THIN POOL", "SIZE", "DATA", "METADATA", "PROVISIONED", "OVERCOMMIT"],
+        pools.map((p) => [
+          `${p.vg}/${p.name}`,
+          humanBytes(p.sizeBytes),
+          percent(p.dataUsage),
+          percent(p.metadataUsage),
+          humanBytes(p.provisionedBytes),
+          p.sizeBytes > 0 ? `${(p.provisionedBytes / p.sizeBytes).toFixed(2)}x` : "-",
+        ]),
+      ),
+    );
+  }
+  for (const [title, key] of [["VOLUME", "volumes"], ["SNAPSHOT", "snapshots"]] as const) {
+    const rows = readable.flatMap((e) =>
+      e[key].map((v) => [
+        `${e.name}/${v.id}`,
+        v.name,
+        v.pvcName ? `${v.pvcNamespace}/${v.pvcName}` : "-",
+        humanBytes(v.sizeBytes),
+        v.segType + (v.pool ? ` (${v.pool})` : ""),
+        percent(v.dataUsage),
+        v.active ? "yes" : "no",
+        ...(key === "snapshots" ? [v.origin || "-"] : []),
+      ]),
+    );
+    if (rows.length === 0) continue;
+    const header = [title, "CSI NAME", "CLAIM", "SIZE", "TYPE", "DATA", "ACTIVE", ...(key === "snapshots" ? ["ORIGIN"] : [])];
+    out.push("", table(header, rows));
+  }
+  return `${out.join("\n")}\n`;
+}
+
+export async function runStatus(args: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        config: { type: "string" },
+        "volume-group": { type: "string", multiple: true },
+        "lvm-command-prefix": { type: "string" },
+        json: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    throw new ConfigError("flags", `${(error as Error).message}\n\n${STATUS_USAGE}`);
+  }
+  const values = parsed.values;
+  const file = values.config ? await readConfigFile(values.config) : {};
+  const volumeGroups = values["volume-group"] ?? volumeGroupsOf(file);
+  if (volumeGroups.length === 0) throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
+  for (const vg of volumeGroups) {
+    if (!isValidVgName(vg)) throw new ConfigError("volumeGroup", `"${vg}" is not a valid LVM volume group name`);
+  }
+  const prefixText = values["lvm-command-prefix"];
+  const prefix = prefixText !== undefined ? prefixText.split(/\s+/).filter(Boolean) : (file.lvmCommandPrefix ?? []);
+  const lvm = new Lvm(new CommandRunner({ prefix, defaultTimeoutMs: 60_000 }));
+  const entries = await collectStatus(lvm, volumeGroups);
+  write(values.json ? `${JSON.stringify({ volumeGroups: entries }, null, 2)}\n` : renderStatus(entries));
+  return entries.every((e) => e.ok) ? 0 : 1;
+}
