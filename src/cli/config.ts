@@ -6,7 +6,15 @@
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { isValidVgName } from "../lvm/names.js";
+import { isValidLvName, isValidVgName } from "../lvm/names.js";
+import {
+  type DeviceClass,
+  DEFAULT_THRESHOLD_PERCENT,
+  MAX_MIRRORS,
+  MAX_STRIPES,
+  singleThickClass,
+} from "../volumes/device-classes.js";
+import { isValidStripeSize, parseStripeSize } from "../volumes/size.js";
 import { LOG_LEVELS, type LogLevel } from "../log.js";
 import { parseListenAddress } from "../metrics/http.js";
 
@@ -14,7 +22,13 @@ export interface NodeConfig {
   /** `unix:///path/to/csi.sock` */
   endpoint: string;
   nodeId: string;
+  /**
+   * Shorthand for one default thick class named "default" on this VG. Once resolved, it is
+   * the default class's volume group whichever way the classes were given.
+   */
   volumeGroup: string;
+  /** The device classes this node offers (resolved: never empty, exactly one default). */
+  deviceClasses: DeviceClass[];
   driverName: string;
   topologyKey: string;
   kubeletDir: string;
@@ -44,6 +58,7 @@ export const DEFAULTS: NodeConfig = {
   endpoint: "unix:///run/loam/csi.sock",
   nodeId: "",
   volumeGroup: "",
+  deviceClasses: [],
   driverName: "loam.csi.dev",
   topologyKey: "topology.loam.csi.dev/node",
   kubeletDir: "/var/lib/kubelet",
@@ -56,11 +71,12 @@ export const DEFAULTS: NodeConfig = {
   metricsAddress: "127.0.0.1:9975",
 };
 
-type FieldKind = "string" | "integer" | "string-list";
+type FieldKind = "string" | "integer" | "string-list" | "device-classes";
 const FIELDS: Record<keyof NodeConfig, FieldKind> = {
   endpoint: "string",
   nodeId: "string",
   volumeGroup: "string",
+  deviceClasses: "device-classes",
   driverName: "string",
   topologyKey: "string",
   kubeletDir: "string",
@@ -100,16 +116,35 @@ export async function readConfigFile(path: string): Promise<Partial<NodeConfig>>
         ? typeof value === "string"
         : kind === "integer"
           ? Number.isSafeInteger(value)
-          : Array.isArray(value) && value.every((v) => typeof v === "string");
-    if (!ok) throw new ConfigError(key, `must be ${kind === "string-list" ? "a list of strings" : kind === "integer" ? "an integer" : "a string"} in ${path}`);
+          : kind === "device-classes"
+            ? Array.isArray(value)
+            : Array.isArray(value) && value.every((v) => typeof v === "string");
+    if (!ok) throw new ConfigError(key, `must be ${KIND_WORDS[kind]} in ${path}`);
     result[key] = value;
   }
   return result;
 }
 
+const KIND_WORDS: Record<FieldKind, string> = {
+  string: "a string",
+  integer: "an integer",
+  "string-list": "a list of strings",
+  "device-classes": "a list of device class objects",
+};
+
 /** Converts a flag's text to the field's type. */
 export function flagValue(field: keyof NodeConfig, text: string): NodeConfig[keyof NodeConfig] {
   const kind = FIELDS[field];
+  if (kind === "device-classes") {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(field, `must be a JSON list of device classes: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) throw new ConfigError(field, "must be a JSON list of device classes");
+    return parsed as DeviceClass[];
+  }
   if (kind === "integer") {
     if (!/^-?[0-9]{1,15}$/.test(text)) throw new ConfigError(field, `must be a whole number (got "${text}")`);
     return Number(text);
@@ -131,10 +166,9 @@ export function resolveConfig(...layers: Array<Partial<NodeConfig>>): NodeConfig
   if (!NODE_ID.test(config.nodeId)) {
     throw new ConfigError("nodeId", `"${config.nodeId}" must be 1-128 letters, digits, '.', '_' or '-' (usually the Kubernetes node name)`);
   }
-  if (config.volumeGroup === "") throw new ConfigError("volumeGroup", "is required (the LVM volume group loam carves volumes from)");
-  if (!isValidVgName(config.volumeGroup)) {
-    throw new ConfigError("volumeGroup", `"${config.volumeGroup}" is not a valid LVM volume group name (letters, digits, '+', '_', '.', '-')`);
-  }
+  config.deviceClasses = resolveDeviceClasses(config.volumeGroup, config.deviceClasses);
+  const defaultClass = config.deviceClasses.find((c) => c.default) ?? config.deviceClasses[0];
+  if (defaultClass) config.volumeGroup = defaultClass.volumeGroup;
   if (config.driverName.length > 63 || !DNS_LABELS.test(config.driverName)) {
     throw new ConfigError("driverName", `"${config.driverName}" must be a domain-style name of at most 63 characters, e.g. loam.csi.dev`);
   }
@@ -180,4 +214,125 @@ function integerIn(config: NodeConfig, field: "maxVolumesPerNode" | "lvmTimeoutS
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new ConfigError(field, `${value} is out of range; allowed: ${min} to ${max}`);
   }
+}
+
+const CLASS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const CLASS_KEYS = [
+  "name", "volumeGroup", "type", "thinPool", "overprovisionRatio", "spareBytes", "stripes", "stripeSize", "mirrors",
+  "dataThresholdPercent", "metadataThresholdPercent", "default",
+] as const;
+const MAX_OVERPROVISION_RATIO = 100;
+
+/**
+ * The device classes from `volumeGroup` (one default thick class) or `deviceClasses` (the
+ * config file's list), never both: two answers to "where do volumes go" is a mistake.
+ */
+function resolveDeviceClasses(volumeGroup: string, raw: unknown): DeviceClass[] {
+  const listed = Array.isArray(raw) ? (raw as unknown[]) : [];
+  if (listed.length === 0) {
+    if (volumeGroup === "") {
+      throw new ConfigError("volumeGroup", "is required (the LVM volume group loam carves volumes from), unless deviceClasses is set");
+    }
+    if (!isValidVgName(volumeGroup)) {
+      throw new ConfigError("volumeGroup", `"${volumeGroup}" is not a valid LVM volume group name (letters, digits, '+', '_', '.', '-')`);
+    }
+    return [singleThickClass(volumeGroup)];
+  }
+  if (volumeGroup !== "") {
+    throw new ConfigError(
+      "volumeGroup",
+      `"${volumeGroup}" is set together with deviceClasses; set one: volumeGroup is shorthand for a single thick class, deviceClasses lists them all`,
+    );
+  }
+  const classes = listed.map((entry, i) => parseDeviceClass(entry, `deviceClasses[${i}]`));
+  const seen = new Set<string>();
+  for (const [i, c] of classes.entries()) {
+    if (seen.has(c.name)) throw new ConfigError(`deviceClasses[${i}].name`, `"${c.name}" is used by an earlier class; names must be unique`);
+    seen.add(c.name);
+  }
+  const defaults = classes.filter((c) => c.default);
+  if (classes.length === 1 && defaults.length === 0) classes[0] = { ...classes[0], default: true };
+  else if (defaults.length !== 1) {
+    throw new ConfigError("deviceClasses", `exactly one class must have "default": true (found ${defaults.length}: ${defaults.map((c) => c.name).join(", ") || "none"})`);
+  }
+  return classes;
+}
+
+function parseDeviceClass(entry: unknown, at: string): DeviceClass {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw new ConfigError(at, "must be an object");
+  const raw = entry as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!(CLASS_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`${at}.${key}`, `unknown device class setting; known settings: ${CLASS_KEYS.join(", ")}`);
+    }
+  }
+  const field = (key: (typeof CLASS_KEYS)[number]): string => `${at}.${key}`;
+  const name = raw.name;
+  if (typeof name !== "string" || !CLASS_NAME.test(name)) {
+    throw new ConfigError(field("name"), `${JSON.stringify(name)} must be 1-63 lowercase letters, digits or '-' (it is the StorageClass's loam.csi.dev/deviceClass)`);
+  }
+  const volumeGroup = raw.volumeGroup;
+  if (typeof volumeGroup !== "string" || !isValidVgName(volumeGroup)) {
+    throw new ConfigError(field("volumeGroup"), `${JSON.stringify(volumeGroup)} must be an LVM volume group name (letters, digits, '+', '_', '.', '-')`);
+  }
+  const type = raw.type ?? "thick";
+  if (type !== "thick" && type !== "thin") throw new ConfigError(field("type"), `${JSON.stringify(type)} is not a class type; allowed: thick, thin`);
+  const thin = type === "thin";
+
+  const onlyFor = (key: (typeof CLASS_KEYS)[number], harmless: unknown, forType: string): void => {
+    if (raw[key] !== undefined && raw[key] !== harmless) throw new ConfigError(field(key), `applies to ${forType} classes only; class "${name}" is ${type}`);
+  };
+  const number = (key: (typeof CLASS_KEYS)[number], fallback: number, min: number, max: number, integer: boolean): number => {
+    const value = raw[key] ?? fallback;
+    const ok = typeof value === "number" && (integer ? Number.isSafeInteger(value) : Number.isFinite(value)) && value >= min && value <= max;
+    if (!ok) throw new ConfigError(field(key), `${JSON.stringify(value)} is out of range; allowed: ${integer ? "a whole number " : ""}from ${min} to ${max}`);
+    return value;
+  };
+
+  const result: DeviceClass = {
+    name,
+    volumeGroup,
+    type,
+    overprovisionRatio: 1,
+    spareBytes: number("spareBytes", 0, 0, Number.MAX_SAFE_INTEGER, true),
+    stripes: 1,
+    mirrors: 0,
+    dataThresholdPercent: DEFAULT_THRESHOLD_PERCENT,
+    metadataThresholdPercent: DEFAULT_THRESHOLD_PERCENT,
+    default: false,
+  };
+  if (raw.default !== undefined) {
+    if (typeof raw.default !== "boolean") throw new ConfigError(field("default"), "must be true or false");
+    result.default = raw.default;
+  }
+  if (thin) {
+    if (typeof raw.thinPool !== "string" || !isValidLvName(raw.thinPool)) {
+      throw new ConfigError(field("thinPool"), `${JSON.stringify(raw.thinPool)} must name the thin pool LV in ${volumeGroup} (required for thin classes)`);
+    }
+    result.thinPool = raw.thinPool;
+    result.overprovisionRatio = number("overprovisionRatio", 1, 1, MAX_OVERPROVISION_RATIO, false);
+    result.dataThresholdPercent = number("dataThresholdPercent", DEFAULT_THRESHOLD_PERCENT, 1, 100, false);
+    result.metadataThresholdPercent = number("metadataThresholdPercent", DEFAULT_THRESHOLD_PERCENT, 1, 100, false);
+    onlyFor("stripes", 1, "thick");
+    onlyFor("mirrors", 0, "thick");
+    onlyFor("stripeSize", undefined, "thick");
+  } else {
+    onlyFor("thinPool", undefined, "thin");
+    onlyFor("overprovisionRatio", 1, "thin");
+    onlyFor("dataThresholdPercent", undefined, "thin");
+    onlyFor("metadataThresholdPercent", undefined, "thin");
+    result.stripes = number("stripes", 1, 1, MAX_STRIPES, true);
+    result.mirrors = number("mirrors", 0, 0, MAX_MIRRORS, true);
+    if (result.stripes > 1 && result.mirrors > 0) {
+      throw new ConfigError(field("mirrors"), `${result.mirrors} with stripes ${result.stripes}: a class is striped or raid1, not both`);
+    }
+    if (raw.stripeSize !== undefined) {
+      const bytes = typeof raw.stripeSize === "number" ? raw.stripeSize : typeof raw.stripeSize === "string" ? parseStripeSize(raw.stripeSize) : undefined;
+      if (bytes === undefined || !isValidStripeSize(bytes)) {
+        throw new ConfigError(field("stripeSize"), `${JSON.stringify(raw.stripeSize)} must be a power of two from 4Ki to 1Gi (bytes, or text such as "64Ki")`);
+      }
+      result.stripeSizeBytes = bytes;
+    }
+  }
+  return result;
 }

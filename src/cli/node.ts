@@ -77,7 +77,7 @@ export async function runNode(args: string[]): Promise<number> {
     },
   });
   const lvm = new Lvm(runner);
-  const engine = new VolumeEngine(lvm, config.volumeGroup);
+  const engine = new VolumeEngine(lvm, config.deviceClasses);
   const inventory = new VolumeGroupInventory(lvm, [config.volumeGroup]);
   metrics.watchVolumeGroups(inventory);
   const listenAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);

@@ -9,11 +9,14 @@ import {
   ControllerServiceCapability_RPC_Type as Rpc,
 } from "../gen/csi/v1/csi_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { VolumeSchema } from "../gen/csi/v1/csi_pb.js";
-import type { Volume, VolumeEngine } from "../volumes/engine.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { SnapshotSchema, VolumeContentSource, VolumeContentSourceSchema, VolumeSchema } from "../gen/csi/v1/csi_pb.js";
+import type { Snapshot, Volume, VolumeEngine } from "../volumes/engine.js";
 import { aborted, invalidArgument, notFound, resourceExhausted } from "../volumes/errors.js";
 import { parseParameters } from "../volumes/parameters.js";
 import { checkVolumeName } from "../volumes/names.js";
+import type { ContentSource } from "../volumes/metadata.js";
+import { printable } from "../volumes/capabilities.js";
 import type { ServiceHandlers } from "./service.js";
 import {
   type NodeTopology,
@@ -31,18 +34,40 @@ export interface ControllerOptions {
   node: NodeTopology;
 }
 
-const CAPABILITIES = [Rpc.CREATE_DELETE_VOLUME, Rpc.LIST_VOLUMES, Rpc.GET_CAPACITY, Rpc.GET_VOLUME];
+const CAPABILITIES = [
+  Rpc.CREATE_DELETE_VOLUME,
+  Rpc.LIST_VOLUMES,
+  Rpc.GET_CAPACITY,
+  Rpc.GET_VOLUME,
+  Rpc.CREATE_DELETE_SNAPSHOT,
+  Rpc.LIST_SNAPSHOTS,
+  Rpc.GET_SNAPSHOT,
+  Rpc.CLONE_VOLUME,
+];
+
+/** CreateSnapshot parameters external-snapshotter adds with --extra-create-metadata; anything else is a typo. */
+const SNAPSHOT_METADATA_KEYS = [
+  "csi.storage.k8s.io/volumesnapshot/name",
+  "csi.storage.k8s.io/volumesnapshot/namespace",
+  "csi.storage.k8s.io/volumesnapshotcontent/name",
+];
 
 export function controllerService(options: ControllerOptions): ServiceHandlers<ControllerMethods> {
   const { engine, node } = options;
   const pages = new PageTokens();
+  const snapshotPages = new PageTokens();
 
-  const toCsi = (volume: Volume): MessageInitShape<typeof VolumeSchema> => ({
-    volumeId: volume.id,
-    capacityBytes: BigInt(volume.sizeBytes),
-    volumeContext: {},
-    accessibleTopology: topologyOf(node),
-  });
+  const toCsi = (volume: Volume): MessageInitShape<typeof VolumeSchema> => {
+    const csi: MessageInitShape<typeof VolumeSchema> = {
+      volumeId: volume.id,
+      capacityBytes: BigInt(volume.sizeBytes),
+      volumeContext: {},
+      accessibleTopology: topologyOf(node),
+    };
+    // external-provisioner checks that a cloned or restored volume says where it came from.
+    if (volume.contentSource) csi.contentSource = toCsiSource(volume.contentSource);
+    return csi;
+  };
 
   return {
     controllerGetCapabilities: () =>
@@ -55,11 +80,7 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
       if (Object.keys(request.mutableParameters).length > 0) {
         throw invalidArgument("mutable_parameters are not supported by loam (it does not offer MODIFY_VOLUME)");
       }
-      if (request.volumeContentSource?.type.case !== undefined) {
-        throw invalidArgument(
-          "volume_content_source is not supported yet: loam cannot create a volume from a snapshot or another volume",
-        );
-      }
+      const contentSource = contentSourceOf(request.volumeContentSource);
       const requirements = request.accessibilityRequirements;
       if (requirements) {
         const { requisite, preferred } = requirements;
@@ -74,7 +95,10 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
       const range = request.capacityRange
         ? { requiredBytes: request.capacityRange.requiredBytes, limitBytes: request.capacityRange.limitBytes }
         : undefined;
-      const volume = await engine.createVolume({ name, range, parameters }, { signal: context.signal });
+      const volume = await engine.createVolume(
+        { name, range, parameters, ...(contentSource ? { contentSource } : {}) },
+        { signal: context.signal },
+      );
       return { volume: toCsi(volume) };
     },
 
@@ -130,28 +154,100 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
         volume: toCsi(volume),
         status: {
           publishedNodeIds: [],
-          volumeCondition: volume.active
-            ? { abnormal: false, message: "logical volume is active" }
-            : { abnormal: true, message: `logical volume ${volume.volumeGroup}/${volume.id} is not active` },
+          volumeCondition: volume.condition,
         },
       };
     },
 
     getCapacity: async (request, context) => {
       volumeUsesIfAny(request.volumeCapabilities);
-      parseParameters(request.parameters);
+      const parameters = parseParameters(request.parameters);
       if (request.accessibleTopology && !isThisNode(request.accessibleTopology, node)) {
         // Another node's segment: this node contributes nothing to it.
         return { availableCapacity: 0n };
       }
-      const capacity = await engine.capacity({ signal: context.signal });
+      const capacity = await engine.capacity({ signal: context.signal, parameters });
       return {
         availableCapacity: BigInt(capacity.availableBytes),
         maximumVolumeSize: BigInt(capacity.maximumVolumeBytes),
         minimumVolumeSize: BigInt(capacity.minimumVolumeBytes),
       };
     },
+
+    createSnapshot: async (request, context) => {
+      const name = checkVolumeName(request.name);
+      const sourceVolumeId = required(request.sourceVolumeId, "source_volume_id");
+      for (const key of Object.keys(request.parameters)) {
+        if (!SNAPSHOT_METADATA_KEYS.includes(key)) {
+          throw invalidArgument(
+            `parameters has unknown key "${printable(key)}"; loam's snapshots take no parameters (allowed: ${SNAPSHOT_METADATA_KEYS.join(", ")})`,
+          );
+        }
+      }
+      const snapshot = await engine.createSnapshot({ name, sourceVolumeId }, { signal: context.signal });
+      return { snapshot: toCsiSnapshot(snapshot) };
+    },
+
+    deleteSnapshot: async (request, context) => {
+      const id = required(request.snapshotId, "snapshot_id");
+      await engine.deleteSnapshot(id, { signal: context.signal });
+      return {};
+    },
+
+    getSnapshot: async (request, context) => {
+      const id = required(request.snapshotId, "snapshot_id");
+      const snapshot = await engine.getSnapshot(id, { signal: context.signal });
+      if (!snapshot) throw notFound(`snapshot ${id} does not exist on this node`);
+      return { snapshot: toCsiSnapshot(snapshot) };
+    },
+
+    listSnapshots: async (request, context) => {
+      if (request.maxEntries < 0) throw invalidArgument(`max_entries must not be negative (got ${request.maxEntries})`);
+      const after = request.startingToken ? snapshotPages.open(request.startingToken) : undefined;
+      let snapshots: Snapshot[];
+      if (request.snapshotId) {
+        // An unknown id is an empty list, not an error (CSI ListSnapshots).
+        const one = await engine.getSnapshot(request.snapshotId, { signal: context.signal });
+        snapshots = one ? [one] : [];
+      } else {
+        snapshots = await engine.listSnapshots({ signal: context.signal });
+      }
+      if (request.sourceVolumeId) snapshots = snapshots.filter((s) => s.sourceVolumeId === request.sourceVolumeId);
+      const start = after === undefined ? 0 : snapshots.findIndex((s) => s.id > after);
+      const rest = start < 0 ? [] : snapshots.slice(start);
+      const page = request.maxEntries > 0 ? rest.slice(0, request.maxEntries) : rest;
+      const last = page.at(-1);
+      const nextToken = last && page.length < rest.length ? snapshotPages.issue(last.id) : "";
+      return { entries: page.map((s) => ({ snapshot: toCsiSnapshot(s) })), nextToken };
+    },
   };
+}
+
+function toCsiSnapshot(snapshot: Snapshot): MessageInitShape<typeof SnapshotSchema> {
+  return {
+    snapshotId: snapshot.id,
+    sourceVolumeId: snapshot.sourceVolumeId,
+    sizeBytes: BigInt(snapshot.sizeBytes),
+    creationTime: timestampFromDate(snapshot.createdAt),
+    readyToUse: snapshot.readyToUse,
+  };
+}
+
+function toCsiSource(source: ContentSource): MessageInitShape<typeof VolumeContentSourceSchema> {
+  return source.kind === "snapshot"
+    ? { type: { case: "snapshot", value: { snapshotId: source.id } } }
+    : { type: { case: "volume", value: { volumeId: source.id } } };
+}
+
+function contentSourceOf(source: VolumeContentSource | undefined): ContentSource | undefined {
+  switch (source?.type.case) {
+    case undefined:
+      return undefined;
+    case "snapshot":
+      return { kind: "snapshot", id: required(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id") };
+    case "volume":
+      return { kind: "volume", id: required(source.type.value.volumeId, "volume_content_source.volume.volume_id") };
+  }
 }
 
 function volumeUsesIfAny(capabilities: Parameters<typeof volumeUses>[0]): void {

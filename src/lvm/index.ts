@@ -20,6 +20,6 @@ export {
 export { FULLREPORT_ARGS, parseFullReport, ReportParseError } from "./report.js";
 export type { LogicalVolume, PhysicalVolume, VolumeGroup, VolumeGroupReport } from "./report.js";
 export { decodeTags, encodeTag, InvalidTagError, isValidTag, MAX_TAG_LENGTH, TAG_PREFIX, tagsWithKey } from "./tags.js";
-export { isValidLvName, isValidVgName, lvNameFor, MAX_LVM_NAME_LENGTH } from "./names.js";
+export { isValidLvName, isValidVgName, lvNameFor, MAX_LVM_NAME_LENGTH, snapshotLvNameFor } from "./names.js";
 export { InvalidLvmArgumentError, Lvm } from "./lvm.js";
-export type { CreateLvSpec, LvmOptions } from "./lvm.js";
+export type { CreateLvSpec, LvmOptions, ThinPoolSpec, ThinSnapshotSpec } from "./lvm.js";

@@ -22,6 +22,26 @@ export interface CreateLvSpec {
   thinPool?: string;
 }
 
+export interface ThinSnapshotSpec {
+  vg: string;
+  /** The thin LV (volume or snapshot) to snapshot; the new LV shares its pool. */
+  origin: string;
+  name: string;
+  tags: readonly string[];
+  /**
+   * false: a read-only point in time that LVM skips on activation (a CSI snapshot);
+   * true: a writable, active volume that starts with the origin's blocks (a clone or restore).
+   */
+  writable: boolean;
+}
+
+export interface ThinPoolSpec {
+  vg: string;
+  name: string;
+  sizeBytes: number;
+  metadataSizeBytes?: number;
+}
+
 export interface LvmOptions {
   /**
    * An lvm.conf fragment passed as `--config` to every command, for hosts whose lvm.conf
@@ -58,6 +78,21 @@ export class Lvm {
     const found = parseFullReport(stdout).find((entry) => entry.vg.name === vg);
     if (!found) throw new VolumeGroupNotFoundError(`volume group "${vg}" is not in the report`, argv, 0, "");
     return found;
+  }
+
+  /** One `lvm fullreport` covering several VGs (one LVM start-up, however many device classes). */
+  async reportAll(vgs: readonly string[], options?: RunOptions): Promise<VolumeGroupReport[]> {
+    const unique = [...new Set(vgs)];
+    if (unique.length === 0) return [];
+    unique.forEach(checkVg);
+    const argv = ["lvm", "fullreport", ...this.config, ...FULLREPORT_ARGS, ...unique];
+    const stdout = await this.exec(argv, options);
+    const entries = parseFullReport(stdout);
+    return unique.map((vg) => {
+      const found = entries.find((entry) => entry.vg.name === vg);
+      if (!found) throw new VolumeGroupNotFoundError(`volume group "${vg}" is not in the report`, argv, 0, "");
+      return found;
+    });
   }
 
   async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
@@ -104,6 +139,57 @@ export class Lvm {
     await this.exec(argv, options);
   }
 
+  /**
+   * A thin snapshot of a thin LV. Without a size LVM makes a thin snapshot in the origin's
+   * pool; the tags are written by the same command, so the LV is never seen without them.
+   */
+  async createThinSnapshot(spec: ThinSnapshotSpec, options?: RunOptions): Promise<void> {
+    const origin = lvPath(spec.vg, spec.origin);
+    checkLv(spec.name);
+    spec.tags.forEach(checkTag);
+    const activation = spec.writable
+      ? ["--setactivationskip", "n", "--activate", "y"]
+      : ["--setactivationskip", "y", "--activate", "n"];
+    const argv = [
+      "lvcreate", ...this.config,
+      "--yes", "--snapshot", ...activation,
+      "--name", spec.name,
+      ...spec.tags.flatMap((tag) => ["--addtag", tag]),
+      origin,
+    ];
+    await this.exec(argv, options);
+  }
+
+  /** A thin pool (operators usually make their own; tests and the standalone CLI use this). */
+  async createThinPool(spec: ThinPoolSpec, options?: RunOptions): Promise<void> {
+    checkVg(spec.vg);
+    checkLv(spec.name);
+    const metadata = spec.metadataSizeBytes === undefined ? [] : ["--poolmetadatasize", `${sectorAligned(spec.metadataSizeBytes)}b`];
+    const argv = [
+      "lvcreate", ...this.config,
+      "--yes", "--type", "thin-pool", "--size", `${sectorAligned(spec.sizeBytes)}b`, ...metadata,
+      "--name", spec.name, spec.vg,
+    ];
+    await this.exec(argv, options);
+  }
+
+  /**
+   * Copies one LV's blocks onto another with dd, flushed to disk before it returns.
+   * `sparse` skips writing zero blocks: right only when the target already reads as zeros
+   * (a new thin LV), where it also keeps the pool from filling with zeros.
+   */
+  async copyLv(
+    from: { vg: string; name: string },
+    to: { vg: string; name: string },
+    copy: { sparse: boolean },
+    options?: RunOptions,
+  ): Promise<void> {
+    const source = `/dev/${lvPath(from.vg, from.name)}`;
+    const target = `/dev/${lvPath(to.vg, to.name)}`;
+    const conv = copy.sparse ? "conv=fsync,sparse" : "conv=fsync";
+    await this.exec(["dd", `if=${source}`, `of=${target}`, "bs=4M", conv, "status=none"], options);
+  }
+
   async removeLv(vg: string, name: string, options?: RunOptions): Promise<void> {
     await this.exec(["lvremove", ...this.config, "--yes", lvPath(vg, name)], options);
   }
@@ -125,6 +211,10 @@ export class Lvm {
    */
   async activateLv(vg: string, name: string, options?: RunOptions): Promise<void> {
     await this.exec(["lvchange", ...this.config, "--activate", "y", "--ignoreactivationskip", lvPath(vg, name)], options);
+  }
+
+  async deactivateLv(vg: string, name: string, options?: RunOptions): Promise<void> {
+    await this.exec(["lvchange", ...this.config, "--activate", "n", lvPath(vg, name)], options);
   }
 
   async addTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {

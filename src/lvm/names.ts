@@ -40,14 +40,29 @@ export function isValidLvName(s: string): boolean {
   );
 }
 
-export function lvNameFor(csiName: string): string {
-  const hash = createHash("sha256").update(csiName, "utf8").digest("hex").slice(0, HASH_HEX);
-  let readable = csiName
+/**
+ * The LV name of a CSI snapshot. CSI names of snapshots and of volumes are separate
+ * namespaces, so the hash covers a kind prefix and the readable part starts with "snap-":
+ * a snapshot and a volume with the same CSI name never collide.
+ */
+export function snapshotLvNameFor(csiName: string): string {
+  const hash = createHash("sha256").update(`snapshot\0${csiName}`, "utf8").digest("hex").slice(0, HASH_HEX);
+  const readable = readablePart(csiName).slice(0, PREFIX_LENGTH - 5).replace(/-+$/, "");
+  return readable === "" ? `snap-${hash}` : `snap-${readable}-${hash}`;
+}
+
+function readablePart(csiName: string): string {
+  return csiName
     .normalize("NFKD")
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .slice(0, PREFIX_LENGTH)
     .replace(/^-+|-+$/g, "");
+}
+
+export function lvNameFor(csiName: string): string {
+  const hash = createHash("sha256").update(csiName, "utf8").digest("hex").slice(0, HASH_HEX);
+  let readable = readablePart(csiName);
   if (RESERVED_LV_PREFIXES.some((prefix) => readable.startsWith(prefix))) readable = `lv-${readable}`.slice(0, PREFIX_LENGTH).replace(/-+$/, "");
   return readable === "" ? `lv-${hash}` : `${readable}-${hash}`;
 }

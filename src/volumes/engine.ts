@@ -1,11 +1,15 @@
 /**
- * The volume engine of one node: create, find, list, delete volumes and report capacity
- * on the node's volume group. It speaks in domain terms (names, byte sizes, VolumeError)
- * and is shared by the CSI services and the standalone CLI.
+ * The volume engine of one node: create, find, list, delete, grow and snapshot volumes in
+ * the node's device classes, and report capacity per class. It speaks in domain terms
+ * (names, byte sizes, VolumeError) and is shared by the CSI services and the standalone CLI.
+ *
+ * A volume id is its LV name, derived from the CSI name, and is unique across every volume
+ * group the classes use: each operation reads all of them with one `lvm fullreport`, so ids
+ * made before device classes existed keep working and no id has to say where it lives.
  */
 import type { Lvm } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
-import { lvNameFor, isValidLvName } from "../lvm/names.js";
+import { isValidLvName, lvNameFor, snapshotLvNameFor } from "../lvm/names.js";
 import {
   InsufficientSpaceError,
   LogicalVolumeInUseError,
@@ -14,10 +18,34 @@ import {
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
 import { KeyedLocks } from "./locks.js";
-import { type CapacityRange, sizeForRange } from "./size.js";
-import { type VolumeParameters, fingerprint } from "./parameters.js";
-import { claimFor, metadataOf, tagsFor } from "./metadata.js";
-import { VolumeError, alreadyExists, failedPrecondition, notFound, resourceExhausted, unavailable } from "./errors.js";
+import { type CapacityRange, MiB, roundUp, sizeForRange } from "./size.js";
+import { PARAMETER_KEYS, type VolumeParameters, fingerprint } from "./parameters.js";
+import {
+  type ContentSource,
+  type VolumeMetadata,
+  POPULATING_TAG,
+  claimFor,
+  metadataOf,
+  snapshotTagsFor,
+  tagsFor,
+} from "./metadata.js";
+import { type DeviceClass, DeviceClasses, type VolumeLayout, singleThickClass } from "./device-classes.js";
+import { type ClassCapacity, thickCapacity, thinCapacity, thinPoolOverThreshold, thinPoolState } from "./capacity.js";
+import {
+  VolumeError,
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  outOfRange,
+  resourceExhausted,
+  unavailable,
+} from "./errors.js";
+
+export interface VolumeCondition {
+  abnormal: boolean;
+  message: string;
+}
 
 export interface Volume {
   /** The CSI volume id: the LV name, derived from the CSI name. */
@@ -28,12 +56,48 @@ export interface Volume {
   devicePath: string;
   active: boolean;
   claim: Record<string, string>;
+  /** The device class it was made in; volumes older than device classes belong to the default one. */
+  deviceClass: string;
+  /** LVM's segment type: linear, striped, raid1 or thin. */
+  layout: string;
+  /** The snapshot or volume its first blocks came from. */
+  contentSource?: ContentSource;
+  /** False while a clone's content is still being copied in: not to be staged yet. */
+  ready: boolean;
+  /** For ControllerGetVolume: raid sync state, thin pool usage, activation. */
+  condition: VolumeCondition;
+}
+
+/** A volume with LVM's own words on its health, for NodeGetVolumeStats. */
+export interface VolumeHealth {
+  volume: Volume;
+  /** lv_health_status: "" when healthy, else e.g. "partial", "refresh needed", "mismatches exist". */
+  healthStatus: string;
+  /** raid copies in sync, 0-100; null for LVs without copies. */
+  syncPercent: number | null;
+}
+
+export interface Snapshot {
+  id: string;
+  name: string;
+  sourceVolumeId: string;
+  volumeGroup: string;
+  sizeBytes: number;
+  createdAt: Date;
+  readyToUse: boolean;
 }
 
 export interface CreateVolumeRequest {
   name: string;
   range: CapacityRange | undefined;
   parameters: VolumeParameters;
+  /** Clone a volume or restore a snapshot into the new volume. */
+  contentSource?: ContentSource;
+}
+
+export interface CreateSnapshotRequest {
+  name: string;
+  sourceVolumeId: string;
 }
 
 export interface Capacity {
@@ -46,49 +110,146 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface CapacityOptions extends CallOptions {
+  /** The StorageClass parameters asked about; the default class when absent. */
+  parameters?: VolumeParameters;
+}
+
+/** A block copy runs at least this fast on any disk loam is meant for; the deadline follows from it. */
+const SLOWEST_COPY_BYTES_PER_SECOND = 20 * MiB;
+const MIN_COPY_TIMEOUT_MS = 120_000;
+
+interface Located {
+  lv: LogicalVolume;
+  report: VolumeGroupReport;
+}
+
+interface Source extends Located {
+  metadata: VolumeMetadata;
+  reference: ContentSource;
+}
+
+/** One fullreport over every volume group of the classes, with lookups by LV name. */
+class Inventory {
+  constructor(readonly reports: readonly VolumeGroupReport[]) {}
+
+  vg(name: string): VolumeGroupReport {
+    const report = this.reports.find((r) => r.vg.name === name);
+    if (!report) throw new VolumeError("internal", `volume group ${name} is missing from the report`);
+    return report;
+  }
+
+  find(name: string): Located | undefined {
+    for (const report of this.reports) {
+      const lv = report.lvs.find((candidate) => candidate.name === name && !candidate.internal);
+      if (lv) return { lv, report };
+    }
+    return undefined;
+  }
+
+  all(): Located[] {
+    return this.reports.flatMap((report) => report.lvs.filter((lv) => !lv.internal).map((lv) => ({ lv, report })));
+  }
+}
+
 export class VolumeEngine {
   private readonly locks = new KeyedLocks();
+  readonly classes: DeviceClasses;
 
+  /** `classes` may be a bare volume group name: one default thick class on it. */
   constructor(
     private readonly lvm: Lvm,
-    readonly volumeGroup: string,
-  ) {}
+    classes: string | readonly DeviceClass[] | DeviceClasses,
+  ) {
+    this.classes =
+      typeof classes === "string"
+        ? new DeviceClasses([singleThickClass(classes)])
+        : classes instanceof DeviceClasses
+          ? classes
+          : new DeviceClasses(classes);
+  }
+
+  /** The default class's volume group. */
+  get volumeGroup(): string {
+    return this.classes.defaultClass.volumeGroup;
+  }
 
   /** Creates the volume, or returns the one an earlier call with the same name made. */
   async createVolume(request: CreateVolumeRequest, options: CallOptions = {}): Promise<Volume> {
     const id = lvNameFor(request.name);
-    return this.locks.withKeys([`name:${request.name}`, `id:${id}`], async () => {
-      const report = await this.report(options);
-      const size = sizeForRange(request.range, report.vg.extentSizeBytes);
-      const existing = report.lvs.find((lv) => lv.name === id);
-      if (existing) return this.adopt(existing, request, size);
-      if (size > report.vg.freeBytes) {
-        throw resourceExhausted(
-          `not enough space in volume group ${this.volumeGroup}: requested ${size} bytes, free ${report.vg.freeBytes} bytes`,
-        );
+    const keys = [`name:${request.name}`, `id:${id}`];
+    if (request.contentSource) keys.push(`id:${request.contentSource.id}`);
+    return this.locks.withKeys(keys, async () => {
+      const inventory = await this.inventory(options);
+      const deviceClass = this.classes.select(request.parameters);
+      const report = inventory.vg(deviceClass.volumeGroup);
+      const layout = this.classes.layout(request.parameters, report.pvs.length);
+      const extent = report.vg.extentSizeBytes;
+      checkStripeSize(layout, extent);
+
+      const existing = inventory.find(id);
+      if (existing && !metadataOf(existing.lv)?.populating) return this.adopt(existing, request, extent);
+
+      const source = request.contentSource ? this.resolveSource(inventory, request.contentSource) : undefined;
+      const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
+      if (existing) {
+        // An earlier attempt made the LV and stopped before its content was complete.
+        const volume = this.adopt(existing, request, extent, size);
+        await this.populate(existing.lv, layout, size, source, options);
+        return { ...volume, sizeBytes: Math.max(volume.sizeBytes, size), ready: true, condition: healthy() };
       }
+
+      this.checkRoom(inventory, layout, size);
+      // A thin snapshot of the source's own size is complete when lvcreate returns; anything
+      // else is marked until its content is, so a crash in between is resumed, not trusted.
+      const instant = source !== undefined && sharesPool(layout, source.lv) && size === source.lv.sizeBytes;
+      const tags = tagsFor(request.name, request.parameters, {
+        deviceClass: deviceClass.name,
+        ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
+      });
       try {
-        await this.lvm.createLv(
-          { vg: this.volumeGroup, name: id, sizeBytes: size, tags: tagsFor(request.name, request.parameters) },
-          options,
-        );
+        if (source && sharesPool(layout, source.lv)) {
+          await this.lvm.createThinSnapshot({ vg: deviceClass.volumeGroup, origin: source.lv.name, name: id, tags, writable: true }, options);
+        } else {
+          await this.lvm.createLv(
+            {
+              vg: deviceClass.volumeGroup,
+              name: id,
+              sizeBytes: size,
+              tags,
+              ...(layout.kind === "thin" ? { thinPool: deviceClass.thinPool } : { stripes: layout.stripes, mirrors: layout.mirrors }),
+              ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
+            },
+            options,
+          );
+        }
       } catch (error) {
         if (error instanceof InsufficientSpaceError) {
           throw resourceExhausted(
-            `not enough space in volume group ${this.volumeGroup}: requested ${size} bytes (${error.message.trim()})`,
+            `not enough space in device class "${deviceClass.name}" (volume group ${deviceClass.volumeGroup}): requested ${size} bytes (${error.message.trim()})`,
           );
         }
         throw translate(error, `creating ${id}`);
       }
-      return {
+      const created: Volume = {
         id,
         name: request.name,
-        volumeGroup: this.volumeGroup,
+        volumeGroup: deviceClass.volumeGroup,
         sizeBytes: size,
-        devicePath: devicePath(this.volumeGroup, id),
+        devicePath: devicePath(deviceClass.volumeGroup, id),
         active: true,
         claim: claimFor(request.parameters),
+        deviceClass: deviceClass.name,
+        layout: layout.kind,
+        ready: true,
+        condition: healthy(),
       };
+      if (request.contentSource) created.contentSource = request.contentSource;
+      if (source && !instant) {
+        const made = { ...source.lv, name: id, vgName: deviceClass.volumeGroup, sizeBytes: source.lv.sizeBytes, active: true };
+        await this.populate(made, layout, size, source, options);
+      }
+      return created;
     });
   }
 
@@ -96,43 +257,50 @@ export class VolumeEngine {
   async deleteVolume(id: string, options: CallOptions = {}): Promise<void> {
     if (!isValidLvName(id)) return;
     await this.locks.withKeys([`id:${id}`], async () => {
-      const report = await this.report(options);
-      const lv = report.lvs.find((candidate) => candidate.name === id);
-      if (!lv || !metadataOf(lv)) return;
-      try {
-        await this.lvm.removeLv(this.volumeGroup, id, options);
-      } catch (error) {
-        if (error instanceof LogicalVolumeNotFoundError) return;
-        if (error instanceof LogicalVolumeInUseError) {
-          throw failedPrecondition(`volume ${id} is in use (mounted or open) on this node; unpublish it first`);
-        }
-        throw translate(error, `deleting ${id}`);
-      }
+      const inventory = await this.inventory(options);
+      const found = inventory.find(id);
+      // Snapshots are not volumes: DeleteVolume with a snapshot's id must leave it alone.
+      if (!found || metadataOf(found.lv)?.kind !== "volume") return;
+      await this.remove(found.lv, "volume", options);
     });
   }
 
   /**
    * Grows the volume to the size the range asks for (extent-rounded, never above the limit).
-   * A volume already at least that large is left alone: expansion never shrinks.
+   * A volume already at least that large is left alone: expansion never shrinks. Thin volumes
+   * grow only within their class's overcommit ratio and usage thresholds.
    */
   async expandVolume(id: string, range: CapacityRange, options: CallOptions = {}): Promise<Volume> {
     return this.locks.withKeys([`id:${id}`], async () => {
-      const report = await this.report(options);
-      const lv = report.lvs.find((candidate) => candidate.name === id);
-      const volume = lv ? this.toVolume(lv) : undefined;
-      if (!lv || !volume) throw notFound(`volume ${id} does not exist on this node`);
+      const inventory = await this.inventory(options);
+      const found = inventory.find(id);
+      const volume = found ? this.toVolume(found) : undefined;
+      if (!found || !volume) throw notFound(`volume ${id} does not exist on this node`);
+      const { lv, report } = found;
       const size = sizeForRange(range, report.vg.extentSizeBytes);
       if (size <= lv.sizeBytes) return volume;
-      if (size - lv.sizeBytes > report.vg.freeBytes) {
+      const growth = size - lv.sizeBytes;
+      if (lv.segType === "thin") {
+        const deviceClass = this.classOfThin(lv);
+        const state = thinPoolState(report, lv.poolLv);
+        if (deviceClass && state) {
+          const over = thinPoolOverThreshold(state, deviceClass);
+          if (over) throw resourceExhausted(`cannot grow ${id}: ${over}`);
+          const room = thinCapacity(state, deviceClass, report.vg.extentSizeBytes);
+          if (growth > room.availableBytes) {
+            throw resourceExhausted(`cannot grow ${id} by ${growth} bytes: ${room.availableBytes} bytes available (${room.explanation})`);
+          }
+        }
+      } else if (growth > report.vg.freeBytes) {
         throw resourceExhausted(
-          `not enough space in volume group ${this.volumeGroup} to grow ${id}: needs ${size - lv.sizeBytes} more bytes, free ${report.vg.freeBytes} bytes`,
+          `not enough space in volume group ${lv.vgName} to grow ${id}: needs ${growth} more bytes, free ${report.vg.freeBytes} bytes`,
         );
       }
       try {
-        await this.lvm.extendLv(this.volumeGroup, id, size, options);
+        await this.lvm.extendLv(lv.vgName, id, size, options);
       } catch (error) {
         if (error instanceof InsufficientSpaceError) {
-          throw resourceExhausted(`not enough space in volume group ${this.volumeGroup} to grow ${id} to ${size} bytes`);
+          throw resourceExhausted(`not enough space in volume group ${lv.vgName} to grow ${id} to ${size} bytes`);
         }
         throw translate(error, `growing ${id}`);
       }
@@ -140,55 +308,290 @@ export class VolumeEngine {
     });
   }
 
-  /** Activates the volume's LV if it is not active (after a reboot, or a restored snapshot). */
+  /**
+   * Activates the volume's LV if it is not active: after a reboot, and for clones and
+   * restores made as thin snapshots (which LVM may skip on activation). The node side calls
+   * this before it stages a volume.
+   */
   async ensureActive(id: string, options: CallOptions = {}): Promise<Volume> {
     const volume = await this.getVolume(id, options);
     if (!volume) throw notFound(`volume ${id} does not exist on this node`);
+    if (!volume.ready) {
+      throw unavailable(`volume ${id} is still being populated from its source; try again when CreateVolume has returned`);
+    }
     if (volume.active) return volume;
     try {
-      await this.lvm.activateLv(this.volumeGroup, id, options);
+      await this.lvm.activateLv(volume.volumeGroup, id, options);
     } catch (error) {
       throw translate(error, `activating ${id}`);
     }
-    return { ...volume, active: true };
+    return { ...volume, active: true, condition: healthy() };
   }
 
   /** The volume with this id, or undefined. */
   async getVolume(id: string, options: CallOptions = {}): Promise<Volume | undefined> {
     if (!isValidLvName(id)) return undefined;
-    const report = await this.report(options);
-    const lv = report.lvs.find((candidate) => candidate.name === id);
-    return lv ? this.toVolume(lv) : undefined;
+    const found = (await this.inventory(options)).find(id);
+    return found ? this.toVolume(found) : undefined;
+  }
+
+  /** The volume and LVM's health words for it, or undefined. */
+  async volumeHealth(id: string, options: CallOptions = {}): Promise<VolumeHealth | undefined> {
+    if (!isValidLvName(id)) return undefined;
+    const found = (await this.inventory(options)).find(id);
+    const volume = found ? this.toVolume(found) : undefined;
+    if (!found || !volume) return undefined;
+    return { volume, healthStatus: found.lv.healthStatus, syncPercent: found.lv.copyPercent };
   }
 
   /** Every loam volume on the node, sorted by id so pagination is stable. */
   async listVolumes(options: CallOptions = {}): Promise<Volume[]> {
-    const report = await this.report(options);
-    return report.lvs
-      .map((lv) => this.toVolume(lv))
+    const inventory = await this.inventory(options);
+    return inventory
+      .all()
+      .map((located) => this.toVolume(located))
       .filter((v): v is Volume => v !== undefined)
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      .sort(byId);
   }
 
-  async capacity(options: CallOptions = {}): Promise<Capacity> {
-    const { vg } = await this.report(options);
+  /**
+   * What one more volume of the requested class and layout can get. A thin class whose pool
+   * is missing has nothing to offer (0), rather than failing the whole capacity report.
+   */
+  async capacity(options: CapacityOptions = {}): Promise<Capacity> {
+    const parameters = options.parameters ?? { shaping: {}, metadata: {} };
+    const inventory = await this.inventory(options);
+    const deviceClass = this.classes.select(parameters);
+    const report = inventory.vg(deviceClass.volumeGroup);
+    const layout = this.classes.layout(parameters, report.pvs.length);
+    checkStripeSize(layout, report.vg.extentSizeBytes);
+    if (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? "")) {
+      return { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: report.vg.extentSizeBytes };
+    }
+    const capacity = this.capacityOf(inventory, layout);
     return {
-      availableBytes: vg.freeBytes,
-      maximumVolumeBytes: vg.freeBytes,
-      minimumVolumeBytes: vg.extentSizeBytes,
+      availableBytes: capacity.availableBytes,
+      maximumVolumeBytes: capacity.maximumVolumeBytes,
+      minimumVolumeBytes: capacity.minimumVolumeBytes,
     };
   }
 
-  /** Throws UNAVAILABLE unless the volume group can be read. */
+  /** Throws UNAVAILABLE unless every volume group of the classes can be read. */
   async probe(options: CallOptions = {}): Promise<void> {
-    await this.report(options);
+    await this.inventory(options);
   }
 
-  private adopt(lv: LogicalVolume, request: CreateVolumeRequest, size: number): Volume {
-    const metadata = metadataOf(lv);
-    if (!metadata || metadata.name !== request.name) {
+  /**
+   * A thin snapshot of a thin volume: read-only, skipped on activation, ready at once.
+   * The same name and source return the same snapshot; the same name with another source is
+   * ALREADY_EXISTS. Thick volumes cannot be snapshotted (FAILED_PRECONDITION says why).
+   */
+  async createSnapshot(request: CreateSnapshotRequest, options: CallOptions = {}): Promise<Snapshot> {
+    const id = snapshotLvNameFor(request.name);
+    return this.locks.withKeys([`snapshot-name:${request.name}`, `id:${id}`, `id:${request.sourceVolumeId}`], async () => {
+      const inventory = await this.inventory(options);
+      const existing = inventory.find(id);
+      if (existing) {
+        const metadata = metadataOf(existing.lv);
+        if (!metadata || metadata.kind !== "snapshot" || metadata.name !== request.name) {
+          throw failedPrecondition(
+            `logical volume ${existing.lv.vgName}/${id} exists but was not created by loam for snapshot "${request.name}"; refusing to touch it`,
+          );
+        }
+        if (metadata.source?.id !== request.sourceVolumeId) {
+          throw alreadyExists(
+            `snapshot "${request.name}" exists with source volume ${metadata.source?.id ?? "(unknown)"}; this request names ${request.sourceVolumeId}`,
+          );
+        }
+        return toSnapshot(existing, metadata);
+      }
+      const source = isValidLvName(request.sourceVolumeId) ? inventory.find(request.sourceVolumeId) : undefined;
+      const sourceMetadata = source ? metadataOf(source.lv) : undefined;
+      if (!source || sourceMetadata?.kind !== "volume") {
+        throw notFound(`source volume ${request.sourceVolumeId} does not exist on this node`);
+      }
+      if (sourceMetadata.populating) {
+        throw unavailable(`source volume ${request.sourceVolumeId} is still being populated; snapshot it once CreateVolume has returned`);
+      }
+      const { lv, report } = source;
+      if (lv.segType !== "thin") {
+        throw failedPrecondition(
+          `volume ${lv.name} is a thick ${lv.segType} volume (device class "${sourceMetadata.deviceClass ?? this.classes.defaultClass.name}"); ` +
+            "snapshots need a thin device class. Use a StorageClass with a thin device class, or clone the volume (CreateVolume with a volume source) for a full copy",
+        );
+      }
+      const deviceClass = this.classOfThin(lv);
+      const state = thinPoolState(report, lv.poolLv);
+      if (deviceClass && state) {
+        const over = thinPoolOverThreshold(state, deviceClass);
+        if (over) throw resourceExhausted(`cannot snapshot ${lv.name}: ${over}`);
+        // A snapshot may come to hold every block of its source: it counts against the ratio.
+        const budget = Math.floor((state.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) * report.vg.extentSizeBytes;
+        if (state.virtualBytes + lv.sizeBytes > budget) {
+          throw resourceExhausted(
+            `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${state.virtualBytes + lv.sizeBytes} virtual bytes, ` +
+              `above pool ${state.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
+          );
+        }
+      }
+      const createdAt = new Date();
+      const tags = snapshotTagsFor(request.name, lv.name, createdAt, deviceClass?.name ?? sourceMetadata.deviceClass);
+      try {
+        await this.lvm.createThinSnapshot({ vg: lv.vgName, origin: lv.name, name: id, tags, writable: false }, options);
+      } catch (error) {
+        throw translate(error, `snapshotting ${lv.name}`);
+      }
+      return {
+        id,
+        name: request.name,
+        sourceVolumeId: lv.name,
+        volumeGroup: lv.vgName,
+        sizeBytes: lv.sizeBytes,
+        createdAt,
+        readyToUse: true,
+      };
+    });
+  }
+
+  /**
+   * Deletes a snapshot. Thin snapshots are independent thin LVs, so volumes restored from it
+   * and its source volume are not affected. An id that is not a loam snapshot is already gone.
+   */
+  async deleteSnapshot(id: string, options: CallOptions = {}): Promise<void> {
+    if (!isValidLvName(id)) return;
+    await this.locks.withKeys([`id:${id}`], async () => {
+      const found = (await this.inventory(options)).find(id);
+      if (!found || metadataOf(found.lv)?.kind !== "snapshot") return;
+      await this.remove(found.lv, "snapshot", options);
+    });
+  }
+
+  async getSnapshot(id: string, options: CallOptions = {}): Promise<Snapshot | undefined> {
+    if (!isValidLvName(id)) return undefined;
+    const found = (await this.inventory(options)).find(id);
+    const metadata = found ? metadataOf(found.lv) : undefined;
+    return found && metadata?.kind === "snapshot" ? toSnapshot(found, metadata) : undefined;
+  }
+
+  /** Every loam snapshot on the node, sorted by id. */
+  async listSnapshots(options: CallOptions = {}): Promise<Snapshot[]> {
+    const inventory = await this.inventory(options);
+    const snapshots: Snapshot[] = [];
+    for (const located of inventory.all()) {
+      const metadata = metadataOf(located.lv);
+      if (metadata?.kind === "snapshot") snapshots.push(toSnapshot(located, metadata));
+    }
+    return snapshots.sort(byId);
+  }
+
+  private async remove(lv: LogicalVolume, what: "volume" | "snapshot", options: CallOptions): Promise<void> {
+    try {
+      await this.lvm.removeLv(lv.vgName, lv.name, options);
+    } catch (error) {
+      if (error instanceof LogicalVolumeNotFoundError) return;
+      if (error instanceof LogicalVolumeInUseError) {
+        throw failedPrecondition(
+          what === "volume"
+            ? `volume ${lv.name} is in use (mounted or open) on this node; unpublish it first`
+            : `snapshot ${lv.name} is open (a restore is copying from it); try again when that CreateVolume has returned`,
+        );
+      }
+      throw translate(error, `deleting ${lv.name}`);
+    }
+  }
+
+  private resolveSource(inventory: Inventory, reference: ContentSource): Source {
+    const found = isValidLvName(reference.id) ? inventory.find(reference.id) : undefined;
+    const metadata = found ? metadataOf(found.lv) : undefined;
+    if (!found || !metadata || metadata.kind !== reference.kind) {
+      throw notFound(`${reference.kind} ${reference.id} (volume_content_source) does not exist on this node`);
+    }
+    if (metadata.populating) {
+      throw unavailable(`source volume ${reference.id} is still being populated; clone it once its CreateVolume has returned`);
+    }
+    return { ...found, metadata, reference };
+  }
+
+  /**
+   * Completes a clone's content, then clears its populating mark. Thin snapshots of the
+   * source only need growing; anything else is a block copy. The copy is not tied to the
+   * caller's deadline: a caller that gives up and retries waits on the lock for it instead of
+   * restarting it, so large copies finish.
+   */
+  private async populate(target: LogicalVolume, layout: VolumeLayout, size: number, source: Source | undefined, options: CallOptions): Promise<void> {
+    if (!source) throw new VolumeError("internal", `volume ${target.name} is marked as being populated but names no source`);
+    const vg = target.vgName;
+    try {
+      if (sharesPool(layout, source.lv) && target.segType === "thin") {
+        if (size > target.sizeBytes) await this.lvm.extendLv(vg, target.name, size, options);
+      } else {
+        const wasActive = source.lv.active;
+        if (!wasActive) await this.lvm.activateLv(source.lv.vgName, source.lv.name);
+        try {
+          await this.lvm.copyLv(
+            { vg: source.lv.vgName, name: source.lv.name },
+            { vg, name: target.name },
+            { sparse: layout.kind === "thin" },
+            { timeoutMs: Math.max(MIN_COPY_TIMEOUT_MS, (source.lv.sizeBytes / SLOWEST_COPY_BYTES_PER_SECOND) * 1000) },
+          );
+        } finally {
+          if (!wasActive) await this.lvm.deactivateLv(source.lv.vgName, source.lv.name).catch(() => undefined);
+        }
+      }
+      await this.lvm.removeTags(vg, target.name, [POPULATING_TAG]);
+    } catch (error) {
+      throw translate(error, `populating ${target.name} from ${source.reference.kind} ${source.reference.id}`);
+    }
+  }
+
+  private checkRoom(inventory: Inventory, layout: VolumeLayout, size: number): void {
+    const capacity = this.capacityOf(inventory, layout);
+    if (size <= capacity.availableBytes) return;
+    const deviceClass = layout.deviceClass;
+    if (layout.kind === "thin") {
+      const state = thinPoolState(inventory.vg(deviceClass.volumeGroup), deviceClass.thinPool ?? "");
+      const over = state ? thinPoolOverThreshold(state, deviceClass) : undefined;
+      if (over) throw resourceExhausted(`${over}; requested ${size} bytes`);
+    }
+    throw resourceExhausted(
+      `not enough space in volume group ${deviceClass.volumeGroup} for device class "${deviceClass.name}": ` +
+        `requested ${size} bytes, free ${capacity.availableBytes} bytes for a ${layout.kind} volume (${capacity.explanation})`,
+    );
+  }
+
+  private capacityOf(inventory: Inventory, layout: VolumeLayout): ClassCapacity {
+    const deviceClass = layout.deviceClass;
+    const report = inventory.vg(deviceClass.volumeGroup);
+    if (layout.kind !== "thin") return thickCapacity(report, layout);
+    const state = thinPoolState(report, deviceClass.thinPool ?? "");
+    if (!state) {
       throw failedPrecondition(
-        `logical volume ${this.volumeGroup}/${lv.name} exists but was not created by loam for "${request.name}"; refusing to touch it`,
+        `thin pool ${deviceClass.volumeGroup}/${deviceClass.thinPool ?? "?"} of device class "${deviceClass.name}" does not exist; ` +
+          "create it (lvcreate --type thin-pool) or correct the node configuration",
+      );
+    }
+    return thinCapacity(state, deviceClass, report.vg.extentSizeBytes);
+  }
+
+  /** The configured class a thin LV belongs to: the one whose pool holds it. */
+  private classOfThin(lv: LogicalVolume): DeviceClass | undefined {
+    const tagged = metadataOf(lv)?.deviceClass;
+    const byTag = tagged === undefined ? undefined : this.classes.byName(tagged);
+    if (byTag?.type === "thin" && byTag.volumeGroup === lv.vgName && byTag.thinPool === lv.poolLv) return byTag;
+    return this.classes.all.find((c) => c.type === "thin" && c.volumeGroup === lv.vgName && c.thinPool === lv.poolLv);
+  }
+
+  /**
+   * An existing LV for this name: the same request gets the same volume; anything that
+   * differs in shape, source or size is ALREADY_EXISTS. `populatingSize` is the size an
+   * unfinished clone is about to be given.
+   */
+  private adopt(found: Located, request: CreateVolumeRequest, extent: number, populatingSize?: number): Volume {
+    const { lv } = found;
+    const metadata = metadataOf(lv);
+    if (!metadata || metadata.kind !== "volume" || metadata.name !== request.name) {
+      throw failedPrecondition(
+        `logical volume ${lv.vgName}/${lv.name} exists but was not created by loam for "${request.name}"; refusing to touch it`,
       );
     }
     const wanted = fingerprint(request.parameters);
@@ -197,23 +600,28 @@ export class VolumeEngine {
         `volume "${request.name}" exists with parameters ${metadata.parameters}; this request asks for ${wanted}`,
       );
     }
+    const had = metadata.source ? `${metadata.source.kind} ${metadata.source.id}` : "no content source";
+    const asked = request.contentSource ? `${request.contentSource.kind} ${request.contentSource.id}` : "no content source";
+    if (had !== asked) throw alreadyExists(`volume "${request.name}" exists with ${had}; this request asks for ${asked}`);
+    const size = Math.max(lv.sizeBytes, populatingSize ?? 0);
     const required = Number(request.range?.requiredBytes ?? 0n);
     const limit = Number(request.range?.limitBytes ?? 0n);
-    if (lv.sizeBytes < required || (limit > 0 && lv.sizeBytes > limit)) {
+    if (size < required || (limit > 0 && size > limit)) {
+      const computed = populatingSize ?? (request.contentSource ? undefined : sizeForRange(request.range, extent));
       throw alreadyExists(
-        `volume "${request.name}" exists with ${lv.sizeBytes} bytes, outside this request's range ` +
-          `[required_bytes=${required}, limit_bytes=${limit || "unset"}] (the computed size would be ${size})`,
+        `volume "${request.name}" exists with ${size} bytes, outside this request's range ` +
+          `[required_bytes=${required}, limit_bytes=${limit || "unset"}]${computed === undefined ? "" : ` (the computed size would be ${computed})`}`,
       );
     }
-    const volume = this.toVolume(lv);
+    const volume = this.toVolume(found);
     if (!volume) throw new VolumeError("internal", `volume ${lv.name} lost its metadata`);
     return volume;
   }
 
-  private toVolume(lv: LogicalVolume): Volume | undefined {
+  private toVolume({ lv, report }: Located): Volume | undefined {
     const metadata = metadataOf(lv);
-    if (!metadata) return undefined;
-    return {
+    if (!metadata || metadata.kind !== "volume") return undefined;
+    const volume: Volume = {
       id: lv.name,
       name: metadata.name,
       volumeGroup: lv.vgName,
@@ -221,20 +629,101 @@ export class VolumeEngine {
       devicePath: devicePath(lv.vgName, lv.name),
       active: lv.active,
       claim: metadata.claim,
+      deviceClass: metadata.deviceClass ?? this.classes.defaultClass.name,
+      layout: lv.segType,
+      ready: !metadata.populating,
+      condition: conditionOf(lv, report, metadata),
     };
+    if (metadata.source) volume.contentSource = metadata.source;
+    return volume;
   }
 
-  private async report(options: CallOptions): Promise<VolumeGroupReport> {
+  private async inventory(options: CallOptions): Promise<Inventory> {
+    const vgs = this.classes.volumeGroups;
     try {
-      return await this.lvm.report(this.volumeGroup, options);
+      return new Inventory(await this.lvm.reportAll(vgs, options));
     } catch (error) {
       if (error instanceof VolumeGroupNotFoundError) {
-        throw unavailable(`volume group ${this.volumeGroup} cannot be read: ${error.message.trim()}`, error);
+        throw unavailable(`volume group(s) ${vgs.join(", ")} cannot be read: ${error.message.trim()}`, error);
       }
-      throw translate(error, `reading volume group ${this.volumeGroup}`);
+      throw translate(error, `reading volume group(s) ${vgs.join(", ")}`);
     }
   }
 }
+
+const healthy = (): VolumeCondition => ({ abnormal: false, message: "logical volume is active" });
+
+/** What ControllerGetVolume says about a volume: activation, raid sync, thin pool usage. */
+function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: VolumeMetadata): VolumeCondition {
+  const name = `${lv.vgName}/${lv.name}`;
+  if (metadata.populating) return { abnormal: true, message: `being populated from its source (or a copy was interrupted; CreateVolume resumes it)` };
+  if (lv.healthStatus !== "") return { abnormal: true, message: `logical volume ${name} health: ${lv.healthStatus}` };
+  if (!lv.active) return { abnormal: true, message: `logical volume ${name} is not active` };
+  if (lv.segType.startsWith("raid")) {
+    const sync = lv.copyPercent ?? 0;
+    return {
+      abnormal: false,
+      message: sync >= 100 ? `${lv.segType} volume is active; copies in sync` : `${lv.segType} volume is active and usable; copies ${sync}% in sync`,
+    };
+  }
+  if (lv.segType === "thin") {
+    const pool = report.lvs.find((candidate) => candidate.name === lv.poolLv);
+    return {
+      abnormal: false,
+      message: `thin volume is active; pool ${lv.vgName}/${lv.poolLv} data ${pool?.dataPercent ?? "?"}%, metadata ${pool?.metadataPercent ?? "?"}%`,
+    };
+  }
+  return healthy();
+}
+
+function toSnapshot({ lv }: Located, metadata: VolumeMetadata): Snapshot {
+  return {
+    id: lv.name,
+    name: metadata.name,
+    sourceVolumeId: metadata.source?.id ?? lv.origin,
+    volumeGroup: lv.vgName,
+    sizeBytes: lv.sizeBytes,
+    createdAt: metadata.createdAt ?? new Date(0),
+    readyToUse: true,
+  };
+}
+
+/** True when the new volume can be a thin snapshot of the source: both in the class's pool. */
+function sharesPool(layout: VolumeLayout, source: LogicalVolume): boolean {
+  const deviceClass = layout.deviceClass;
+  return layout.kind === "thin" && source.segType === "thin" && source.vgName === deviceClass.volumeGroup && source.poolLv === deviceClass.thinPool;
+}
+
+/**
+ * The size of a clone or restore: at least the source's size. No range means exactly the
+ * source's size; a limit below the source is OUT_OF_RANGE (a copy cannot shrink).
+ */
+function sizeWithSource(range: CapacityRange | undefined, extent: number, sourceBytes: number | undefined): number {
+  if (sourceBytes === undefined) return sizeForRange(range, extent);
+  const source = roundUp(sourceBytes, extent);
+  const required = range?.requiredBytes ?? 0n;
+  const limit = range?.limitBytes ?? 0n;
+  if (limit > 0n && limit < BigInt(sourceBytes)) {
+    throw outOfRange(`capacity_range.limit_bytes (${limit}) is smaller than the source's ${sourceBytes} bytes; a clone or restore is at least as large as its source`);
+  }
+  if (required === 0n) return source;
+  const size = Math.max(sizeForRange(range, extent), source);
+  if (limit > 0n && BigInt(size) > limit) {
+    throw outOfRange(`the source's ${sourceBytes} bytes, rounded to ${size}, do not fit under capacity_range.limit_bytes (${limit})`);
+  }
+  return size;
+}
+
+function checkStripeSize(layout: VolumeLayout, extentBytes: number): void {
+  if (layout.stripeSizeBytes !== undefined && layout.stripeSizeBytes > extentBytes) {
+    throw invalidArgument(
+      `parameters["${PARAMETER_KEYS.stripeSize}"] (${layout.stripeSizeBytes} bytes, or the default of device class "${layout.deviceClass.name}") ` +
+        `is larger than the extent size ${extentBytes} of volume group ${layout.deviceClass.volumeGroup}; allowed: 4096 to ${extentBytes}, a power of two`,
+    );
+  }
+}
+
+const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 export function devicePath(vg: string, lv: string): string {
   return `/dev/${vg}/${lv}`;

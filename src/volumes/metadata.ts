@@ -14,15 +14,37 @@ const KEY = {
   pvcName: "pvc",
   pvcNamespace: "namespace",
   pvName: "pv",
+  kind: "kind",
+  deviceClass: "class",
+  source: "source",
+  state: "state",
+  created: "created",
 } as const;
 
+/** Where a volume's first blocks came from. */
+export interface ContentSource {
+  kind: "snapshot" | "volume";
+  id: string;
+}
+
 export interface VolumeMetadata {
-  /** The CSI name the volume was created for. */
+  /** The CSI name the volume (or snapshot) was created for. */
   name: string;
+  /** Volumes carry no kind tag (volumes made before snapshots existed have none either). */
+  kind: "volume" | "snapshot";
   /** fingerprint() of the shaping parameters. */
   parameters: string;
   claim: Record<string, string>;
+  deviceClass?: string;
+  /** Volumes: the snapshot or volume they were cloned from. Snapshots: their source volume. */
+  source?: ContentSource;
+  /** True while a clone's blocks are still being copied in (or a crash interrupted it). */
+  populating: boolean;
+  /** Snapshots: when they were taken. */
+  createdAt?: Date;
 }
+
+export const POPULATING_TAG = encodeTag(KEY.state, "populating");
 
 /** The claim a volume serves (PVC name, namespace, PV name), as recorded on the LV. */
 export function claimFor(parameters: VolumeParameters): Record<string, string> {
@@ -37,9 +59,30 @@ export function claimFor(parameters: VolumeParameters): Record<string, string> {
   return claim;
 }
 
-export function tagsFor(name: string, parameters: VolumeParameters): string[] {
+export interface VolumeTagOptions {
+  deviceClass?: string;
+  source?: ContentSource;
+  /** Written by the lvcreate and removed once the clone's content is complete. */
+  populating?: boolean;
+}
+
+export function tagsFor(name: string, parameters: VolumeParameters, options: VolumeTagOptions = {}): string[] {
   const tags = [encodeTag(KEY.name, name), encodeTag(KEY.parameters, fingerprint(parameters))];
   for (const [key, value] of Object.entries(claimFor(parameters))) tags.push(encodeTag(key, value));
+  if (options.deviceClass !== undefined) tags.push(encodeTag(KEY.deviceClass, options.deviceClass));
+  if (options.source) tags.push(encodeTag(KEY.source, `${options.source.kind}:${options.source.id}`));
+  if (options.populating) tags.push(POPULATING_TAG);
+  return tags;
+}
+
+export function snapshotTagsFor(name: string, sourceVolumeId: string, createdAt: Date, deviceClass: string | undefined): string[] {
+  const tags = [
+    encodeTag(KEY.name, name),
+    encodeTag(KEY.kind, "snapshot"),
+    encodeTag(KEY.source, `volume:${sourceVolumeId}`),
+    encodeTag(KEY.created, createdAt.toISOString()),
+  ];
+  if (deviceClass !== undefined) tags.push(encodeTag(KEY.deviceClass, deviceClass));
   return tags;
 }
 
@@ -53,5 +96,24 @@ export function metadataOf(lv: LogicalVolume): VolumeMetadata | undefined {
     const value = tags.get(key);
     if (value !== undefined) claim[key] = value;
   }
-  return { name, parameters: tags.get(KEY.parameters) ?? "[]", claim };
+  const metadata: VolumeMetadata = {
+    name,
+    kind: tags.get(KEY.kind) === "snapshot" ? "snapshot" : "volume",
+    parameters: tags.get(KEY.parameters) ?? "[]",
+    claim,
+    populating: tags.get(KEY.state) === "populating",
+  };
+  const deviceClass = tags.get(KEY.deviceClass);
+  if (deviceClass !== undefined) metadata.deviceClass = deviceClass;
+  const source = parseSource(tags.get(KEY.source));
+  if (source) metadata.source = source;
+  const created = tags.get(KEY.created);
+  if (created !== undefined && !Number.isNaN(Date.parse(created))) metadata.createdAt = new Date(created);
+  return metadata;
+}
+
+function parseSource(text: string | undefined): ContentSource | undefined {
+  const match = text === undefined ? null : /^(snapshot|volume):(.+)$/.exec(text);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { kind: match[1] as ContentSource["kind"], id: match[2] };
 }

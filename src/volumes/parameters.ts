@@ -6,6 +6,7 @@
  */
 import { invalidArgument } from "./errors.js";
 import { printable } from "./capabilities.js";
+import { isValidStripeSize, parseStripeSize } from "./size.js";
 
 export interface ParameterDefinition {
   key: string;
@@ -15,7 +16,21 @@ export interface ParameterDefinition {
   description: string;
   /** Metadata keys describe the claim; they are recorded but never make two requests incompatible. */
   metadata: boolean;
+  /** Whether a value is allowed (shaping keys); metadata keys are checked as Kubernetes names. */
+  check?: (value: string) => boolean;
 }
+
+/** loam's own keys are namespaced, like Kubernetes' reserved ones, so they cannot clash with another driver's. */
+export const PARAMETER_KEYS = {
+  deviceClass: "loam.csi.dev/deviceClass",
+  stripes: "loam.csi.dev/stripes",
+  stripeSize: "loam.csi.dev/stripeSize",
+  mirrors: "loam.csi.dev/mirrors",
+} as const;
+
+const CLASS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const integerIn = (min: number, max: number) => (value: string): boolean =>
+  /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
 
 const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
@@ -44,6 +59,45 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     description: "Set by external-provisioner with --extra-create-metadata; recorded on the LV for operators.",
     metadata: true,
   },
+  {
+    key: PARAMETER_KEYS.deviceClass,
+    type: "string",
+    defaultValue: "the node's default device class",
+    allowed: "the name of a device class in the node configuration (lowercase letters, digits and '-')",
+    description: "Which device class (volume group, thick or thin, layout) the volume comes from.",
+    metadata: false,
+    check: (value) => CLASS_NAME.test(value),
+  },
+  {
+    key: PARAMETER_KEYS.stripes,
+    type: "integer",
+    defaultValue: "the device class's stripes (1 unless configured)",
+    allowed: "1 to 128, at most the number of physical volumes in the class's volume group; thick classes only; not with mirrors",
+    description: "Stripes the volume across this many physical volumes (lvcreate --stripes).",
+    metadata: false,
+    check: integerIn(1, 128),
+  },
+  {
+    key: PARAMETER_KEYS.stripeSize,
+    type: "string",
+    defaultValue: "the device class's stripe size, else LVM's (64 KiB)",
+    allowed: "a power of two from 4Ki to 1Gi and at most the extent size, in bytes or with Ki/Mi/Gi; needs stripes of 2 or more",
+    description: "Stripe size of a striped volume (lvcreate --stripesize).",
+    metadata: false,
+    check: (value) => {
+      const bytes = parseStripeSize(value);
+      return bytes !== undefined && isValidStripeSize(bytes);
+    },
+  },
+  {
+    key: PARAMETER_KEYS.mirrors,
+    type: "integer",
+    defaultValue: "the device class's mirrors (0 unless configured)",
+    allowed: "0 to 9, at most the number of physical volumes minus one; thick classes only; not with stripes",
+    description: "Extra copies: 1 makes a two-way raid1 volume (lvcreate --type raid1 --mirrors).",
+    metadata: false,
+    check: integerIn(0, 9),
+  },
 ];
 
 export interface VolumeParameters {
@@ -58,8 +112,10 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
   for (const [key, value] of Object.entries(parameters)) {
     const definition = PARAMETERS.find((d) => d.key === key);
     if (!definition) {
+      const namespaced = PARAMETERS.find((d) => d.key.endsWith(`/${key}`));
+      const hint = namespaced ? ` (did you mean "${namespaced.key}"?)` : "";
       throw invalidArgument(
-        `${field} has unknown key "${printable(key)}"; allowed keys: ${PARAMETERS.map((d) => d.key).join(", ")}`,
+        `${field} has unknown key "${printable(key)}"${hint}; allowed keys: ${PARAMETERS.map((d) => d.key).join(", ")}`,
       );
     }
     if (definition.metadata) {
@@ -68,6 +124,9 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
       }
       result.metadata[key] = value;
     } else {
+      if (definition.check && !definition.check(value)) {
+        throw invalidArgument(`${field}["${key}"] "${printable(value)}" is not allowed; allowed: ${definition.allowed}`);
+      }
       result.shaping[key] = value;
     }
   }

@@ -62,3 +62,22 @@ function checkedBytes(value: bigint, field: string): number {
   }
   return Number(value);
 }
+
+export const MIN_STRIPE_SIZE = 4 * KiB;
+export const MAX_STRIPE_SIZE = GiB;
+
+/**
+ * Parses a size written as bytes ("65536"), or with a binary suffix ("64Ki", "1Mi").
+ * Returns undefined when the text is not such a size.
+ */
+export function parseStripeSize(text: string): number | undefined {
+  const match = /^([0-9]{1,10})(Ki|Mi|Gi|k|K|M|G)?$/.exec(text);
+  if (!match) return undefined;
+  const unit = match[2]?.charAt(0).toUpperCase();
+  const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
+  return Number(match[1]) * factor;
+}
+
+export function isValidStripeSize(bytes: number): boolean {
+  return Number.isSafeInteger(bytes) && bytes >= MIN_STRIPE_SIZE && bytes <= MAX_STRIPE_SIZE && (bytes & (bytes - 1)) === 0;
+}
