@@ -1,0 +1,414 @@
+/**
+ * The Kubernetes objects for the distributed topology, built as typed kubernetes-models
+ * objects from checked values: one DaemonSet runs loam beside the CSI sidecars in their
+ * node-deployment modes on every node, so each node provisions, resizes and snapshots only
+ * the volumes in its own volume groups.
+ */
+import { Namespace } from "kubernetes-models/v1/Namespace";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import type { IContainer } from "kubernetes-models/v1/Container";
+import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
+import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import type { IPolicyRule } from "kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule";
+import { CSIDriver } from "kubernetes-models/storage.k8s.io/v1/CSIDriver";
+import { StorageClass } from "kubernetes-models/storage.k8s.io/v1/StorageClass";
+import { SIDECARS, type SidecarName } from "./sidecars.js";
+import type { StorageClassValues, Values } from "./values.js";
+
+/** Where the plugin's socket directory is mounted inside every container of the pod. */
+export const SOCKET_DIR = "/csi";
+export const CONFIG_PATH = "/etc/loam/config.json";
+const HEALTH_PORT = 9808;
+const REGISTRAR_HEALTH_PORT = 9809;
+
+/**
+ * LVM runs in the host's namespaces: the host's lvm2, lvm.conf, devices file, locks and udev
+ * stay the only ones touching the volume groups, whatever lvm2 the image carries.
+ */
+export const LVM_COMMAND_PREFIX = ["nsenter", "--target=1", "--mount", "--uts", "--ipc", "--net", "--pid", "--"];
+
+/** StorageClass parameter keys loam reads (the reference is docs/parameters.md). */
+export const STORAGE_CLASS_KEYS = {
+  deviceClass: "loam.csi.dev/deviceClass",
+  stripes: "loam.csi.dev/stripes",
+  stripeSize: "loam.csi.dev/stripeSize",
+  mirrors: "loam.csi.dev/mirrors",
+  fsType: "csi.storage.k8s.io/fstype",
+} as const;
+
+/** A VolumeSnapshotClass (snapshot.storage.k8s.io/v1, a CRD kubernetes-models does not carry). */
+export interface VolumeSnapshotClassObject {
+  apiVersion: "snapshot.storage.k8s.io/v1";
+  kind: "VolumeSnapshotClass";
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  driver: string;
+  deletionPolicy: "Delete" | "Retain";
+  parameters?: Record<string, string>;
+}
+
+export type KubernetesObject =
+  | Namespace | ServiceAccount | ConfigMap | DaemonSet | ClusterRole | ClusterRoleBinding | Role | RoleBinding | CSIDriver | StorageClass
+  | VolumeSnapshotClassObject;
+
+export interface ManifestFile {
+  /** Path under deploy/. */
+  file: string;
+  /** Said at the top of the file, after the generated-file notice. */
+  notes: string[];
+  objects: KubernetesObject[];
+}
+
+export function renderManifests(values: Values): ManifestFile[] {
+  const labels = { "app.kubernetes.io/name": "loam", "app.kubernetes.io/part-of": "loam" };
+  const meta = (name: string, namespaced: boolean) => ({
+    name,
+    ...(namespaced ? { namespace: values.namespace } : {}),
+    labels: { ...labels },
+  });
+  const serviceAccount = "loam-node";
+  const subject = [{ kind: "ServiceAccount", name: serviceAccount, namespace: values.namespace }];
+
+  const rbac = sidecarRbac(values).flatMap(({ sidecar, cluster, namespaced, why }) => {
+    const name = `loam-${sidecar}`;
+    const objects: KubernetesObject[] = [
+      new ClusterRole({ metadata: { ...meta(name, false), annotations: { "loam.csi.dev/why": why } }, rules: cluster }),
+      new ClusterRoleBinding({
+        metadata: meta(name, false),
+        subjects: subject,
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+      }),
+    ];
+    if (namespaced.length > 0) {
+      objects.push(
+        new Role({ metadata: meta(name, true), rules: namespaced }),
+        new RoleBinding({ metadata: meta(name, true), subjects: subject, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name } }),
+      );
+    }
+    return objects;
+  });
+
+  return [
+    {
+      file: "kubernetes/00-namespace.yaml",
+      notes: ["The namespace runs privileged pods (loam formats and mounts disks), so Pod Security admits them there only."],
+      objects: [
+        new Namespace({
+          metadata: {
+            name: values.namespace,
+            labels: { ...labels, "pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/warn": "privileged" },
+          },
+        }),
+        new ServiceAccount({ metadata: meta(serviceAccount, true) }),
+      ],
+    },
+    {
+      file: "kubernetes/10-rbac.yaml",
+      notes: [
+        "Least privilege, one ClusterRole (and where needed one namespaced Role) per sidecar, all bound to the",
+        "pod's ServiceAccount. loam itself and node-driver-registrar use no Kubernetes API.",
+      ],
+      objects: rbac,
+    },
+    {
+      file: "kubernetes/20-csidriver.yaml",
+      notes: ["attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads", "the CSIStorageCapacity objects each node's external-provisioner publishes."],
+      objects: [
+        new CSIDriver({
+          metadata: { name: values.driverName, labels: { ...labels } },
+          spec: {
+            attachRequired: false,
+            podInfoOnMount: true,
+            storageCapacity: true,
+            fsGroupPolicy: "File",
+            volumeLifecycleModes: ["Persistent"],
+          },
+        }),
+      ],
+    },
+    {
+      file: "kubernetes/30-config.yaml",
+      notes: ["The node configuration read by `loam node --config`; the node's name comes from the pod (--node-id)."],
+      objects: [
+        new ConfigMap({
+          metadata: meta("loam-node-config", true),
+          data: { "config.json": `${JSON.stringify(nodeConfig(values), null, 2)}\n` },
+        }),
+      ],
+    },
+    {
+      file: "kubernetes/40-daemonset.yaml",
+      notes: [
+        "loam and the CSI sidecars on every node. LVM runs in the host's namespaces (hostPID + nsenter), the",
+        "kubelet directory is shared with Bidirectional propagation so mounts made here reach the pods.",
+      ],
+      objects: [daemonSet(values, serviceAccount, labels)],
+    },
+    {
+      file: "kubernetes/50-storageclasses.yaml",
+      notes: ["WaitForFirstConsumer: the scheduler picks the node first (using capacity), then that node creates the volume."],
+      objects: values.storageClasses.map((sc) => storageClass(values, sc, labels)),
+    },
+    {
+      file: "kubernetes/60-volumesnapshotclass.yaml",
+      notes: [
+        "Needs the snapshot CRDs and a snapshot-controller started with --enable-distributed-snapshotting",
+        "(its ClusterRole must also allow get/list/watch on nodes); see docs/install.md.",
+      ],
+      objects: [
+        {
+          apiVersion: "snapshot.storage.k8s.io/v1",
+          kind: "VolumeSnapshotClass",
+          metadata: { name: values.volumeSnapshotClass.name, labels: { ...labels } },
+          driver: values.driverName,
+          deletionPolicy: values.volumeSnapshotClass.deletionPolicy,
+        },
+      ],
+    },
+  ];
+}
+
+/** The JSON file `loam node --config` reads (keys are NodeConfig fields). */
+export function nodeConfig(values: Values): Record<string, unknown> {
+  return {
+    endpoint: `unix://${SOCKET_DIR}/csi.sock`,
+    driverName: values.driverName,
+    topologyKey: values.topologyKey,
+    kubeletDir: values.kubeletDir,
+    logLevel: values.logLevel,
+    lvmCommandPrefix: LVM_COMMAND_PREFIX,
+    deviceClasses: values.deviceClasses,
+  };
+}
+
+function storageClass(values: Values, sc: StorageClassValues, labels: Record<string, string>): StorageClass {
+  const parameters: Record<string, string> = {
+    [STORAGE_CLASS_KEYS.fsType]: sc.fsType,
+    [STORAGE_CLASS_KEYS.deviceClass]: sc.deviceClass,
+  };
+  if (sc.stripes !== undefined) parameters[STORAGE_CLASS_KEYS.stripes] = String(sc.stripes);
+  if (sc.stripeSize !== undefined) parameters[STORAGE_CLASS_KEYS.stripeSize] = sc.stripeSize;
+  if (sc.mirrors !== undefined) parameters[STORAGE_CLASS_KEYS.mirrors] = String(sc.mirrors);
+  return new StorageClass({
+    metadata: {
+      name: sc.name,
+      labels: { ...labels },
+      ...(sc.default ? { annotations: { "storageclass.kubernetes.io/is-default-class": "true" } } : {}),
+    },
+    provisioner: values.driverName,
+    parameters,
+    reclaimPolicy: sc.reclaimPolicy,
+    volumeBindingMode: "WaitForFirstConsumer",
+    allowVolumeExpansion: true,
+    ...(sc.mountOptions ? { mountOptions: sc.mountOptions } : {}),
+  });
+}
+
+const env = {
+  nodeName: { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+  namespace: { name: "NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+  podName: { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+} satisfies Record<string, IEnvVar>;
+
+/** Arguments of each sidecar; checked against the pinned version's flags by the tests. */
+export function sidecarArgs(values: Values): Record<SidecarName, string[]> {
+  const csiAddress = `--csi-address=${SOCKET_DIR}/csi.sock`;
+  return {
+    nodeDriverRegistrar: [
+      csiAddress,
+      `--kubelet-registration-path=${values.kubeletDir}/plugins/${values.driverName}/csi.sock`,
+      `--http-endpoint=:${REGISTRAR_HEALTH_PORT}`,
+      "--v=2",
+    ],
+    provisioner: [
+      csiAddress,
+      "--node-deployment",
+      "--enable-capacity",
+      // The pod's owner, the DaemonSet, owns the CSIStorageCapacity objects: uninstalling removes them.
+      "--capacity-ownerref-level=1",
+      "--strict-topology",
+      "--extra-create-metadata",
+      "--timeout=150s",
+      "--v=2",
+    ],
+    resizer: [
+      csiAddress,
+      // loam grows volumes in NodeExpandVolume; one resizer in the cluster marks PVs resized.
+      "--leader-election",
+      "--leader-election-namespace=$(NAMESPACE)",
+      "--handle-volume-inuse-error=false",
+      "--timeout=150s",
+      "--v=2",
+    ],
+    snapshotter: [csiAddress, "--node-deployment", "--timeout=150s", "--v=2"],
+    livenessProbe: [csiAddress, `--health-port=${HEALTH_PORT}`, "--probe-timeout=10s", "--v=2"],
+  };
+}
+
+function daemonSet(values: Values, serviceAccount: string, labels: Record<string, string>): DaemonSet {
+  const selector = { "app.kubernetes.io/name": "loam", "app.kubernetes.io/component": "node" };
+  const args = sidecarArgs(values);
+  const socketMount = { name: "plugin-dir", mountPath: SOCKET_DIR };
+  const sidecarSecurity = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true };
+  const sidecar = (name: SidecarName, extra: Partial<IContainer>): IContainer => ({
+    name: SIDECARS[name].container,
+    image: values.images[name],
+    imagePullPolicy: values.imagePullPolicy,
+    args: args[name],
+    resources: values.resources.sidecars,
+    securityContext: sidecarSecurity,
+    volumeMounts: [socketMount],
+    ...extra,
+  });
+
+  const loam: IContainer = {
+    name: "loam",
+    image: values.images.loam,
+    imagePullPolicy: values.imagePullPolicy,
+    args: ["node", `--config=${CONFIG_PATH}`, "--node-id=$(NODE_NAME)"],
+    env: [env.nodeName],
+    // Formatting, mounting and entering the host's namespaces for LVM need a privileged container.
+    securityContext: { privileged: true },
+    resources: values.resources.loam,
+    ports: [{ name: "healthz", containerPort: HEALTH_PORT, protocol: "TCP" }],
+    livenessProbe: {
+      httpGet: { path: "/healthz", port: "healthz" },
+      initialDelaySeconds: 10,
+      periodSeconds: 20,
+      timeoutSeconds: 15,
+      failureThreshold: 5,
+    },
+    volumeMounts: [
+      socketMount,
+      { name: "kubelet-dir", mountPath: values.kubeletDir, mountPropagation: "Bidirectional" },
+      { name: "dev", mountPath: "/dev" },
+      { name: "config", mountPath: "/etc/loam", readOnly: true },
+    ],
+  };
+
+  return new DaemonSet({
+    metadata: { name: "loam-node", namespace: values.namespace, labels: { ...labels, "app.kubernetes.io/component": "node" } },
+    spec: {
+      selector: { matchLabels: selector },
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: { ...labels, ...selector } },
+        spec: {
+          serviceAccountName: serviceAccount,
+          // nsenter --target=1 needs the host's PID 1.
+          hostPID: true,
+          ...(values.priorityClassName ? { priorityClassName: values.priorityClassName } : {}),
+          ...(Object.keys(values.nodeSelector).length > 0 ? { nodeSelector: values.nodeSelector } : {}),
+          ...(values.tolerations.length > 0 ? { tolerations: values.tolerations } : {}),
+          terminationGracePeriodSeconds: 45,
+          containers: [
+            loam,
+            sidecar("nodeDriverRegistrar", {
+              env: [env.nodeName],
+              ports: [{ name: "registrar", containerPort: REGISTRAR_HEALTH_PORT, protocol: "TCP" }],
+              livenessProbe: { httpGet: { path: "/healthz", port: "registrar" }, initialDelaySeconds: 5, periodSeconds: 30, timeoutSeconds: 10 },
+              volumeMounts: [socketMount, { name: "registration-dir", mountPath: "/registration" }],
+            }),
+            sidecar("provisioner", { env: [env.nodeName, env.namespace, env.podName] }),
+            sidecar("resizer", { env: [env.namespace] }),
+            sidecar("snapshotter", { env: [env.nodeName] }),
+            sidecar("livenessProbe", {}),
+          ],
+          volumes: [
+            { name: "plugin-dir", hostPath: { path: `${values.kubeletDir}/plugins/${values.driverName}`, type: "DirectoryOrCreate" } },
+            { name: "registration-dir", hostPath: { path: `${values.kubeletDir}/plugins_registry`, type: "Directory" } },
+            { name: "kubelet-dir", hostPath: { path: values.kubeletDir, type: "Directory" } },
+            { name: "dev", hostPath: { path: "/dev", type: "Directory" } },
+            { name: "config", configMap: { name: "loam-node-config" } },
+          ],
+        },
+      },
+    },
+  });
+}
+
+interface SidecarRbac {
+  sidecar: string;
+  why: string;
+  cluster: IPolicyRule[];
+  namespaced: IPolicyRule[];
+}
+
+const CORE = "";
+const STORAGE = "storage.k8s.io";
+const SNAPSHOT = "snapshot.storage.k8s.io";
+const EVENTS: IPolicyRule = { apiGroups: [CORE], resources: ["events"], verbs: ["list", "watch", "create", "update", "patch"] };
+
+/** What each sidecar needs from the API, and nothing more. */
+export function sidecarRbac(_values: Values): SidecarRbac[] {
+  return [
+    {
+      sidecar: "external-provisioner",
+      why: "PVs for PVCs on this node (node deployment), capacity per node (CSIStorageCapacity owned by the DaemonSet), restores from snapshots",
+      cluster: [
+        { apiGroups: [CORE], resources: ["persistentvolumes"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
+        { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch", "update"] },
+        { apiGroups: [STORAGE], resources: ["storageclasses"], verbs: ["get", "list", "watch"] },
+        EVENTS,
+        { apiGroups: [SNAPSHOT], resources: ["volumesnapshots", "volumesnapshotcontents"], verbs: ["get", "list"] },
+        { apiGroups: [STORAGE], resources: ["csinodes"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [CORE], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+      ],
+      namespaced: [
+        { apiGroups: [STORAGE], resources: ["csistoragecapacities"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+        // Walking from the pod to its DaemonSet for the capacity objects' owner reference.
+        { apiGroups: [CORE], resources: ["pods"], verbs: ["get"] },
+      ],
+    },
+    {
+      sidecar: "external-resizer",
+      why: "marks PVs and PVCs resized; loam itself grows the LV and filesystem in NodeExpandVolume",
+      cluster: [
+        { apiGroups: [CORE], resources: ["persistentvolumes"], verbs: ["get", "list", "watch", "patch"] },
+        { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [CORE], resources: ["persistentvolumeclaims/status"], verbs: ["patch"] },
+        EVENTS,
+      ],
+      namespaced: [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "watch", "list", "delete", "update", "create"] }],
+    },
+    {
+      sidecar: "external-snapshotter",
+      why: "creates and deletes snapshots of this node's volumes (distributed snapshotting)",
+      cluster: [
+        EVENTS,
+        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotclasses"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotcontents"], verbs: ["get", "list", "watch", "update", "patch"] },
+        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotcontents/status"], verbs: ["update", "patch"] },
+      ],
+      namespaced: [],
+    },
+  ];
+}
+
+/**
+ * The shape check for a VolumeSnapshotClass, which kubernetes-models cannot validate (it is
+ * a CRD): the fields snapshot.storage.k8s.io/v1 defines, with their types and enums.
+ * Returns the problems found; empty when the object is well formed.
+ */
+export function checkVolumeSnapshotClass(object: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const allowed = ["apiVersion", "kind", "metadata", "driver", "deletionPolicy", "parameters"];
+  for (const key of Object.keys(object)) if (!allowed.includes(key)) problems.push(`unknown field ${key}`);
+  if (object.apiVersion !== "snapshot.storage.k8s.io/v1") problems.push("apiVersion must be snapshot.storage.k8s.io/v1");
+  if (object.kind !== "VolumeSnapshotClass") problems.push("kind must be VolumeSnapshotClass");
+  const metadata = object.metadata as { name?: unknown } | undefined;
+  if (typeof metadata?.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(metadata.name)) problems.push("metadata.name must be a DNS subdomain");
+  if (typeof object.driver !== "string" || object.driver === "") problems.push("driver is required");
+  if (object.deletionPolicy !== "Delete" && object.deletionPolicy !== "Retain") problems.push("deletionPolicy must be Delete or Retain");
+  if (object.parameters !== undefined) {
+    const parameters = object.parameters as Record<string, unknown>;
+    if (typeof parameters !== "object" || parameters === null || Object.values(parameters).some((v) => typeof v !== "string")) {
+      problems.push("parameters must map strings to strings");
+    }
+  }
+  return problems;
+}
