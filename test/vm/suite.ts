@@ -10,12 +10,16 @@ import { Harness } from "./harness.js";
 import { controllerTests } from "./controller.vm.js";
 import { robustnessTests } from "./robustness.vm.js";
 import { goClientTests } from "./go-client.vm.js";
+import { nodeTests } from "./node.vm.js";
+import { observabilityTests } from "./observability.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
   controller: controllerTests,
   robustness: robustnessTests,
   "go-client": goClientTests,
+  node: nodeTests,
+  observability: observabilityTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
