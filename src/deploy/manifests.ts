@@ -24,6 +24,8 @@ import type { StorageClassValues, Values } from "./values.js";
 export const SOCKET_DIR = "/csi";
 export const CONFIG_PATH = "/etc/loam/config.json";
 const HEALTH_PORT = 9808;
+/** loam's own /metrics, /healthz and /readyz listener (metricsAddress), on the pod's IP for Prometheus. */
+export const METRICS_PORT = 9975;
 const REGISTRAR_HEALTH_PORT = 9809;
 
 /**
@@ -181,6 +183,7 @@ export function nodeConfig(values: Values): Record<string, unknown> {
     kubeletDir: values.kubeletDir,
     logLevel: values.logLevel,
     lvmCommandPrefix: LVM_COMMAND_PREFIX,
+    metricsAddress: `:${METRICS_PORT}`,
     deviceClasses: values.deviceClasses,
   };
 }
@@ -274,7 +277,10 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
     // Formatting, mounting and entering the host's namespaces for LVM need a privileged container.
     securityContext: { privileged: true },
     resources: values.resources.loam,
-    ports: [{ name: "healthz", containerPort: HEALTH_PORT, protocol: "TCP" }],
+    ports: [
+      { name: "healthz", containerPort: HEALTH_PORT, protocol: "TCP" },
+      { name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" },
+    ],
     livenessProbe: {
       httpGet: { path: "/healthz", port: "healthz" },
       initialDelaySeconds: 10,
