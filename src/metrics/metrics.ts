@@ -88,6 +88,9 @@ export class LoamMetrics {
     const refresh = this.refreshGauges?.();
     this.scrapeRefresh = refresh;
     try {
+      // Counters are read the moment the registry serializes them: wait for the report
+      // first, so its own command (and a failure of it) is in this scrape, not the next.
+      await refresh;
       return { contentType: this.registry.contentType, body: await this.registry.metrics() };
     } finally {
       if (this.scrapeRefresh === refresh) this.scrapeRefresh = undefined;

@@ -67,6 +67,15 @@ test("a failing LVM command (real lvm, missing VG) increments its failure counte
   assert.equal(sampleValue(samples, "loam_lvm_command_duration_seconds_count", { command: "fullreport" }), 1);
 });
 
+test("a scrape's own failing report (real lvm, missing VG) shows in that same scrape: up=0 and one more failure", async () => {
+  const metrics = new LoamMetrics({ version: "t" });
+  const lvm = new Lvm(new CommandRunner({ onCommand: (o) => metrics.observeCommand(o) }));
+  metrics.watchVolumeGroups(new VolumeGroupInventory(lvm, ["loamnosuchvg"], 0));
+  const { samples } = await scrape(metrics);
+  assert.equal(sampleValue(samples, "loam_volume_group_up", { volume_group: "loamnosuchvg" }), 0);
+  assert.equal(sampleValue(samples, "loam_lvm_command_failures_total", { command: "fullreport" }), 1);
+});
+
 test("command labels are the LVM subcommand or program name, and anything odd is 'other'", () => {
   assert.equal(commandLabel(["lvm", "fullreport", "--reportformat", "json"]), "fullreport");
   assert.equal(commandLabel(["lvcreate", "--yes"]), "lvcreate");
