@@ -107,10 +107,14 @@ describe("loam csi against a real loam node on the host", () => {
     assert.match(controller.stdout, /^GET_CAPACITY$/m);
   });
 
-  test("node-capabilities answers (empty until the node lifecycle lands, or the list)", async () => {
+  test("node-capabilities lists the node RPCs by name, and as protobuf JSON with --json", async () => {
+    const human = await csi(endpoint, "node-capabilities");
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^STAGE_UNSTAGE_VOLUME$/m);
+    assert.match(human.stdout, /^EXPAND_VOLUME$/m);
     const run = await csi(endpoint, "--json", "node-capabilities");
-    assert.equal(run.code, 0, run.stderr);
-    assert.ok(Array.isArray((JSON.parse(run.stdout) as { capabilities: unknown[] }).capabilities));
+    const reply = JSON.parse(run.stdout) as { capabilities: Array<{ rpc: { type: string } }> };
+    assert.ok(reply.capabilities.some((c) => c.rpc.type === "STAGE_UNSTAGE_VOLUME"));
   });
 
   test("probe with no LVM exits 1 with 'loam csi probe: UNAVAILABLE: <message>'", async () => {
@@ -155,7 +159,7 @@ describe("loam csi against a real loam node on the host", () => {
     }
   });
 
-  test("node RPCs with paths outside the kubelet directory are refused or unimplemented, never crash", async () => {
+  test("node RPCs with paths outside the kubelet directory exit 1 with the server's code and message", async () => {
     const runs = [
       await csi(endpoint, "stage", "--volume-id", "v1", "--staging-path", "/etc/x", "--fs-type", "xfs"),
       await csi(endpoint, "publish", "--volume-id", "v1", "--staging-path", "/etc/x", "--target-path", "/etc/y"),
