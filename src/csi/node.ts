@@ -70,8 +70,22 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
   };
 
   /** The volume, active, or NOT_FOUND. */
-  const activeVolume = async (id: string, context: CallContext): Promise<Volume> =>
-    host(`activating volume ${id}`, () => engine.ensureActive(id, { signal: context.signal }));
+  const activeVolume = async (id: string, context: CallContext): Promise<Volume> => {
+    const volume = await host(`activating volume ${id}`, () => engine.ensureActive(id, { signal: context.signal }));
+    devices.set(id, { devicePath: volume.devicePath, id });
+    return volume;
+  };
+  /**
+   * Device paths of volumes staged by this process. Publish runs once per pod, and an LVM
+   * report costs more than the bind mount itself; the device number is still checked
+   * against the staged mount, and a path that no longer resolves falls back to LVM.
+   */
+  const devices = new Map<string, Pick<Volume, "id" | "devicePath">>();
+  const stagedDevice = async (id: string, context: CallContext): Promise<Pick<Volume, "id" | "devicePath">> => {
+    const known = devices.get(id);
+    if (known && (await stat(known.devicePath).catch(() => undefined))?.isBlockDevice()) return known;
+    return activeVolume(id, context);
+  };
 
   return {
     nodeGetInfo: () =>
@@ -148,6 +162,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       return withVolume(id, async () => {
         // kubelet made the staging directory and removes it; we only take the mount away.
         await host(`unmounting ${staging}`, () => mounter.unmountAll(staging, { signal: context.signal }));
+        devices.delete(id);
         return {};
       });
     },
@@ -168,7 +183,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       }
       const flags = use.access.kind === "mount" ? perMountFlags(use.access.mountFlags) : [];
       return withVolume(id, async () => {
-        const volume = await activeVolume(id, context);
+        const volume = await stagedDevice(id, context);
         const device = await deviceNumber(volume);
         const existing = await mounter.mountAt(target);
         if (use.access.kind === "block") {
@@ -316,7 +331,7 @@ function checkFlagsMatch(mount: MountEntry, flags: readonly string[], where: str
 }
 
 /** "major:minor" of the volume's device node. */
-async function deviceNumber(volume: Volume): Promise<string> {
+async function deviceNumber(volume: Pick<Volume, "id" | "devicePath">): Promise<string> {
   let found: Stats;
   try {
     found = await stat(volume.devicePath);

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,6 +21,8 @@ export const NODE_ID = "vm-node";
 export const TOPOLOGY_KEY = "topology.loam.csi.dev/node";
 export const SOCKET = "/run/loam-test/csi.sock";
 export const ENDPOINT = `unix://${SOCKET}`;
+/** kubelet's directory as loam sees it in the VM; staging and target paths go below it. */
+export const KUBELET_DIR = "/var/lib/kubelet";
 
 export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -53,13 +56,15 @@ export class Harness {
     await harness.must(["vgremove", "-ff", "-y", VG], { allowFailure: true });
     await harness.must(["pvcreate", "-ff", "-y", ...disks]);
     await harness.must(["vgcreate", "-y", VG, ...disks]);
+    await mkdir(KUBELET_DIR, { recursive: true });
     await harness.startLoam();
     return harness;
   }
 
   async startLoam(extraArgs: string[] = []): Promise<void> {
     const bundle = join(repoRoot(), "dist", "loam.mjs");
-    const args = [bundle, "node", "--endpoint", ENDPOINT, "--volume-group", VG, "--node-id", NODE_ID, "--log-level", "info", ...extraArgs];
+    // With --config the file says which device classes (and VGs) to use.
+    const args = [bundle, "node", "--endpoint", ENDPOINT, ...(extraArgs.includes("--config") ? [] : ["--volume-group", VG]), "--node-id", NODE_ID, "--log-level", "info", "--kubelet-dir", KUBELET_DIR, ...extraArgs];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"] });
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {

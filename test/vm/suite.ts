@@ -11,6 +11,7 @@ import { controllerTests } from "./controller.vm.js";
 import { robustnessTests } from "./robustness.vm.js";
 import { goClientTests } from "./go-client.vm.js";
 import { nodeTests } from "./node.vm.js";
+import { nodeTests } from "./node.vm.js";
 import { observabilityTests } from "./observability.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
@@ -18,6 +19,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   controller: controllerTests,
   robustness: robustnessTests,
   "go-client": goClientTests,
+  node: nodeTests,
   node: nodeTests,
   observability: observabilityTests,
 };
