@@ -78,7 +78,8 @@ export async function runNode(args: string[]): Promise<number> {
   });
   const lvm = new Lvm(runner);
   const engine = new VolumeEngine(lvm, config.deviceClasses);
-  const inventory = new VolumeGroupInventory(lvm, [config.volumeGroup]);
+  // Several device classes may share a volume group; each group is reported once per scrape.
+  const inventory = new VolumeGroupInventory(lvm, [...new Set(config.deviceClasses.map((c) => c.volumeGroup))]);
   metrics.watchVolumeGroups(inventory);
   const listenAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);
   const observability = listenAddress

@@ -90,11 +90,12 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
         v.segType + (v.pool ? ` (${v.pool})` : ""),
         percent(v.dataUsage),
         v.active ? "yes" : "no",
-        ...(key === "snapshots" ? [v.origin || "-"] : []),
+        v.deviceClass || "-",
+        v.source || "-",
       ]),
     );
     if (rows.length === 0) continue;
-    const header = [title, "CSI NAME", "CLAIM", "SIZE", "TYPE", "DATA", "ACTIVE", ...(key === "snapshots" ? ["ORIGIN"] : [])];
+    const header = [title, "CSI NAME", "CLAIM", "SIZE", "TYPE", "DATA", "ACTIVE", "CLASS", "SOURCE"];
     out.push("", table(header, rows));
   }
   return `${out.join("\n")}\n`;

@@ -3,8 +3,8 @@
  * shared by every reader for a short while: a Prometheus scrape asks a dozen gauges for
  * their values, and a readiness probe may come at the same moment, but LVM runs once.
  */
-import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
-import { decodeTags } from "../lvm/tags.js";
+import type { VolumeGroupReport } from "../lvm/report.js";
+import { metadataOf } from "../volumes/metadata.js";
 
 export interface ReportSource {
   report(vg: string): Promise<VolumeGroupReport>;
@@ -73,6 +73,9 @@ export interface LoamLvSummary {
   dataUsage: number | null;
   pvcNamespace: string;
   pvcName: string;
+  deviceClass: string;
+  /** Snapshots: the volume they were taken of. Volumes: the snapshot or volume they were cloned from. */
+  source: string;
 }
 
 export interface VolumeGroupSummary {
@@ -100,22 +103,23 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
   const snapshots: LoamLvSummary[] = [];
   for (const lv of report.lvs) {
     if (lv.internal) continue;
-    const tags = decodeTags(lv.tags);
-    const name = tags.get("name");
-    if (name === undefined) continue;
+    const metadata = metadataOf(lv);
+    if (!metadata) continue;
     const entry: LoamLvSummary = {
       id: lv.name,
-      name,
+      name: metadata.name,
       sizeBytes: lv.sizeBytes,
       segType: lv.segType,
       active: lv.active,
       pool: lv.poolLv,
       origin: lv.origin,
       dataUsage: lv.segType === "thin" ? ratio(lv.dataPercent) : null,
-      pvcNamespace: tags.get("namespace") ?? "",
-      pvcName: tags.get("pvc") ?? "",
+      pvcNamespace: metadata.claim.namespace ?? "",
+      pvcName: metadata.claim.pvc ?? "",
+      deviceClass: metadata.deviceClass ?? "",
+      source: metadata.source ? `${metadata.source.kind}:${metadata.source.id}` : "",
     };
-    (isSnapshot(lv, tags) ? snapshots : volumes).push(entry);
+    (metadata.kind === "snapshot" ? snapshots : volumes).push(entry);
   }
   const byId = (a: LoamLvSummary, b: LoamLvSummary): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   return {
@@ -127,18 +131,6 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
     volumes: volumes.sort(byId),
     snapshots: snapshots.sort(byId),
   };
-}
-
-/**
- * A loam LV that is a CSI snapshot rather than a volume. The tag says so when the snapshot
- * code records a kind; otherwise LVM's own marks: a snapshot LV that skips activation,
- * which is how loam creates snapshots (a volume restored from one is activated for use).
- */
-export function isSnapshot(lv: LogicalVolume, tags: ReadonlyMap<string, string>): boolean {
-  const kind = tags.get("kind");
-  if (kind !== undefined) return kind === "snapshot";
-  if (tags.has("snapshot") || tags.has("source-volume")) return true;
-  return lv.roles.includes("snapshot") && lv.attr.charAt(9) === "k";
 }
 
 function ratio(percent: number | null): number | null {
