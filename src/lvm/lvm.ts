@@ -174,20 +174,14 @@ export class Lvm {
   }
 
   /**
-   * Copies one LV's blocks onto another with dd, flushed to disk before it returns.
-   * `sparse` skips writing zero blocks: right only when the target already reads as zeros
-   * (a new thin LV), where it also keeps the pool from filling with zeros.
+   * Copies one LV's blocks onto another with dd, flushed to disk before it returns. Only
+   * options every dd has (GNU and busybox alike): conv=sparse is GNU-only, so a copy into a
+   * thin LV allocates the source's full size in the pool.
    */
-  async copyLv(
-    from: { vg: string; name: string },
-    to: { vg: string; name: string },
-    copy: { sparse: boolean },
-    options?: RunOptions,
-  ): Promise<void> {
+  async copyLv(from: { vg: string; name: string }, to: { vg: string; name: string }, options?: RunOptions): Promise<void> {
     const source = `/dev/${lvPath(from.vg, from.name)}`;
     const target = `/dev/${lvPath(to.vg, to.name)}`;
-    const conv = copy.sparse ? "conv=fsync,sparse" : "conv=fsync";
-    await this.exec(["dd", `if=${source}`, `of=${target}`, "bs=4M", conv, "status=none"], options);
+    await this.exec(["dd", `if=${source}`, `of=${target}`, "bs=4M", "conv=fsync"], options);
   }
 
   async removeLv(vg: string, name: string, options?: RunOptions): Promise<void> {

@@ -184,8 +184,9 @@ export class VolumeEngine {
       const deviceClass = this.classes.select(request.parameters);
       const report = inventory.vg(deviceClass.volumeGroup);
       const layout = this.classes.layout(request.parameters, report.pvs.length);
-      const extent = report.vg.extentSizeBytes;
-      checkStripeSize(layout, extent);
+      checkStripeSize(layout, report.vg.extentSizeBytes);
+      // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
+      const extent = report.vg.extentSizeBytes * (layout.kind === "striped" ? layout.stripes : 1);
 
       const existing = inventory.find(id);
       if (existing && !metadataOf(existing.lv)?.populating) return this.adopt(existing, request, extent);
@@ -531,7 +532,6 @@ export class VolumeEngine {
           await this.lvm.copyLv(
             { vg: source.lv.vgName, name: source.lv.name },
             { vg, name: target.name },
-            { sparse: layout.kind === "thin" },
             { timeoutMs: Math.max(MIN_COPY_TIMEOUT_MS, (source.lv.sizeBytes / SLOWEST_COPY_BYTES_PER_SECOND) * 1000) },
           );
         } finally {

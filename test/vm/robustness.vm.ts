@@ -74,8 +74,8 @@ const badCreates: Array<[string, CreateInit, status, RegExp]> = [
   [
     "content source",
     { ...createRequest("bad-11"), volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "snap" } } } },
-    status.INVALID_ARGUMENT,
-    /volume_content_source is not supported yet/,
+    status.NOT_FOUND,
+    /snapshot snap \(volume_content_source\) does not exist on this node/,
   ],
 ];
 
