@@ -10,7 +10,8 @@ import { Harness } from "./harness.js";
 import { controllerTests } from "./controller.vm.js";
 import { robustnessTests } from "./robustness.vm.js";
 import { goClientTests } from "./go-client.vm.js";
-import { nodeTests } from "./node.vm.js";
+import { deviceClassTests } from "./device-classes.vm.js";
+import { snapshotTests } from "./snapshots.vm.js";
 import { nodeTests } from "./node.vm.js";
 import { observabilityTests } from "./observability.vm.js";
 
@@ -19,7 +20,8 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   controller: controllerTests,
   robustness: robustnessTests,
   "go-client": goClientTests,
-  node: nodeTests,
+  "device-classes": deviceClassTests,
+  snapshots: snapshotTests,
   node: nodeTests,
   observability: observabilityTests,
 };
