@@ -145,12 +145,19 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
               `volume ${id} holds ${content.description}, not a filesystem; loam never formats over existing data`,
             );
         }
+        // A clone or restore of an xfs volume carries its source's filesystem UUID; xfs refuses
+        // to mount two filesystems with one UUID unless told not to check.
+        const flags = fsType === "xfs" && !access.mountFlags.includes("nouuid") ? [...access.mountFlags, "nouuid"] : access.mountFlags;
+        const readonly = use.mode === "single-node-reader-only";
         await host(`mounting volume ${id} at ${staging}`, () =>
-          mounter.mountFilesystem(volume.devicePath, staging, fsType, access.mountFlags, {
-            readonly: use.mode === "single-node-reader-only",
-            signal: context.signal,
-          }),
+          mounter.mountFilesystem(volume.devicePath, staging, fsType, flags, { readonly, signal: context.signal }),
         );
+        if (content.kind === "filesystem" && !readonly) {
+          // A volume restored into a larger LV (or grown while unstaged) gets a filesystem as large as its device.
+          await host(`growing the filesystem of volume ${id}`, () =>
+            growFilesystem(runner, { fsType, device: volume.devicePath, mountPoint: staging }, { signal: context.signal }),
+          );
+        }
         return {};
       });
     },

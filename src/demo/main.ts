@@ -107,10 +107,6 @@ function sha256(data: Buffer | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-interface VolumeReply {
-  volume: { volumeId: string; capacityBytes: string };
-}
-
 async function demo(): Promise<void> {
   say("loam demo: local persistent volumes from LVM, driven through CSI with `loam csi`");
   const devices = await step("Two disks for the node", async () => {
@@ -122,7 +118,7 @@ async function demo(): Promise<void> {
   await step(`Volume group ${VG} on both disks, with a thin pool for thin volumes`, async () => {
     await sh(["pvcreate", "-ff", "-y", ...devices]);
     await sh(["vgcreate", VG, ...devices]);
-    await sh(["lvcreate", "--type", "thin-pool", "--size", "1G", "--name", POOL, VG]);
+    await sh(["lvcreate", "--type", "thin-pool", "--size", "2G", "--name", POOL, VG]);
     cleanups.push(async () => void (await runner.run(["vgremove", "-ff", "-y", VG])));
   });
 
@@ -145,20 +141,20 @@ async function demo(): Promise<void> {
   });
 
   await step("Capacity the scheduler would see, per device class", async () => {
-    await csi("get-capacity", "--parameter", "deviceClass=thick");
-    await csi("get-capacity", "--parameter", "deviceClass=thin");
+    await csi("get-capacity", "--parameter", "loam.csi.dev/deviceClass=thick");
+    await csi("get-capacity", "--parameter", "loam.csi.dev/deviceClass=thin");
   });
 
-  const thin = await step("Create a 256 MiB thin volume", async () => {
-    await csi("create-volume", "--name", "demo-thin", "--size", "256Mi", "--parameter", "deviceClass=thin");
-    return (await csiJson<VolumeReply>("create-volume", "--name", "demo-thin", "--size", "256Mi", "--parameter", "deviceClass=thin")).volume.volumeId;
+  const thin = await step("Create a 512 MiB thin volume", async () => {
+    await csi("create-volume", "--name", "demo-thin", "--size", "512Mi", "--parameter", "loam.csi.dev/deviceClass=thin");
+    return lvNameFor("demo-thin");
   });
 
-  const striped = await step("Create a 256 MiB volume striped across both disks", async () => {
-    await csi("create-volume", "--name", "demo-striped", "--size", "256Mi", "--parameter", "deviceClass=thick", "--parameter", "stripes=2");
-    return (await csiJson<VolumeReply>("get-volume", "--volume-id", lvId("demo-striped"))).volume.volumeId;
+  const striped = await step("Create a 512 MiB volume striped across both disks, and look at both with lvs", async () => {
+    await csi("create-volume", "--name", "demo-striped", "--size", "512Mi", "--parameter", "loam.csi.dev/deviceClass=thick", "--parameter", "loam.csi.dev/stripes=2");
+    await sh(["lvs", "-o", "lv_name,lv_size,segtype,stripes,pool_lv", VG]);
+    return lvNameFor("demo-striped");
   });
-  await sh(["lvs", "-o", "lv_name,lv_size,segtype,stripes,pool_lv", VG]);
 
   const paths = (id: string) => ({
     staging: join(KUBELET, "plugins/kubernetes.io/csi/loam.csi.dev", id, "globalmount"),
@@ -181,19 +177,16 @@ async function demo(): Promise<void> {
     say(`   sha256 ${checksum}`);
   });
 
-  await step("Grow the thin volume online to 512 MiB (lvextend + xfs_growfs, still mounted)", async () => {
-    await csi("expand", "--volume-id", thin, "--volume-path", thinPaths.target, "--size", "512Mi");
+  await step("Grow the thin volume online to 1 GiB (lvextend + xfs_growfs, still mounted)", async () => {
+    await csi("expand", "--volume-id", thin, "--volume-path", thinPaths.target, "--size", "1Gi");
     await csi("stats", "--volume-id", thin, "--volume-path", thinPaths.target);
   });
 
-  const snapshot = await step("Snapshot the thin volume", async () => {
-    await sh(["fsfreeze", "--freeze", thinPaths.staging]);
-    try {
-      await csi("create-snapshot", "--name", "demo-snap", "--source-volume-id", thin);
-    } finally {
-      await sh(["fsfreeze", "--unfreeze", thinPaths.staging]);
-    }
-    const reply = await csiJson<{ snapshot: { snapshotId: string } }>("create-snapshot", "--name", "demo-snap", "--source-volume-id", thin);
+  const snapshot = await step("Snapshot the thin volume while it is mounted (LVM's suspend freezes the filesystem itself)", async () => {
+    const reply = await csiJson<{ snapshot: { snapshotId: string; sizeBytes: string; readyToUse: boolean } }>(
+      "create-snapshot", "--name", "demo-snap", "--source-volume-id", thin,
+    );
+    say(`   snapshot ${reply.snapshot.snapshotId}: ${reply.snapshot.sizeBytes} bytes, ready ${reply.snapshot.readyToUse}`);
     return reply.snapshot.snapshotId;
   });
 
@@ -202,8 +195,8 @@ async function demo(): Promise<void> {
   });
 
   const restored = await step("Restore the snapshot into a new volume, stage and publish it, compare the data", async () => {
-    await csi("create-volume", "--name", "demo-restored", "--size", "512Mi", "--parameter", "deviceClass=thin", "--from-snapshot", snapshot);
-    const id = (await csiJson<VolumeReply>("get-volume", "--volume-id", lvId("demo-restored"))).volume.volumeId;
+    await csi("create-volume", "--name", "demo-restored", "--size", "1Gi", "--parameter", "loam.csi.dev/deviceClass=thin", "--from-snapshot", snapshot);
+    const id = lvNameFor("demo-restored");
     const p = paths(id);
     await mkdir(p.staging, { recursive: true });
     await csi("stage", "--volume-id", id, "--staging-path", p.staging, "--fs-type", "xfs");
@@ -216,7 +209,7 @@ async function demo(): Promise<void> {
 
   await step("List volumes and capacity now", async () => {
     await csi("list-volumes");
-    await csi("get-capacity", "--parameter", "deviceClass=thin");
+    await csi("get-capacity", "--parameter", "loam.csi.dev/deviceClass=thin");
   });
 
   await step("Unpublish, unstage and delete everything", async () => {
@@ -231,10 +224,6 @@ async function demo(): Promise<void> {
   });
 }
 
-/** Volume ids are derived from the CSI name. */
-function lvId(name: string): string {
-  return lvNameFor(name);
-}
 
 let failed = false;
 try {
