@@ -336,3 +336,35 @@ function parseDeviceClass(entry: unknown, at: string): DeviceClass {
   }
   return result;
 }
+
+/** The volume groups a node config names: its volumeGroup, or those of its device classes. */
+export function volumeGroupsOf(file: Partial<Record<string, unknown>>): string[] {
+  const found = new Set<string>();
+  if (typeof file.volumeGroup === "string" && file.volumeGroup !== "") found.add(file.volumeGroup);
+  if (Array.isArray(file.deviceClasses)) {
+    for (const entry of file.deviceClasses as unknown[]) {
+      const vg = typeof entry === "object" && entry !== null ? (entry as { volumeGroup?: unknown }).volumeGroup : undefined;
+      if (typeof vg === "string" && vg !== "") found.add(vg);
+    }
+  }
+  return [...found];
+}
+
+/**
+ * What the host commands (`loam doctor`, `loam status`) look at: volume groups and the LVM
+ * command prefix from their flags, else from the node's config file, each name checked.
+ */
+export async function hostTargets(flags: {
+  config?: string | undefined;
+  "volume-group"?: string[] | undefined;
+  "lvm-command-prefix"?: string | undefined;
+}): Promise<{ file: Partial<NodeConfig>; volumeGroups: string[]; prefix: string[] }> {
+  const file = flags.config ? await readConfigFile(flags.config) : {};
+  const volumeGroups = flags["volume-group"] ?? volumeGroupsOf(file);
+  for (const vg of volumeGroups) {
+    if (!isValidVgName(vg)) throw new ConfigError("volumeGroup", `"${vg}" is not a valid LVM volume group name`);
+  }
+  const prefixText = flags["lvm-command-prefix"];
+  const prefix = prefixText !== undefined ? prefixText.split(/\s+/).filter(Boolean) : (file.lvmCommandPrefix ?? []);
+  return { file, volumeGroups, prefix };
+}

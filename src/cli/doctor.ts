@@ -9,8 +9,7 @@ import { parseArgs } from "node:util";
 import { CommandRunner, type CommandResult } from "../lvm/runner.js";
 import { Lvm } from "../lvm/lvm.js";
 import type { VolumeGroupReport } from "../lvm/report.js";
-import { isValidVgName } from "../lvm/names.js";
-import { ConfigError, DEFAULTS, readConfigFile, socketPathOf } from "./config.js";
+import { ConfigError, DEFAULTS, hostTargets, socketPathOf } from "./config.js";
 import { humanBytes, table } from "./csi-output.js";
 
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -392,13 +391,7 @@ export async function loadDoctorOptions(args: string[]): Promise<{ options: Doct
     throw new ConfigError("flags", `${(error as Error).message}\n\n${DOCTOR_USAGE}`);
   }
   const values = parsed.values;
-  const file = values.config ? await readConfigFile(values.config) : {};
-  const volumeGroups = values["volume-group"] ?? volumeGroupsOf(file);
-  for (const vg of volumeGroups) {
-    if (!isValidVgName(vg)) throw new ConfigError("volumeGroup", `"${vg}" is not a valid LVM volume group name`);
-  }
-  const prefixText = values["lvm-command-prefix"];
-  const prefix = prefixText !== undefined ? prefixText.split(/\s+/).filter(Boolean) : (file.lvmCommandPrefix ?? []);
+  const { file, volumeGroups, prefix } = await hostTargets(values);
   return {
     options: {
       volumeGroups,
@@ -410,18 +403,6 @@ export async function loadDoctorOptions(args: string[]): Promise<{ options: Doct
   };
 }
 
-/** The volume groups a node config names: its volumeGroup, or those of its device classes. */
-export function volumeGroupsOf(file: Partial<Record<string, unknown>>): string[] {
-  const found = new Set<string>();
-  if (typeof file.volumeGroup === "string" && file.volumeGroup !== "") found.add(file.volumeGroup);
-  if (Array.isArray(file.deviceClasses)) {
-    for (const entry of file.deviceClasses as unknown[]) {
-      const vg = typeof entry === "object" && entry !== null ? (entry as { volumeGroup?: unknown }).volumeGroup : undefined;
-      if (typeof vg === "string" && vg !== "") found.add(vg);
-    }
-  }
-  return [...found];
-}
 
 export async function runDoctor(args: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const { options, prefix, json } = await loadDoctorOptions(args);

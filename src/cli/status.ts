@@ -6,11 +6,9 @@
 import { parseArgs } from "node:util";
 import { CommandRunner } from "../lvm/runner.js";
 import { Lvm } from "../lvm/lvm.js";
-import { isValidVgName } from "../lvm/names.js";
 import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/inventory.js";
-import { ConfigError, readConfigFile } from "./config.js";
+import { ConfigError, hostTargets } from "./config.js";
 import { humanBytes, table } from "./csi-output.js";
-import { volumeGroupsOf } from "./doctor.js";
 
 export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
 
@@ -119,14 +117,8 @@ export async function runStatus(args: string[], write: (text: string) => void = 
     throw new ConfigError("flags", `${(error as Error).message}\n\n${STATUS_USAGE}`);
   }
   const values = parsed.values;
-  const file = values.config ? await readConfigFile(values.config) : {};
-  const volumeGroups = values["volume-group"] ?? volumeGroupsOf(file);
+  const { volumeGroups, prefix } = await hostTargets(values);
   if (volumeGroups.length === 0) throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
-  for (const vg of volumeGroups) {
-    if (!isValidVgName(vg)) throw new ConfigError("volumeGroup", `"${vg}" is not a valid LVM volume group name`);
-  }
-  const prefixText = values["lvm-command-prefix"];
-  const prefix = prefixText !== undefined ? prefixText.split(/\s+/).filter(Boolean) : (file.lvmCommandPrefix ?? []);
   const lvm = new Lvm(new CommandRunner({ prefix, defaultTimeoutMs: 60_000 }));
   const entries = await collectStatus(lvm, volumeGroups);
   write(values.json ? `${JSON.stringify({ volumeGroups: entries }, null, 2)}\n` : renderStatus(entries));
