@@ -18,4 +18,5 @@ await Promise.all([
   build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs" }),
   build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
   build({ ...common, entryPoints: ["dist/src/demo/main.js"], outfile: "dist/demo.mjs" }),
+  build({ ...common, entryPoints: ["dist/src/bench/main.js"], outfile: "dist/bench.mjs" }),
 ]);
