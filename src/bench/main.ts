@@ -126,47 +126,62 @@ function csiPaths(id: string) {
   };
 }
 
-/** One loam time-to-mounted sample; kubelet makes the staging directory, so we do it untimed. */
-async function loamMounted(client: CsiClient, name: string, kind: Kind): Promise<number> {
-  // The volume id is the LV name; create it first to learn it, but the staging directory
-  // only needs to exist before NodeStageVolume, so its mkdir sits between timed calls.
-  let elapsed = 0;
+/** Where one loam sample's time went, per call; kubelet makes the staging directory, so that is untimed. */
+interface LoamSample {
+  createMs: number;
+  stageMs: number;
+  publishMs: number;
+}
+
+async function loamMounted(client: CsiClient, name: string, kind: Kind): Promise<LoamSample> {
   let id = "";
-  elapsed += await timed(async () => {
+  const createMs = await timed(async () => {
     const reply = await client.call(Controller, "createVolume", createInit(name, GiB, kind));
     id = reply.volume?.volumeId ?? "";
   });
   const p = csiPaths(id);
   await mkdir(p.staging, { recursive: true });
-  elapsed += await timed(async () => {
-    await client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: p.staging, volumeCapability: mountCapability });
-    await client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: p.staging, targetPath: p.target, volumeCapability: mountCapability });
-  });
+  const stageMs = await timed(() =>
+    client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: p.staging, volumeCapability: mountCapability }));
+  const publishMs = await timed(() =>
+    client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: p.staging, targetPath: p.target, volumeCapability: mountCapability }));
   await client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: p.target });
   await client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: p.staging });
   await client.call(Controller, "deleteVolume", { volumeId: id });
   await rm(join(KUBELET, "plugins/kubernetes.io/csi/loam.csi.dev", id), { recursive: true, force: true });
   await rm(join(KUBELET, "pods/bench-pod"), { recursive: true, force: true });
-  return elapsed;
+  return { createMs, stageMs, publishMs };
 }
 
 /** The bare sequence an administrator would type, with the same mkfs flags loam uses. */
-async function bareMounted(name: string, kind: Kind): Promise<number> {
+interface BareSample {
+  lvcreateMs: number;
+  mkfsMs: number;
+  mountMs: number;
+}
+
+async function bareMounted(name: string, kind: Kind): Promise<BareSample> {
   const mountPoint = join("/mnt/loam-bench", name);
   await mkdir(mountPoint, { recursive: true });
   const create = kind === "thick"
     ? ["lvcreate", "-y", "-n", name, "-L", "1G", VG]
     : ["lvcreate", "-y", "-n", name, "-V", "1G", "--thin", `${VG}/${POOL}`];
   const device = `/dev/${VG}/${name}`;
-  const elapsed = await timed(async () => {
-    await must(create);
-    await must(["mkfs.xfs", "-q", "-K", device]);
-    await must(["mount", "-t", "xfs", device, mountPoint]);
-  });
+  const lvcreateMs = await timed(() => must(create));
+  const mkfsMs = await timed(() => must(["mkfs.xfs", "-q", "-K", device]));
+  const mountMs = await timed(() => must(["mount", "-t", "xfs", device, mountPoint]));
   await must(["umount", mountPoint]);
   await must(["lvremove", "-y", `${VG}/${name}`]);
   await rm(mountPoint, { recursive: true, force: true });
-  return elapsed;
+  return { lvcreateMs, mkfsMs, mountMs };
+}
+
+const sum = (sample: object): number => Object.values(sample as Record<string, number>).reduce((a, b) => a + b, 0);
+
+/** Median of each field across samples. */
+function medians<T extends object>(samples: T[]): Record<keyof T, number> {
+  const keys = Object.keys(samples[0] ?? {}) as Array<keyof T>;
+  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k] as number))])) as Record<keyof T, number>;
 }
 
 interface MountedResult {
@@ -176,20 +191,32 @@ interface MountedResult {
   loamMedianMs: number;
   bareMedianMs: number;
   ratio: number;
+  loamStepMediansMs: Record<keyof LoamSample, number>;
+  bareStepMediansMs: Record<keyof BareSample, number>;
+  loamSamples: LoamSample[];
+  bareSamples: BareSample[];
 }
 
 async function timeToMounted(client: CsiClient, kind: Kind): Promise<MountedResult> {
-  const loamMs: number[] = [];
-  const bareMs: number[] = [];
+  const loamSamples: LoamSample[] = [];
+  const bareSamples: BareSample[] = [];
   // Alternate loam and bare so drift in the guest (page cache, metadata growth) hits both.
   for (let i = 0; i < REPEATS; i++) {
-    loamMs.push(await loamMounted(client, `bench-mnt-${kind}-${i}`, kind));
-    bareMs.push(await bareMounted(`bare_mnt_${kind}_${i}`, kind));
-    say(`   ${kind} #${i + 1}: loam ${loamMs[i].toFixed(0)} ms, bare ${bareMs[i].toFixed(0)} ms`);
+    const l = await loamMounted(client, `bench-mnt-${kind}-${i}`, kind);
+    const b = await bareMounted(`bare_mnt_${kind}_${i}`, kind);
+    loamSamples.push(l);
+    bareSamples.push(b);
+    say(`   ${kind} #${i + 1}: loam ${sum(l).toFixed(0)} ms (create ${l.createMs.toFixed(0)}, stage ${l.stageMs.toFixed(0)}, publish ${l.publishMs.toFixed(0)}), ` +
+      `bare ${sum(b).toFixed(0)} ms (lvcreate ${b.lvcreateMs.toFixed(0)}, mkfs ${b.mkfsMs.toFixed(0)}, mount ${b.mountMs.toFixed(0)})`);
   }
+  const loamMs = loamSamples.map(sum);
+  const bareMs = bareSamples.map(sum);
   const loamMedianMs = median(loamMs);
   const bareMedianMs = median(bareMs);
-  return { kind, loamMs, bareMs, loamMedianMs, bareMedianMs, ratio: loamMedianMs / bareMedianMs };
+  return {
+    kind, loamMs, bareMs, loamMedianMs, bareMedianMs, ratio: loamMedianMs / bareMedianMs,
+    loamStepMediansMs: medians(loamSamples), bareStepMediansMs: medians(bareSamples), loamSamples, bareSamples,
+  };
 }
 
 interface ChurnResult {
@@ -281,6 +308,10 @@ async function bench(): Promise<void> {
   say("   kind    loam ms   bare ms   loam/bare");
   for (const m of mounted) {
     say(`   ${m.kind.padEnd(6)} ${m.loamMedianMs.toFixed(0).padStart(8)} ${m.bareMedianMs.toFixed(0).padStart(9)} ${m.ratio.toFixed(2).padStart(10)}`);
+    const l = m.loamStepMediansMs;
+    const b = m.bareStepMediansMs;
+    say(`          loam: create ${l.createMs.toFixed(0)}, stage ${l.stageMs.toFixed(0)}, publish ${l.publishMs.toFixed(0)}; ` +
+      `bare: lvcreate ${b.lvcreateMs.toFixed(0)}, mkfs ${b.mkfsMs.toFixed(0)}, mount ${b.mountMs.toFixed(0)} (medians, ms)`);
   }
   say("\n── churn (" + CHURN_CYCLES + " create+delete cycles)");
   say("   who                              concurrency   seconds   volumes/s");
