@@ -4,9 +4,10 @@
 //
 // Usage:
 //
-//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle
+//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle|load
 //
-// Every RPC prints one JSON line on stdout. Any failure prints a JSON line
+// Every RPC of info and lifecycle prints one JSON line on stdout; load prints
+// one summary line. Any failure prints a JSON line
 // with an "error" member, a message on stderr, and exits 1.
 package main
 
@@ -27,6 +28,10 @@ type options struct {
 	parameters    map[string]string
 	callTimeout   time.Duration
 	dialTimeout   time.Duration
+	rpc           string
+	concurrency   int
+	duration      time.Duration
+	warmup        time.Duration
 }
 
 type keyValues map[string]string
@@ -49,9 +54,10 @@ func (kv keyValues) Set(s string) error {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle\n\n")
+	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle|load\n\n")
 	fmt.Fprintf(os.Stderr, "scenarios:\n  info       GetPluginInfo, Probe\n")
-	fmt.Fprintf(os.Stderr, "  lifecycle  GetPluginInfo, CreateVolume, ListVolumes, DeleteVolume, ListVolumes\n\nflags:\n")
+	fmt.Fprintf(os.Stderr, "  lifecycle  GetPluginInfo, CreateVolume, ListVolumes, DeleteVolume, ListVolumes\n")
+	fmt.Fprintf(os.Stderr, "  load       --concurrency goroutines call --rpc in a loop for --duration; one JSON summary line\n\nflags:\n")
 	flag.PrintDefaults()
 }
 
@@ -67,6 +73,10 @@ func main() {
 	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle)")
 	flag.DurationVar(&opts.callTimeout, "timeout", 2*time.Minute, "deadline of each RPC")
 	flag.DurationVar(&opts.dialTimeout, "dial-timeout", 30*time.Second, "how long to wait for the socket to accept")
+	flag.StringVar(&opts.rpc, "rpc", "Probe", "RPC the load scenario calls: Probe or NodeGetCapabilities")
+	flag.IntVar(&opts.concurrency, "concurrency", 32, "goroutines calling at once (load)")
+	flag.DurationVar(&opts.duration, "duration", 5*time.Second, "how long calls are counted (load)")
+	flag.DurationVar(&opts.warmup, "warmup", time.Second, "load before counting starts (load)")
 	flag.Usage = usage
 	flag.Parse()
 	opts.parameters = params
@@ -78,7 +88,7 @@ func main() {
 	scenario := flag.Arg(0)
 	run, ok := scenarios[scenario]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info or lifecycle)\n", scenario)
+		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info, lifecycle or load)\n", scenario)
 		os.Exit(2)
 	}
 

@@ -14,6 +14,7 @@ type scenario func(conn *grpc.ClientConn, opts options) error
 var scenarios = map[string]scenario{
 	"info":      runInfo,
 	"lifecycle": runLifecycle,
+	"load":      runLoad,
 }
 
 func callContext(opts options) (context.Context, context.CancelFunc) {
