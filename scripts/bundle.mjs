@@ -19,4 +19,5 @@ await Promise.all([
   build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
   build({ ...common, entryPoints: ["dist/src/demo/main.js"], outfile: "dist/demo.mjs" }),
   build({ ...common, entryPoints: ["dist/src/bench/main.js"], outfile: "dist/bench.mjs" }),
+  build({ ...common, entryPoints: ["dist/src/bench/plot/main.js"], outfile: "dist/bench-plot.mjs" }),
 ]);

@@ -17,15 +17,15 @@ import (
 
 // loadResult is the one JSON line the load scenario prints.
 type loadResult struct {
-	RPC            string  `json:"rpc"`
-	Concurrency    int     `json:"concurrency"`
-	Calls          int64   `json:"calls"`
-	Errors         int64   `json:"errors"`
-	Seconds        float64 `json:"seconds"`
-	CallsPerSecond float64 `json:"callsPerSecond"`
-	P50Ms          float64 `json:"p50Ms"`
-	P99Ms          float64 `json:"p99Ms"`
-	FirstError     string  `json:"firstError,omitempty"`
+	RPC            string   `json:"rpc"`
+	Concurrency    int      `json:"concurrency"`
+	Calls          int64    `json:"calls"`
+	Errors         int64    `json:"errors"`
+	Seconds        float64  `json:"seconds"`
+	CallsPerSecond float64  `json:"callsPerSecond"`
+	P50Ms          *float64 `json:"p50Ms"` // null when no call succeeded
+	P99Ms          *float64 `json:"p99Ms"`
+	FirstError     string   `json:"firstError,omitempty"`
 }
 
 // loadCalls are the cheap RPCs whose cost is the gRPC stack itself, not LVM.
@@ -47,8 +47,11 @@ var loadCalls = map[string]func(conn *grpc.ClientConn) func(ctx context.Context)
 }
 
 // runLoad keeps opts.concurrency goroutines calling one RPC back to back over
-// one connection (as a sidecar shares its connection) for opts.duration, after
-// opts.warmup of the same load that is not counted.
+// one connection (as a sidecar shares its connection). After opts.warmup of
+// the same load, every call that completes is counted; after opts.duration no
+// call starts, and the calls in flight are waited for and counted too, so an
+// RPC slower than the window still yields samples. Rate = calls / (time from
+// the start of counting to the last completion).
 func runLoad(conn *grpc.ClientConn, opts options) error {
 	makeCall, ok := loadCalls[opts.rpc]
 	if !ok {
@@ -59,28 +62,22 @@ func runLoad(conn *grpc.ClientConn, opts options) error {
 	}
 	call := makeCall(conn)
 
-	var measuring atomic.Bool
+	var counting, stopping atomic.Bool
 	var calls, errors atomic.Int64
 	var firstError atomic.Value
-	stop := make(chan struct{})
 	latencies := make([][]float64, opts.concurrency)
 	var wg sync.WaitGroup
 	for g := 0; g < opts.concurrency; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for !stopping.Load() {
 				ctx, cancel := callContext(opts)
 				start := time.Now()
 				err := call(ctx)
 				elapsed := since(start)
 				cancel()
-				if !measuring.Load() {
+				if !counting.Load() {
 					continue
 				}
 				calls.Add(1)
@@ -94,13 +91,12 @@ func runLoad(conn *grpc.ClientConn, opts options) error {
 		}(g)
 	}
 	time.Sleep(opts.warmup)
-	measuring.Store(true)
 	begin := time.Now()
+	counting.Store(true)
 	time.Sleep(opts.duration)
-	measuring.Store(false)
-	seconds := time.Since(begin).Seconds()
-	close(stop)
+	stopping.Store(true)
 	wg.Wait()
+	seconds := time.Since(begin).Seconds()
 
 	all := []float64{}
 	for _, l := range latencies {
@@ -132,10 +128,10 @@ func runLoad(conn *grpc.ClientConn, opts options) error {
 }
 
 // percentile is nearest-rank on sorted values: the smallest sample with at
-// least p % of the samples at or below it (0 when there are none).
-func percentile(sorted []float64, p float64) float64 {
+// least p % of the samples at or below it (nil when there are none).
+func percentile(sorted []float64, p float64) *float64 {
 	if len(sorted) == 0 {
-		return 0
+		return nil
 	}
 	rank := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	if rank < 0 {
@@ -144,5 +140,6 @@ func percentile(sorted []float64, p float64) float64 {
 	if rank >= len(sorted) {
 		rank = len(sorted) - 1
 	}
-	return sorted[rank]
+	v := sorted[rank]
+	return &v
 }

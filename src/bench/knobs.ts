@@ -1,0 +1,83 @@
+/**
+ * The benchmark's knobs, all from LOAM_BENCH_* environment variables (scripts/vm passes them
+ * with --env), read in one place so the results file can record exactly what ran.
+ */
+// Run in this order whatever order they are named in: scale leaves 1,000 volumes in the VG, so it is last.
+export const SECTIONS = ["mounted", "churn", "rpc", "scale"] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface Knobs {
+  sections: Section[];
+  /** The loam bundle under test. */
+  loam: string;
+  /** Where the results JSON goes; the SVG plot goes beside it. */
+  out: string;
+  /** Time to mounted: repetitions of each kind, loam and bare alternating. */
+  repeats: number;
+  /** Churn: create + delete cycles per run. */
+  churnCycles: number;
+  churnConcurrency: number[];
+  /** Scale: how many loam volumes exist while sampling. */
+  scales: number[];
+  /** Scale: samples per RPC at each scale. */
+  scaleSamples: number;
+  /** Scale: max_entries of each ListVolumes page. */
+  listPageSize: number;
+  rpcConcurrency: number;
+  rpcSeconds: number;
+  /** Commit of the build under test, when the caller knows it (the guest has no git). */
+  gitCommit?: string;
+}
+
+export class KnobError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KnobError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new KnobError(`${name}="${text}" is not a positive integer`);
+  return value;
+}
+
+function positiveIntegers(env: Env, name: string, fallback: number[]): number[] {
+  const text = env[name];
+  if (text === undefined || text === "") return fallback;
+  return text.split(",").map((part) => positiveInteger({ [name]: part.trim() }, name, 0));
+}
+
+function sections(env: Env): Section[] {
+  const text = env.LOAM_BENCH_SECTIONS;
+  if (text === undefined || text === "" || text === "all") return [...SECTIONS];
+  const chosen = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const s of chosen) {
+    if (!(SECTIONS as readonly string[]).includes(s)) {
+      throw new KnobError(`LOAM_BENCH_SECTIONS has unknown section "${s}"; known: ${SECTIONS.join(", ")}`);
+    }
+  }
+  return SECTIONS.filter((s) => chosen.includes(s));
+}
+
+export function readKnobs(env: Env, defaults: { loam: string; out: string }): Knobs {
+  const knobs: Knobs = {
+    sections: sections(env),
+    loam: env.LOAM_BENCH_LOAM || defaults.loam,
+    out: env.LOAM_BENCH_OUT || defaults.out,
+    repeats: positiveInteger(env, "LOAM_BENCH_REPEATS", 6),
+    churnCycles: positiveInteger(env, "LOAM_BENCH_CHURN", 200),
+    churnConcurrency: positiveIntegers(env, "LOAM_BENCH_CHURN_CONCURRENCY", [1, 8, 32]),
+    scales: positiveIntegers(env, "LOAM_BENCH_SCALES", [10, 1000]).sort((a, b) => a - b),
+    scaleSamples: positiveInteger(env, "LOAM_BENCH_SAMPLES", 20),
+    listPageSize: positiveInteger(env, "LOAM_BENCH_PAGE", 100),
+    rpcConcurrency: positiveInteger(env, "LOAM_BENCH_RPC_CONCURRENCY", 32),
+    rpcSeconds: positiveInteger(env, "LOAM_BENCH_RPC_SECONDS", 5),
+  };
+  if (env.LOAM_BENCH_GIT) knobs.gitCommit = env.LOAM_BENCH_GIT;
+  return knobs;
+}

@@ -1,0 +1,80 @@
+/** The loam under test: a real `loam node` child process on its own socket, and its memory. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CsiClient } from "../csi/client.js";
+import { Identity } from "../gen/csi/v1/csi_pb.js";
+import { onCleanup, POOL, VG } from "./lab.js";
+
+export const SOCKET = "/run/loam-bench/csi.sock";
+export const ENDPOINT = `unix://${SOCKET}`;
+export const KUBELET = "/var/lib/kubelet";
+
+async function writeConfig(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "loam-bench-config-"));
+  const path = join(dir, "config.json");
+  await writeFile(path, JSON.stringify({
+    endpoint: ENDPOINT,
+    nodeId: "bench-node",
+    kubeletDir: KUBELET,
+    deviceClasses: [
+      { name: "thick", volumeGroup: VG, type: "thick", default: true },
+      { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
+    ],
+  }));
+  return path;
+}
+
+export async function startLoam(bundle: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [bundle, "node", "--config", await writeConfig()], { stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => (logs = (logs + chunk).slice(-20_000)));
+  onCleanup(() => stopLoam(child));
+  const probe = new CsiClient(ENDPOINT);
+  // Probe reads the whole VG: with 1,000 LVs under emulation that alone takes seconds.
+  const deadline = Date.now() + 300_000;
+  let last = "";
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`loam exited with ${child.exitCode}:\n${logs.slice(-3000)}`);
+      try {
+        await probe.call(Identity, "probe", {}, { timeoutMs: 60_000 });
+        return child;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+        await sleep(200);
+      }
+    }
+  } finally {
+    probe.close();
+  }
+  throw new Error(`loam did not become ready in 5 minutes (last Probe: ${last}):\n${logs.slice(-3000)}`);
+}
+
+export async function stopLoam(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+export interface Memory {
+  /** VmRSS: resident now. */
+  rssBytes: number;
+  /** VmHWM: the most it was ever resident. */
+  peakRssBytes: number;
+}
+
+/** Reads a process's resident memory from /proc/<pid>/status (values are in kB). */
+export async function memoryOf(pid: number): Promise<Memory> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string): number => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!match?.[1]) throw new Error(`/proc/${pid}/status has no ${field}`);
+    return Number(match[1]) * 1024;
+  };
+  return { rssBytes: kib("VmRSS"), peakRssBytes: kib("VmHWM") };
+}

@@ -1,0 +1,30 @@
+/** The shape of bench/results.json: everything the plot and the docs are made from. */
+import type { ChurnResult } from "./churn.js";
+import type { Knobs } from "./knobs.js";
+import type { MountedResult } from "./mounted.js";
+import type { LoadResult } from "./rpc.js";
+import type { ScaleResult } from "./scale.js";
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryBytes: number;
+  inVm: boolean;
+  node: string;
+  lvm: string;
+  kernel: string;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  loam: { bundle: string; gitCommit?: string };
+  knobs: Knobs;
+  /** Sections that failed, with the error; their figures are missing or partial. */
+  failures: Array<{ section: string; error: string }>;
+  timeToMounted?: MountedResult[];
+  churn?: ChurnResult[];
+  scale?: ScaleResult[];
+  rpc?: LoadResult[];
+}

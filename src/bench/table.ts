@@ -1,0 +1,50 @@
+/** Readable tables of the results, one per section. */
+import type { BenchResults } from "./results.js";
+
+const MiB = 1024 ** 2;
+
+function table(header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? "").length)));
+  // First column left-aligned (names), the rest right-aligned (numbers).
+  const line = (r: string[]): string => "   " + r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.slice(1).map(line)].join("\n");
+}
+
+const ms = (v: number): string => v.toFixed(0);
+
+export function formatResults(r: BenchResults): string {
+  const out: string[] = [];
+  if (r.timeToMounted?.length) {
+    out.push(`\n── time to mounted, 1 GiB xfs (medians of ${r.knobs.repeats}, ms)`);
+    out.push(table(
+      ["kind", "loam", "create", "stage", "publish", "bare", "lvcreate", "mkfs", "mount", "loam/bare"],
+      r.timeToMounted.map((m) => [
+        m.kind, ms(m.loamMedianMs), ms(m.loamStepMediansMs.createMs), ms(m.loamStepMediansMs.stageMs), ms(m.loamStepMediansMs.publishMs),
+        ms(m.bareMedianMs), ms(m.bareStepMediansMs.lvcreateMs), ms(m.bareStepMediansMs.mkfsMs), ms(m.bareStepMediansMs.mountMs), m.ratio.toFixed(2),
+      ]),
+    ));
+  }
+  if (r.churn?.length) {
+    out.push(`\n── churn: ${r.knobs.churnCycles} create + delete cycles, 64 MiB thick`);
+    out.push(table(["who", "concurrency", "seconds", "volumes/s"], r.churn.map((c) => [c.label, c.concurrency, c.seconds.toFixed(1), c.volumesPerSecond.toFixed(2)])));
+  }
+  if (r.scale?.length) {
+    out.push(`\n── scale: p50 / p99 ms (${r.knobs.scaleSamples} samples each; ListVolumes = whole walk, ${r.knobs.listPageSize} per page)`);
+    const rows: Array<Array<string | number>> = [];
+    for (const s of r.scale) {
+      for (const rpc of s.rpcs) rows.push([`${s.volumes} volumes`, rpc.rpc, ms(rpc.p50Ms), ms(rpc.p99Ms)]);
+      rows.push([`${s.volumes} volumes`, "loam VmRSS MiB", (s.memoryAfterSamples.rssBytes / MiB).toFixed(1), `peak ${(s.memoryAfterSamples.peakRssBytes / MiB).toFixed(1)}`]);
+    }
+    out.push(table(["scale", "rpc", "p50", "p99"], rows));
+    const populated = r.scale.find((s) => s.populate)?.populate;
+    if (populated) out.push(`   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume`);
+  }
+  if (r.rpc?.length) {
+    out.push("\n── RPC overhead (grpc-go client)");
+    out.push(table(["rpc", "concurrency", "calls/s", "p50 ms", "p99 ms", "calls", "errors"],
+      r.rpc.map((l) => [l.rpc, l.concurrency, l.callsPerSecond.toFixed(1), l.p50Ms?.toFixed(2) ?? "n/a", l.p99Ms?.toFixed(2) ?? "n/a", l.calls, l.errors])));
+  }
+  for (const f of r.failures) out.push(`\nFAILED ${f.section}: ${f.error}`);
+  return out.join("\n");
+}
