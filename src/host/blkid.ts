@@ -2,7 +2,8 @@
  * What a block device holds, asked of blkid's low-level probe (`-p`, no cache), so that
  * stage formats only a device that is really empty.
  */
-import { open } from "node:fs/promises";
+import { open, readFile, realpath } from "node:fs/promises";
+import { basename } from "node:path";
 import type { CommandRunner, RunOptions } from "../lvm/runner.js";
 import { HostCommandError } from "./errors.js";
 
@@ -16,8 +17,16 @@ const NOTHING_FOUND = 2;
 const AMBIVALENT = 8;
 /** lvcreate zeroes the first 4 KiB of a new LV; anything else there is data we did not write. */
 const ZEROED_BYTES = 4096;
+/**
+ * Filesystem superblocks, RAID and LUKS headers and partition tables sit in a device's first
+ * or last MiB (the furthest from the start, btrfs and ZFS labels, within 256 KiB; md 0.90/1.0
+ * and UDF anchors within the last 128 KiB). A device that is zero there has nothing blkid
+ * reports, so stage can skip starting it: a fresh LV's usual case.
+ */
+const EDGE_BYTES = 1024 * 1024;
 
 export async function probeDevice(runner: CommandRunner, device: string, options: RunOptions = {}): Promise<DeviceContent> {
+  if (await edgesAreZero(device)) return { kind: "empty" };
   const argv = ["blkid", "-p", "-o", "export", device];
   const result = await runner.run(argv, options);
   if (result.exitCode === NOTHING_FOUND) {
@@ -59,4 +68,32 @@ async function startsWithZeros(device: string, bytes: number): Promise<boolean> 
   } finally {
     await handle.close();
   }
+}
+
+/** True only when both edges of the device could be read and are all zeros; any doubt is false. */
+export async function edgesAreZero(device: string): Promise<boolean> {
+  try {
+    const size = await blockDeviceBytes(device);
+    if (size < 2 * EDGE_BYTES) return false;
+    const handle = await open(device, "r");
+    try {
+      const buffer = Buffer.alloc(EDGE_BYTES);
+      const zeros = Buffer.alloc(EDGE_BYTES);
+      for (const position of [0, size - EDGE_BYTES]) {
+        const { bytesRead } = await handle.read(buffer, 0, EDGE_BYTES, position);
+        if (bytesRead !== EDGE_BYTES || !buffer.equals(zeros)) return false;
+      }
+      return true;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** A block device's size from sysfs (a block device's stat size is 0). */
+async function blockDeviceBytes(device: string): Promise<number> {
+  const sectors = await readFile(`/sys/class/block/${basename(await realpath(device))}/size`, "utf8");
+  return Number(sectors.trim()) * 512;
 }

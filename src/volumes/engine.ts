@@ -7,17 +7,21 @@
  * group the classes use: each operation reads all of them with one `lvm fullreport`, so ids
  * made before device classes existed keep working and no id has to say where it lives.
  */
+import { stat } from "node:fs/promises";
 import type { Lvm } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { isValidLvName, lvNameFor, snapshotLvNameFor } from "../lvm/names.js";
 import {
   InsufficientSpaceError,
+  LogicalVolumeExistsError,
   LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
   LvmError,
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
+import type { ThinPoolUsage } from "../lvm/lvm.js";
 import { KeyedLocks } from "./locks.js";
+import { type Change, type Need, type ViewOptions, VolumeGroupView } from "./view.js";
 import { type CapacityRange, MiB, roundUp, sizeForRange } from "./size.js";
 import { PARAMETER_KEYS, type VolumeParameters, fingerprint } from "./parameters.js";
 import {
@@ -129,9 +133,25 @@ interface Source extends Located {
   reference: ContentSource;
 }
 
-/** One fullreport over every volume group of the classes, with lookups by LV name. */
+/** The view of every volume group of the classes, with lookups by LV name. */
 class Inventory {
-  constructor(readonly reports: readonly VolumeGroupReport[]) {}
+  constructor(
+    readonly reports: readonly VolumeGroupReport[],
+    /** Read from LVM by this call: a name missing here is really missing. */
+    readonly fresh: boolean,
+    /** Per-PV free space is LVM's own figure. */
+    readonly exact: boolean,
+  ) {}
+
+  /** The same view with a thin pool's usage as device-mapper reports it now. */
+  withPoolUsage(vg: string, pool: string, usage: ThinPoolUsage): Inventory {
+    const reports = this.reports.map((report) =>
+      report.vg.name !== vg
+        ? report
+        : { ...report, lvs: report.lvs.map((lv) => (lv.name === pool && lv.segType === "thin-pool" ? { ...lv, ...usage } : lv)) },
+    );
+    return new Inventory(reports, this.fresh, this.exact);
+  }
 
   vg(name: string): VolumeGroupReport {
     const report = this.reports.find((r) => r.vg.name === name);
@@ -154,12 +174,14 @@ class Inventory {
 
 export class VolumeEngine {
   private readonly locks = new KeyedLocks();
+  private readonly view: VolumeGroupView;
   readonly classes: DeviceClasses;
 
   /** `classes` may be a bare volume group name: one default thick class on it. */
   constructor(
     private readonly lvm: Lvm,
     classes: string | readonly DeviceClass[] | DeviceClasses,
+    viewOptions: ViewOptions = {},
   ) {
     this.classes =
       typeof classes === "string"
@@ -167,6 +189,7 @@ export class VolumeEngine {
         : classes instanceof DeviceClasses
           ? classes
           : new DeviceClasses(classes);
+    this.view = new VolumeGroupView(lvm, this.classes.volumeGroups, viewOptions);
   }
 
   /** The default class's volume group. */
@@ -179,90 +202,107 @@ export class VolumeEngine {
     const id = lvNameFor(request.name);
     const keys = [`name:${request.name}`, `id:${id}`];
     if (request.contentSource) keys.push(`id:${request.contentSource.id}`);
-    return this.locks.withKeys(keys, async () => {
-      const inventory = await this.inventory(options);
-      const deviceClass = this.classes.select(request.parameters);
-      const report = inventory.vg(deviceClass.volumeGroup);
-      const layout = this.classes.layout(request.parameters, report.pvs.length);
-      checkStripeSize(layout, report.vg.extentSizeBytes);
-      // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
-      const extent = report.vg.extentSizeBytes * (layout.kind === "striped" ? layout.stripes : 1);
+    return this.locks.withKeys(keys, () => this.createLocked(request, id, options));
+  }
 
-      const existing = inventory.find(id);
-      if (existing && !metadataOf(existing.lv)?.populating) return this.adopt(existing, request, extent);
+  private async createLocked(request: CreateVolumeRequest, id: string, options: CallOptions, retried = false): Promise<Volume> {
+    const deviceClass = this.classes.select(request.parameters);
+    const first = await this.inventory(options, "capacity");
+    const layout = this.classes.layout(request.parameters, first.vg(deviceClass.volumeGroup).pvs.length);
+    const inventory = await this.forLayout(first, layout, options);
+    const report = inventory.vg(deviceClass.volumeGroup);
+    checkStripeSize(layout, report.vg.extentSizeBytes);
+    // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
+    const extent = report.vg.extentSizeBytes * (layout.kind === "striped" ? layout.stripes : 1);
 
-      const source = request.contentSource ? this.resolveSource(inventory, request.contentSource) : undefined;
-      const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
-      if (existing) {
-        // An earlier attempt made the LV and stopped before its content was complete.
-        const volume = this.adopt(existing, request, extent, size);
-        await this.populate(existing.lv, layout, size, source, options);
-        return { ...volume, sizeBytes: Math.max(volume.sizeBytes, size), ready: true, condition: healthy() };
-      }
+    const existing = inventory.find(id);
+    if (existing && !metadataOf(existing.lv)?.populating) return this.adopt(existing, request, extent);
 
-      this.checkRoom(inventory, layout, size);
-      // A thin snapshot of the source's own size is complete when lvcreate returns; anything
-      // else is marked until its content is, so a crash in between is resumed, not trusted.
-      const instant = source !== undefined && sharesPool(layout, source.lv) && size === source.lv.sizeBytes;
-      const tags = tagsFor(request.name, request.parameters, {
-        deviceClass: deviceClass.name,
-        ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
-      });
-      try {
-        if (source && sharesPool(layout, source.lv)) {
-          await this.lvm.createThinSnapshot({ vg: deviceClass.volumeGroup, origin: source.lv.name, name: id, tags, writable: true }, options);
-        } else {
-          await this.lvm.createLv(
-            {
-              vg: deviceClass.volumeGroup,
-              name: id,
-              sizeBytes: size,
-              tags,
-              ...(layout.kind === "thin" ? { thinPool: deviceClass.thinPool } : { stripes: layout.stripes, mirrors: layout.mirrors }),
-              ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
-            },
-            options,
-          );
-        }
-      } catch (error) {
-        if (error instanceof InsufficientSpaceError) {
-          throw resourceExhausted(
-            `not enough space in device class "${deviceClass.name}" (volume group ${deviceClass.volumeGroup}): requested ${size} bytes (${error.message.trim()})`,
-          );
-        }
-        throw translate(error, `creating ${id}`);
-      }
-      const created: Volume = {
-        id,
-        name: request.name,
-        volumeGroup: deviceClass.volumeGroup,
-        sizeBytes: size,
-        devicePath: devicePath(deviceClass.volumeGroup, id),
-        active: true,
-        claim: claimFor(request.parameters),
-        deviceClass: deviceClass.name,
-        layout: layout.kind,
-        ready: true,
-        condition: healthy(),
-      };
-      if (request.contentSource) created.contentSource = request.contentSource;
-      if (source && !instant) {
-        const made = { ...source.lv, name: id, vgName: deviceClass.volumeGroup, sizeBytes: source.lv.sizeBytes, active: true };
-        await this.populate(made, layout, size, source, options);
-      }
-      return created;
+    const source = request.contentSource ? await this.resolveSource(inventory, request.contentSource, options) : undefined;
+    const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
+    if (existing) {
+      // An earlier attempt made the LV and stopped before its content was complete.
+      const volume = this.adopt(existing, request, extent, size);
+      await this.populate(existing.lv, layout, size, source, options);
+      this.view.invalidate();
+      return { ...volume, sizeBytes: Math.max(volume.sizeBytes, size), ready: true, condition: healthy() };
+    }
+
+    this.checkRoom(inventory, layout, size);
+    // A thin snapshot of the source's own size is complete when lvcreate returns; anything
+    // else is marked until its content is, so a crash in between is resumed, not trusted.
+    const instant = source !== undefined && sharesPool(layout, source.lv) && size === source.lv.sizeBytes;
+    const tags = tagsFor(request.name, request.parameters, {
+      deviceClass: deviceClass.name,
+      ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
     });
+    const vg = deviceClass.volumeGroup;
+    try {
+      if (source && sharesPool(layout, source.lv)) {
+        await this.lvm.createThinSnapshot({ vg, origin: source.lv.name, name: id, tags, writable: true }, options);
+        const lv = madeLv(vg, id, source.lv.sizeBytes, tags, "thin", { poolLv: source.lv.poolLv, origin: source.lv.name });
+        await this.changed(vg, { kind: "created", lv, extents: 0 });
+      } else {
+        await this.lvm.createLv(
+          {
+            vg: deviceClass.volumeGroup,
+            name: id,
+            sizeBytes: size,
+            tags,
+            ...(layout.kind === "thin" ? { thinPool: deviceClass.thinPool } : { stripes: layout.stripes, mirrors: layout.mirrors }),
+            ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
+          },
+          options,
+        );
+        const lv = madeLv(vg, id, size, tags, layout.kind, {
+          poolLv: layout.kind === "thin" ? (deviceClass.thinPool ?? "") : "",
+          stripes: layout.stripes,
+        });
+        await this.changed(vg, { kind: "created", lv, extents: extentsOf(lv, report.vg.extentSizeBytes) });
+      }
+    } catch (error) {
+      this.view.invalidate();
+      if (error instanceof LogicalVolumeExistsError && !retried && !inventory.fresh) {
+        // Made behind the view's back (or by a run of loam that crashed): look again and adopt it.
+        return this.createLocked(request, id, options, true);
+      }
+      if (error instanceof InsufficientSpaceError) {
+        throw resourceExhausted(
+          `not enough space in device class "${deviceClass.name}" (volume group ${deviceClass.volumeGroup}): requested ${size} bytes (${error.message.trim()})`,
+        );
+      }
+      throw translate(error, `creating ${id}`);
+    }
+    const created: Volume = {
+      id,
+      name: request.name,
+      volumeGroup: deviceClass.volumeGroup,
+      sizeBytes: size,
+      devicePath: devicePath(deviceClass.volumeGroup, id),
+      active: true,
+      claim: claimFor(request.parameters),
+      deviceClass: deviceClass.name,
+      layout: layout.kind,
+      ready: true,
+      condition: healthy(),
+    };
+    if (request.contentSource) created.contentSource = request.contentSource;
+    if (source && !instant) {
+      const made = { ...source.lv, name: id, vgName: deviceClass.volumeGroup, sizeBytes: source.lv.sizeBytes, active: true };
+      await this.populate(made, layout, size, source, options);
+      this.view.invalidate();
+    }
+    return created;
   }
 
   /** Deletes the volume; a volume that does not exist (or is not loam's) is already deleted. */
   async deleteVolume(id: string, options: CallOptions = {}): Promise<void> {
     if (!isValidLvName(id)) return;
     await this.locks.withKeys([`id:${id}`], async () => {
-      const inventory = await this.inventory(options);
-      const found = inventory.find(id);
+      const { found } = await this.lookup(id, options);
       // Snapshots are not volumes: DeleteVolume with a snapshot's id must leave it alone.
       if (!found || metadataOf(found.lv)?.kind !== "volume") return;
-      await this.remove(found.lv, "volume", options);
+      await this.remove(found, "volume", options);
     });
   }
 
@@ -273,8 +313,11 @@ export class VolumeEngine {
    */
   async expandVolume(id: string, range: CapacityRange, options: CallOptions = {}): Promise<Volume> {
     return this.locks.withKeys([`id:${id}`], async () => {
-      const inventory = await this.inventory(options);
-      const found = inventory.find(id);
+      const { inventory, found: located } = await this.lookup(id, options);
+      let found = located;
+      if (found?.lv.segType === "thin") {
+        found = (await this.withPoolUsage(inventory, found.lv.vgName, found.lv.poolLv, options)).find(id);
+      }
       const volume = found ? this.toVolume(found) : undefined;
       if (!found || !volume) throw notFound(`volume ${id} does not exist on this node`);
       const { lv, report } = found;
@@ -299,7 +342,11 @@ export class VolumeEngine {
       }
       try {
         await this.lvm.extendLv(lv.vgName, id, size, options);
+        // LVM may round a striped or raid LV's growth beyond what was asked: those are read again.
+        const extents = lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
+        await this.changed(lv.vgName, { kind: "updated", name: id, patch: { sizeBytes: size }, extents });
       } catch (error) {
+        this.view.invalidate();
         if (error instanceof InsufficientSpaceError) {
           throw resourceExhausted(`not enough space in volume group ${lv.vgName} to grow ${id} to ${size} bytes`);
         }
@@ -320,26 +367,30 @@ export class VolumeEngine {
     if (!volume.ready) {
       throw unavailable(`volume ${id} is still being populated from its source; try again when CreateVolume has returned`);
     }
-    if (volume.active) return volume;
+    // The view cannot see activation (kernel state): the device node can.
+    if (volume.active && (await isBlockDevice(volume.devicePath))) return volume;
     try {
       await this.lvm.activateLv(volume.volumeGroup, id, options);
     } catch (error) {
+      this.view.invalidate();
       throw translate(error, `activating ${id}`);
     }
+    await this.changed(volume.volumeGroup, { kind: "updated", name: id, patch: { active: true }, extents: 0 });
     return { ...volume, active: true, condition: healthy() };
   }
 
   /** The volume with this id, or undefined. */
   async getVolume(id: string, options: CallOptions = {}): Promise<Volume | undefined> {
     if (!isValidLvName(id)) return undefined;
-    const found = (await this.inventory(options)).find(id);
-    return found ? this.toVolume(found) : undefined;
+    const { found } = await this.lookup(id, options);
+    return found ? this.toVolume(await withLiveActivation(found)) : undefined;
   }
 
   /** The volume and LVM's health words for it, or undefined. */
   async volumeHealth(id: string, options: CallOptions = {}): Promise<VolumeHealth | undefined> {
     if (!isValidLvName(id)) return undefined;
-    const found = (await this.inventory(options)).find(id);
+    const { found: cached } = await this.lookup(id, options);
+    const found = cached ? await withLiveActivation(cached) : undefined;
     const volume = found ? this.toVolume(found) : undefined;
     if (!found || !volume) return undefined;
     return { volume, healthStatus: found.lv.healthStatus, syncPercent: found.lv.copyPercent };
@@ -361,10 +412,11 @@ export class VolumeEngine {
    */
   async capacity(options: CapacityOptions = {}): Promise<Capacity> {
     const parameters = options.parameters ?? { shaping: {}, metadata: {} };
-    const inventory = await this.inventory(options);
     const deviceClass = this.classes.select(parameters);
+    const first = await this.inventory(options, "capacity");
+    const layout = this.classes.layout(parameters, first.vg(deviceClass.volumeGroup).pvs.length);
+    const inventory = await this.forLayout(first, layout, options);
     const report = inventory.vg(deviceClass.volumeGroup);
-    const layout = this.classes.layout(parameters, report.pvs.length);
     checkStripeSize(layout, report.vg.extentSizeBytes);
     if (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? "")) {
       return { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: report.vg.extentSizeBytes };
@@ -390,7 +442,7 @@ export class VolumeEngine {
   async createSnapshot(request: CreateSnapshotRequest, options: CallOptions = {}): Promise<Snapshot> {
     const id = snapshotLvNameFor(request.name);
     return this.locks.withKeys([`snapshot-name:${request.name}`, `id:${id}`, `id:${request.sourceVolumeId}`], async () => {
-      const inventory = await this.inventory(options);
+      let inventory = await this.inventory(options);
       const existing = inventory.find(id);
       if (existing) {
         const metadata = metadataOf(existing.lv);
@@ -406,7 +458,14 @@ export class VolumeEngine {
         }
         return toSnapshot(existing, metadata);
       }
-      const source = isValidLvName(request.sourceVolumeId) ? inventory.find(request.sourceVolumeId) : undefined;
+      if (isValidLvName(request.sourceVolumeId) && !inventory.find(request.sourceVolumeId)) {
+        inventory = (await this.lookup(request.sourceVolumeId, options)).inventory;
+      }
+      const cachedSource = isValidLvName(request.sourceVolumeId) ? inventory.find(request.sourceVolumeId) : undefined;
+      const source =
+        cachedSource?.lv.segType === "thin"
+          ? (await this.withPoolUsage(inventory, cachedSource.lv.vgName, cachedSource.lv.poolLv, options)).find(request.sourceVolumeId)
+          : cachedSource;
       const sourceMetadata = source ? metadataOf(source.lv) : undefined;
       if (!source || sourceMetadata?.kind !== "volume") {
         throw notFound(`source volume ${request.sourceVolumeId} does not exist on this node`);
@@ -440,8 +499,11 @@ export class VolumeEngine {
       try {
         await this.lvm.createThinSnapshot({ vg: lv.vgName, origin: lv.name, name: id, tags, writable: false }, options);
       } catch (error) {
+        this.view.invalidate();
         throw translate(error, `snapshotting ${lv.name}`);
       }
+      const made = madeLv(lv.vgName, id, lv.sizeBytes, tags, "thin", { poolLv: lv.poolLv, origin: lv.name, active: false });
+      await this.changed(lv.vgName, { kind: "created", lv: made, extents: 0 });
       return {
         id,
         name: request.name,
@@ -461,15 +523,15 @@ export class VolumeEngine {
   async deleteSnapshot(id: string, options: CallOptions = {}): Promise<void> {
     if (!isValidLvName(id)) return;
     await this.locks.withKeys([`id:${id}`], async () => {
-      const found = (await this.inventory(options)).find(id);
+      const { found } = await this.lookup(id, options);
       if (!found || metadataOf(found.lv)?.kind !== "snapshot") return;
-      await this.remove(found.lv, "snapshot", options);
+      await this.remove(found, "snapshot", options);
     });
   }
 
   async getSnapshot(id: string, options: CallOptions = {}): Promise<Snapshot | undefined> {
     if (!isValidLvName(id)) return undefined;
-    const found = (await this.inventory(options)).find(id);
+    const { found } = await this.lookup(id, options);
     const metadata = found ? metadataOf(found.lv) : undefined;
     return found && metadata?.kind === "snapshot" ? toSnapshot(found, metadata) : undefined;
   }
@@ -485,10 +547,13 @@ export class VolumeEngine {
     return snapshots.sort(byId);
   }
 
-  private async remove(lv: LogicalVolume, what: "volume" | "snapshot", options: CallOptions): Promise<void> {
+  private async remove({ lv, report }: Located, what: "volume" | "snapshot", options: CallOptions): Promise<void> {
     try {
       await this.lvm.removeLv(lv.vgName, lv.name, options);
+      const extents = extentsOf(lv, report.vg.extentSizeBytes);
+      await this.changed(lv.vgName, { kind: "removed", name: lv.name, extents: extents === undefined ? undefined : -extents });
     } catch (error) {
+      this.view.invalidate();
       if (error instanceof LogicalVolumeNotFoundError) return;
       if (error instanceof LogicalVolumeInUseError) {
         throw failedPrecondition(
@@ -501,8 +566,8 @@ export class VolumeEngine {
     }
   }
 
-  private resolveSource(inventory: Inventory, reference: ContentSource): Source {
-    const found = isValidLvName(reference.id) ? inventory.find(reference.id) : undefined;
+  private async resolveSource(inventory: Inventory, reference: ContentSource, options: CallOptions): Promise<Source> {
+    const found = !isValidLvName(reference.id) ? undefined : (inventory.find(reference.id) ?? (await this.lookup(reference.id, options)).found);
     const metadata = found ? metadataOf(found.lv) : undefined;
     if (!found || !metadata || metadata.kind !== reference.kind) {
       throw notFound(`${reference.kind} ${reference.id} (volume_content_source) does not exist on this node`);
@@ -638,10 +703,53 @@ export class VolumeEngine {
     return volume;
   }
 
-  private async inventory(options: CallOptions): Promise<Inventory> {
+  /** The LV with this name, reading LVM again when the view does not have it: a miss must be real. */
+  private async lookup(id: string, options: CallOptions): Promise<{ inventory: Inventory; found: Located | undefined }> {
+    let inventory = await this.inventory(options);
+    let found = inventory.find(id);
+    if (!found && !inventory.fresh) {
+      this.view.invalidate();
+      inventory = await this.inventory(options);
+      found = inventory.find(id);
+    }
+    return { inventory, found };
+  }
+
+  /**
+   * The view as a decision about this layout needs it: per-PV free space for striped and
+   * raid1, and a thin pool's usage read from device-mapper now (it changes with every write).
+   */
+  private async forLayout(inventory: Inventory, layout: VolumeLayout, options: CallOptions): Promise<Inventory> {
+    let current = inventory;
+    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.inventory(options, "exact");
+    const deviceClass = layout.deviceClass;
+    if (layout.kind === "thin" && deviceClass.thinPool !== undefined) {
+      current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options);
+    }
+    return current;
+  }
+
+  private async withPoolUsage(inventory: Inventory, vg: string, pool: string, options: CallOptions): Promise<Inventory> {
+    if (inventory.fresh) return inventory;
+    try {
+      return inventory.withPoolUsage(vg, pool, await this.lvm.thinPoolUsage(vg, pool, options));
+    } catch {
+      // An inactive pool (or no dmsetup): LVM's report knows what it knows.
+      this.view.invalidate();
+      return this.inventory(options, "exact");
+    }
+  }
+
+  /** Tells the view about a change just made; a failure to apply it only costs a later read. */
+  private async changed(vg: string, change: Change): Promise<void> {
+    await this.view.apply(vg, change).catch(() => this.view.invalidate());
+  }
+
+  private async inventory(options: CallOptions, need: Need = "lookup"): Promise<Inventory> {
     const vgs = this.classes.volumeGroups;
     try {
-      return new Inventory(await this.lvm.reportAll(vgs, options));
+      const { reports, fresh, exact } = await this.view.get(need, options);
+      return new Inventory(reports, fresh, exact);
     } catch (error) {
       if (error instanceof VolumeGroupNotFoundError) {
         throw unavailable(`volume group(s) ${vgs.join(", ")} cannot be read: ${error.message.trim()}`, error);
@@ -739,4 +847,49 @@ function translate(error: unknown, doing: string): VolumeError {
     return new VolumeError("aborted", `${doing} was cancelled`, { cause: error });
   }
   return new VolumeError("internal", `${doing} failed: ${String(error)}`, { cause: error });
+}
+
+/** The LV loam just made, as the view records it until LVM is next read. */
+function madeLv(vg: string, name: string, sizeBytes: number, tags: readonly string[], segType: string, extra: Partial<LogicalVolume> = {}): LogicalVolume {
+  return {
+    name,
+    vgName: vg,
+    uuid: "",
+    sizeBytes,
+    attr: "",
+    active: true,
+    segType,
+    stripes: 1,
+    stripeSizeBytes: 0,
+    segmentCount: 1,
+    poolLv: "",
+    origin: "",
+    dataPercent: null,
+    metadataPercent: null,
+    tags: [...tags],
+    devicePath: devicePath(vg, name),
+    healthStatus: "",
+    copyPercent: segType.startsWith("raid") ? 0 : null,
+    roles: ["public"],
+    internal: false,
+    ...extra,
+  };
+}
+
+/** Extents of the VG an LV holds: 0 for thin LVs (the pool holds them); undefined where raid metadata or layers make it uncertain. */
+function extentsOf(lv: LogicalVolume, extentBytes: number): number | undefined {
+  if (lv.segType === "thin") return 0;
+  if (lv.segType !== "linear" && lv.segType !== "striped") return undefined;
+  const extents = lv.sizeBytes / extentBytes;
+  return Number.isInteger(extents) ? extents : undefined;
+}
+
+async function isBlockDevice(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isBlockDevice() ?? false;
+}
+
+/** The LV with its activation as the kernel has it now (the view only knows what LVM said when it was read). */
+async function withLiveActivation(found: Located): Promise<Located> {
+  const active = await isBlockDevice(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name));
+  return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
 }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CommandRunner } from "../../src/lvm/runner.js";
-import { probeDevice } from "../../src/host/blkid.js";
+import { edgesAreZero, probeDevice } from "../../src/host/blkid.js";
 import { filesystemUsage, growFilesystem, makeFilesystem } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
@@ -35,6 +35,27 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
     assert.deepEqual(await probeDevice(runner, device), { kind: "empty" });
     await makeFilesystem(runner, device, "ext4");
     assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "ext4" });
+  });
+
+  test("blkid: a device zero in its first and last MiB is empty without starting blkid", async () => {
+    const { device } = scratch.loop(16);
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    assert.equal(await edgesAreZero(device), true);
+    assert.deepEqual(await probeDevice(watched, device), { kind: "empty" });
+    assert.deepEqual(started, []);
+  });
+
+  test("blkid: bytes in the last MiB send the probe to blkid", async () => {
+    const { device } = scratch.loop(16);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.from("tail metadata"), 0, undefined, 16 * MiB - 4096);
+    closeSync(fd);
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    assert.equal(await edgesAreZero(device), false);
+    await probeDevice(watched, device);
+    assert.deepEqual(started, ["blkid"]);
   });
 
   test("blkid: unrecognised bytes at the start of a device are data, not an empty device", async () => {

@@ -12,7 +12,7 @@ import {
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { CsiCallError } from "../../src/csi/client.js";
 import { GiB, MiB } from "../../src/volumes/size.js";
-import { type Harness, SOCKET } from "./harness.js";
+import { type Harness, SOCKET, VG } from "./harness.js";
 import { type CreateInit, createRequest, mountCapability, rejectsWith } from "./support.js";
 
 
@@ -127,6 +127,56 @@ export function robustnessTests(h: () => Harness): void {
       await rejectsWith(h().client.call(GroupController, "groupControllerGetCapabilities", {}), status.UNIMPLEMENTED, /.*/);
     });
   });
+
+  describe("loam's view of LVM follows changes made behind its back", () => {
+    test("an LV removed by hand leaves ListVolumes at once, and DeleteVolume of it succeeds", async () => {
+      const { volume } = await h().client.call(Controller, "createVolume", createRequest("view-removed", 64 * MiB));
+      const id = volume!.volumeId;
+      // Served from loam's view: no LVM report in between.
+      assert.ok((await listedIds()).includes(id));
+      await h().must(["lvremove", "-y", `${VG}/${id}`]);
+      assert.equal((await listedIds()).includes(id), false);
+      await h().client.call(Controller, "deleteVolume", { volumeId: id });
+    });
+
+    test("an LV deactivated by hand is reported abnormal at once and comes back active at stage", async () => {
+      const { volume } = await h().client.call(Controller, "createVolume", createRequest("view-inactive", 64 * MiB));
+      const id = volume!.volumeId;
+      await h().must(["lvchange", "-an", `${VG}/${id}`]);
+      const got = await h().client.call(Controller, "controllerGetVolume", { volumeId: id });
+      assert.equal(got.status?.volumeCondition?.abnormal, true);
+      assert.match(got.status?.volumeCondition?.message ?? "", /is not active/);
+      await h().client.call(Controller, "deleteVolume", { volumeId: id });
+    });
+
+    test("a second CreateVolume sees the free space the first one took, without reading LVM in between", async () => {
+      const extent = (await h().report()).vg.extentSizeBytes;
+      const before = Number((await h().client.call(Controller, "getCapacity", {})).availableCapacity);
+      const { volume } = await h().client.call(Controller, "createVolume", createRequest("view-capacity", 16 * extent));
+      const after = Number((await h().client.call(Controller, "getCapacity", {})).availableCapacity);
+      assert.equal(before - after, 16 * extent);
+      assert.equal(after, (await h().report()).vg.freeBytes);
+      await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });
+    });
+
+    test("device-mapper's thin pool usage reads exactly as lvs prints it", async () => {
+      await h().must(["lvcreate", "-y", "--type", "thin-pool", "-L", "64M", "-n", "viewpool", VG]);
+      try {
+        await h().must(["lvcreate", "-y", "-V", "64M", "--thinpool", "viewpool", "-n", "viewthin", VG]);
+        await h().must(["dd", "if=/dev/urandom", `of=/dev/${VG}/viewthin`, "bs=1M", "count=11", "oflag=direct", "status=none"]);
+        const usage = await h().lvm.thinPoolUsage(VG, "viewpool");
+        const pool = (await h().report()).lvs.find((lv) => lv.name === "viewpool");
+        assert.ok(usage.dataPercent > 0);
+        assert.deepEqual(usage, { dataPercent: pool?.dataPercent, metadataPercent: pool?.metadataPercent });
+      } finally {
+        await h().must(["lvremove", "-y", `${VG}/viewthin`], { allowFailure: true });
+        await h().must(["lvremove", "-y", `${VG}/viewpool`], { allowFailure: true });
+      }
+    });
+  });
+
+  const listedIds = async (): Promise<string[]> =>
+    (await h().client.call(Controller, "listVolumes", {})).entries.map((e) => e.volume!.volumeId);
 
   describe("process life", () => {
     test("the socket is created with mode 0600", async () => {

@@ -1,0 +1,176 @@
+/**
+ * The engine's view of its volume groups: the last `lvm fullreport`, kept current through
+ * loam's own changes and re-read whenever anything else may have changed the metadata.
+ *
+ * A fullreport costs a process start and a scan of every device (half a second and more),
+ * and used to run before every operation. Now:
+ *  - Before trusting the view, the metadata area headers of the VG's physical volumes are
+ *    read (src/lvm/metadata-area.ts, about a millisecond). Any commit by anyone — an operator's
+ *    lvremove, another tool, vgextend — changes them, and the view is read again.
+ *  - loam's own changes are applied to the view by the operation that made them (a new LV,
+ *    a removed one, a new size or tag), and the stamp is taken again after them.
+ *  - What the stamp cannot see is kernel state: activation (callers check the device node)
+ *    and thin pool usage (callers ask device-mapper, see Lvm.thinPoolUsage). A view is also
+ *    never older than MAX_AGE_MS.
+ *  - Free extents per volume group stay exact through loam's own changes; free space per
+ *    physical volume does not (LVM picks the PVs), so layouts that depend on it (striped,
+ *    raid1) ask for an exact view, which reads again after a thick allocation.
+ * The stamp is taken before the report, so a change that lands while the report runs makes
+ * the stamp differ next time rather than being missed.
+ */
+import type { Lvm } from "../lvm/lvm.js";
+import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
+import type { RunOptions } from "../lvm/runner.js";
+import { volumeGroupStamp } from "../lvm/metadata-area.js";
+
+/** What a caller relies on: names, tags and sizes; plus free extents; plus per-PV free space. */
+export type Need = "lookup" | "capacity" | "exact";
+
+export interface ViewSnapshot {
+  reports: readonly VolumeGroupReport[];
+  /** True when this call read LVM itself, so a name missing from it is really missing. */
+  fresh: boolean;
+  /** True when per-PV free space is LVM's own figure, not one loam's changes made stale. */
+  exact: boolean;
+}
+
+/**
+ * A change loam made with one LVM command. `extents`: how many of the VG's extents it
+ * allocated (negative when it freed some); undefined when not known here.
+ */
+export type Change =
+  | { kind: "created"; lv: LogicalVolume; extents: number | undefined }
+  | { kind: "removed"; name: string; extents: number | undefined }
+  | { kind: "updated"; name: string; patch: Partial<LogicalVolume>; extents?: number | undefined };
+
+export interface ViewOptions {
+  /** Upper bound on the age of a view, for kernel state the stamp cannot see. */
+  maxAgeMs?: number;
+  /** The metadata stamp of a set of devices; tests may substitute one. */
+  stamp?: (devices: readonly string[]) => Promise<string>;
+}
+
+export const MAX_AGE_MS = 30_000;
+
+interface Current {
+  reports: VolumeGroupReport[];
+  /** null: cannot be checked (unreadable PVs, or changed while reading): read again next time. */
+  stamp: string | null;
+  readAt: number;
+  exact: boolean;
+}
+
+export class VolumeGroupView {
+  private current: Current | undefined;
+  private reading: Promise<VolumeGroupReport[]> | undefined;
+  /** Bumped by every change loam makes, so a report that raced one is not trusted. */
+  private generation = 0;
+  private readonly maxAgeMs: number;
+  private readonly stamp: (devices: readonly string[]) => Promise<string>;
+
+  constructor(
+    private readonly lvm: Lvm,
+    private readonly volumeGroups: readonly string[],
+    options: ViewOptions = {},
+  ) {
+    this.maxAgeMs = options.maxAgeMs ?? MAX_AGE_MS;
+    this.stamp = options.stamp ?? volumeGroupStamp;
+  }
+
+  /** The view, read again unless the metadata is provably unchanged since it was taken. */
+  async get(need: Need, options: RunOptions = {}): Promise<ViewSnapshot> {
+    const current = this.current;
+    if (current && current.stamp !== null && performance.now() - current.readAt < this.maxAgeMs && (need !== "exact" || current.exact)) {
+      const now = await this.stampOf(current.reports);
+      if (now !== null && now === current.stamp && this.current === current) {
+        return { reports: current.reports, fresh: false, exact: current.exact };
+      }
+    }
+    return { reports: await this.read(options), fresh: true, exact: true };
+  }
+
+  /** Reads LVM now; concurrent callers share one report. */
+  read(options: RunOptions = {}): Promise<VolumeGroupReport[]> {
+    // A shared report is not cancelled by one caller giving up; the runner's deadline still holds.
+    void options;
+    this.reading ??= this.readOnce().finally(() => {
+      this.reading = undefined;
+    });
+    return this.reading;
+  }
+
+  /** Forgets the view: after a failed change, whose effect on the metadata is unknown. */
+  invalidate(): void {
+    this.generation++;
+    this.current = undefined;
+  }
+
+  /** Applies a change loam just made, then stamps the metadata it left. */
+  async apply(volumeGroup: string, change: Change): Promise<void> {
+    this.generation++;
+    const current = this.current;
+    if (!current) return;
+    const index = current.reports.findIndex((r) => r.vg.name === volumeGroup);
+    if (index < 0 || change.extents === undefined) {
+      // Where the change lands or what it costs is not known here: the next caller reads.
+      this.current = undefined;
+      return;
+    }
+    const report = current.reports[index];
+    const lvs =
+      change.kind === "created"
+        ? [...report.lvs.filter((lv) => lv.name !== change.lv.name), change.lv]
+        : change.kind === "removed"
+          ? report.lvs.filter((lv) => lv.name !== change.name)
+          : report.lvs.map((lv) => (lv.name === change.name ? { ...lv, ...change.patch } : lv));
+    const extents = change.extents;
+    const lvCount = report.vg.lvCount + (change.kind === "created" ? 1 : change.kind === "removed" ? -1 : 0);
+    const vg = {
+      ...report.vg,
+      lvCount,
+      freeExtentCount: report.vg.freeExtentCount - extents,
+      freeBytes: report.vg.freeBytes - extents * report.vg.extentSizeBytes,
+    };
+    const reports = current.reports.map((r, i) => (i === index ? { ...r, vg, lvs } : r));
+    const next: Current = { reports, stamp: null, readAt: current.readAt, exact: current.exact && extents === 0 };
+    this.current = next;
+    next.stamp = await this.stampOf(reports);
+  }
+
+  private async readOnce(): Promise<VolumeGroupReport[]> {
+    const generation = this.generation;
+    const known = this.current?.reports;
+    const before = known ? await this.stampOf(known) : null;
+    const startedAt = performance.now();
+    const reports = await this.lvm.reportAll(this.volumeGroups);
+    let stamp: string | null = null;
+    if (generation === this.generation) {
+      // The first read (or a new PV) has no earlier stamp of the same devices: stamp now.
+      stamp = before !== null && sameDevices(known ?? [], reports) ? before : await this.stampOf(reports);
+    }
+    if (generation === this.generation) this.current = { reports, stamp, readAt: startedAt, exact: true };
+    return reports;
+  }
+
+  private async stampOf(reports: readonly VolumeGroupReport[]): Promise<string | null> {
+    const devices = devicesOf(reports);
+    if (devices === null) return null;
+    try {
+      return await this.stamp(devices);
+    } catch {
+      // Unreadable or missing PV: fall back to reading LVM every time.
+      return null;
+    }
+  }
+}
+
+/** The PVs' device paths, or null when one is missing (LVM shows "[unknown]"). */
+function devicesOf(reports: readonly VolumeGroupReport[]): string[] | null {
+  const devices = reports.flatMap((r) => r.pvs.map((pv) => pv.name));
+  if (devices.length === 0 || devices.some((d) => !d.startsWith("/dev/"))) return null;
+  return [...new Set(devices)].sort();
+}
+
+function sameDevices(a: readonly VolumeGroupReport[], b: readonly VolumeGroupReport[]): boolean {
+  return JSON.stringify(devicesOf(a)) === JSON.stringify(devicesOf(b));
+}

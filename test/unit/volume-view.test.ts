@@ -1,0 +1,147 @@
+/**
+ * The engine's cached view of LVM, against a stand-in Lvm that counts reports and a stand-in
+ * metadata stamp (the real stamp is tested on real PVs in lvm-metadata-area.test.ts, the view
+ * against real LVM in the VM suite).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Lvm } from "../../src/lvm/lvm.js";
+import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
+import { VolumeGroupView } from "../../src/volumes/view.js";
+
+const EXTENT = 4 * 1024 * 1024;
+
+function lv(name: string, sizeBytes: number): LogicalVolume {
+  return {
+    name, vgName: "vg", uuid: name, sizeBytes, attr: "-wi-a-----", active: true, segType: "linear", stripes: 1, stripeSizeBytes: 0,
+    segmentCount: 1, poolLv: "", origin: "", dataPercent: null, metadataPercent: null, tags: [], devicePath: `/dev/vg/${name}`,
+    healthStatus: "", copyPercent: null, roles: ["public"], internal: false,
+  };
+}
+
+function world() {
+  const state = {
+    reports: 0,
+    stamp: "s1",
+    stampFails: false,
+    lvs: [lv("a", 10 * EXTENT)],
+    free: 100,
+    /** Resolves the next report only when released, to race changes against it. */
+    gate: undefined as Promise<void> | undefined,
+  };
+  const report = (): VolumeGroupReport => ({
+    vg: { name: "vg", uuid: "u", sizeBytes: 200 * EXTENT, freeBytes: state.free * EXTENT, extentSizeBytes: EXTENT, extentCount: 200, freeExtentCount: state.free, pvCount: 1, lvCount: state.lvs.length, tags: [] },
+    pvs: [{ name: "/dev/standin0", vgName: "vg", uuid: "p", sizeBytes: 200 * EXTENT, freeBytes: state.free * EXTENT }],
+    lvs: state.lvs.map((l) => ({ ...l })),
+  });
+  const lvm = {
+    reportAll: async () => {
+      state.reports++;
+      const taken = report();
+      if (state.gate) await state.gate;
+      return [taken];
+    },
+  } as unknown as Lvm;
+  const view = new VolumeGroupView(lvm, ["vg"], {
+    stamp: () => (state.stampFails ? Promise.reject(new Error("unreadable")) : Promise.resolve(state.stamp)),
+  });
+  return { state, view };
+}
+
+test("view (stand-in LVM): an unchanged metadata stamp serves the view without a report", async () => {
+  const { state, view } = world();
+  const first = await view.get("lookup");
+  assert.equal(first.fresh, true);
+  const second = await view.get("capacity");
+  assert.equal(state.reports, 1);
+  assert.equal(second.fresh, false);
+  assert.deepEqual(second.reports, first.reports);
+});
+
+test("view (stand-in LVM): a changed stamp (someone else's commit) reads LVM again", async () => {
+  const { state, view } = world();
+  await view.get("lookup");
+  state.lvs.push(lv("b", EXTENT));
+  state.stamp = "s2";
+  const again = await view.get("lookup");
+  assert.equal(state.reports, 2);
+  assert.deepEqual(again.reports[0].lvs.map((l) => l.name), ["a", "b"]);
+});
+
+test("view (stand-in LVM): loam's own create and remove are applied without a report, free extents exact", async () => {
+  const { state, view } = world();
+  await view.get("lookup");
+  state.stamp = "s2"; // the lvcreate's commit
+  await view.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
+  let seen = await view.get("capacity");
+  assert.equal(state.reports, 1);
+  assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["a", "c"]);
+  assert.equal(seen.reports[0].vg.freeExtentCount, 95);
+  assert.equal(seen.reports[0].vg.freeBytes, 95 * EXTENT);
+  assert.equal(seen.exact, false, "per-PV free space is unknown after a thick allocation");
+  state.stamp = "s3";
+  await view.apply("vg", { kind: "removed", name: "a", extents: -10 });
+  seen = await view.get("lookup");
+  assert.equal(state.reports, 1);
+  assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["c"]);
+  assert.equal(seen.reports[0].vg.freeExtentCount, 105);
+});
+
+test("view (stand-in LVM): a layout that needs per-PV free space reads again after a thick change", async () => {
+  const { state, view } = world();
+  await view.get("lookup");
+  await view.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
+  await view.get("capacity");
+  assert.equal(state.reports, 1);
+  const exact = await view.get("exact");
+  assert.equal(state.reports, 2);
+  assert.equal(exact.exact, true);
+});
+
+test("view (stand-in LVM): a change of unknown cost is not guessed at", async () => {
+  const { state, view } = world();
+  await view.get("lookup");
+  await view.apply("vg", { kind: "created", lv: { ...lv("r", EXTENT), segType: "raid1" }, extents: undefined });
+  await view.get("lookup");
+  assert.equal(state.reports, 2);
+});
+
+test("view (stand-in LVM): a report that raced one of loam's changes is not trusted afterwards", async () => {
+  const { state, view } = world();
+  await view.get("lookup");
+  state.stamp = "s2";
+  view.invalidate();
+  let release!: () => void;
+  state.gate = new Promise((resolve) => (release = resolve));
+  const reading = view.get("lookup");
+  await new Promise((resolve) => setImmediate(resolve));
+  await view.apply("vg", { kind: "created", lv: lv("c", EXTENT), extents: 1 });
+  state.gate = undefined;
+  release();
+  await reading;
+  await view.get("lookup");
+  assert.equal(state.reports, 3, "the raced report (the second) must be followed by a third");
+});
+
+test("view (stand-in LVM): unreadable physical volumes mean a report every time", async () => {
+  const { state, view } = world();
+  state.stampFails = true;
+  await view.get("lookup");
+  await view.get("lookup");
+  assert.equal(state.reports, 2);
+});
+
+test("view (stand-in LVM): concurrent callers share one report", async () => {
+  const { state, view } = world();
+  await Promise.all([view.get("lookup"), view.get("lookup"), view.get("capacity")]);
+  assert.equal(state.reports, 1);
+});
+
+test("view (stand-in LVM): a view older than its maximum age is read again", async () => {
+  const { state } = world();
+  const lvm = { reportAll: () => { state.reports++; return Promise.resolve([]); } } as unknown as Lvm;
+  const view = new VolumeGroupView(lvm, ["vg"], { maxAgeMs: 0, stamp: () => Promise.resolve("same") });
+  await view.get("lookup");
+  await view.get("lookup");
+  assert.equal(state.reports, 2);
+});
