@@ -21,6 +21,8 @@ export interface Knobs {
   scales: number[];
   /** Scale: samples per RPC at each scale. */
   scaleSamples: number;
+  /** Scale: full ListVolumes walks at each scale (each is one LVM report per page). */
+  listSamples: number;
   /** Scale: max_entries of each ListVolumes page. */
   listPageSize: number;
   rpcConcurrency: number;
@@ -74,6 +76,7 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     churnConcurrency: positiveIntegers(env, "LOAM_BENCH_CHURN_CONCURRENCY", [1, 8, 32]),
     scales: positiveIntegers(env, "LOAM_BENCH_SCALES", [10, 1000]).sort((a, b) => a - b),
     scaleSamples: positiveInteger(env, "LOAM_BENCH_SAMPLES", 20),
+    listSamples: positiveInteger(env, "LOAM_BENCH_LIST_SAMPLES", 5),
     listPageSize: positiveInteger(env, "LOAM_BENCH_PAGE", 100),
     rpcConcurrency: positiveInteger(env, "LOAM_BENCH_RPC_CONCURRENCY", 32),
     rpcSeconds: positiveInteger(env, "LOAM_BENCH_RPC_SECONDS", 5),

@@ -87,6 +87,7 @@ async function bench(results: BenchResults): Promise<void> {
       const scale: ScaleResult[] = (results.scale = []);
       scale.push(...(await scaleSection(knobs.scales, {
         samples: knobs.scaleSamples,
+        listSamples: knobs.listSamples,
         pageSize: knobs.listPageSize,
         restartLoam: async () => {
           await stopLoam(child);

@@ -34,6 +34,8 @@ export interface ScaleResult {
 
 export interface ScaleOptions {
   samples: number;
+  /** A full walk costs one LVM report per page: fewer samples keep the run under an hour. */
+  listSamples: number;
   pageSize: number;
   /** Stops any running loam and starts a fresh one; resolves to the new child. */
   restartLoam: () => Promise<ChildProcess>;
@@ -65,33 +67,55 @@ async function sampleCreate(client: CsiClient, scale: number, i: number): Promis
   return ms;
 }
 
-/** Stage untimed as kubelet would just before, time only NodePublishVolume, then tear down untimed. */
-async function samplePublish(client: CsiClient, scale: number, i: number): Promise<number> {
-  const reply = await client.call(Controller, "createVolume", createInit(`bench-scale${scale}-publish-${i}`, SAMPLE_BYTES, "thick", "ext4"));
+/** One ext4 volume, created and staged untimed; each publish sample bind-mounts it into another pod. */
+async function stagedVolume(client: CsiClient, scale: number): Promise<{ id: string; staging: string; tearDown: () => Promise<void> }> {
+  const reply = await client.call(Controller, "createVolume", createInit(`bench-scale${scale}-publish`, SAMPLE_BYTES, "thick", "ext4"));
   const id = reply.volume?.volumeId ?? "";
-  const p = csiPaths(id);
-  await mkdir(p.staging, { recursive: true });
-  await client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: p.staging, volumeCapability: ext4 });
+  const { staging } = csiPaths(id);
+  await mkdir(staging, { recursive: true });
+  await client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: staging, volumeCapability: ext4 });
+  return {
+    id,
+    staging,
+    tearDown: async () => {
+      await client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
+      await client.call(Controller, "deleteVolume", { volumeId: id });
+      await rm(join(STAGING_ROOT, id), { recursive: true, force: true });
+    },
+  };
+}
+
+/** Times only NodePublishVolume, as kubelet calls it for a new pod; the unpublish is untimed. */
+async function samplePublish(client: CsiClient, volume: { id: string; staging: string }, i: number): Promise<number> {
+  const pod = `bench-pod-${i}`;
+  const { target } = csiPaths(volume.id, pod);
   const ms = await timed(() =>
-    client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: p.staging, targetPath: p.target, volumeCapability: ext4 }));
-  await client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: p.target });
-  await client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: p.staging });
-  await client.call(Controller, "deleteVolume", { volumeId: id });
-  await rm(join(STAGING_ROOT, id), { recursive: true, force: true });
-  await rm(join(PODS_ROOT, "bench-pod"), { recursive: true, force: true });
+    client.call(Node, "nodePublishVolume", { volumeId: volume.id, stagingTargetPath: volume.staging, targetPath: target, volumeCapability: ext4 }));
+  await client.call(Node, "nodeUnpublishVolume", { volumeId: volume.id, targetPath: target });
+  await rm(join(PODS_ROOT, pod), { recursive: true, force: true });
   return ms;
 }
 
-async function sampleRpc(rpc: ScaleRpc, client: CsiClient, scale: number, i: number, pageSize: number): Promise<number> {
+async function samples(count: number, sample: (i: number) => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push(await sample(i));
+  return out;
+}
+
+async function sampleRpc(rpc: ScaleRpc, client: CsiClient, scale: number, options: ScaleOptions): Promise<number[]> {
   switch (rpc) {
     case "CreateVolume":
-      return sampleCreate(client, scale, i);
-    case "NodePublishVolume":
-      return samplePublish(client, scale, i);
+      return samples(options.samples, (i) => sampleCreate(client, scale, i));
+    case "NodePublishVolume": {
+      const volume = await stagedVolume(client, scale);
+      const out = await samples(options.samples, (i) => samplePublish(client, volume, i));
+      await volume.tearDown();
+      return out;
+    }
     case "ListVolumes":
-      return timed(() => listAll(client, pageSize));
+      return samples(options.listSamples, () => timed(() => listAll(client, options.pageSize)));
     case "GetCapacity":
-      return timed(() => client.call(Controller, "getCapacity", capacityRequest));
+      return samples(options.samples, () => timed(() => client.call(Controller, "getCapacity", capacityRequest)));
   }
 }
 
@@ -118,8 +142,7 @@ export async function scaleSection(scales: readonly number[], options: ScaleOpti
       await client.call(Controller, "getCapacity", capacityRequest);
       const rpcs: RpcSamples[] = [];
       for (const rpc of SCALE_RPCS) {
-        const samplesMs: number[] = [];
-        for (let i = 0; i < options.samples; i++) samplesMs.push(await sampleRpc(rpc, client, volumes, i, options.pageSize));
+        const samplesMs = await sampleRpc(rpc, client, volumes, options);
         const d = distribution(samplesMs);
         rpcs.push({ rpc, ...d, samplesMs });
         say(`      ${rpc.padEnd(18)} p50 ${d.p50Ms.toFixed(0).padStart(6)} ms  p99 ${d.p99Ms.toFixed(0).padStart(6)} ms  (${d.samples} samples)`);

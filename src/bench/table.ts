@@ -30,13 +30,13 @@ export function formatResults(r: BenchResults): string {
     out.push(table(["who", "concurrency", "seconds", "volumes/s"], r.churn.map((c) => [c.label, c.concurrency, c.seconds.toFixed(1), c.volumesPerSecond.toFixed(2)])));
   }
   if (r.scale?.length) {
-    out.push(`\n── scale: p50 / p99 ms (${r.knobs.scaleSamples} samples each; ListVolumes = whole walk, ${r.knobs.listPageSize} per page)`);
+    out.push(`\n── scale: p50 / p99 ms (${r.knobs.scaleSamples} samples each; ListVolumes: ${r.knobs.listSamples} whole walks, ${r.knobs.listPageSize} per page)`);
     const rows: Array<Array<string | number>> = [];
     for (const s of r.scale) {
-      for (const rpc of s.rpcs) rows.push([`${s.volumes} volumes`, rpc.rpc, ms(rpc.p50Ms), ms(rpc.p99Ms)]);
-      rows.push([`${s.volumes} volumes`, "loam VmRSS MiB", (s.memoryAfterSamples.rssBytes / MiB).toFixed(1), `peak ${(s.memoryAfterSamples.peakRssBytes / MiB).toFixed(1)}`]);
+      for (const rpc of s.rpcs) rows.push([`${s.volumes} volumes`, rpc.rpc, ms(rpc.p50Ms), ms(rpc.p99Ms), rpc.samples]);
+      rows.push([`${s.volumes} volumes`, "loam VmRSS MiB", (s.memoryAfterSamples.rssBytes / MiB).toFixed(1), `peak ${(s.memoryAfterSamples.peakRssBytes / MiB).toFixed(1)}`, ""]);
     }
-    out.push(table(["scale", "rpc", "p50", "p99"], rows));
+    out.push(table(["scale", "rpc", "p50", "p99", "samples"], rows));
     const populated = r.scale.find((s) => s.populate)?.populate;
     if (populated) out.push(`   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume`);
   }

@@ -11,6 +11,7 @@ test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 1
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);
   assert.equal(knobs.scaleSamples, 20);
+  assert.equal(knobs.listSamples, 5);
   assert.equal(knobs.listPageSize, 100);
   assert.equal(knobs.rpcConcurrency, 32);
   assert.equal(knobs.rpcSeconds, 5);

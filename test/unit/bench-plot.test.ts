@@ -49,7 +49,7 @@ const results = (loamMs: number, churn: number): BenchResults => ({
   startedAt: "2026-11-23T00:00:00Z", finishedAt: "", failures: [],
   machine: { cpus: 2, cpuModel: "QEMU", memoryBytes: 1, inVm: true, node: "v20", lvm: "2.03.16", kernel: "6" },
   loam: { bundle: "/x/loam.mjs" },
-  knobs: { sections: [], loam: "", out: "", repeats: 1, churnCycles: 1, churnConcurrency: [1], scales: [10], scaleSamples: 1, listPageSize: 100, rpcConcurrency: 32, rpcSeconds: 5 },
+  knobs: { sections: [], loam: "", out: "", repeats: 1, churnCycles: 1, churnConcurrency: [1], scales: [10], scaleSamples: 1, listSamples: 1, listPageSize: 100, rpcConcurrency: 32, rpcSeconds: 5 },
   timeToMounted: [{ kind: "thick", loamMs: [], bareMs: [], loamMedianMs: loamMs, bareMedianMs: 800, ratio: loamMs / 800,
     loamStepMediansMs: { createMs: 0, stageMs: 0, publishMs: 0 }, bareStepMediansMs: { lvcreateMs: 0, mkfsMs: 0, mountMs: 0 }, loamSamples: [], bareSamples: [] }],
   churn: [{ who: "bare", label: "bare", concurrency: 1, cycles: 1, seconds: 1, volumesPerSecond: 1.1 }, { who: "loam", label: "loam", concurrency: 8, cycles: 1, seconds: 1, volumesPerSecond: churn }],
