@@ -70,7 +70,7 @@ function renderPanel(panel: Panel, series: number, top: number): { svg: string[]
       const width = max > 0 ? Math.max(1, (value / max) * BAR_AREA) : 1;
       const color = series === 1 && row.reference ? REFERENCE_COLOR : SERIES_COLORS[s % SERIES_COLORS.length];
       svg.push(`<rect x="${LABEL_WIDTH}" y="${barY}" width="${width.toFixed(1)}" height="${BAR_HEIGHT - 2}" fill="${color}"/>`);
-      svg.push(text(LABEL_WIDTH + width + 4, barY + BAR_HEIGHT - 3, formatValue(value), 'class="value"'));
+      svg.push(text(Math.round(LABEL_WIDTH + width + 4), barY + BAR_HEIGHT - 3, formatValue(value), 'class="value"'));
     });
     y += rowHeight(series);
   }
