@@ -21,7 +21,10 @@ export interface PopulateResult {
   /** Text metadata one more loam volume costs (with PVC name, namespace and PV name tags). */
   metadataBytesPerVolume: number;
   metadataAreaBytes: number;
+  metadataAreaFreeBytesBefore: number;
   metadataAreaFreeBytes: number;
+  /** The same cost as the metadata area sees it (LVM stores the text without comments). */
+  metadataAreaBytesPerVolume: number;
 }
 
 /** The CSI name of the i-th pre-made volume. */
@@ -64,6 +67,7 @@ export async function populate(from: number, count: number): Promise<PopulateRes
   const dir = await mkdtemp(join(tmpdir(), "loam-bench-vg-"));
   try {
     const before = await backup(dir, "before.vg");
+    const areaBefore = await metadataArea();
     const extents = allocateExtents(await freeSegments(pvKeys(before)), count);
     const lvs: GeneratedLv[] = extents.map((at, k) => {
       const name = scaleVolumeName(from + k);
@@ -84,7 +88,9 @@ export async function populate(from: number, count: number): Promise<PopulateRes
       metadataBytesAfter: Buffer.byteLength(after),
       metadataBytesPerVolume: (Buffer.byteLength(after) - Buffer.byteLength(before)) / count,
       metadataAreaBytes: area.size,
+      metadataAreaFreeBytesBefore: areaBefore.free,
       metadataAreaFreeBytes: area.free,
+      metadataAreaBytesPerVolume: (areaBefore.free - area.free) / count,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

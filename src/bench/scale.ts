@@ -128,7 +128,7 @@ export async function scaleSection(scales: readonly number[], options: ScaleOpti
     const populated = volumes > existing ? await populate(existing, volumes - existing) : undefined;
     if (populated) {
       say(`      ${populated.added} LVs in ${populated.seconds.toFixed(1)} s; metadata ${populated.metadataBytesAfter} bytes ` +
-        `(${populated.metadataBytesPerVolume.toFixed(0)} per volume), metadata area ${populated.metadataAreaBytes} bytes, ${populated.metadataAreaFreeBytes} free`);
+        `(${populated.metadataBytesPerVolume.toFixed(0)} per volume as text, ${populated.metadataAreaBytesPerVolume.toFixed(0)} in the metadata area), metadata area ${populated.metadataAreaBytes} bytes, ${populated.metadataAreaFreeBytes} free`);
     }
     existing = Math.max(existing, volumes);
     const child = await options.restartLoam();

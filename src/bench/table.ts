@@ -38,7 +38,7 @@ export function formatResults(r: BenchResults): string {
     }
     out.push(table(["scale", "rpc", "p50", "p99", "samples"], rows));
     const populated = r.scale.find((s) => s.populate)?.populate;
-    if (populated) out.push(`   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume`);
+    if (populated) out.push(`   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume in vgcfgbackup text, ${populated.metadataAreaBytesPerVolume?.toFixed(0) ?? "?"} in the metadata area`);
   }
   if (r.rpc?.length) {
     out.push("\n── RPC overhead (grpc-go client)");
