@@ -76,6 +76,11 @@ export async function runNode(args: string[]): Promise<number> {
       else logger.debug("lvm command", { argv: o.argv, durationMs: o.durationMs });
     },
   });
+  // mount, mkfs, blkid and the grow tools run in loam's own mount namespace: no prefix.
+  const hostRunner = new CommandRunner({
+    // Not warnings when they fail: blkid exits 2 on an empty device, and callers judge results.
+    onCommand: (o) => logger.debug("host command", { argv: o.argv, exitCode: o.exitCode, durationMs: o.durationMs }),
+  });
   const lvm = new Lvm(runner);
   const engine = new VolumeEngine(lvm, config.deviceClasses);
   // Several device classes may share a volume group; each group is reported once per scrape.
@@ -94,6 +99,7 @@ export async function runNode(args: string[]): Promise<number> {
     maxVolumesPerNode: config.maxVolumesPerNode,
     engine,
     kubeletDir: config.kubeletDir,
+    hostRunner,
     logger,
     onCall: (record) => metrics.observeCall(record),
   });
