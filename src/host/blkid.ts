@@ -2,8 +2,8 @@
  * What a block device holds, asked of blkid's low-level probe (`-p`, no cache), so that
  * stage formats only a device that is really empty.
  */
-import { open, readFile, realpath } from "node:fs/promises";
-import { basename } from "node:path";
+import { open, readFile, stat } from "node:fs/promises";
+import { majorMinorOf } from "./mountinfo.js";
 import type { CommandRunner, RunOptions } from "../lvm/runner.js";
 import { HostCommandError } from "./errors.js";
 
@@ -92,8 +92,12 @@ export async function edgesAreZero(device: string): Promise<boolean> {
   }
 }
 
-/** A block device's size from sysfs (a block device's stat size is 0). */
+/**
+ * A block device's size from sysfs (a block device's stat size is 0), found by its device
+ * number: LVM without udev makes /dev/mapper/<name> a node of its own, not a link to dm-N.
+ */
 async function blockDeviceBytes(device: string): Promise<number> {
-  const sectors = await readFile(`/sys/class/block/${basename(await realpath(device))}/size`, "utf8");
+  const { rdev } = await stat(device);
+  const sectors = await readFile(`/sys/dev/block/${majorMinorOf(rdev)}/size`, "utf8");
   return Number(sectors.trim()) * 512;
 }
