@@ -175,6 +175,7 @@ class Inventory {
 export class VolumeEngine {
   private readonly locks = new KeyedLocks();
   private readonly view: VolumeGroupView;
+  private readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
   readonly classes: DeviceClasses;
 
   /** `classes` may be a bare volume group name: one default thick class on it. */
@@ -397,13 +398,18 @@ export class VolumeEngine {
   }
 
   /** Every loam volume on the node, sorted by id so pagination is stable. */
-  async listVolumes(options: CallOptions = {}): Promise<Volume[]> {
+  async listVolumes(options: CallOptions = {}): Promise<readonly Volume[]> {
     const inventory = await this.inventory(options);
-    return inventory
+    // ListVolumes pages through one list: build it once per version of the view.
+    const known = this.listed.get(inventory.reports);
+    if (known) return known;
+    const volumes = inventory
       .all()
       .map((located) => this.toVolume(located))
       .filter((v): v is Volume => v !== undefined)
       .sort(byId);
+    this.listed.set(inventory.reports, volumes);
+    return volumes;
   }
 
   /**

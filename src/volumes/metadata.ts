@@ -88,6 +88,20 @@ export function snapshotTagsFor(name: string, sourceVolumeId: string, createdAt:
 
 /** The metadata of a loam volume, or undefined for an LV loam did not create (never touched). */
 export function metadataOf(lv: LogicalVolume): VolumeMetadata | undefined {
+  if (decoded.has(lv)) return decoded.get(lv);
+  const metadata = decodeMetadata(lv);
+  decoded.set(lv, metadata);
+  return metadata;
+}
+
+/**
+ * Decoded tags per LV object. Report objects are never changed in place (the engine's view
+ * replaces an LV to change it), and a list of a thousand volumes would otherwise decode every
+ * tag of every LV on each ListVolumes page.
+ */
+const decoded = new WeakMap<LogicalVolume, VolumeMetadata | undefined>();
+
+function decodeMetadata(lv: LogicalVolume): VolumeMetadata | undefined {
   const tags = decodeTags(lv.tags);
   const name = tags.get(KEY.name);
   if (name === undefined) return undefined;
