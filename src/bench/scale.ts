@@ -8,13 +8,15 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { CsiClient } from "../csi/client.js";
 import { Controller, Node } from "../gen/csi/v1/csi_pb.js";
-import { MiB, say, timed } from "./lab.js";
+import { MiB, must, say, timed, VG } from "./lab.js";
 import { ENDPOINT, memoryOf, type Memory } from "./loam-process.js";
 import { populate, type PopulateResult } from "./populate.js";
 import { createInit, csiPaths, mountCapability, PODS_ROOT, STAGING_ROOT } from "./requests.js";
 import { distribution, type Distribution } from "./stats.js";
 
-export const SCALE_RPCS = ["CreateVolume", "NodePublishVolume", "ListVolumes", "GetCapacity"] as const;
+// "bare lvcreate" is no RPC: the same 64 MiB LV made by hand, so CreateVolume's growth with
+// the VG can be told apart from LVM's own (every lvcreate rewrites the whole metadata).
+export const SCALE_RPCS = ["CreateVolume", "bare lvcreate", "NodePublishVolume", "ListVolumes", "GetCapacity"] as const;
 export type ScaleRpc = (typeof SCALE_RPCS)[number];
 
 export interface RpcSamples extends Distribution {
@@ -67,6 +69,13 @@ async function sampleCreate(client: CsiClient, scale: number, i: number): Promis
   return ms;
 }
 
+async function sampleBareCreate(scale: number, i: number): Promise<number> {
+  const name = `bare_scale${scale}_${i}`;
+  const ms = await timed(() => must(["lvcreate", "-y", "-n", name, "-L", `${SAMPLE_BYTES / MiB}M`, VG]));
+  await must(["lvremove", "-y", `${VG}/${name}`]);
+  return ms;
+}
+
 /** One ext4 volume, created and staged untimed; each publish sample bind-mounts it into another pod. */
 async function stagedVolume(client: CsiClient, scale: number): Promise<{ id: string; staging: string; tearDown: () => Promise<void> }> {
   const reply = await client.call(Controller, "createVolume", createInit(`bench-scale${scale}-publish`, SAMPLE_BYTES, "thick", "ext4"));
@@ -106,6 +115,8 @@ async function sampleRpc(rpc: ScaleRpc, client: CsiClient, scale: number, option
   switch (rpc) {
     case "CreateVolume":
       return samples(options.samples, (i) => sampleCreate(client, scale, i));
+    case "bare lvcreate":
+      return samples(options.samples, (i) => sampleBareCreate(scale, i));
     case "NodePublishVolume": {
       const volume = await stagedVolume(client, scale);
       const out = await samples(options.samples, (i) => samplePublish(client, volume, i));
