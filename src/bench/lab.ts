@@ -2,10 +2,8 @@
  * The bench's workbench: the command runner, timing, output, clean-ups and the volume group
  * every section shares. Everything here runs commands; the pure parts live elsewhere.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CommandRunner } from "../lvm/runner.js";
+import { scratchDisks } from "../testbed/scratch-disks.js";
 
 export const VG = "loambench";
 export const POOL = "pool";
@@ -45,27 +43,10 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function disks(): Promise<string[]> {
-  const fromVm = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
-  if (fromVm.length >= 2) return fromVm.slice(0, 2);
-  // On a host with device-mapper: two sparse files on loop devices.
-  const dir = await mkdtemp(join(tmpdir(), "loam-bench-"));
-  const devices: string[] = [];
-  for (const name of ["disk0", "disk1"]) {
-    const file = join(dir, name);
-    await must(["truncate", "-s", "8G", file]);
-    devices.push((await must(["losetup", "--find", "--show", file])).trim());
-  }
-  onCleanup(async () => {
-    for (const device of devices) await runner.run(["losetup", "-d", device]);
-    await rm(dir, { recursive: true, force: true });
-  });
-  return devices;
-}
-
 /** The VG over both disks with a 4 GiB thin pool; returns the PV device paths. */
 export async function createVolumeGroup(): Promise<string[]> {
-  const devices = await disks();
+  const { devices, release } = await scratchDisks("bench", "8G", must);
+  onCleanup(release);
   await must(["pvcreate", "-ff", "-y", "--metadatasize", METADATA_SIZE, ...devices]);
   await must(["vgcreate", VG, ...devices]);
   onCleanup(async () => void (await runner.run(["vgremove", "-ff", "-y", VG])));

@@ -403,7 +403,6 @@ export async function loadDoctorOptions(args: string[]): Promise<{ options: Doct
   };
 }
 
-
 export async function runDoctor(args: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const { options, prefix, json } = await loadDoctorOptions(args);
   const findings = await runChecks(options, realHost(prefix));

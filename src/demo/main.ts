@@ -6,13 +6,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CommandRunner } from "../lvm/runner.js";
 import { lvNameFor } from "../lvm/names.js";
+import { scratchDisks } from "../testbed/scratch-disks.js";
 
 const VG = "loamdemo";
 const POOL = "pool";
@@ -65,24 +66,6 @@ async function csiJson<T>(...args: string[]): Promise<T> {
   return JSON.parse(result.stdout) as T;
 }
 
-async function disks(): Promise<string[]> {
-  const fromVm = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
-  if (fromVm.length >= 2) return fromVm.slice(0, 2);
-  // On a host with device-mapper: two sparse files on loop devices.
-  const dir = await mkdtemp(join(tmpdir(), "loam-demo-"));
-  const devices: string[] = [];
-  for (const name of ["disk0", "disk1"]) {
-    const file = join(dir, name);
-    await sh(["truncate", "-s", "2G", file]);
-    devices.push((await sh(["losetup", "--find", "--show", file], { quiet: true })).trim());
-  }
-  cleanups.push(async () => {
-    for (const device of devices) await runner.run(["losetup", "-d", device]);
-    await rm(dir, { recursive: true, force: true });
-  });
-  return devices;
-}
-
 async function startLoam(configPath: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [LOAM, "node", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
@@ -110,7 +93,8 @@ function sha256(data: Buffer | string): string {
 async function demo(): Promise<void> {
   say("loam demo: local persistent volumes from LVM, driven through CSI with `loam csi`");
   const devices = await step("Two disks for the node", async () => {
-    const found = await disks();
+    const { devices: found, release } = await scratchDisks("demo", "2G", (argv) => sh(argv, { quiet: argv[0] === "losetup" }));
+    cleanups.push(release);
     say(`   disks: ${found.join(", ")}`);
     return found;
   });
@@ -223,7 +207,6 @@ async function demo(): Promise<void> {
     await csi("list-volumes");
   });
 }
-
 
 let failed = false;
 try {

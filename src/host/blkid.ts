@@ -2,7 +2,7 @@
  * What a block device holds, asked of blkid's low-level probe (`-p`, no cache), so that
  * stage formats only a device that is really empty.
  */
-import { open, readFile, stat } from "node:fs/promises";
+import { type FileHandle, open, readFile, stat } from "node:fs/promises";
 import { majorMinorOf } from "./mountinfo.js";
 import type { CommandRunner, RunOptions } from "../lvm/runner.js";
 import { HostCommandError } from "./errors.js";
@@ -62,9 +62,7 @@ export function classify(values: ReadonlyMap<string, string>): DeviceContent {
 async function startsWithZeros(device: string, bytes: number): Promise<boolean> {
   const handle = await open(device, "r");
   try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead).every((b) => b === 0);
+    return (await readZeros(handle, 0, bytes)).zero;
   } finally {
     await handle.close();
   }
@@ -77,11 +75,9 @@ export async function edgesAreZero(device: string): Promise<boolean> {
     if (size < 2 * EDGE_BYTES) return false;
     const handle = await open(device, "r");
     try {
-      const buffer = Buffer.alloc(EDGE_BYTES);
-      const zeros = Buffer.alloc(EDGE_BYTES);
       for (const position of [0, size - EDGE_BYTES]) {
-        const { bytesRead } = await handle.read(buffer, 0, EDGE_BYTES, position);
-        if (bytesRead !== EDGE_BYTES || !buffer.equals(zeros)) return false;
+        const { bytesRead, zero } = await readZeros(handle, position, EDGE_BYTES);
+        if (bytesRead !== EDGE_BYTES || !zero) return false;
       }
       return true;
     } finally {
@@ -90,6 +86,13 @@ export async function edgesAreZero(device: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Reads up to `length` bytes at `position`: how many came, and whether they are all zero. */
+async function readZeros(handle: FileHandle, position: number, length: number): Promise<{ bytesRead: number; zero: boolean }> {
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await handle.read(buffer, 0, length, position);
+  return { bytesRead, zero: buffer.subarray(0, bytesRead).equals(Buffer.alloc(bytesRead)) };
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { CommandRunner, RunOptions } from "./runner.js";
 import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, VolumeGroupNotFoundError } from "./errors.js";
-import { FULLREPORT_ARGS, parseFullReport, type VolumeGroupReport } from "./report.js";
+import { FULLREPORT_ARGS, parseFullReport, ReportParseError, type VolumeGroupReport } from "./report.js";
 import { isValidLvName, isValidVgName } from "./names.js";
 import { isValidTag } from "./tags.js";
 
@@ -108,10 +108,8 @@ export class Lvm {
   async thinPoolUsage(vg: string, pool: string, options?: RunOptions): Promise<ThinPoolUsage> {
     checkVg(vg);
     checkLv(pool);
-    const argv = ["dmsetup", "status", dmName(vg, pool, "tpool")];
-    const result = await this.runner.run(argv, options);
-    if (result.exitCode !== 0) throw classifyLvmFailure(argv, result);
-    return parseThinPoolStatus(result.stdout, `${vg}/${pool}`);
+    const stdout = await this.exec(["dmsetup", "status", dmName(vg, pool, "tpool")], options);
+    return parseThinPoolStatus(stdout, `${vg}/${pool}`);
   }
 
   async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
@@ -309,10 +307,10 @@ export function parseThinPoolStatus(text: string, pool: string): ThinPoolUsage {
   const fields = text.trim().split(/\s+/);
   const ratio = (field: string | undefined): [number, number] => {
     const match = /^(\d+)\/(\d+)$/.exec(field ?? "");
-    if (!match) throw new InvalidLvmArgumentError(`thin pool ${pool}: unexpected dmsetup status ${JSON.stringify(text.trim().slice(0, 200))}`);
+    if (!match) throw new ReportParseError(`thin pool ${pool}: unexpected dmsetup status ${JSON.stringify(text.trim().slice(0, 200))}`);
     return [Number(match[1]), Number(match[2])];
   };
-  if (fields[2] !== "thin-pool") throw new InvalidLvmArgumentError(`thin pool ${pool}: dmsetup status is not a thin-pool target: ${JSON.stringify(text.trim().slice(0, 200))}`);
+  if (fields[2] !== "thin-pool") throw new ReportParseError(`thin pool ${pool}: dmsetup status is not a thin-pool target: ${JSON.stringify(text.trim().slice(0, 200))}`);
   const [metadataUsed, metadataTotal] = ratio(fields[4]);
   const [dataUsed, dataTotal] = ratio(fields[5]);
   return { dataPercent: lvmPercent(dataUsed, dataTotal), metadataPercent: lvmPercent(metadataUsed, metadataTotal) };

@@ -368,8 +368,8 @@ export class VolumeEngine {
     if (!volume.ready) {
       throw unavailable(`volume ${id} is still being populated from its source; try again when CreateVolume has returned`);
     }
-    // The view cannot see activation (kernel state): the device node can.
-    if (volume.active && (await isBlockDevice(volume.devicePath))) return volume;
+    // getVolume took activation from the device node, not from the view (kernel state).
+    if (volume.active) return volume;
     try {
       await this.lvm.activateLv(volume.volumeGroup, id, options);
     } catch (error) {
@@ -464,14 +464,13 @@ export class VolumeEngine {
         }
         return toSnapshot(existing, metadata);
       }
-      if (isValidLvName(request.sourceVolumeId) && !inventory.find(request.sourceVolumeId)) {
-        inventory = (await this.lookup(request.sourceVolumeId, options)).inventory;
+      let source: Located | undefined;
+      if (isValidLvName(request.sourceVolumeId)) {
+        ({ inventory, found: source } = await this.lookup(request.sourceVolumeId, options, inventory));
+        if (source?.lv.segType === "thin") {
+          source = (await this.withPoolUsage(inventory, source.lv.vgName, source.lv.poolLv, options)).find(request.sourceVolumeId);
+        }
       }
-      const cachedSource = isValidLvName(request.sourceVolumeId) ? inventory.find(request.sourceVolumeId) : undefined;
-      const source =
-        cachedSource?.lv.segType === "thin"
-          ? (await this.withPoolUsage(inventory, cachedSource.lv.vgName, cachedSource.lv.poolLv, options)).find(request.sourceVolumeId)
-          : cachedSource;
       const sourceMetadata = source ? metadataOf(source.lv) : undefined;
       if (!source || sourceMetadata?.kind !== "volume") {
         throw notFound(`source volume ${request.sourceVolumeId} does not exist on this node`);
@@ -573,7 +572,7 @@ export class VolumeEngine {
   }
 
   private async resolveSource(inventory: Inventory, reference: ContentSource, options: CallOptions): Promise<Source> {
-    const found = !isValidLvName(reference.id) ? undefined : (inventory.find(reference.id) ?? (await this.lookup(reference.id, options)).found);
+    const found = isValidLvName(reference.id) ? (await this.lookup(reference.id, options, inventory)).found : undefined;
     const metadata = found ? metadataOf(found.lv) : undefined;
     if (!found || !metadata || metadata.kind !== reference.kind) {
       throw notFound(`${reference.kind} ${reference.id} (volume_content_source) does not exist on this node`);
@@ -709,9 +708,12 @@ export class VolumeEngine {
     return volume;
   }
 
-  /** The LV with this name, reading LVM again when the view does not have it: a miss must be real. */
-  private async lookup(id: string, options: CallOptions): Promise<{ inventory: Inventory; found: Located | undefined }> {
-    let inventory = await this.inventory(options);
+  /**
+   * The LV with this name, reading LVM again when the view (`known`, or the current one) does
+   * not have it: a miss must be real. Returns the view the answer came from.
+   */
+  private async lookup(id: string, options: CallOptions, known?: Inventory): Promise<{ inventory: Inventory; found: Located | undefined }> {
+    let inventory = known ?? (await this.inventory(options));
     let found = inventory.find(id);
     if (!found && !inventory.fresh) {
       this.view.invalidate();
@@ -754,7 +756,7 @@ export class VolumeEngine {
   private async inventory(options: CallOptions, need: Need = "lookup"): Promise<Inventory> {
     const vgs = this.classes.volumeGroups;
     try {
-      const { reports, fresh, exact } = await this.view.get(need, options);
+      const { reports, fresh, exact } = await untilAborted(this.view.get(need), options.signal);
       return new Inventory(reports, fresh, exact);
     } catch (error) {
       if (error instanceof VolumeGroupNotFoundError) {
@@ -890,12 +892,24 @@ function extentsOf(lv: LogicalVolume, extentBytes: number): number | undefined {
   return Number.isInteger(extents) ? extents : undefined;
 }
 
-async function isBlockDevice(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isBlockDevice() ?? false;
-}
-
 /** The LV with its activation as the kernel has it now (the view only knows what LVM said when it was read). */
 async function withLiveActivation(found: Located): Promise<Located> {
-  const active = await isBlockDevice(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name));
+  const node = await stat(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name)).catch(() => undefined);
+  const active = node?.isBlockDevice() ?? false;
   return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
+}
+
+/**
+ * The promise, or an AbortError as soon as the caller's signal fires. The view's reads are
+ * shared, so a caller who gives up stops waiting rather than killing a report others wait for.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  const aborted = (): DOMException => new DOMException("the call was cancelled", "AbortError");
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(aborted());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

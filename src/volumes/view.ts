@@ -20,7 +20,6 @@
  */
 import type { Lvm } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
-import type { RunOptions } from "../lvm/runner.js";
 import { volumeGroupStamp } from "../lvm/metadata-area.js";
 
 /** What a caller relies on: names, tags and sizes; plus free extents; plus per-PV free space. */
@@ -78,7 +77,7 @@ export class VolumeGroupView {
   }
 
   /** The view, read again unless the metadata is provably unchanged since it was taken. */
-  async get(need: Need, options: RunOptions = {}): Promise<ViewSnapshot> {
+  async get(need: Need): Promise<ViewSnapshot> {
     const current = this.current;
     if (current && current.stamp !== null && performance.now() - current.readAt < this.maxAgeMs && (need !== "exact" || current.exact)) {
       const now = await this.stampOf(current.reports);
@@ -86,13 +85,14 @@ export class VolumeGroupView {
         return { reports: current.reports, fresh: false, exact: current.exact };
       }
     }
-    return { reports: await this.read(options), fresh: true, exact: true };
+    return { reports: await this.read(), fresh: true, exact: true };
   }
 
-  /** Reads LVM now; concurrent callers share one report. */
-  read(options: RunOptions = {}): Promise<VolumeGroupReport[]> {
-    // A shared report is not cancelled by one caller giving up; the runner's deadline still holds.
-    void options;
+  /**
+   * Reads LVM now; concurrent callers share one report. So it takes no caller's signal: one
+   * caller giving up must not fail the others (the runner's deadline still holds).
+   */
+  read(): Promise<VolumeGroupReport[]> {
     this.reading ??= this.readOnce().finally(() => {
       this.reading = undefined;
     });

@@ -16,6 +16,7 @@ import {
   VolumeGroupNotFoundError,
   type LvmOptions,
 } from "../../src/lvm/index.js";
+import { dmName, lvmPercent, parseThinPoolStatus } from "../../src/lvm/lvm.js";
 
 const fixtures = new URL("../../../test/fixtures/lvm/", import.meta.url);
 const recorder = fileURLToPath(new URL("recorder.mjs", fixtures));
@@ -208,4 +209,27 @@ test("stand-in: invalid names, tags, sizes and layouts are refused before any co
   } finally {
     s.cleanup();
   }
+});
+
+test("lvmPercent prints usage as lvs does", () => {
+  assert.equal(lvmPercent(114, 1024), 11.13);
+  assert.equal(lvmPercent(0, 32768), 0);
+  assert.equal(lvmPercent(32768, 32768), 100);
+  // libdevmapper never shows a used pool as 0.00 or a pool with room as 100.00.
+  assert.equal(lvmPercent(1, 1_000_000), 0.01);
+  assert.equal(lvmPercent(999_999, 1_000_000), 99.99);
+  // 12.125 % is exact in binary: printf rounds the tie to even, toFixed would not.
+  assert.equal(lvmPercent(97, 800), 12.12);
+  assert.equal(lvmPercent(99, 800), 12.38);
+});
+
+test("parseThinPoolStatus reads dmsetup's thin-pool line", () => {
+  const usage = parseThinPoolStatus("0 4194304 thin-pool 1 114/1024 3277/32768 - rw discard_passdown queue_if_no_space - 256\n", "vg/pool");
+  assert.deepEqual(usage, { dataPercent: 10, metadataPercent: 11.13 });
+  assert.throws(() => parseThinPoolStatus("0 4194304 linear 8:0 0", "vg/pool"), /not a thin-pool/);
+});
+
+test("dmName doubles dashes as device-mapper names do", () => {
+  assert.equal(dmName("vg-a", "pool-1", "tpool"), "vg--a-pool--1-tpool");
+  assert.equal(dmName("vg", "lv"), "vg-lv");
 });

@@ -2,7 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { MetadataAreaError, currentText, metadataAreasOf, metadataStamp, volumeGroupStamp } from "../../src/lvm/metadata-area.js";
-import { lvmPercent, parseThinPoolStatus, dmName } from "../../src/lvm/lvm.js";
 import { LoopScratch, canUseLoopDevices } from "./host-fixture.test.js";
 
 const lvmEnv = { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1", LC_ALL: "C" };
@@ -43,27 +42,4 @@ test("the stamp of real PVs changes with a metadata commit and not with a read",
     assert.notEqual(a.split("=")[1], first.split(";")[0].split("=")[1], "every PV's metadata area moves on");
     assert.notEqual(b.split("=")[1], first.split(";")[1].split("=")[1]);
   })();
-});
-
-test("lvmPercent prints usage as lvs does", () => {
-  assert.equal(lvmPercent(114, 1024), 11.13);
-  assert.equal(lvmPercent(0, 32768), 0);
-  assert.equal(lvmPercent(32768, 32768), 100);
-  // libdevmapper never shows a used pool as 0.00 or a pool with room as 100.00.
-  assert.equal(lvmPercent(1, 1_000_000), 0.01);
-  assert.equal(lvmPercent(999_999, 1_000_000), 99.99);
-  // 12.125 % is exact in binary: printf rounds the tie to even, toFixed would not.
-  assert.equal(lvmPercent(97, 800), 12.12);
-  assert.equal(lvmPercent(99, 800), 12.38);
-});
-
-test("parseThinPoolStatus reads dmsetup's thin-pool line", () => {
-  const usage = parseThinPoolStatus("0 4194304 thin-pool 1 114/1024 3277/32768 - rw discard_passdown queue_if_no_space - 256\n", "vg/pool");
-  assert.deepEqual(usage, { dataPercent: 10, metadataPercent: 11.13 });
-  assert.throws(() => parseThinPoolStatus("0 4194304 linear 8:0 0", "vg/pool"), /not a thin-pool/);
-});
-
-test("dmName doubles dashes as device-mapper names do", () => {
-  assert.equal(dmName("vg-a", "pool-1", "tpool"), "vg--a-pool--1-tpool");
-  assert.equal(dmName("vg", "lv"), "vg-lv");
 });
