@@ -27,6 +27,10 @@ export interface Knobs {
   listPageSize: number;
   rpcConcurrency: number;
   rpcSeconds: number;
+  /** When set, loam runs at debug level and its whole log is appended to this file. */
+  logFile?: string;
+  /** When set, loam writes a V8 CPU profile (.cpuprofile) into this directory when it stops. */
+  profileDir?: string;
   /** Commit of the build under test, when the caller knows it (the guest has no git). */
   gitCommit?: string;
 }
@@ -82,5 +86,7 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     rpcSeconds: positiveInteger(env, "LOAM_BENCH_RPC_SECONDS", 5),
   };
   if (env.LOAM_BENCH_GIT) knobs.gitCommit = env.LOAM_BENCH_GIT;
+  if (env.LOAM_BENCH_LOG) knobs.logFile = env.LOAM_BENCH_LOG;
+  if (env.LOAM_BENCH_PROFILE) knobs.profileDir = env.LOAM_BENCH_PROFILE;
   return knobs;
 }

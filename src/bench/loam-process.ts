@@ -1,5 +1,6 @@
 /** The loam under test: a real `loam node` child process on its own socket, and its memory. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,10 +28,24 @@ async function writeConfig(): Promise<string> {
   return path;
 }
 
-export async function startLoam(bundle: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bundle, "node", "--config", await writeConfig()], { stdio: ["ignore", "ignore", "pipe"] });
+export interface Diagnostics {
+  /** loam logs at debug level (every LVM and host command with its duration) into this file. */
+  logFile?: string;
+  /** loam writes a V8 CPU profile into this directory when it stops. */
+  profileDir?: string;
+}
+
+export async function startLoam(bundle: string, diagnostics: Diagnostics = {}): Promise<ChildProcess> {
+  const { logFile, profileDir } = diagnostics;
+  const argv = [
+    ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
+    bundle, "node", "--config", await writeConfig(),
+    ...(logFile ? ["--log-level", "debug"] : []),
+  ];
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
   child.stderr?.setEncoding("utf8");
+  if (logFile) child.stderr?.pipe(createWriteStream(logFile, { flags: "a" }));
   child.stderr?.on("data", (chunk: string) => (logs = (logs + chunk).slice(-20_000)));
   onCleanup(() => stopLoam(child));
   const probe = new CsiClient(ENDPOINT);

@@ -42,7 +42,7 @@ async function bench(results: BenchResults): Promise<void> {
   say(`loam bench: sections ${knobs.sections.join(", ")}; loam ${knobs.loam}${knobs.gitCommit ? ` (${knobs.gitCommit})` : ""}`);
   await createVolumeGroup();
   results.machine = await machine();
-  let child: ChildProcess = await startLoam(knobs.loam);
+  let child: ChildProcess = await startLoam(knobs.loam, knobs);
   const client = new CsiClient(ENDPOINT);
   try {
     const run = async (section: Section, title: string, body: () => Promise<void>): Promise<void> => {
@@ -91,7 +91,7 @@ async function bench(results: BenchResults): Promise<void> {
         pageSize: knobs.listPageSize,
         restartLoam: async () => {
           await stopLoam(child);
-          child = await startLoam(knobs.loam);
+          child = await startLoam(knobs.loam, knobs);
           return child;
         },
       })));

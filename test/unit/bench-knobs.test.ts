@@ -18,6 +18,14 @@ test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 1
   assert.equal(knobs.loam, defaults.loam);
   assert.equal(knobs.out, defaults.out);
   assert.equal(knobs.gitCommit, undefined);
+  assert.equal(knobs.logFile, undefined);
+  assert.equal(knobs.profileDir, undefined);
+});
+
+test("LOAM_BENCH_LOG and LOAM_BENCH_PROFILE ask for loam's debug log and a CPU profile", () => {
+  const knobs = readKnobs({ LOAM_BENCH_LOG: "/repo/.cache/loam.log", LOAM_BENCH_PROFILE: "/repo/.cache/prof" }, defaults);
+  assert.equal(knobs.logFile, "/repo/.cache/loam.log");
+  assert.equal(knobs.profileDir, "/repo/.cache/prof");
 });
 
 test("LOAM_BENCH_SECTIONS selects sections and runs them in the fixed order, scale last", () => {
