@@ -23,7 +23,7 @@ import { type VolumeUse, PER_MOUNT_FLAGS, perMountFlags, printable } from "../vo
 import { HostCommandError, UnsafePathError } from "../host/errors.js";
 import { probeDevice } from "../host/blkid.js";
 import { filesystemUsage, growFilesystem, makeFilesystem } from "../host/filesystem.js";
-import { type MountEntry, isReadOnly, majorMinorOf } from "../host/mountinfo.js";
+import { type MountEntry, isReadOnly, majorMinorOf, mountAt } from "../host/mountinfo.js";
 import { Mounter } from "../host/mount.js";
 import { resolveUnder } from "../host/paths.js";
 import type { CallContext, ServiceHandlers } from "./service.js";
@@ -105,12 +105,12 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const use = nodeUse(capability, "volume_capability");
       const staging = await checkedPath(path, "staging_target_path");
       return withVolume(id, async () => {
-        const volume = await activeVolume(id, context);
+        // The mount table is read alongside the lookup: each is a wait on the kernel or LVM.
+        const [volume, existing] = await Promise.all([activeVolume(id, context), mounter.mountAt(staging)]);
         // Block volumes have nothing to mount here: publish binds the device node itself.
         if (use.access.kind === "block") return {};
         const access = use.access;
         const device = await deviceNumber(volume);
-        const existing = await mounter.mountAt(staging);
         const asked = explicitFsType(capability);
         if (existing) {
           if (existing.majorMinor !== device) {
@@ -180,8 +180,10 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const targetPath = required(request.targetPath, "target_path");
       const capability = required(request.volumeCapability, "volume_capability");
       const use = nodeUse(capability, "volume_capability");
-      const staging = await checkedPath(stagingPath, "staging_target_path");
-      const target = await checkedPath(targetPath, "target_path");
+      const [staging, target] = await bothChecked(
+        checkedPath(stagingPath, "staging_target_path"),
+        checkedPath(targetPath, "target_path"),
+      );
       const readonly = request.readonly || use.mode === "single-node-reader-only";
       if (use.access.kind === "block" && readonly) {
         throw invalidArgument(
@@ -190,9 +192,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       }
       const flags = use.access.kind === "mount" ? perMountFlags(use.access.mountFlags) : [];
       return withVolume(id, async () => {
-        const volume = await stagedDevice(id, context);
+        const [volume, mounts] = await Promise.all([stagedDevice(id, context), mounter.mounts()]);
         const device = await deviceNumber(volume);
-        const existing = await mounter.mountAt(target);
+        const existing = mountAt(mounts, target);
         if (use.access.kind === "block") {
           if (existing) {
             const held = await stat(target).catch(() => undefined);
@@ -204,7 +206,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
           await bindOrClean(mounter, node, target, [], false, context, `binding ${node} onto ${target}`);
           return {};
         }
-        const staged = await mounter.mountAt(staging);
+        const staged = mountAt(mounts, staging);
         if (!staged || staged.majorMinor !== device) {
           throw failedPrecondition(`volume ${id} is not staged at staging_target_path ${staging}; call NodeStageVolume first`);
         }
@@ -335,6 +337,14 @@ function checkFlagsMatch(mount: MountEntry, flags: readonly string[], where: str
   if (missing.length > 0) {
     throw alreadyExists(`${where} with mount options ${mount.mountOptions.join(",")}; this request also asks for ${missing.join(",")}`);
   }
+}
+
+/** Both paths checked at once; when both are refused, the first one's error is the one reported. */
+async function bothChecked(first: Promise<string>, second: Promise<string>): Promise<[string, string]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
 }
 
 /** "major:minor" of the volume's device node. */
