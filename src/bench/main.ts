@@ -59,7 +59,7 @@ async function bench(results: BenchResults): Promise<void> {
 
     await run("mounted", `time to mounted, 1 GiB xfs, ${knobs.repeats} repetitions`, async () => {
       const mounted: MountedResult[] = (results.timeToMounted = []);
-      for (const kind of ["thick", "thin"] as const) mounted.push(await timeToMounted(client, kind, knobs.repeats));
+      for (const kind of ["thick", "thin"] as const) mounted.push(await timeToMounted(GO_CLIENT, kind, knobs.repeats));
     });
 
     await run("churn", `churn: ${knobs.churnCycles} create + delete cycles, 64 MiB thick`, async () => {

@@ -18,10 +18,11 @@ export function formatResults(r: BenchResults): string {
   if (r.timeToMounted?.length) {
     out.push(`\n── time to mounted, 1 GiB xfs (medians of ${r.knobs.repeats}, ms)`);
     out.push(table(
-      ["kind", "loam", "create", "stage", "publish", "bare", "lvcreate", "mkfs", "mount", "loam/bare"],
+      ["kind", "loam", "create", "stage", "publish", "bare", "lvcreate", "mkfs", "mount", "loam/bare", "bind", "loam/(bare+bind)"],
       r.timeToMounted.map((m) => [
         m.kind, ms(m.loamMedianMs), ms(m.loamStepMediansMs.createMs), ms(m.loamStepMediansMs.stageMs), ms(m.loamStepMediansMs.publishMs),
         ms(m.bareMedianMs), ms(m.bareStepMediansMs.lvcreateMs), ms(m.bareStepMediansMs.mkfsMs), ms(m.bareStepMediansMs.mountMs), m.ratio.toFixed(2),
+        m.bareStepMediansMs.bindMs === undefined ? "-" : ms(m.bareStepMediansMs.bindMs), m.floorRatio === undefined ? "-" : m.floorRatio.toFixed(2),
       ]),
     ));
   }

@@ -51,7 +51,7 @@ const results = (loamMs: number, churn: number): BenchResults => ({
   loam: { bundle: "/x/loam.mjs" },
   knobs: { sections: [], loam: "", out: "", repeats: 1, churnCycles: 1, churnConcurrency: [1], scales: [10], scaleSamples: 1, listSamples: 1, listPageSize: 100, rpcConcurrency: 32, rpcSeconds: 5 },
   timeToMounted: [{ kind: "thick", loamMs: [], bareMs: [], loamMedianMs: loamMs, bareMedianMs: 800, ratio: loamMs / 800,
-    loamStepMediansMs: { createMs: 0, stageMs: 0, publishMs: 0 }, bareStepMediansMs: { lvcreateMs: 0, mkfsMs: 0, mountMs: 0 }, loamSamples: [], bareSamples: [] }],
+    loamStepMediansMs: { createMs: 0, stageMs: 0, publishMs: 0 }, bareStepMediansMs: { lvcreateMs: 0, mkfsMs: 0, mountMs: 0, bindMs: 0 }, loamSamples: [], bareSamples: [] }],
   churn: [{ who: "bare", label: "bare", concurrency: 1, cycles: 1, seconds: 1, volumesPerSecond: 1.1 }, { who: "loam", label: "loam", concurrency: 8, cycles: 1, seconds: 1, volumesPerSecond: churn }],
   scale: [{ volumes: 1000, listed: 1000, rpcs: [{ rpc: "ListVolumes", samples: 1, p50Ms: 900, p99Ms: 1200, meanMs: 900, samplesMs: [900] }],
     memoryAfterStart: { rssBytes: 1, peakRssBytes: 1 }, memoryAfterSamples: { rssBytes: 80 * 1024 ** 2, peakRssBytes: 1 } }],

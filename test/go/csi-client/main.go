@@ -4,10 +4,10 @@
 //
 // Usage:
 //
-//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle|load
+//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle|load|mounted
 //
 // Every RPC of info and lifecycle prints one JSON line on stdout; load prints
-// one summary line. Any failure prints a JSON line
+// one summary line; mounted one line per sample. Any failure prints a JSON line
 // with an "error" member, a message on stderr, and exits 1.
 package main
 
@@ -32,6 +32,8 @@ type options struct {
 	concurrency   int
 	duration      time.Duration
 	warmup        time.Duration
+	count         int
+	kubeletDir    string
 }
 
 type keyValues map[string]string
@@ -54,10 +56,11 @@ func (kv keyValues) Set(s string) error {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle|load\n\n")
+	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle|load|mounted\n\n")
 	fmt.Fprintf(os.Stderr, "scenarios:\n  info       GetPluginInfo, Probe\n")
 	fmt.Fprintf(os.Stderr, "  lifecycle  GetPluginInfo, CreateVolume, ListVolumes, DeleteVolume, ListVolumes\n")
-	fmt.Fprintf(os.Stderr, "  load       --concurrency goroutines call --rpc in a loop for --duration; one JSON summary line\n\nflags:\n")
+	fmt.Fprintf(os.Stderr, "  load       --concurrency goroutines call --rpc in a loop for --duration; one JSON summary line\n")
+	fmt.Fprintf(os.Stderr, "  mounted    --count times: CreateVolume, NodeStageVolume, NodePublishVolume timed, then undone; one JSON line each\n\nflags:\n")
 	flag.PrintDefaults()
 }
 
@@ -67,16 +70,18 @@ func main() {
 	flag.StringVar(&opts.endpoint, "endpoint", "", "plugin socket, unix:///path or /path (required)")
 	flag.BoolVar(&opts.authorityPath, "authority-path", false,
 		"dial a plain path with a custom dialer, as kubelet < 1.26 did (HTTP/2 :authority becomes the socket path)")
-	flag.StringVar(&opts.name, "name", fmt.Sprintf("csi-client-%d", time.Now().Unix()), "CreateVolume name (lifecycle)")
-	flag.Int64Var(&opts.sizeBytes, "size", 64<<20, "required_bytes for CreateVolume (lifecycle)")
-	flag.StringVar(&opts.fsType, "fs-type", "", "fs_type of the mount capability (lifecycle); empty lets the plugin choose")
-	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle)")
+	flag.StringVar(&opts.name, "name", fmt.Sprintf("csi-client-%d", time.Now().Unix()), "CreateVolume name (lifecycle), name prefix (mounted)")
+	flag.Int64Var(&opts.sizeBytes, "size", 64<<20, "required_bytes for CreateVolume (lifecycle, mounted)")
+	flag.StringVar(&opts.fsType, "fs-type", "", "fs_type of the mount capability (lifecycle, mounted); empty lets the plugin choose")
+	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle, mounted)")
 	flag.DurationVar(&opts.callTimeout, "timeout", 2*time.Minute, "deadline of each RPC")
 	flag.DurationVar(&opts.dialTimeout, "dial-timeout", 30*time.Second, "how long to wait for the socket to accept")
 	flag.StringVar(&opts.rpc, "rpc", "Probe", "RPC the load scenario calls: Probe or NodeGetCapabilities")
 	flag.IntVar(&opts.concurrency, "concurrency", 32, "goroutines calling at once (load)")
 	flag.DurationVar(&opts.duration, "duration", 5*time.Second, "how long calls are counted (load)")
 	flag.DurationVar(&opts.warmup, "warmup", time.Second, "load before counting starts (load)")
+	flag.IntVar(&opts.count, "count", 1, "samples (mounted); volume names are --name-0, --name-1, ...")
+	flag.StringVar(&opts.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "kubelet's directory, under which mounted makes its paths")
 	flag.Usage = usage
 	flag.Parse()
 	opts.parameters = params
@@ -88,7 +93,7 @@ func main() {
 	scenario := flag.Arg(0)
 	run, ok := scenarios[scenario]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info, lifecycle or load)\n", scenario)
+		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info, lifecycle, load or mounted)\n", scenario)
 		os.Exit(2)
 	}
 

@@ -15,6 +15,7 @@ var scenarios = map[string]scenario{
 	"info":      runInfo,
 	"lifecycle": runLifecycle,
 	"load":      runLoad,
+	"mounted":   runMounted,
 }
 
 func callContext(opts options) (context.Context, context.CancelFunc) {
