@@ -21,8 +21,7 @@ import { KeyedLocks } from "../volumes/locks.js";
 import { VolumeError, alreadyExists, failedPrecondition, invalidArgument, notFound } from "../volumes/errors.js";
 import { type VolumeUse, PER_MOUNT_FLAGS, perMountFlags, printable } from "../volumes/capabilities.js";
 import { HostCommandError, UnsafePathError } from "../host/errors.js";
-import { probeDevice } from "../host/blkid.js";
-import { filesystemUsage, growFilesystem, makeFilesystem } from "../host/filesystem.js";
+import { filesystemUsage, growFilesystem, makeFilesystemIfEmpty } from "../host/filesystem.js";
 import { type MountEntry, isReadOnly, majorMinorOf, mountAt } from "../host/mountinfo.js";
 import { Mounter } from "../host/mount.js";
 import { resolveUnder } from "../host/paths.js";
@@ -123,14 +122,13 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
           return {};
         }
         await host(`creating ${staging}`, () => mkdir(staging, { recursive: true, mode: 0o750 }));
-        const content = await host(`probing ${volume.devicePath}`, () => probeDevice(runner, volume.devicePath, { signal: context.signal }));
+        const content = await host(`making ${access.fsType} on volume ${id} if it is empty`, () =>
+          makeFilesystemIfEmpty(runner, volume.devicePath, access.fsType, { signal: context.signal }),
+        );
         let fsType: string;
         switch (content.kind) {
-          case "empty":
+          case "formatted":
             fsType = access.fsType;
-            await host(`making ${fsType} on volume ${id}`, () =>
-              makeFilesystem(runner, volume.devicePath, access.fsType, { signal: context.signal }),
-            );
             break;
           case "filesystem":
             if (asked && content.fsType !== asked) {

@@ -21,12 +21,45 @@ const ZEROED_BYTES = 4096;
  * Filesystem superblocks, RAID and LUKS headers and partition tables sit in a device's first
  * or last MiB (the furthest from the start, btrfs and ZFS labels, within 256 KiB; md 0.90/1.0
  * and UDF anchors within the last 128 KiB). A device that is zero there has nothing blkid
- * reports, so stage can skip starting it: a fresh LV's usual case.
+ * reports, so stage can skip starting it: a fresh thin LV's usual case.
  */
 const EDGE_BYTES = 1024 * 1024;
 
-export async function probeDevice(runner: CommandRunner, device: string, options: RunOptions = {}): Promise<DeviceContent> {
-  if (await edgesAreZero(device)) return { kind: "empty" };
+/**
+ * What loam's own read of a device shows, before any process is started:
+ * - "empty": the first and last MiB are zero, so nothing a prober reports is there;
+ * - "zero-head": the first 4 KiB are zero (lvcreate zeroes them) but the edges are not: a new
+ *   thick LV laid on a deleted volume's blocks, or a signature further in (btrfs, iso9660);
+ * - "data": anything else, including a device that could not be read.
+ */
+export type FirstLook = "empty" | "zero-head" | "data";
+
+export async function firstLook(device: string): Promise<FirstLook> {
+  try {
+    const size = await blockDeviceBytes(device);
+    const handle = await open(device, "r");
+    try {
+      const head = await readAt(handle, 0, Math.min(EDGE_BYTES, size));
+      if (head.length < ZEROED_BYTES || !isZero(head.subarray(0, ZEROED_BYTES))) return "data";
+      if (size < 2 * EDGE_BYTES || head.length < EDGE_BYTES || !isZero(head)) return "zero-head";
+      const tail = await readAt(handle, size - EDGE_BYTES, EDGE_BYTES);
+      return tail.length === EDGE_BYTES && isZero(tail) ? "empty" : "zero-head";
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return "data";
+  }
+}
+
+/** `look`, when the caller has already taken it, saves reading the device again. */
+export async function probeDevice(
+  runner: CommandRunner,
+  device: string,
+  options: RunOptions = {},
+  look?: FirstLook,
+): Promise<DeviceContent> {
+  if ((look ?? (await firstLook(device))) === "empty") return { kind: "empty" };
   const argv = ["blkid", "-p", "-o", "export", device];
   const result = await runner.run(argv, options);
   if (result.exitCode === NOTHING_FOUND) {
@@ -62,37 +95,25 @@ export function classify(values: ReadonlyMap<string, string>): DeviceContent {
 async function startsWithZeros(device: string, bytes: number): Promise<boolean> {
   const handle = await open(device, "r");
   try {
-    return (await readZeros(handle, 0, bytes)).zero;
+    const head = await readAt(handle, 0, bytes);
+    return head.length === bytes && isZero(head);
   } finally {
     await handle.close();
   }
 }
 
-/** True only when both edges of the device could be read and are all zeros; any doubt is false. */
-export async function edgesAreZero(device: string): Promise<boolean> {
-  try {
-    const size = await blockDeviceBytes(device);
-    if (size < 2 * EDGE_BYTES) return false;
-    const handle = await open(device, "r");
-    try {
-      for (const position of [0, size - EDGE_BYTES]) {
-        const { bytesRead, zero } = await readZeros(handle, position, EDGE_BYTES);
-        if (bytesRead !== EDGE_BYTES || !zero) return false;
-      }
-      return true;
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return false;
-  }
+const ZEROS = Buffer.alloc(EDGE_BYTES);
+
+/** True when every byte is zero; `bytes` is at most EDGE_BYTES long. */
+function isZero(bytes: Buffer): boolean {
+  return bytes.equals(ZEROS.subarray(0, bytes.length));
 }
 
-/** Reads up to `length` bytes at `position`: how many came, and whether they are all zero. */
-async function readZeros(handle: FileHandle, position: number, length: number): Promise<{ bytesRead: number; zero: boolean }> {
+/** Up to `length` bytes at `position`: fewer at the end of the device. */
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.alloc(length);
   const { bytesRead } = await handle.read(buffer, 0, length, position);
-  return { bytesRead, zero: buffer.subarray(0, bytesRead).equals(Buffer.alloc(bytesRead)) };
+  return buffer.subarray(0, bytesRead);
 }
 
 /**

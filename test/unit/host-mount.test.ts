@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CommandRunner } from "../../src/lvm/runner.js";
-import { edgesAreZero, probeDevice } from "../../src/host/blkid.js";
-import { filesystemUsage, growFilesystem, makeFilesystem } from "../../src/host/filesystem.js";
+import { firstLook, probeDevice } from "../../src/host/blkid.js";
+import { filesystemUsage, growFilesystem, makeFilesystem, makeFilesystemIfEmpty } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
 import { CAP_SYS_RESOURCE, LoopScratch, canUseLoopDevices, hasCapability } from "./host-fixture.test.js";
@@ -41,7 +41,7 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
     const { device } = scratch.loop(16);
     const started: string[] = [];
     const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
-    assert.equal(await edgesAreZero(device), true);
+    assert.equal(await firstLook(device), "empty");
     assert.deepEqual(await probeDevice(watched, device), { kind: "empty" });
     assert.deepEqual(started, []);
   });
@@ -53,9 +53,76 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
     closeSync(fd);
     const started: string[] = [];
     const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
-    assert.equal(await edgesAreZero(device), false);
+    assert.equal(await firstLook(device), "zero-head");
     await probeDevice(watched, device);
     assert.deepEqual(started, ["blkid"]);
+  });
+
+  test("first look: bytes within the first 4 KiB are data; bytes past them with a zero head are a zero head", async () => {
+    const { device } = scratch.loop(16);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.from("stale block of a deleted volume"), 0, undefined, 64 * 1024);
+    assert.equal(await firstLook(device), "zero-head");
+    writeSync(fd, Buffer.from("x"), 0, undefined, 4095);
+    closeSync(fd);
+    assert.equal(await firstLook(device), "data");
+  });
+
+  test("xfs on a device with a zero head and stale blocks further in: mkfs.xfs alone decides, no blkid is started", async () => {
+    const { device } = scratch.loop(320);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
+    closeSync(fd);
+    assert.equal(await firstLook(device), "zero-head");
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "formatted" });
+    assert.deepEqual(started, ["mkfs.xfs"]);
+    assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "xfs" });
+  });
+
+  test("xfs on a device with a zero head but an iso9660 signature at 32 KiB: mkfs.xfs refuses, blkid names it, nothing is written", async () => {
+    const { device } = scratch.loop(320);
+    const descriptor = Buffer.concat([Buffer.from([1]), Buffer.from("CD001"), Buffer.from([1, 0]), Buffer.alloc(32, 0x20), Buffer.from("KEEPME".padEnd(32))]);
+    const terminator = Buffer.concat([Buffer.from([255]), Buffer.from("CD001"), Buffer.from([1])]);
+    const fd = openSync(device, "r+");
+    writeSync(fd, descriptor, 0, undefined, 32 * 1024);
+    writeSync(fd, terminator, 0, undefined, 32 * 1024 + 2048);
+    const before = Buffer.alloc(64 * 1024);
+    readSync(fd, before, 0, before.length, 0);
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    assert.equal(await firstLook(device), "zero-head");
+    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "filesystem", fsType: "iso9660" });
+    assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
+    const after = Buffer.alloc(64 * 1024);
+    readSync(fd, after, 0, after.length, 0);
+    closeSync(fd);
+    assert.ok(after.equals(before), "the device's first 64 KiB changed");
+  });
+
+  test("ext4 on a device with a zero head asks blkid before mkfs", async () => {
+    const { device } = scratch.loop(32);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
+    closeSync(fd);
+    assert.equal(await firstLook(device), "zero-head");
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "ext4"), { kind: "formatted" });
+    assert.deepEqual(started, ["blkid", "mkfs.ext4"]);
+  });
+
+  test("xfs on a device with a zero head that is too small: mkfs.xfs's own error comes back once blkid finds nothing", async () => {
+    const { device } = scratch.loop(64);
+    const fd = openSync(device, "r+");
+    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
+    closeSync(fd);
+    assert.equal(await firstLook(device), "zero-head");
+    const started: string[] = [];
+    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    await assert.rejects(makeFilesystemIfEmpty(watched, device, "xfs"), /must be larger than 300MB/);
+    assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
   });
 
   test("blkid: unrecognised bytes at the start of a device are data, not an empty device", async () => {
