@@ -15,6 +15,20 @@ import { CAP_SYS_RESOURCE, LoopScratch, canUseLoopDevices, hasCapability } from 
 
 const MiB = 1024 * 1024;
 const runner = new CommandRunner({ defaultTimeoutMs: 60_000 });
+
+/** A runner that records which programs it started. */
+function watchedRunner(): { started: string[]; watched: CommandRunner } {
+  const started: string[] = [];
+  return { started, watched: new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) }) };
+}
+
+/** A deleted volume's leftovers past the 4 KiB lvcreate zeroes: the device then has a zero head. */
+async function writeStaleBlocks(device: string): Promise<void> {
+  const fd = openSync(device, "r+");
+  writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
+  closeSync(fd);
+  assert.equal(await firstLook(device), "zero-head");
+}
 const mounter = new Mounter(runner);
 
 describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevices() && "needs root and loop devices" }, () => {
@@ -70,12 +84,8 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
 
   test("xfs on a device with a zero head and stale blocks further in: mkfs.xfs alone decides, no blkid is started", async () => {
     const { device } = scratch.loop(320);
-    const fd = openSync(device, "r+");
-    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
-    closeSync(fd);
-    assert.equal(await firstLook(device), "zero-head");
-    const started: string[] = [];
-    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    await writeStaleBlocks(device);
+    const { started, watched } = watchedRunner();
     assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "formatted" });
     assert.deepEqual(started, ["mkfs.xfs"]);
     assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "xfs" });
@@ -90,8 +100,7 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
     writeSync(fd, terminator, 0, undefined, 32 * 1024 + 2048);
     const before = Buffer.alloc(64 * 1024);
     readSync(fd, before, 0, before.length, 0);
-    const started: string[] = [];
-    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    const { started, watched } = watchedRunner();
     assert.equal(await firstLook(device), "zero-head");
     assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "filesystem", fsType: "iso9660" });
     assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
@@ -103,24 +112,16 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
 
   test("ext4 on a device with a zero head asks blkid before mkfs", async () => {
     const { device } = scratch.loop(32);
-    const fd = openSync(device, "r+");
-    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
-    closeSync(fd);
-    assert.equal(await firstLook(device), "zero-head");
-    const started: string[] = [];
-    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    await writeStaleBlocks(device);
+    const { started, watched } = watchedRunner();
     assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "ext4"), { kind: "formatted" });
     assert.deepEqual(started, ["blkid", "mkfs.ext4"]);
   });
 
   test("xfs on a device with a zero head that is too small: mkfs.xfs's own error comes back once blkid finds nothing", async () => {
     const { device } = scratch.loop(64);
-    const fd = openSync(device, "r+");
-    writeSync(fd, Buffer.alloc(8192, 0xa5), 0, undefined, 64 * 1024);
-    closeSync(fd);
-    assert.equal(await firstLook(device), "zero-head");
-    const started: string[] = [];
-    const watched = new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) });
+    await writeStaleBlocks(device);
+    const { started, watched } = watchedRunner();
     await assert.rejects(makeFilesystemIfEmpty(watched, device, "xfs"), /must be larger than 300MB/);
     assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
   });
