@@ -24,6 +24,7 @@ const ZEROED_BYTES = 4096;
  * reports, so stage can skip starting it: a fresh thin LV's usual case.
  */
 const EDGE_BYTES = 1024 * 1024;
+const FIRST_READ_BYTES = 64 * 1024;
 
 /**
  * What loam's own read of a device shows, before any process is started:
@@ -39,11 +40,16 @@ export async function firstLook(device: string): Promise<FirstLook> {
     const size = await blockDeviceBytes(device);
     const handle = await open(device, "r");
     try {
-      const head = await readAt(handle, 0, Math.min(EDGE_BYTES, size));
+      // A deleted volume's leftovers usually start right after the zeroed 4 KiB, so a short
+      // first read settles most devices that are not empty.
+      const head = await readAt(handle, 0, Math.min(FIRST_READ_BYTES, size));
       if (head.length < ZEROED_BYTES || !isZero(head.subarray(0, ZEROED_BYTES))) return "data";
-      if (size < 2 * EDGE_BYTES || head.length < EDGE_BYTES || !isZero(head)) return "zero-head";
-      const tail = await readAt(handle, size - EDGE_BYTES, EDGE_BYTES);
-      return tail.length === EDGE_BYTES && isZero(tail) ? "empty" : "zero-head";
+      if (size < 2 * EDGE_BYTES || head.length < FIRST_READ_BYTES || !isZero(head)) return "zero-head";
+      for (const [position, length] of [[FIRST_READ_BYTES, EDGE_BYTES - FIRST_READ_BYTES], [size - EDGE_BYTES, EDGE_BYTES]]) {
+        const part = await readAt(handle, position, length);
+        if (part.length < length || !isZero(part)) return "zero-head";
+      }
+      return "empty";
     } finally {
       await handle.close();
     }

@@ -208,9 +208,10 @@ export class VolumeEngine {
 
   private async createLocked(request: CreateVolumeRequest, id: string, options: CallOptions, retried = false): Promise<Volume> {
     const deviceClass = this.classes.select(request.parameters);
+    const usage = this.poolUsageNow(deviceClass, options);
     const first = await this.inventory(options, "capacity");
     const layout = this.classes.layout(request.parameters, first.vg(deviceClass.volumeGroup).pvs.length);
-    const inventory = await this.forLayout(first, layout, options);
+    const inventory = await this.forLayout(first, layout, options, usage);
     const report = inventory.vg(deviceClass.volumeGroup);
     checkStripeSize(layout, report.vg.extentSizeBytes);
     // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
@@ -727,20 +728,44 @@ export class VolumeEngine {
    * The view as a decision about this layout needs it: per-PV free space for striped and
    * raid1, and a thin pool's usage read from device-mapper now (it changes with every write).
    */
-  private async forLayout(inventory: Inventory, layout: VolumeLayout, options: CallOptions): Promise<Inventory> {
+  private async forLayout(
+    inventory: Inventory,
+    layout: VolumeLayout,
+    options: CallOptions,
+    usage?: Promise<ThinPoolUsage>,
+  ): Promise<Inventory> {
     let current = inventory;
     if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.inventory(options, "exact");
     const deviceClass = layout.deviceClass;
     if (layout.kind === "thin" && deviceClass.thinPool !== undefined) {
-      current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options);
+      current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options, usage);
     }
     return current;
   }
 
-  private async withPoolUsage(inventory: Inventory, vg: string, pool: string, options: CallOptions): Promise<Inventory> {
+  /**
+   * A thin class's pool usage, read from device-mapper starting now: a create needs it after
+   * the view's own check, and the two waits overlap instead of adding up.
+   */
+  private poolUsageNow(deviceClass: DeviceClass, options: CallOptions): Promise<ThinPoolUsage> | undefined {
+    if (deviceClass.type !== "thin" || deviceClass.thinPool === undefined) return undefined;
+    const usage = this.lvm.thinPoolUsage(deviceClass.volumeGroup, deviceClass.thinPool, options);
+    // Handled where it is awaited; this keeps a call that stops earlier from leaving it unhandled.
+    usage.catch(() => undefined);
+    return usage;
+  }
+
+  /** `usage`, when given, is a read already under way (poolUsageNow). */
+  private async withPoolUsage(
+    inventory: Inventory,
+    vg: string,
+    pool: string,
+    options: CallOptions,
+    usage?: Promise<ThinPoolUsage>,
+  ): Promise<Inventory> {
     if (inventory.fresh) return inventory;
     try {
-      return inventory.withPoolUsage(vg, pool, await this.lvm.thinPoolUsage(vg, pool, options));
+      return inventory.withPoolUsage(vg, pool, await (usage ?? this.lvm.thinPoolUsage(vg, pool, options)));
     } catch {
       // An inactive pool (or no dmsetup): LVM's report knows what it knows.
       this.view.invalidate();

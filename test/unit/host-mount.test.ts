@@ -75,7 +75,9 @@ describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevic
   test("first look: bytes within the first 4 KiB are data; bytes past them with a zero head are a zero head", async () => {
     const { device } = scratch.loop(16);
     const fd = openSync(device, "r+");
-    writeSync(fd, Buffer.from("stale block of a deleted volume"), 0, undefined, 64 * 1024);
+    writeSync(fd, Buffer.from("stale block of a deleted volume"), 0, undefined, 512 * 1024);
+    assert.equal(await firstLook(device), "zero-head");
+    writeSync(fd, Buffer.from("stale block of a deleted volume"), 0, undefined, 8 * 1024);
     assert.equal(await firstLook(device), "zero-head");
     writeSync(fd, Buffer.from("x"), 0, undefined, 4095);
     closeSync(fd);
