@@ -53,6 +53,8 @@ export class LogicalVolumeSizeUnchangedError extends LvmError {}
 export class LogicalVolumeShrinkError extends LvmError {}
 /** LVM rejected the command line (exit 3): a name, tag or size it does not accept. */
 export class LvmUsageError extends LvmError {}
+/** A thin pool with no thin-pool target in device-mapper: inactive, or not a pool. */
+export class ThinPoolNotActiveError extends LvmError {}
 
 export class CommandTimeoutError extends LvmError {
   readonly timeoutMs: number;

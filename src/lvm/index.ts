@@ -15,6 +15,7 @@ export {
   LogicalVolumeSizeUnchangedError,
   LvmError,
   LvmUsageError,
+  ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
 } from "./errors.js";
 export { FULLREPORT_ARGS, parseFullReport, ReportParseError } from "./report.js";

@@ -4,7 +4,7 @@
  * never become an option or a second argument.
  */
 import type { CommandRunner, RunOptions } from "./runner.js";
-import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, VolumeGroupNotFoundError } from "./errors.js";
+import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, ThinPoolNotActiveError, VolumeGroupNotFoundError } from "./errors.js";
 import { FULLREPORT_ARGS, parseFullReport, ReportParseError, type VolumeGroupReport } from "./report.js";
 import { isValidLvName, isValidVgName } from "./names.js";
 import { isValidTag } from "./tags.js";
@@ -103,13 +103,19 @@ export class Lvm {
   /**
    * A thin pool's data and metadata usage straight from device-mapper (`dmsetup status`), in
    * the percentages `lvs` would print. A tenth of the cost of a report, because nothing is
-   * scanned; the pool must be active (it is while any of its thin volumes is).
+   * scanned. The pool must be active: LVM activates a pool no thin volume uses as
+   * <vg>-<pool> itself and puts the target in a <vg>-<pool>-tpool layer once one does, so
+   * every thin-pool target is listed and either name is taken. An inactive pool is a
+   * ThinPoolNotActiveError, without a failed command.
    */
   async thinPoolUsage(vg: string, pool: string, options?: RunOptions): Promise<ThinPoolUsage> {
     checkVg(vg);
     checkLv(pool);
-    const stdout = await this.exec(["dmsetup", "status", dmName(vg, pool, "tpool")], options);
-    return parseThinPoolStatus(stdout, `${vg}/${pool}`);
+    const argv = ["dmsetup", "status", "--target", "thin-pool"];
+    const targets = thinPoolTargets(await this.exec(argv, options));
+    const status = targets.get(dmName(vg, pool, "tpool")) ?? targets.get(dmName(vg, pool));
+    if (status === undefined) throw new ThinPoolNotActiveError(`thin pool ${vg}/${pool} is not active in device-mapper`, argv, 0, "");
+    return parseThinPoolStatus(status, `${vg}/${pool}`);
   }
 
   async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
@@ -298,6 +304,16 @@ function stripeSizeKiB(bytes: number): number {
 export function dmName(vg: string, lv: string, layer?: string): string {
   const escape = (name: string): string => name.replaceAll("-", "--");
   return `${escape(vg)}-${escape(lv)}${layer ? `-${layer}` : ""}`;
+}
+
+/** `dmsetup status --target thin-pool`: "<dm name>: <status>" per line ("No devices found" when none). */
+export function thinPoolTargets(text: string): Map<string, string> {
+  const targets = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const colon = line.indexOf(": ");
+    if (colon > 0) targets.set(line.slice(0, colon), line.slice(colon + 2));
+  }
+  return targets;
 }
 
 /**

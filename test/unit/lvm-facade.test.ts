@@ -13,10 +13,11 @@ import {
   LogicalVolumeNotFoundError,
   LogicalVolumeShrinkError,
   Lvm,
+  ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
   type LvmOptions,
 } from "../../src/lvm/index.js";
-import { dmName, lvmPercent, parseThinPoolStatus } from "../../src/lvm/lvm.js";
+import { dmName, lvmPercent, parseThinPoolStatus, thinPoolTargets } from "../../src/lvm/lvm.js";
 
 const fixtures = new URL("../../../test/fixtures/lvm/", import.meta.url);
 const recorder = fileURLToPath(new URL("recorder.mjs", fixtures));
@@ -227,6 +228,36 @@ test("parseThinPoolStatus reads dmsetup's thin-pool line", () => {
   const usage = parseThinPoolStatus("0 4194304 thin-pool 1 114/1024 3277/32768 - rw discard_passdown queue_if_no_space - 256\n", "vg/pool");
   assert.deepEqual(usage, { dataPercent: 10, metadataPercent: 11.13 });
   assert.throws(() => parseThinPoolStatus("0 4194304 linear 8:0 0", "vg/pool"), /not a thin-pool/);
+});
+
+test("stand-in: thinPoolUsage lists thin-pool targets once and takes the -tpool layer or the pool's own name", async () => {
+  const s = standIn("dmsetup-status-thin-pool-layered");
+  try {
+    assert.deepEqual(await s.lvm.thinPoolUsage("pvg", "pool"), { dataPercent: 0, metadataPercent: 11.04 });
+    assert.deepEqual(await s.lvm.thinPoolUsage("pvg", "pool2"), { dataPercent: 0, metadataPercent: 10.84 });
+    assert.deepEqual(s.calls(), [
+      ["dmsetup", "status", "--target", "thin-pool"],
+      ["dmsetup", "status", "--target", "thin-pool"],
+    ]);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("stand-in: an inactive thin pool is ThinPoolNotActiveError, not a failed command", async () => {
+  const s = standIn("dmsetup-status-thin-pool-none");
+  try {
+    await assert.rejects(s.lvm.thinPoolUsage("pvg", "pool"), (e: unknown) => e instanceof ThinPoolNotActiveError && /pvg\/pool is not active/.test(e.message));
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("thinPoolTargets reads dmsetup's name: status lines and nothing from 'No devices found'", () => {
+  const targets = thinPoolTargets("vg--a-pool-tpool: 0 8 thin-pool 0 1/2 0/4 - rw\nvg-b: 0 8 thin-pool 0 1/2 0/4 - rw\n");
+  assert.deepEqual([...targets.keys()], ["vg--a-pool-tpool", "vg-b"]);
+  assert.equal(targets.get("vg-b"), "0 8 thin-pool 0 1/2 0/4 - rw");
+  assert.equal(thinPoolTargets("No devices found\n").size, 0);
 });
 
 test("dmName doubles dashes as device-mapper names do", () => {
