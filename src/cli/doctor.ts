@@ -285,6 +285,8 @@ async function checkVolumeGroups(host: HostProbe, volumeGroups: readonly string[
     findings.push(
       ok(check, `size ${humanBytes(report.vg.sizeBytes)}, free ${humanBytes(report.vg.freeBytes)}, ${report.pvs.length} PV(s), ${report.lvs.filter((lv) => !lv.internal).length} LV(s)`),
     );
+    const metadata = metadataAreaFinding(vg, report.vg);
+    if (metadata) findings.push(metadata);
     for (const pool of report.lvs.filter((lv) => lv.segType === "thin-pool")) {
       const data = pool.dataPercent ?? 0;
       const meta = pool.metadataPercent ?? 0;
@@ -303,6 +305,33 @@ async function checkVolumeGroups(host: HostProbe, volumeGroups: readonly string[
     }
   }
   return findings;
+}
+
+/**
+ * What one more loam volume adds to a VG's metadata: about 620 bytes as stored in the
+ * metadata area (730 in vgcfgbackup's commented text), measured by the benchmark's scale
+ * section (docs/benchmarks.md, "LVM metadata per volume").
+ */
+export const METADATA_BYTES_PER_VOLUME = 620;
+/** Below room for this many more volumes doctor warns; below METADATA_FAIL_VOLUMES it fails. */
+const METADATA_WARN_VOLUMES = 100;
+const METADATA_FAIL_VOLUMES = 10;
+
+/** How many more volumes the VG's metadata area holds; undefined when LVM did not say. */
+export function metadataAreaFinding(vg: string, group: VolumeGroupReport["vg"]): Finding | undefined {
+  if (group.metadataFreeBytes === undefined || group.metadataAreaBytes === undefined) return undefined;
+  const room = Math.floor(group.metadataFreeBytes / METADATA_BYTES_PER_VOLUME);
+  const check = `metadata area of ${vg}`;
+  const detail = `${humanBytes(group.metadataFreeBytes)} free of ${humanBytes(group.metadataAreaBytes)}: room for about ${room} more volume(s)`;
+  if (room >= METADATA_WARN_VOLUMES) return ok(check, detail);
+  return {
+    check,
+    status: room < METADATA_FAIL_VOLUMES ? "fail" : "warn",
+    detail,
+    fix:
+      "new volumes fail once it is full, and an area cannot grow in place: delete volumes, or add a PV made with " +
+      "`pvcreate --metadatasize 64m` (`vgextend`) and stop writing the small areas with `pvchange --metadataignore y PV`",
+  };
 }
 
 async function checkKubeletDir(host: HostProbe, dir: string): Promise<Finding> {

@@ -24,6 +24,12 @@ export interface VolumeGroup {
   pvCount: number;
   lvCount: number;
   tags: string[];
+  /**
+   * The smallest metadata area in use and what is left of it (LVM's vg_mda_size and
+   * vg_mda_free). Absent from reports taken without those columns.
+   */
+  metadataAreaBytes?: number;
+  metadataFreeBytes?: number;
 }
 
 export interface LogicalVolume {
@@ -66,7 +72,10 @@ export class ReportParseError extends Error {
   }
 }
 
-const VG_COLUMNS = ["vg_name", "vg_uuid", "vg_size", "vg_free", "vg_extent_size", "vg_extent_count", "vg_free_count", "pv_count", "lv_count", "vg_tags"];
+const VG_COLUMNS = [
+  "vg_name", "vg_uuid", "vg_size", "vg_free", "vg_extent_size", "vg_extent_count", "vg_free_count", "pv_count", "lv_count", "vg_tags",
+  "vg_mda_size", "vg_mda_free",
+];
 const PV_COLUMNS = ["pv_name", "pv_uuid", "pv_size", "pv_free"];
 const LV_COLUMNS = [
   "lv_uuid", "lv_name", "lv_attr", "lv_size", "lv_active", "lv_role", "lv_layout", "pool_lv", "origin",
@@ -134,6 +143,8 @@ function parseVg(row: Row): VolumeGroup {
     pvCount: int(row, "pv_count"),
     lvCount: int(row, "lv_count"),
     tags: list(row, "vg_tags"),
+    ...(row.vg_mda_size === undefined ? {} : { metadataAreaBytes: int(row, "vg_mda_size") }),
+    ...(row.vg_mda_free === undefined ? {} : { metadataFreeBytes: int(row, "vg_mda_free") }),
   };
 }
 

@@ -83,6 +83,8 @@ export interface VolumeGroupSummary {
   sizeBytes: number;
   freeBytes: number;
   allocatedBytes: number;
+  /** Room left in the smallest metadata area in use; every LV's description must fit there. */
+  metadataFreeBytes?: number;
   pools: ThinPoolSummary[];
   volumes: LoamLvSummary[];
   snapshots: LoamLvSummary[];
@@ -127,6 +129,7 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
     sizeBytes: report.vg.sizeBytes,
     freeBytes: report.vg.freeBytes,
     allocatedBytes: report.vg.sizeBytes - report.vg.freeBytes,
+    ...(report.vg.metadataFreeBytes === undefined ? {} : { metadataFreeBytes: report.vg.metadataFreeBytes }),
     pools,
     volumes: volumes.sort(byId),
     snapshots: snapshots.sort(byId),

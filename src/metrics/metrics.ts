@@ -112,6 +112,10 @@ export class LoamMetrics {
       size: vg("loam_volume_group_size_bytes", "Size of the volume group."),
       free: vg("loam_volume_group_free_bytes", "Unallocated space in the volume group (what new thick volumes and pools can use)."),
       allocated: vg("loam_volume_group_allocated_bytes", "Space in the volume group allocated to logical volumes of any kind."),
+      metadataFree: vg(
+        "loam_volume_group_metadata_free_bytes",
+        "Room left in the volume group's smallest metadata area in use; every volume's LVM description must fit there.",
+      ),
       volumes: vg("loam_volumes", "Number of loam volumes (not snapshots) in the volume group."),
       snapshots: vg("loam_snapshots", "Number of loam snapshots in the volume group."),
       poolSize: pool("loam_thin_pool_size_bytes", "Data size of a thin pool."),
@@ -131,7 +135,7 @@ export class LoamMetrics {
     };
     const refresh = async (): Promise<void> => {
       const readings = await inventory.read();
-      for (const gauge of [g.up, g.size, g.free, g.allocated, g.volumes, g.snapshots]) gauge.reset();
+      for (const gauge of [g.up, g.size, g.free, g.allocated, g.metadataFree, g.volumes, g.snapshots]) gauge.reset();
       for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolProvisioned]) gauge.reset();
       g.provisioned.reset();
       for (const reading of readings) setFrom(g, reading);
@@ -145,6 +149,7 @@ interface VolumeGroupGauges {
   size: Gauge<"volume_group">;
   free: Gauge<"volume_group">;
   allocated: Gauge<"volume_group">;
+  metadataFree: Gauge<"volume_group">;
   volumes: Gauge<"volume_group">;
   snapshots: Gauge<"volume_group">;
   poolSize: Gauge<"volume_group" | "thin_pool">;
@@ -162,6 +167,7 @@ function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
   g.size.set({ volume_group }, summary.sizeBytes);
   g.free.set({ volume_group }, summary.freeBytes);
   g.allocated.set({ volume_group }, summary.allocatedBytes);
+  if (summary.metadataFreeBytes !== undefined) g.metadataFree.set({ volume_group }, summary.metadataFreeBytes);
   g.volumes.set({ volume_group }, summary.volumes.length);
   g.snapshots.set({ volume_group }, summary.snapshots.length);
   for (const pool of summary.pools) {

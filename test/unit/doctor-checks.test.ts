@@ -132,6 +132,27 @@ test("missing tools, an unreadable VG, a full thin pool and a read-only kubelet 
   assert.equal(checks["kubelet directory"]?.status, "fail");
 });
 
+test("the metadata area check counts the volumes that still fit: ok with room, warn under 100, fail under 10", async () => {
+  const host = healthy();
+  const withFree = (free: number): VolumeGroupReport => {
+    const r = report("vg0", []);
+    return { ...r, vg: { ...r.vg, metadataAreaBytes: 1044480, metadataFreeBytes: free } };
+  };
+  const status = async (free: number): Promise<Finding | undefined> => {
+    host.vgs.vg0 = withFree(free);
+    return byCheck(await runChecks(options, probe(host)))["metadata area of vg0"];
+  };
+  const roomy = await status(518656);
+  assert.equal(roomy?.status, "ok");
+  assert.match(roomy?.detail ?? "", /room for about 836 more volume/);
+  const tight = await status(50 * 620);
+  assert.equal(tight?.status, "warn");
+  assert.match(tight?.fix ?? "", /--metadatasize/);
+  assert.equal((await status(5 * 620))?.status, "fail");
+  host.vgs.vg0 = report("vg0", []);
+  assert.equal(byCheck(await runChecks(options, probe(host)))["metadata area of vg0"], undefined, "no finding when LVM did not say");
+});
+
 test("doctor reads volume groups, kubelet dir, endpoint and prefix from the node's config file; flags win", async () => {
   const dir = await mkdtemp(join(tmpdir(), "loam-doctor-"));
   try {

@@ -93,6 +93,18 @@ test("extra columns (LVM's default fullreport) are ignored", () => {
   assert.equal(report.vg.name, "loamfx");
 });
 
+test("the metadata area's size and free space come from vg_mda_size and vg_mda_free, absent when not reported", () => {
+  const [full] = parseFullReport(fixture("fullreport-all-columns").stdout);
+  assert.equal(full.vg.metadataAreaBytes, 1044480);
+  assert.equal(full.vg.metadataFreeBytes, 518656);
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ vg: Array<Record<string, string>> }> };
+  delete doc.report[0].vg[0].vg_mda_size;
+  delete doc.report[0].vg[0].vg_mda_free;
+  const [narrow] = parseFullReport(JSON.stringify(doc));
+  assert.equal(narrow.vg.metadataAreaBytes, undefined);
+  assert.equal(narrow.vg.metadataFreeBytes, undefined);
+});
+
 test("the active flag follows lv_active and the attr letter", () => {
   const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ lv: Array<Record<string, string>> }> };
   doc.report[0].lv[0].lv_active = "active";

@@ -97,6 +97,7 @@ test("volume group gauges come from the report (fixture through a counting stand
   assert.equal(sampleValue(samples, "loam_volume_group_size_bytes", vg), 2139095040);
   assert.equal(sampleValue(samples, "loam_volume_group_free_bytes", vg), 1941962752);
   assert.equal(sampleValue(samples, "loam_volume_group_allocated_bytes", vg), 2139095040 - 1941962752);
+  assert.equal(sampleValue(samples, "loam_volume_group_metadata_free_bytes", vg), 518656);
   assert.equal(sampleValue(samples, "loam_volumes", vg), 1, "only the LV with loam's name tag is a volume");
   assert.equal(sampleValue(samples, "loam_snapshots", vg), 0);
   assert.equal(sampleValue(samples, "loam_volume_provisioned_bytes", { ...vg, volume_id: "pvc-0a1b2c3d-5f3e1c2a9b7d4e60" }), 104857600);

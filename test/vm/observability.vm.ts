@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Node, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { type Sample, parseExposition, sampleValue } from "../../src/metrics/exposition.js";
 import { DEFAULT_CACHE_MS } from "../../src/metrics/inventory.js";
+import { METADATA_BYTES_PER_VOLUME } from "../../src/cli/doctor.js";
 import { MiB } from "../../src/volumes/size.js";
 import { ENDPOINT, type Harness, VG, repoRoot } from "./harness.js";
 import { createRequest } from "./support.js";
@@ -138,7 +139,7 @@ export function observabilityTests(h: () => Harness): void {
       assert.equal(typeof rpc.volumeId, "string");
     });
 
-    test("loam doctor passes on the VM (device-mapper, targets, LVM, tools, the VG)", async () => {
+    test("loam doctor passes on the VM (device-mapper, targets, LVM, tools, the VG and the room in its metadata area)", async () => {
       const kubelet = await mkdtemp(join(tmpdir(), "kubelet-"));
       try {
         const result = await runLoam(["doctor", "--json", "--volume-group", VG, "--kubelet-dir", kubelet, "--endpoint", ENDPOINT]);
@@ -150,6 +151,11 @@ export function observabilityTests(h: () => Harness): void {
         for (const check of ["device-mapper", "dm target striped", "dm target thin-pool", "dm target snapshot", "dm target raid", "dm target mirror", "lvm2", `volume group ${VG}`]) {
           assert.equal(status[check], "ok", `${check}: ${JSON.stringify(report.findings.find((f) => f.check === check))}`);
         }
+        // The metadata area check counts volumes from LVM's own vg_mda_free.
+        const mdaFree = Number((await h().must(["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_mda_free", VG])).stdout.trim());
+        const metadata = report.findings.find((f) => f.check === `metadata area of ${VG}`);
+        assert.equal(metadata?.status, "ok", JSON.stringify(metadata));
+        assert.match(metadata.detail, new RegExp(`room for about ${Math.floor(mdaFree / METADATA_BYTES_PER_VOLUME)} more volume`));
       } finally {
         await rm(kubelet, { recursive: true, force: true });
       }
