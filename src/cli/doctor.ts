@@ -318,7 +318,7 @@ const METADATA_WARN_VOLUMES = 100;
 const METADATA_FAIL_VOLUMES = 10;
 
 /** How many more volumes the VG's metadata area holds; undefined when LVM did not say. */
-export function metadataAreaFinding(vg: string, group: VolumeGroupReport["vg"]): Finding | undefined {
+function metadataAreaFinding(vg: string, group: VolumeGroupReport["vg"]): Finding | undefined {
   if (group.metadataFreeBytes === undefined || group.metadataAreaBytes === undefined) return undefined;
   const room = Math.floor(group.metadataFreeBytes / METADATA_BYTES_PER_VOLUME);
   const check = `metadata area of ${vg}`;
