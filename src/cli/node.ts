@@ -19,7 +19,7 @@ import {
 } from "./config.js";
 import { VERSION } from "../version.js";
 import { LoamMetrics } from "../metrics/metrics.js";
-import { VolumeGroupInventory } from "../metrics/inventory.js";
+import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -84,11 +84,11 @@ export async function runNode(args: string[]): Promise<number> {
   const lvm = new Lvm(runner);
   const engine = new VolumeEngine(lvm, config.deviceClasses);
   // Several device classes may share a volume group; each group is reported once per scrape.
-  const inventory = new VolumeGroupInventory(lvm, [...new Set(config.deviceClasses.map((c) => c.volumeGroup))]);
-  metrics.watchVolumeGroups(inventory);
+  const lvmState = new LvmStateSampler(lvm, [...new Set(config.deviceClasses.map((c) => c.volumeGroup))]);
+  metrics.watchVolumeGroups(lvmState);
   const listenAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);
   const observability = listenAddress
-    ? await startObservabilityServer({ address: listenAddress, metrics, inventory, logger })
+    ? await startObservabilityServer({ address: listenAddress, metrics, lvmState, logger })
     : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { CommandRunner } from "../lvm/runner.js";
 import { Lvm } from "../lvm/lvm.js";
-import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/inventory.js";
+import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/lvm-state.js";
 import { ConfigError, hostTargets } from "./config.js";
 import { humanBytes, table } from "./csi-output.js";
 

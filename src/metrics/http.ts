@@ -7,7 +7,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import type { LoamMetrics } from "./metrics.js";
-import type { VolumeGroupInventory } from "./inventory.js";
+import type { LvmStateSampler } from "./lvm-state.js";
 
 export interface ListenAddress {
   host: string;
@@ -27,7 +27,7 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
 export interface ObservabilityServerOptions {
   address: ListenAddress;
   metrics: LoamMetrics;
-  inventory?: VolumeGroupInventory;
+  lvmState?: LvmStateSampler;
   logger: Logger;
 }
 
@@ -86,7 +86,7 @@ async function handle(options: ObservabilityServerOptions, request: IncomingMess
       send(response, 200, "ok\n");
       return;
     case "/readyz": {
-      const readings = options.inventory ? await options.inventory.read() : [];
+      const readings = options.lvmState ? await options.lvmState.read() : [];
       const failed = readings.filter((reading) => !reading.ok);
       if (failed.length === 0) send(response, 200, "ok\n");
       else send(response, 503, failed.map((r) => `volume group ${r.volumeGroup} cannot be read: ${r.ok ? "" : r.error}\n`).join(""));

@@ -1,12 +1,12 @@
 /**
  * loam's Prometheus metrics. Counters and histograms are fed by the CSI service (one
  * observation per RPC) and the LVM runner (one per command); volume group figures are read
- * when a scrape asks for them, through the shared inventory, so they are never stale by
+ * when a scrape asks for them, through the shared LVM state sampler, so they are never stale by
  * more than its cache period and an idle node runs no LVM for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { CommandObservation } from "../lvm/runner.js";
-import { type VolumeGroupInventory, type VolumeGroupReading, summarize } from "./inventory.js";
+import { type LvmStateSampler, type VolumeGroupReading, summarize } from "./lvm-state.js";
 
 /** What the CSI service reports for each call (a subset of its CallRecord). */
 export interface CallObservation {
@@ -21,7 +21,7 @@ const LVM_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 export interface MetricsOptions {
   version: string;
   /** Absent: no volume group gauges (e.g. a process that only serves Identity). */
-  inventory?: VolumeGroupInventory;
+  lvmState?: LvmStateSampler;
 }
 
 export class LoamMetrics {
@@ -68,7 +68,7 @@ export class LoamMetrics {
       labelNames: ["command"],
       registers,
     });
-    if (options.inventory) this.watchVolumeGroups(options.inventory);
+    if (options.lvmState) this.watchVolumeGroups(options.lvmState);
   }
 
   observeCall(call: CallObservation): void {
@@ -97,10 +97,10 @@ export class LoamMetrics {
     }
   }
 
-  /** Adds the volume group gauges, read from the inventory at each scrape. Call once. */
-  watchVolumeGroups(inventory: VolumeGroupInventory): void {
+  /** Adds the volume group gauges, read from the LVM state sampler at each scrape. Call once. */
+  watchVolumeGroups(lvmState: LvmStateSampler): void {
     // A scrape refreshes once and every gauge's collect awaits that one refresh, so a
-    // scrape runs one report per volume group whatever the inventory's cache period.
+    // scrape runs one report per volume group whatever the LVM state sampler's cache period.
     const collect = (): Promise<void> => this.scrapeRefresh ?? refresh();
     const registers = [this.registry];
     const vg = (name: string, help: string): Gauge<"volume_group"> =>
@@ -134,7 +134,7 @@ export class LoamMetrics {
       }),
     };
     const refresh = async (): Promise<void> => {
-      const readings = await inventory.read();
+      const readings = await lvmState.read();
       for (const gauge of [g.up, g.size, g.free, g.allocated, g.metadataFree, g.volumes, g.snapshots]) gauge.reset();
       for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolProvisioned]) gauge.reset();
       g.provisioned.reset();

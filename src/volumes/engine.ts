@@ -21,7 +21,8 @@ import {
 } from "../lvm/errors.js";
 import type { ThinPoolUsage } from "../lvm/lvm.js";
 import { KeyedLocks } from "./locks.js";
-import { type Change, type Need, type ViewOptions, VolumeGroupView } from "./view.js";
+import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
+import type { Located, LvmState } from "./lvm-state.js";
 import { type CapacityRange, MiB, roundUp, sizeForRange } from "./size.js";
 import { PARAMETER_KEYS, type VolumeParameters, fingerprint } from "./parameters.js";
 import {
@@ -123,58 +124,14 @@ export interface CapacityOptions extends CallOptions {
 const SLOWEST_COPY_BYTES_PER_SECOND = 20 * MiB;
 const MIN_COPY_TIMEOUT_MS = 120_000;
 
-interface Located {
-  lv: LogicalVolume;
-  report: VolumeGroupReport;
-}
-
 interface Source extends Located {
   metadata: VolumeMetadata;
   reference: ContentSource;
 }
 
-/** The view of every volume group of the classes, with lookups by LV name. */
-class Inventory {
-  constructor(
-    readonly reports: readonly VolumeGroupReport[],
-    /** Read from LVM by this call: a name missing here is really missing. */
-    readonly fresh: boolean,
-    /** Per-PV free space is LVM's own figure. */
-    readonly exact: boolean,
-  ) {}
-
-  /** The same view with a thin pool's usage as device-mapper reports it now. */
-  withPoolUsage(vg: string, pool: string, usage: ThinPoolUsage): Inventory {
-    const reports = this.reports.map((report) =>
-      report.vg.name !== vg
-        ? report
-        : { ...report, lvs: report.lvs.map((lv) => (lv.name === pool && lv.segType === "thin-pool" ? { ...lv, ...usage } : lv)) },
-    );
-    return new Inventory(reports, this.fresh, this.exact);
-  }
-
-  vg(name: string): VolumeGroupReport {
-    const report = this.reports.find((r) => r.vg.name === name);
-    if (!report) throw new VolumeError("internal", `volume group ${name} is missing from the report`);
-    return report;
-  }
-
-  find(name: string): Located | undefined {
-    for (const report of this.reports) {
-      const lv = report.lvs.find((candidate) => candidate.name === name && !candidate.internal);
-      if (lv) return { lv, report };
-    }
-    return undefined;
-  }
-
-  all(): Located[] {
-    return this.reports.flatMap((report) => report.lvs.filter((lv) => !lv.internal).map((lv) => ({ lv, report })));
-  }
-}
-
 export class VolumeEngine {
   private readonly locks = new KeyedLocks();
-  private readonly view: VolumeGroupView;
+  private readonly cache: LvmStateCache;
   private readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
   readonly classes: DeviceClasses;
 
@@ -182,7 +139,7 @@ export class VolumeEngine {
   constructor(
     private readonly lvm: Lvm,
     classes: string | readonly DeviceClass[] | DeviceClasses,
-    viewOptions: ViewOptions = {},
+    cacheOptions: LvmStateCacheOptions = {},
   ) {
     this.classes =
       typeof classes === "string"
@@ -190,7 +147,7 @@ export class VolumeEngine {
         : classes instanceof DeviceClasses
           ? classes
           : new DeviceClasses(classes);
-    this.view = new VolumeGroupView(lvm, this.classes.volumeGroups, viewOptions);
+    this.cache = new LvmStateCache(lvm, this.classes.volumeGroups, cacheOptions);
   }
 
   /** The default class's volume group. */
@@ -209,28 +166,28 @@ export class VolumeEngine {
   private async createLocked(request: CreateVolumeRequest, id: string, options: CallOptions, retried = false): Promise<Volume> {
     const deviceClass = this.classes.select(request.parameters);
     const usage = this.poolUsageNow(deviceClass, options);
-    const first = await this.inventory(options, "capacity");
+    const first = await this.readState(options, "capacity");
     const layout = this.classes.layout(request.parameters, first.vg(deviceClass.volumeGroup).pvs.length);
-    const inventory = await this.forLayout(first, layout, options, usage);
-    const report = inventory.vg(deviceClass.volumeGroup);
+    const state = await this.forLayout(first, layout, options, usage);
+    const report = state.vg(deviceClass.volumeGroup);
     checkStripeSize(layout, report.vg.extentSizeBytes);
     // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
     const extent = report.vg.extentSizeBytes * (layout.kind === "striped" ? layout.stripes : 1);
 
-    const existing = inventory.find(id);
+    const existing = state.find(id);
     if (existing && !metadataOf(existing.lv)?.populating) return this.adopt(existing, request, extent);
 
-    const source = request.contentSource ? await this.resolveSource(inventory, request.contentSource, options) : undefined;
+    const source = request.contentSource ? await this.resolveSource(state, request.contentSource, options) : undefined;
     const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
     if (existing) {
       // An earlier attempt made the LV and stopped before its content was complete.
       const volume = this.adopt(existing, request, extent, size);
       await this.populate(existing.lv, layout, size, source, options);
-      this.view.invalidate();
+      this.cache.invalidate();
       return { ...volume, sizeBytes: Math.max(volume.sizeBytes, size), ready: true, condition: healthy() };
     }
 
-    this.checkRoom(inventory, layout, size);
+    this.checkRoom(state, layout, size);
     // A thin snapshot of the source's own size is complete when lvcreate returns; anything
     // else is marked until its content is, so a crash in between is resumed, not trusted.
     const instant = source !== undefined && sharesPool(layout, source.lv) && size === source.lv.sizeBytes;
@@ -263,9 +220,9 @@ export class VolumeEngine {
         await this.changed(vg, { kind: "created", lv, extents: extentsOf(lv, report.vg.extentSizeBytes) });
       }
     } catch (error) {
-      this.view.invalidate();
-      if (error instanceof LogicalVolumeExistsError && !retried && !inventory.fresh) {
-        // Made behind the view's back (or by a run of loam that crashed): look again and adopt it.
+      this.cache.invalidate();
+      if (error instanceof LogicalVolumeExistsError && !retried && !state.fresh) {
+        // Made behind the cache's back (or by a run of loam that crashed): look again and adopt it.
         return this.createLocked(request, id, options, true);
       }
       if (error instanceof InsufficientSpaceError) {
@@ -292,7 +249,7 @@ export class VolumeEngine {
     if (source && !instant) {
       const made = { ...source.lv, name: id, vgName: deviceClass.volumeGroup, sizeBytes: source.lv.sizeBytes, active: true };
       await this.populate(made, layout, size, source, options);
-      this.view.invalidate();
+      this.cache.invalidate();
     }
     return created;
   }
@@ -315,10 +272,10 @@ export class VolumeEngine {
    */
   async expandVolume(id: string, range: CapacityRange, options: CallOptions = {}): Promise<Volume> {
     return this.locks.withKeys([`id:${id}`], async () => {
-      const { inventory, found: located } = await this.lookup(id, options);
+      const { state, found: located } = await this.lookup(id, options);
       let found = located;
       if (found?.lv.segType === "thin") {
-        found = (await this.withPoolUsage(inventory, found.lv.vgName, found.lv.poolLv, options)).find(id);
+        found = (await this.withPoolUsage(state, found.lv.vgName, found.lv.poolLv, options)).find(id);
       }
       const volume = found ? this.toVolume(found) : undefined;
       if (!found || !volume) throw notFound(`volume ${id} does not exist on this node`);
@@ -328,11 +285,11 @@ export class VolumeEngine {
       const growth = size - lv.sizeBytes;
       if (lv.segType === "thin") {
         const deviceClass = this.classOfThin(lv);
-        const state = thinPoolState(report, lv.poolLv);
-        if (deviceClass && state) {
-          const over = thinPoolOverThreshold(state, deviceClass);
+        const poolState = thinPoolState(report, lv.poolLv);
+        if (deviceClass && poolState) {
+          const over = thinPoolOverThreshold(poolState, deviceClass);
           if (over) throw resourceExhausted(`cannot grow ${id}: ${over}`);
-          const room = thinCapacity(state, deviceClass, report.vg.extentSizeBytes);
+          const room = thinCapacity(poolState, deviceClass, report.vg.extentSizeBytes);
           if (growth > room.availableBytes) {
             throw resourceExhausted(`cannot grow ${id} by ${growth} bytes: ${room.availableBytes} bytes available (${room.explanation})`);
           }
@@ -348,7 +305,7 @@ export class VolumeEngine {
         const extents = lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
         await this.changed(lv.vgName, { kind: "updated", name: id, patch: { sizeBytes: size }, extents });
       } catch (error) {
-        this.view.invalidate();
+        this.cache.invalidate();
         if (error instanceof InsufficientSpaceError) {
           throw resourceExhausted(`not enough space in volume group ${lv.vgName} to grow ${id} to ${size} bytes`);
         }
@@ -369,12 +326,12 @@ export class VolumeEngine {
     if (!volume.ready) {
       throw unavailable(`volume ${id} is still being populated from its source; try again when CreateVolume has returned`);
     }
-    // getVolume took activation from the device node, not from the view (kernel state).
+    // getVolume took activation from the device node, not from the cached state (kernel state).
     if (volume.active) return volume;
     try {
       await this.lvm.activateLv(volume.volumeGroup, id, options);
     } catch (error) {
-      this.view.invalidate();
+      this.cache.invalidate();
       throw translate(error, `activating ${id}`);
     }
     await this.changed(volume.volumeGroup, { kind: "updated", name: id, patch: { active: true }, extents: 0 });
@@ -400,16 +357,16 @@ export class VolumeEngine {
 
   /** Every loam volume on the node, sorted by id so pagination is stable. */
   async listVolumes(options: CallOptions = {}): Promise<readonly Volume[]> {
-    const inventory = await this.inventory(options);
-    // ListVolumes pages through one list: build it once per version of the view.
-    const known = this.listed.get(inventory.reports);
+    const state = await this.readState(options);
+    // ListVolumes pages through one list: build it once per version of the state.
+    const known = this.listed.get(state.reports);
     if (known) return known;
-    const volumes = inventory
+    const volumes = state
       .all()
       .map((located) => this.toVolume(located))
       .filter((v): v is Volume => v !== undefined)
       .sort(byId);
-    this.listed.set(inventory.reports, volumes);
+    this.listed.set(state.reports, volumes);
     return volumes;
   }
 
@@ -420,15 +377,15 @@ export class VolumeEngine {
   async capacity(options: CapacityOptions = {}): Promise<Capacity> {
     const parameters = options.parameters ?? { shaping: {}, metadata: {} };
     const deviceClass = this.classes.select(parameters);
-    const first = await this.inventory(options, "capacity");
+    const first = await this.readState(options, "capacity");
     const layout = this.classes.layout(parameters, first.vg(deviceClass.volumeGroup).pvs.length);
-    const inventory = await this.forLayout(first, layout, options);
-    const report = inventory.vg(deviceClass.volumeGroup);
+    const state = await this.forLayout(first, layout, options);
+    const report = state.vg(deviceClass.volumeGroup);
     checkStripeSize(layout, report.vg.extentSizeBytes);
     if (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? "")) {
       return { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: report.vg.extentSizeBytes };
     }
-    const capacity = this.capacityOf(inventory, layout);
+    const capacity = this.capacityOf(state, layout);
     return {
       availableBytes: capacity.availableBytes,
       maximumVolumeBytes: capacity.maximumVolumeBytes,
@@ -438,7 +395,7 @@ export class VolumeEngine {
 
   /** Throws UNAVAILABLE unless every volume group of the classes can be read. */
   async probe(options: CallOptions = {}): Promise<void> {
-    await this.inventory(options);
+    await this.readState(options);
   }
 
   /**
@@ -449,8 +406,8 @@ export class VolumeEngine {
   async createSnapshot(request: CreateSnapshotRequest, options: CallOptions = {}): Promise<Snapshot> {
     const id = snapshotLvNameFor(request.name);
     return this.locks.withKeys([`snapshot-name:${request.name}`, `id:${id}`, `id:${request.sourceVolumeId}`], async () => {
-      let inventory = await this.inventory(options);
-      const existing = inventory.find(id);
+      let state = await this.readState(options);
+      const existing = state.find(id);
       if (existing) {
         const metadata = metadataOf(existing.lv);
         if (!metadata || metadata.kind !== "snapshot" || metadata.name !== request.name) {
@@ -467,9 +424,9 @@ export class VolumeEngine {
       }
       let source: Located | undefined;
       if (isValidLvName(request.sourceVolumeId)) {
-        ({ inventory, found: source } = await this.lookup(request.sourceVolumeId, options, inventory));
+        ({ state, found: source } = await this.lookup(request.sourceVolumeId, options, state));
         if (source?.lv.segType === "thin") {
-          source = (await this.withPoolUsage(inventory, source.lv.vgName, source.lv.poolLv, options)).find(request.sourceVolumeId);
+          source = (await this.withPoolUsage(state, source.lv.vgName, source.lv.poolLv, options)).find(request.sourceVolumeId);
         }
       }
       const sourceMetadata = source ? metadataOf(source.lv) : undefined;
@@ -487,16 +444,16 @@ export class VolumeEngine {
         );
       }
       const deviceClass = this.classOfThin(lv);
-      const state = thinPoolState(report, lv.poolLv);
-      if (deviceClass && state) {
-        const over = thinPoolOverThreshold(state, deviceClass);
+      const poolState = thinPoolState(report, lv.poolLv);
+      if (deviceClass && poolState) {
+        const over = thinPoolOverThreshold(poolState, deviceClass);
         if (over) throw resourceExhausted(`cannot snapshot ${lv.name}: ${over}`);
         // A snapshot may come to hold every block of its source: it counts against the ratio.
-        const budget = Math.floor((state.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) * report.vg.extentSizeBytes;
-        if (state.virtualBytes + lv.sizeBytes > budget) {
+        const budget = Math.floor((poolState.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) * report.vg.extentSizeBytes;
+        if (poolState.virtualBytes + lv.sizeBytes > budget) {
           throw resourceExhausted(
-            `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${state.virtualBytes + lv.sizeBytes} virtual bytes, ` +
-              `above pool ${state.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
+            `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${poolState.virtualBytes + lv.sizeBytes} virtual bytes, ` +
+              `above pool ${poolState.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
           );
         }
       }
@@ -505,7 +462,7 @@ export class VolumeEngine {
       try {
         await this.lvm.createThinSnapshot({ vg: lv.vgName, origin: lv.name, name: id, tags, writable: false }, options);
       } catch (error) {
-        this.view.invalidate();
+        this.cache.invalidate();
         throw translate(error, `snapshotting ${lv.name}`);
       }
       const made = madeLv(lv.vgName, id, lv.sizeBytes, tags, "thin", { poolLv: lv.poolLv, origin: lv.name, active: false });
@@ -544,9 +501,9 @@ export class VolumeEngine {
 
   /** Every loam snapshot on the node, sorted by id. */
   async listSnapshots(options: CallOptions = {}): Promise<Snapshot[]> {
-    const inventory = await this.inventory(options);
+    const state = await this.readState(options);
     const snapshots: Snapshot[] = [];
-    for (const located of inventory.all()) {
+    for (const located of state.all()) {
       const metadata = metadataOf(located.lv);
       if (metadata?.kind === "snapshot") snapshots.push(toSnapshot(located, metadata));
     }
@@ -559,7 +516,7 @@ export class VolumeEngine {
       const extents = extentsOf(lv, report.vg.extentSizeBytes);
       await this.changed(lv.vgName, { kind: "removed", name: lv.name, extents: extents === undefined ? undefined : -extents });
     } catch (error) {
-      this.view.invalidate();
+      this.cache.invalidate();
       if (error instanceof LogicalVolumeNotFoundError) return;
       if (error instanceof LogicalVolumeInUseError) {
         throw failedPrecondition(
@@ -572,8 +529,8 @@ export class VolumeEngine {
     }
   }
 
-  private async resolveSource(inventory: Inventory, reference: ContentSource, options: CallOptions): Promise<Source> {
-    const found = isValidLvName(reference.id) ? (await this.lookup(reference.id, options, inventory)).found : undefined;
+  private async resolveSource(state: LvmState, reference: ContentSource, options: CallOptions): Promise<Source> {
+    const found = isValidLvName(reference.id) ? (await this.lookup(reference.id, options, state)).found : undefined;
     const metadata = found ? metadataOf(found.lv) : undefined;
     if (!found || !metadata || metadata.kind !== reference.kind) {
       throw notFound(`${reference.kind} ${reference.id} (volume_content_source) does not exist on this node`);
@@ -615,13 +572,13 @@ export class VolumeEngine {
     }
   }
 
-  private checkRoom(inventory: Inventory, layout: VolumeLayout, size: number): void {
-    const capacity = this.capacityOf(inventory, layout);
+  private checkRoom(state: LvmState, layout: VolumeLayout, size: number): void {
+    const capacity = this.capacityOf(state, layout);
     if (size <= capacity.availableBytes) return;
     const deviceClass = layout.deviceClass;
     if (layout.kind === "thin") {
-      const state = thinPoolState(inventory.vg(deviceClass.volumeGroup), deviceClass.thinPool ?? "");
-      const over = state ? thinPoolOverThreshold(state, deviceClass) : undefined;
+      const poolState = thinPoolState(state.vg(deviceClass.volumeGroup), deviceClass.thinPool ?? "");
+      const over = poolState ? thinPoolOverThreshold(poolState, deviceClass) : undefined;
       if (over) throw resourceExhausted(`${over}; requested ${size} bytes`);
     }
     throw resourceExhausted(
@@ -630,18 +587,18 @@ export class VolumeEngine {
     );
   }
 
-  private capacityOf(inventory: Inventory, layout: VolumeLayout): ClassCapacity {
+  private capacityOf(state: LvmState, layout: VolumeLayout): ClassCapacity {
     const deviceClass = layout.deviceClass;
-    const report = inventory.vg(deviceClass.volumeGroup);
+    const report = state.vg(deviceClass.volumeGroup);
     if (layout.kind !== "thin") return thickCapacity(report, layout);
-    const state = thinPoolState(report, deviceClass.thinPool ?? "");
-    if (!state) {
+    const poolState = thinPoolState(report, deviceClass.thinPool ?? "");
+    if (!poolState) {
       throw failedPrecondition(
         `thin pool ${deviceClass.volumeGroup}/${deviceClass.thinPool ?? "?"} of device class "${deviceClass.name}" does not exist; ` +
           "create it (lvcreate --type thin-pool) or correct the node configuration",
       );
     }
-    return thinCapacity(state, deviceClass, report.vg.extentSizeBytes);
+    return thinCapacity(poolState, deviceClass, report.vg.extentSizeBytes);
   }
 
   /** The configured class a thin LV belongs to: the one whose pool holds it. */
@@ -710,32 +667,32 @@ export class VolumeEngine {
   }
 
   /**
-   * The LV with this name, reading LVM again when the view (`known`, or the current one) does
-   * not have it: a miss must be real. Returns the view the answer came from.
+   * The LV with this name, reading LVM again when the state (`known`, or the current one) does
+   * not have it: a miss must be real. Returns the state the answer came from.
    */
-  private async lookup(id: string, options: CallOptions, known?: Inventory): Promise<{ inventory: Inventory; found: Located | undefined }> {
-    let inventory = known ?? (await this.inventory(options));
-    let found = inventory.find(id);
-    if (!found && !inventory.fresh) {
-      this.view.invalidate();
-      inventory = await this.inventory(options);
-      found = inventory.find(id);
+  private async lookup(id: string, options: CallOptions, known?: LvmState): Promise<{ state: LvmState; found: Located | undefined }> {
+    let state = known ?? (await this.readState(options));
+    let found = state.find(id);
+    if (!found && !state.fresh) {
+      this.cache.invalidate();
+      state = await this.readState(options);
+      found = state.find(id);
     }
-    return { inventory, found };
+    return { state, found };
   }
 
   /**
-   * The view as a decision about this layout needs it: per-PV free space for striped and
+   * The state as a decision about this layout needs it: per-PV free space for striped and
    * raid1, and a thin pool's usage read from device-mapper now (it changes with every write).
    */
   private async forLayout(
-    inventory: Inventory,
+    state: LvmState,
     layout: VolumeLayout,
     options: CallOptions,
     usage?: Promise<ThinPoolUsage>,
-  ): Promise<Inventory> {
-    let current = inventory;
-    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.inventory(options, "exact");
+  ): Promise<LvmState> {
+    let current = state;
+    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.readState(options, "exact");
     const deviceClass = layout.deviceClass;
     if (layout.kind === "thin" && deviceClass.thinPool !== undefined) {
       current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options, usage);
@@ -745,7 +702,7 @@ export class VolumeEngine {
 
   /**
    * A thin class's pool usage, read from device-mapper starting now: a create needs it after
-   * the view's own check, and the two waits overlap instead of adding up.
+   * the cache's own check, and the two waits overlap instead of adding up.
    */
   private poolUsageNow(deviceClass: DeviceClass, options: CallOptions): Promise<ThinPoolUsage> | undefined {
     if (deviceClass.type !== "thin" || deviceClass.thinPool === undefined) return undefined;
@@ -757,32 +714,31 @@ export class VolumeEngine {
 
   /** `usage`, when given, is a read already under way (poolUsageNow). */
   private async withPoolUsage(
-    inventory: Inventory,
+    state: LvmState,
     vg: string,
     pool: string,
     options: CallOptions,
     usage?: Promise<ThinPoolUsage>,
-  ): Promise<Inventory> {
-    if (inventory.fresh) return inventory;
+  ): Promise<LvmState> {
+    if (state.fresh) return state;
     try {
-      return inventory.withPoolUsage(vg, pool, await (usage ?? this.lvm.thinPoolUsage(vg, pool, options)));
+      return state.withPoolUsage(vg, pool, await (usage ?? this.lvm.thinPoolUsage(vg, pool, options)));
     } catch {
       // An inactive pool (or no dmsetup): LVM's report knows what it knows.
-      this.view.invalidate();
-      return this.inventory(options, "exact");
+      this.cache.invalidate();
+      return this.readState(options, "exact");
     }
   }
 
-  /** Tells the view about a change just made; a failure to apply it only costs a later read. */
+  /** Tells the cache about a change just made; a failure to apply it only costs a later read. */
   private async changed(vg: string, change: Change): Promise<void> {
-    await this.view.apply(vg, change).catch(() => this.view.invalidate());
+    await this.cache.apply(vg, change).catch(() => this.cache.invalidate());
   }
 
-  private async inventory(options: CallOptions, need: Need = "lookup"): Promise<Inventory> {
+  private async readState(options: CallOptions, need: Need = "lookup"): Promise<LvmState> {
     const vgs = this.classes.volumeGroups;
     try {
-      const { reports, fresh, exact } = await untilAborted(this.view.get(need), options.signal);
-      return new Inventory(reports, fresh, exact);
+      return await untilAborted(this.cache.get(need), options.signal);
     } catch (error) {
       if (error instanceof VolumeGroupNotFoundError) {
         throw unavailable(`volume group(s) ${vgs.join(", ")} cannot be read: ${error.message.trim()}`, error);
@@ -882,7 +838,7 @@ function translate(error: unknown, doing: string): VolumeError {
   return new VolumeError("internal", `${doing} failed: ${String(error)}`, { cause: error });
 }
 
-/** The LV loam just made, as the view records it until LVM is next read. */
+/** The LV loam just made, as the cache records it until LVM is next read. */
 function madeLv(vg: string, name: string, sizeBytes: number, tags: readonly string[], segType: string, extra: Partial<LogicalVolume> = {}): LogicalVolume {
   return {
     name,
@@ -917,7 +873,7 @@ function extentsOf(lv: LogicalVolume, extentBytes: number): number | undefined {
   return Number.isInteger(extents) ? extents : undefined;
 }
 
-/** The LV with its activation as the kernel has it now (the view only knows what LVM said when it was read). */
+/** The LV with its activation as the kernel has it now (the cache only knows what LVM said when it was read). */
 async function withLiveActivation(found: Located): Promise<Located> {
   const node = await stat(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name)).catch(() => undefined);
   const active = node?.isBlockDevice() ?? false;
@@ -925,7 +881,7 @@ async function withLiveActivation(found: Located): Promise<Located> {
 }
 
 /**
- * The promise, or an AbortError as soon as the caller's signal fires. The view's reads are
+ * The promise, or an AbortError as soon as the caller's signal fires. The cache's reads are
  * shared, so a caller who gives up stops waiting rather than killing a report others wait for.
  */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { VolumeGroupReport } from "../../src/lvm/report.js";
 import { LoamMetrics } from "../../src/metrics/metrics.js";
-import { VolumeGroupInventory } from "../../src/metrics/inventory.js";
+import { LvmStateSampler } from "../../src/metrics/lvm-state.js";
 import { parseExposition } from "../../src/metrics/exposition.js";
 
 const repoFile = (path: string): string => readFileSync(new URL(`../../../${path}`, import.meta.url), "utf8");
@@ -11,7 +11,7 @@ const repoFile = (path: string): string => readFileSync(new URL(`../../../${path
 /** Every metric family loam registers, with its type (VG gauges read through a source that always fails). */
 async function families(): Promise<Map<string, string>> {
   const failing = { report: (): Promise<VolumeGroupReport> => Promise.reject(new Error("no LVM in this test")) };
-  const metrics = new LoamMetrics({ version: "t", inventory: new VolumeGroupInventory(failing, ["vg"], 0) });
+  const metrics = new LoamMetrics({ version: "t", lvmState: new LvmStateSampler(failing, ["vg"], 0) });
   const { families: list } = parseExposition((await metrics.scrape()).body);
   return new Map(list.map((f) => [f.name, f.type]));
 }

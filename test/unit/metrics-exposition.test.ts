@@ -6,7 +6,7 @@ import { Lvm } from "../../src/lvm/lvm.js";
 import { type VolumeGroupReport, parseFullReport } from "../../src/lvm/report.js";
 import { encodeTag } from "../../src/lvm/tags.js";
 import { LoamMetrics, commandLabel } from "../../src/metrics/metrics.js";
-import { VolumeGroupInventory, summarize } from "../../src/metrics/inventory.js";
+import { LvmStateSampler, summarize } from "../../src/metrics/lvm-state.js";
 import { parseExposition, sampleValue } from "../../src/metrics/exposition.js";
 import { parseListenAddress, startObservabilityServer } from "../../src/metrics/http.js";
 import { createLogger } from "../../src/log.js";
@@ -70,7 +70,7 @@ test("a failing LVM command (real lvm, missing VG) increments its failure counte
 test("a scrape's own failing report (real lvm, missing VG) shows in that same scrape: up=0 and one more failure", async () => {
   const metrics = new LoamMetrics({ version: "t" });
   const lvm = new Lvm(new CommandRunner({ onCommand: (o) => metrics.observeCommand(o) }));
-  metrics.watchVolumeGroups(new VolumeGroupInventory(lvm, ["loamnosuchvg"], 0));
+  metrics.watchVolumeGroups(new LvmStateSampler(lvm, ["loamnosuchvg"], 0));
   const { samples } = await scrape(metrics);
   assert.equal(sampleValue(samples, "loam_volume_group_up", { volume_group: "loamnosuchvg" }), 0);
   assert.equal(sampleValue(samples, "loam_lvm_command_failures_total", { command: "fullreport" }), 1);
@@ -88,8 +88,8 @@ test("command labels are the LVM subcommand or program name, and anything odd is
 test("volume group gauges come from the report (fixture through a counting stand-in source), one report per scrape", async () => {
   const report = fixtureReport();
   const source = new CountingSource(() => report);
-  const inventory = new VolumeGroupInventory(source, ["loamfx"], 0);
-  const metrics = new LoamMetrics({ version: "t", inventory });
+  const lvmState = new LvmStateSampler(source, ["loamfx"], 0);
+  const metrics = new LoamMetrics({ version: "t", lvmState });
   const { samples } = await scrape(metrics);
   assert.equal(source.calls, 1, "a scrape must run exactly one report per volume group");
   const vg = { volume_group: "loamfx" };
@@ -110,7 +110,7 @@ test("gauges follow volumes being created and deleted, and a VG that cannot be r
   const extra = { ...base.lvs[1], name: "vol-two", uuid: "u2", sizeBytes: 8 * 1024 * 1024, tags: [encodeTag("name", "two"), encodeTag("pvc", "data"), encodeTag("namespace", "db")] };
   let current: VolumeGroupReport = { ...base, lvs: [...base.lvs, extra] };
   const source = new CountingSource(() => current);
-  const metrics = new LoamMetrics({ version: "t", inventory: new VolumeGroupInventory(source, ["loamfx"], 0) });
+  const metrics = new LoamMetrics({ version: "t", lvmState: new LvmStateSampler(source, ["loamfx"], 0) });
   let { samples } = await scrape(metrics);
   assert.equal(sampleValue(samples, "loam_volumes", { volume_group: "loamfx" }), 2);
   assert.equal(sampleValue(samples, "loam_volume_provisioned_bytes", { volume_id: "vol-two", pvc_namespace: "db", pvc_name: "data" }), 8 * 1024 * 1024);
@@ -148,16 +148,16 @@ test("thin pools: data and metadata usage as ratios and the sum of thin volumes'
   assert.equal(summary.volumes[0]?.dataUsage, 0.5);
 });
 
-test("the inventory shares one report among concurrent readers and within its cache period", async () => {
+test("the LVM state sampler shares one report among concurrent readers and within its cache period", async () => {
   let clock = 0;
   const source = new CountingSource(fixtureReport);
-  const inventory = new VolumeGroupInventory(source, ["loamfx"], 2000, () => clock);
-  await Promise.all([inventory.read(), inventory.read(), inventory.read()]);
+  const lvmState = new LvmStateSampler(source, ["loamfx"], 2000, () => clock);
+  await Promise.all([lvmState.read(), lvmState.read(), lvmState.read()]);
   clock = 1999;
-  await inventory.read();
+  await lvmState.read();
   assert.equal(source.calls, 1);
   clock = 4001;
-  await inventory.read();
+  await lvmState.read();
   assert.equal(source.calls, 2);
 });
 
@@ -165,9 +165,9 @@ test("the HTTP listener serves /metrics in the text format, /healthz, and /ready
   let readable = true;
   const report = fixtureReport();
   const source = new CountingSource(() => (readable ? report : { ...report, vg: { ...report.vg, name: "gone" } }));
-  const inventory = new VolumeGroupInventory(source, ["loamfx"], 0);
-  const metrics = new LoamMetrics({ version: "t", inventory });
-  const server = await startObservabilityServer({ address: { host: "127.0.0.1", port: 0 }, metrics, inventory, logger: quiet });
+  const lvmState = new LvmStateSampler(source, ["loamfx"], 0);
+  const metrics = new LoamMetrics({ version: "t", lvmState });
+  const server = await startObservabilityServer({ address: { host: "127.0.0.1", port: 0 }, metrics, lvmState, logger: quiet });
   try {
     const get = (path: string, method = "GET") => fetch(`${server.url}${path}`, { method });
     const scraped = await get("/metrics");

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Node, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { type Sample, parseExposition, sampleValue } from "../../src/metrics/exposition.js";
-import { DEFAULT_CACHE_MS } from "../../src/metrics/inventory.js";
+import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { METADATA_BYTES_PER_VOLUME } from "../../src/cli/doctor.js";
 import { MiB } from "../../src/volumes/size.js";
 import { ENDPOINT, type Harness, VG, repoRoot } from "./harness.js";
@@ -23,7 +23,7 @@ const METRICS = "http://127.0.0.1:9975";
 const SECRET = "vm-secret-Q7wz3LpA";
 
 async function scrape(): Promise<Sample[]> {
-  // Past the inventory's cache period, so the figures are read afresh.
+  // Past the LVM state sampler's cache period, so the figures are read afresh.
   await sleep(DEFAULT_CACHE_MS + 200);
   const response = await fetch(`${METRICS}/metrics`);
   assert.equal(response.status, 200);

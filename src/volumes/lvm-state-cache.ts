@@ -1,37 +1,31 @@
 /**
- * The engine's view of its volume groups: the last `lvm fullreport`, kept current through
- * loam's own changes and re-read whenever anything else may have changed the metadata.
+ * `LvmStateCache`: the engine's last read of its volume groups (an `LvmState`, see
+ * lvm-state.ts), kept current through loam's own changes, and the decision of when LVM must
+ * be read again because anything else may have changed the metadata.
  *
  * A fullreport costs a process start and a scan of every device (half a second and more),
  * and used to run before every operation. Now:
- *  - Before trusting the view, the metadata area headers of the VG's physical volumes are
+ *  - Before trusting the cached state, the metadata area headers of the VG's physical volumes are
  *    read (src/lvm/metadata-area.ts, about a millisecond). Any commit by anyone — an operator's
- *    lvremove, another tool, vgextend — changes them, and the view is read again.
- *  - loam's own changes are applied to the view by the operation that made them (a new LV,
+ *    lvremove, another tool, vgextend — changes them, and LVM is read again.
+ *  - loam's own changes are applied to the cached state by the operation that made them (a new LV,
  *    a removed one, a new size or tag), and the stamp is taken again after them.
  *  - What the stamp cannot see is kernel state: activation (callers check the device node)
- *    and thin pool usage (callers ask device-mapper, see Lvm.thinPoolUsage). A view is also
+ *    and thin pool usage (callers ask device-mapper, see Lvm.thinPoolUsage). A cached state is also
  *    never older than MAX_AGE_MS.
  *  - Free extents per volume group stay exact through loam's own changes; free space per
  *    physical volume does not (LVM picks the PVs), so layouts that depend on it (striped,
- *    raid1) ask for an exact view, which reads again after a thick allocation.
+ *    raid1) ask for an exact state, which reads again after a thick allocation.
  * The stamp is taken before the report, so a change that lands while the report runs makes
  * the stamp differ next time rather than being missed.
  */
 import type { Lvm } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { volumeGroupStamp } from "../lvm/metadata-area.js";
+import { LvmState } from "./lvm-state.js";
 
 /** What a caller relies on: names, tags and sizes; plus free extents; plus per-PV free space. */
 export type Need = "lookup" | "capacity" | "exact";
-
-export interface ViewSnapshot {
-  reports: readonly VolumeGroupReport[];
-  /** True when this call read LVM itself, so a name missing from it is really missing. */
-  fresh: boolean;
-  /** True when per-PV free space is LVM's own figure, not one loam's changes made stale. */
-  exact: boolean;
-}
 
 /**
  * A change loam made with one LVM command. `extents`: how many of the VG's extents it
@@ -42,8 +36,8 @@ export type Change =
   | { kind: "removed"; name: string; extents: number | undefined }
   | { kind: "updated"; name: string; patch: Partial<LogicalVolume>; extents?: number | undefined };
 
-export interface ViewOptions {
-  /** Upper bound on the age of a view, for kernel state the stamp cannot see. */
+export interface LvmStateCacheOptions {
+  /** Upper bound on the age of a cached state, for kernel state the stamp cannot see. */
   maxAgeMs?: number;
   /** The metadata stamp of a set of devices; tests may substitute one. */
   stamp?: (devices: readonly string[]) => Promise<string>;
@@ -59,7 +53,7 @@ interface Current {
   exact: boolean;
 }
 
-export class VolumeGroupView {
+export class LvmStateCache {
   private current: Current | undefined;
   private reading: Promise<VolumeGroupReport[]> | undefined;
   /** Bumped by every change loam makes, so a report that raced one is not trusted. */
@@ -70,22 +64,22 @@ export class VolumeGroupView {
   constructor(
     private readonly lvm: Lvm,
     private readonly volumeGroups: readonly string[],
-    options: ViewOptions = {},
+    options: LvmStateCacheOptions = {},
   ) {
     this.maxAgeMs = options.maxAgeMs ?? MAX_AGE_MS;
     this.stamp = options.stamp ?? volumeGroupStamp;
   }
 
-  /** The view, read again unless the metadata is provably unchanged since it was taken. */
-  async get(need: Need): Promise<ViewSnapshot> {
+  /** The state, read again unless the metadata is provably unchanged since it was taken. */
+  async get(need: Need): Promise<LvmState> {
     const current = this.current;
     if (current && current.stamp !== null && performance.now() - current.readAt < this.maxAgeMs && (need !== "exact" || current.exact)) {
       const now = await this.stampOf(current.reports);
       if (now !== null && now === current.stamp && this.current === current) {
-        return { reports: current.reports, fresh: false, exact: current.exact };
+        return new LvmState(current.reports, false, current.exact);
       }
     }
-    return { reports: await this.read(), fresh: true, exact: true };
+    return new LvmState(await this.read(), true, true);
   }
 
   /**
@@ -99,7 +93,7 @@ export class VolumeGroupView {
     return this.reading;
   }
 
-  /** Forgets the view: after a failed change, whose effect on the metadata is unknown. */
+  /** Forgets the cached state: after a failed change, whose effect on the metadata is unknown. */
   invalidate(): void {
     this.generation++;
     this.current = undefined;

@@ -1,13 +1,13 @@
 /**
- * The engine's cached view of LVM, against a stand-in Lvm that counts reports and a stand-in
- * metadata stamp (the real stamp is tested on real PVs in lvm-metadata-area.test.ts, the view
+ * The engine's LVM state cache, against a stand-in Lvm that counts reports and a stand-in
+ * metadata stamp (the real stamp is tested on real PVs in lvm-metadata-area.test.ts, the cache
  * against real LVM in the VM suite).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Lvm } from "../../src/lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
-import { VolumeGroupView } from "../../src/volumes/view.js";
+import { LvmStateCache } from "../../src/volumes/lvm-state-cache.js";
 
 const EXTENT = 4 * 1024 * 1024;
 
@@ -42,106 +42,106 @@ function world() {
       return [taken];
     },
   } as unknown as Lvm;
-  const view = new VolumeGroupView(lvm, ["vg"], {
+  const cache = new LvmStateCache(lvm, ["vg"], {
     stamp: () => (state.stampFails ? Promise.reject(new Error("unreadable")) : Promise.resolve(state.stamp)),
   });
-  return { state, view };
+  return { state, cache };
 }
 
-test("view (stand-in LVM): an unchanged metadata stamp serves the view without a report", async () => {
-  const { state, view } = world();
-  const first = await view.get("lookup");
+test("LVM state cache (stand-in LVM): an unchanged metadata stamp serves the cached state without a report", async () => {
+  const { state, cache } = world();
+  const first = await cache.get("lookup");
   assert.equal(first.fresh, true);
-  const second = await view.get("capacity");
+  const second = await cache.get("capacity");
   assert.equal(state.reports, 1);
   assert.equal(second.fresh, false);
   assert.deepEqual(second.reports, first.reports);
 });
 
-test("view (stand-in LVM): a changed stamp (someone else's commit) reads LVM again", async () => {
-  const { state, view } = world();
-  await view.get("lookup");
+test("LVM state cache (stand-in LVM): a changed stamp (someone else's commit) reads LVM again", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
   state.lvs.push(lv("b", EXTENT));
   state.stamp = "s2";
-  const again = await view.get("lookup");
+  const again = await cache.get("lookup");
   assert.equal(state.reports, 2);
   assert.deepEqual(again.reports[0].lvs.map((l) => l.name), ["a", "b"]);
 });
 
-test("view (stand-in LVM): loam's own create and remove are applied without a report, free extents exact", async () => {
-  const { state, view } = world();
-  await view.get("lookup");
+test("LVM state cache (stand-in LVM): loam's own create and remove are applied without a report, free extents exact", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
   state.stamp = "s2"; // the lvcreate's commit
-  await view.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
-  let seen = await view.get("capacity");
+  await cache.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
+  let seen = await cache.get("capacity");
   assert.equal(state.reports, 1);
   assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["a", "c"]);
   assert.equal(seen.reports[0].vg.freeExtentCount, 95);
   assert.equal(seen.reports[0].vg.freeBytes, 95 * EXTENT);
   assert.equal(seen.exact, false, "per-PV free space is unknown after a thick allocation");
   state.stamp = "s3";
-  await view.apply("vg", { kind: "removed", name: "a", extents: -10 });
-  seen = await view.get("lookup");
+  await cache.apply("vg", { kind: "removed", name: "a", extents: -10 });
+  seen = await cache.get("lookup");
   assert.equal(state.reports, 1);
   assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["c"]);
   assert.equal(seen.reports[0].vg.freeExtentCount, 105);
 });
 
-test("view (stand-in LVM): a layout that needs per-PV free space reads again after a thick change", async () => {
-  const { state, view } = world();
-  await view.get("lookup");
-  await view.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
-  await view.get("capacity");
+test("LVM state cache (stand-in LVM): a layout that needs per-PV free space reads again after a thick change", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  await cache.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
+  await cache.get("capacity");
   assert.equal(state.reports, 1);
-  const exact = await view.get("exact");
+  const exact = await cache.get("exact");
   assert.equal(state.reports, 2);
   assert.equal(exact.exact, true);
 });
 
-test("view (stand-in LVM): a change of unknown cost is not guessed at", async () => {
-  const { state, view } = world();
-  await view.get("lookup");
-  await view.apply("vg", { kind: "created", lv: { ...lv("r", EXTENT), segType: "raid1" }, extents: undefined });
-  await view.get("lookup");
+test("LVM state cache (stand-in LVM): a change of unknown cost is not guessed at", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  await cache.apply("vg", { kind: "created", lv: { ...lv("r", EXTENT), segType: "raid1" }, extents: undefined });
+  await cache.get("lookup");
   assert.equal(state.reports, 2);
 });
 
-test("view (stand-in LVM): a report that raced one of loam's changes is not trusted afterwards", async () => {
-  const { state, view } = world();
-  await view.get("lookup");
+test("LVM state cache (stand-in LVM): a report that raced one of loam's changes is not trusted afterwards", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
   state.stamp = "s2";
-  view.invalidate();
+  cache.invalidate();
   let release!: () => void;
   state.gate = new Promise((resolve) => (release = resolve));
-  const reading = view.get("lookup");
+  const reading = cache.get("lookup");
   await new Promise((resolve) => setImmediate(resolve));
-  await view.apply("vg", { kind: "created", lv: lv("c", EXTENT), extents: 1 });
+  await cache.apply("vg", { kind: "created", lv: lv("c", EXTENT), extents: 1 });
   state.gate = undefined;
   release();
   await reading;
-  await view.get("lookup");
+  await cache.get("lookup");
   assert.equal(state.reports, 3, "the raced report (the second) must be followed by a third");
 });
 
-test("view (stand-in LVM): unreadable physical volumes mean a report every time", async () => {
-  const { state, view } = world();
+test("LVM state cache (stand-in LVM): unreadable physical volumes mean a report every time", async () => {
+  const { state, cache } = world();
   state.stampFails = true;
-  await view.get("lookup");
-  await view.get("lookup");
+  await cache.get("lookup");
+  await cache.get("lookup");
   assert.equal(state.reports, 2);
 });
 
-test("view (stand-in LVM): concurrent callers share one report", async () => {
-  const { state, view } = world();
-  await Promise.all([view.get("lookup"), view.get("lookup"), view.get("capacity")]);
+test("LVM state cache (stand-in LVM): concurrent callers share one report", async () => {
+  const { state, cache } = world();
+  await Promise.all([cache.get("lookup"), cache.get("lookup"), cache.get("capacity")]);
   assert.equal(state.reports, 1);
 });
 
-test("view (stand-in LVM): a view older than its maximum age is read again", async () => {
+test("LVM state cache (stand-in LVM): a cache older than its maximum age is read again", async () => {
   const { state } = world();
   const lvm = { reportAll: () => { state.reports++; return Promise.resolve([]); } } as unknown as Lvm;
-  const view = new VolumeGroupView(lvm, ["vg"], { maxAgeMs: 0, stamp: () => Promise.resolve("same") });
-  await view.get("lookup");
-  await view.get("lookup");
+  const cache = new LvmStateCache(lvm, ["vg"], { maxAgeMs: 0, stamp: () => Promise.resolve("same") });
+  await cache.get("lookup");
+  await cache.get("lookup");
   assert.equal(state.reports, 2);
 });

@@ -1,7 +1,11 @@
 /**
- * What the node's volume groups hold, read with one `lvm fullreport` per volume group and
- * shared by every reader for a short while: a Prometheus scrape asks a dozen gauges for
- * their values, and a readiness probe may come at the same moment, but LVM runs once.
+ * The LVM state as metrics and `loam status` see it: `LvmStateSampler` reads every volume
+ * group with one `lvm fullreport` each and shares the reading with every reader for a short
+ * while: a Prometheus scrape asks a dozen gauges for their values, and a readiness probe may
+ * come at the same moment, but LVM runs once. Unlike the engine's `LvmState`
+ * (src/volumes/lvm-state.ts) each volume group is read on its own, so one unreadable group
+ * does not hide the others' figures. `summarize` turns one group's report into the figures
+ * loam exposes.
  */
 import type { VolumeGroupReport } from "../lvm/report.js";
 import { metadataOf } from "../volumes/metadata.js";
@@ -16,7 +20,7 @@ export type VolumeGroupReading =
 
 export const DEFAULT_CACHE_MS = 2_000;
 
-export class VolumeGroupInventory {
+export class LvmStateSampler {
   private cached: { at: number; readings: Promise<VolumeGroupReading[]> } | undefined;
 
   constructor(
