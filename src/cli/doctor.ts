@@ -6,7 +6,7 @@
 import { access, constants, readFile, stat } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { CommandRunner, type CommandResult } from "../lvm/runner.js";
+import { CommandRunner, type CommandResult } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import type { VolumeGroupReport } from "../lvm/report.js";
 import { ConfigError, DEFAULTS, hostTargets, socketPathOf } from "./config.js";

@@ -2,7 +2,7 @@
  * `loam node`: the long-running CSI plugin of one node.
  */
 import { parseArgs } from "node:util";
-import { CommandRunner } from "../lvm/runner.js";
+import { CommandRunner } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import { VolumeEngine } from "../volumes/engine.js";
 import { createLogger } from "../log.js";

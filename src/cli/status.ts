@@ -4,7 +4,7 @@
  * (LVM is the source of truth; a running driver is not needed).
  */
 import { parseArgs } from "node:util";
-import { CommandRunner } from "../lvm/runner.js";
+import { CommandRunner } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/lvm-state.js";
 import { ConfigError, hostTargets } from "./config.js";

@@ -14,7 +14,7 @@ import {
   type VolumeCapability,
   VolumeUsage_Unit as Unit,
 } from "../gen/csi/v1/csi_pb.js";
-import type { CommandRunner } from "../lvm/runner.js";
+import type { CommandRunner } from "../exec/index.js";
 import { LvmError } from "../lvm/errors.js";
 import type { Volume, VolumeEngine } from "../volumes/engine.js";
 import { KeyedLocks } from "../volumes/locks.js";

@@ -6,7 +6,7 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Controller, Identity, Node } from "../gen/csi/v1/csi_pb.js";
 import type { VolumeEngine } from "../volumes/engine.js";
-import { CommandRunner } from "../lvm/runner.js";
+import { CommandRunner } from "../exec/index.js";
 import type { Logger } from "../log.js";
 import { type CallRecord, addService } from "./service.js";
 import { identityService } from "./identity.js";

@@ -4,7 +4,7 @@
  */
 import { type FileHandle, open, readFile, stat } from "node:fs/promises";
 import { majorMinorOf } from "./mountinfo.js";
-import type { CommandRunner, RunOptions } from "../lvm/runner.js";
+import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 
 export type DeviceContent =

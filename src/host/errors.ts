@@ -1,19 +1,12 @@
 /**
  * Failures of the host layer (filesystems, mounts, paths). They carry the command's own
- * words; the CSI layer decides which status code each one becomes.
+ * words; the CSI layer decides which status code each one becomes. A host command that could
+ * not start, timed out or was cancelled rejects with src/exec's errors, never an LVM one.
  */
+import { CommandExitError } from "../exec/index.js";
 
-/** A host command ran and exited non-zero. */
-export class HostCommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly exitCode: number,
-    readonly stderr: string,
-  ) {
-    super(`${argv.join(" ")} exited ${exitCode}: ${stderr.trim() || "(no message)"}`);
-    this.name = "HostCommandError";
-  }
-}
+/** A host command (mkfs, mount, blkid, a filesystem's grow tool) ran and exited non-zero. */
+export class HostCommandError extends CommandExitError {}
 
 /** A path from a request that is not inside the directory it must stay in, or cannot be checked. */
 export class UnsafePathError extends Error {

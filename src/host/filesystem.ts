@@ -3,7 +3,7 @@
  * is never given -f, so it adds its own refusal on top of that.
  */
 import { statfs } from "node:fs/promises";
-import type { CommandRunner, RunOptions } from "../lvm/runner.js";
+import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { type DeviceContent, firstLook, probeDevice } from "./blkid.js";
 import { HostCommandError } from "./errors.js";
 import { runChecked } from "./run.js";

@@ -3,7 +3,7 @@
  * A bind mount always comes up with the source's per-mount flags; becoming read-only
  * takes a second, remount step, which this module never skips.
  */
-import type { CommandRunner, RunOptions } from "../lvm/runner.js";
+import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 import { type MountEntry, mountAt, readMountInfo } from "./mountinfo.js";
 import { runChecked } from "./run.js";

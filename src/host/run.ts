@@ -1,5 +1,5 @@
 /** Runs a host command through the shared CommandRunner and turns a non-zero exit into an error. */
-import type { CommandResult, CommandRunner, RunOptions } from "../lvm/runner.js";
+import type { CommandResult, CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 
 export async function runChecked(runner: CommandRunner, argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {

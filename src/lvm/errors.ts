@@ -1,25 +1,14 @@
 /**
- * Typed failures of external commands. LVM says everything with exit code 5 and a sentence
- * on stderr, so a failure is classified by both: the exit code says which family (5 = the
+ * Typed failures of LVM commands, built on src/exec's command errors. LVM says everything
+ * with exit code 5 and a sentence on stderr, so a failure is classified by both: the exit code says which family (5 = the
  * command ran and failed, 3 = LVM refused the command line, 126/127 = nothing could run) and
  * the sentence says which kind. Patterns come from real LVM 2.03 output kept in
  * test/fixtures/lvm/.
  */
-import type { CommandResult } from "./runner.js";
+import { type CommandResult, CommandError, CommandStartError, describeCommand } from "../exec/index.js";
 
-export class LvmError extends Error {
-  readonly argv: readonly string[];
-  readonly exitCode: number | null;
-  readonly stderr: string;
-
-  constructor(message: string, argv: readonly string[], exitCode: number | null, stderr: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.argv = argv;
-    this.exitCode = exitCode;
-    this.stderr = stderr;
-  }
-}
+/** A failure LVM reported, classified from its exit code and stderr (or an answer that lacks what was asked). */
+export class LvmError extends CommandError {}
 
 export class VolumeGroupNotFoundError extends LvmError {}
 export class LogicalVolumeNotFoundError extends LvmError {}
@@ -56,28 +45,6 @@ export class LvmUsageError extends LvmError {}
 /** A thin pool with no thin-pool target in device-mapper: inactive, or not a pool. */
 export class ThinPoolNotActiveError extends LvmError {}
 
-export class CommandTimeoutError extends LvmError {
-  readonly timeoutMs: number;
-  constructor(argv: readonly string[], timeoutMs: number, stderr: string) {
-    super(`${describe(argv)} did not finish within ${timeoutMs} ms and was killed`, argv, null, stderr);
-    this.timeoutMs = timeoutMs;
-  }
-}
-
-export class CommandCancelledError extends LvmError {
-  constructor(argv: readonly string[], stderr: string, reason?: unknown) {
-    super(`${describe(argv)} was cancelled and killed`, argv, null, stderr, { cause: reason });
-  }
-}
-
-export class CommandStartError extends LvmError {}
-
-/** The first words of a command line, enough to name it in a message without flooding logs. */
-export function describe(argv: readonly string[]): string {
-  const head = argv[0] === "lvm" && argv.length > 1 ? argv.slice(0, 2) : argv.slice(0, 1);
-  return head.join(" ") || "(empty command)";
-}
-
 /** The lines of stderr that say something: LVM's warnings about disabled activation, leaked fds and so on are noise here. */
 export function meaningfulStderr(stderr: string): string {
   return stderr
@@ -90,7 +57,10 @@ export function meaningfulStderr(stderr: string): string {
 const ECMD_FAILED = 5;
 const EINVALID_CMD_LINE = 3;
 
-type Builder = (message: string, argv: readonly string[], result: CommandResult, match: RegExpMatchArray) => LvmError;
+type Builder = (message: string, argv: readonly string[], result: CommandResult, match: RegExpMatchArray) => LvmFailure;
+
+/** What a failed LVM command becomes: LVM's own failure, or nothing could run. */
+export type LvmFailure = LvmError | CommandStartError;
 
 interface Rule {
   exitCodes: readonly number[];
@@ -99,7 +69,7 @@ interface Rule {
 }
 
 const simple =
-  (Kind: new (message: string, argv: readonly string[], exitCode: number | null, stderr: string) => LvmError): Builder =>
+  (Kind: new (message: string, argv: readonly string[], exitCode: number | null, stderr: string) => LvmFailure): Builder =>
   (message, argv, result) =>
     new Kind(message, argv, result.exitCode, result.stderr);
 
@@ -145,10 +115,13 @@ const RULES: readonly Rule[] = [
   { exitCodes: [ECMD_FAILED], pattern: /New size given \(\d+ extents\) not larger than existing size/, build: simple(LogicalVolumeShrinkError) },
 ];
 
-/** Turns a failed command's result into the most specific error the exit code and stderr support together. */
-export function classifyLvmFailure(argv: readonly string[], result: CommandResult): LvmError {
+/**
+ * Turns a failed command's result into the most specific error the exit code and stderr support
+ * together: an LvmError, or a CommandStartError when a prefix such as nsenter could not run LVM.
+ */
+export function classifyLvmFailure(argv: readonly string[], result: CommandResult): LvmFailure {
   const said = meaningfulStderr(result.stderr);
-  const message = `${describe(argv)} failed with exit code ${result.exitCode}${said ? `: ${said}` : ""}`;
+  const message = `${describeCommand(argv)} failed with exit code ${result.exitCode}${said ? `: ${said}` : ""}`;
   for (const rule of RULES) {
     if (!rule.exitCodes.includes(result.exitCode)) continue;
     const match = result.stderr.match(rule.pattern);

@@ -1,11 +1,7 @@
-/** The LVM command layer: runner, typed errors, reports, tags, names and the Lvm facade. */
-export { CommandRunner } from "./runner.js";
-export type { CommandObservation, CommandResult, RunOptions, RunnerOptions } from "./runner.js";
+/** The LVM command layer: typed errors, reports, tags, names and the Lvm facade (commands run through src/exec). */
+export type { LvmFailure } from "./errors.js";
 export {
   classifyLvmFailure,
-  CommandCancelledError,
-  CommandStartError,
-  CommandTimeoutError,
   InsufficientPhysicalVolumesError,
   InsufficientSpaceError,
   LogicalVolumeExistsError,

@@ -3,7 +3,7 @@
  * against LVM's own rules before it reaches an argument vector, so a request string can
  * never become an option or a second argument.
  */
-import type { CommandRunner, RunOptions } from "./runner.js";
+import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, ThinPoolNotActiveError, VolumeGroupNotFoundError } from "./errors.js";
 import { FULLREPORT_ARGS, parseFullReport, ReportParseError, type VolumeGroupReport } from "./report.js";
 import { isValidLvName, isValidVgName } from "./names.js";

@@ -5,7 +5,7 @@
  * more than its cache period and an idle node runs no LVM for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { CommandObservation } from "../lvm/runner.js";
+import type { CommandObservation } from "../exec/index.js";
 import { type LvmStateSampler, type VolumeGroupReading, summarize } from "./lvm-state.js";
 
 /** What the CSI service reports for each call (a subset of its CallRecord). */

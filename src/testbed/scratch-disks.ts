@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CommandRunner } from "../lvm/runner.js";
+import { CommandRunner } from "../exec/index.js";
 
 export interface ScratchDisks {
   devices: string[];

@@ -16,9 +16,9 @@ import {
   LogicalVolumeExistsError,
   LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
-  LvmError,
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
+import { CommandError } from "../exec/index.js";
 import type { ThinPoolUsage } from "../lvm/lvm.js";
 import { KeyedLocks } from "./locks.js";
 import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
@@ -826,10 +826,10 @@ export function devicePath(vg: string, lv: string): string {
   return `/dev/${vg}/${lv}`;
 }
 
-/** Turns an LVM failure into a domain error that keeps LVM's own words. */
+/** Turns an LVM failure (or an LVM command that could not start, timed out or was cancelled) into a domain error that keeps LVM's own words. */
 function translate(error: unknown, doing: string): VolumeError {
   if (error instanceof VolumeError) return error;
-  if (error instanceof LvmError) {
+  if (error instanceof CommandError) {
     return new VolumeError("internal", `${doing} failed: ${error.message.trim()}`, { cause: error });
   }
   if (error instanceof Error && error.name === "AbortError") {

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addLogicalVolumes, allocateExtents, lvmId, pvKeys } from "../../src/bench/vg-metadata.js";
 import { Lvm } from "../../src/lvm/lvm.js";
-import { CommandRunner } from "../../src/lvm/runner.js";
+import { CommandRunner } from "../../src/exec/index.js";
 import { lvNameFor } from "../../src/lvm/names.js";
 import { metadataOf, tagsFor } from "../../src/volumes/metadata.js";
 import { parseParameters } from "../../src/volumes/parameters.js";

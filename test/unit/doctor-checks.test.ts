@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CommandResult } from "../../src/lvm/runner.js";
+import type { CommandResult } from "../../src/exec/index.js";
 import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
 import { type Finding, type HostProbe, loadDoctorOptions, runChecks } from "../../src/cli/doctor.js";
 

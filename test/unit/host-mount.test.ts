@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { CommandRunner } from "../../src/lvm/runner.js";
+import { CommandRunner } from "../../src/exec/index.js";
 import { firstLook, probeDevice } from "../../src/host/blkid.js";
 import { filesystemUsage, growFilesystem, makeFilesystem, makeFilesystemIfEmpty } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";

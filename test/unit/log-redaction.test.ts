@@ -28,7 +28,7 @@ import {
 import { REDACTED, createLogger, redactMessage, secretFieldPaths } from "../../src/log.js";
 import { CsiClient } from "../../src/csi/client.js";
 import { startServer } from "../../src/csi/server.js";
-import { CommandRunner } from "../../src/lvm/runner.js";
+import { CommandRunner } from "../../src/exec/index.js";
 import { Lvm } from "../../src/lvm/lvm.js";
 import { VolumeEngine } from "../../src/volumes/engine.js";
 

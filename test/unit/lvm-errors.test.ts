@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import {
   classifyLvmFailure,
-  CommandStartError,
   InsufficientPhysicalVolumesError,
   InsufficientSpaceError,
   LogicalVolumeExistsError,
@@ -15,6 +14,7 @@ import {
   LvmUsageError,
   VolumeGroupNotFoundError,
 } from "../../src/lvm/index.js";
+import { CommandStartError } from "../../src/exec/index.js";
 
 interface Fixture {
   argv: string[];

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CommandRunner } from "../../src/exec/index.js";
 import {
-  CommandRunner,
   encodeTag,
   InsufficientSpaceError,
   InvalidLvmArgumentError,

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CommandRunner, encodeTag, InvalidLvmArgumentError, Lvm } from "../../src/lvm/index.js";
+import { CommandRunner } from "../../src/exec/index.js";
+import { encodeTag, InvalidLvmArgumentError, Lvm } from "../../src/lvm/index.js";
 
 const fixtures = new URL("../../../test/fixtures/lvm/", import.meta.url);
 const recorder = fileURLToPath(new URL("recorder.mjs", fixtures));

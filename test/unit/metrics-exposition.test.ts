@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { CommandRunner } from "../../src/lvm/runner.js";
+import { CommandRunner } from "../../src/exec/index.js";
 import { Lvm } from "../../src/lvm/lvm.js";
 import { type VolumeGroupReport, parseFullReport } from "../../src/lvm/report.js";
 import { encodeTag } from "../../src/lvm/tags.js";

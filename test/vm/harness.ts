@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CsiClient } from "../../src/csi/client.js";
 import { Identity } from "../../src/gen/csi/v1/csi_pb.js";
-import { CommandRunner, type CommandResult } from "../../src/lvm/runner.js";
+import { CommandRunner, type CommandResult } from "../../src/exec/index.js";
 import { Lvm } from "../../src/lvm/lvm.js";
 import type { VolumeGroupReport } from "../../src/lvm/report.js";
 import { decodeTags } from "../../src/lvm/tags.js";

@@ -7,7 +7,7 @@ import {
   CommandStartError,
   CommandTimeoutError,
   type CommandObservation,
-} from "../../src/lvm/index.js";
+} from "../../src/exec/index.js";
 
 /** True while the process exists and is not a zombie waiting to be reaped. */
 function alive(pid: number): boolean {

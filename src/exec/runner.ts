@@ -1,8 +1,9 @@
 /**
- * The one place that starts external commands. Argument vectors only (never a shell), a fixed
- * C locale so the messages we classify are the English ones, a deadline on every command, and
- * kills that reach the whole process group so a prefix such as nsenter cannot leave its child
- * behind.
+ * The one place that starts external commands, for lvm and host alike. Argument vectors only
+ * (never a shell), a fixed C locale so the messages we classify are the English ones, a
+ * deadline on every command, and kills that reach the whole process group so a prefix such as
+ * nsenter cannot leave its child behind. A non-zero exit is a result, not an error: the caller
+ * knows what the exit code means.
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
