@@ -85,7 +85,7 @@ function text(flags: Flags, name: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-function required(flags: Flags, name: string): string {
+function requiredFlag(flags: Flags, name: string): string {
   const value = text(flags, name);
   if (value === undefined || value === "") throw new UsageError(`--${name} is required`);
   return value;
@@ -291,7 +291,7 @@ const SUBCOMMANDS: Subcommand[] = [
       const limitBytes = optionalSize(flags, "limit");
       const segments = keyValueMap(flags, "topology");
       const r = await invoke(context, Controller, "createVolume", {
-        name: required(flags, "name"),
+        name: requiredFlag(flags, "name"),
         capacityRange: requiredBytes !== undefined || limitBytes !== undefined ? { requiredBytes: requiredBytes ?? 0n, limitBytes: limitBytes ?? 0n } : undefined,
         volumeCapabilities: [capability(flags)],
         parameters: keyValueMap(flags, "parameter"),
@@ -311,7 +311,7 @@ const SUBCOMMANDS: Subcommand[] = [
     summary: "Controller.DeleteVolume",
     flags: { "volume-id": { type: "string", help: "the volume (required)" } },
     async run(context) {
-      const id = required(context.flags, "volume-id");
+      const id = requiredFlag(context.flags, "volume-id");
       const r = await invoke(context, Controller, "deleteVolume", { volumeId: id });
       return outcome(r, `deleted volume ${id}`);
     },
@@ -350,7 +350,7 @@ const SUBCOMMANDS: Subcommand[] = [
     summary: "Controller.ControllerGetVolume",
     flags: { "volume-id": { type: "string", help: "the volume (required)" } },
     async run(context) {
-      const r = await invoke(context, Controller, "controllerGetVolume", { volumeId: required(context.flags, "volume-id") });
+      const r = await invoke(context, Controller, "controllerGetVolume", { volumeId: requiredFlag(context.flags, "volume-id") });
       const condition = r.reply.status?.volumeCondition;
       const extra = keyValues([
         ["published on", r.reply.status ? (r.reply.status.publishedNodeIds.join(", ") || "-") : undefined],
@@ -397,7 +397,7 @@ const SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const r = await invoke(context, Controller, "validateVolumeCapabilities", {
-        volumeId: required(flags, "volume-id"),
+        volumeId: requiredFlag(flags, "volume-id"),
         volumeCapabilities: [capability(flags)],
         parameters: keyValueMap(flags, "parameter"),
       });
@@ -425,8 +425,8 @@ const SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const r = await invoke(context, Controller, "createSnapshot", {
-        name: required(flags, "name"),
-        sourceVolumeId: required(flags, "source-volume-id"),
+        name: requiredFlag(flags, "name"),
+        sourceVolumeId: requiredFlag(flags, "source-volume-id"),
         parameters: keyValueMap(flags, "parameter"),
       });
       return outcome(r, snapshotBlock(r.reply.snapshot));
@@ -437,7 +437,7 @@ const SUBCOMMANDS: Subcommand[] = [
     summary: "Controller.DeleteSnapshot",
     flags: { "snapshot-id": { type: "string", help: "the snapshot (required)" } },
     async run(context) {
-      const id = required(context.flags, "snapshot-id");
+      const id = requiredFlag(context.flags, "snapshot-id");
       const r = await invoke(context, Controller, "deleteSnapshot", { snapshotId: id });
       return outcome(r, `deleted snapshot ${id}`);
     },
@@ -485,8 +485,8 @@ const SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const id = required(flags, "volume-id");
-      const path = required(flags, "staging-path");
+      const id = requiredFlag(flags, "volume-id");
+      const path = requiredFlag(flags, "staging-path");
       const r = await invoke(context, Node, "nodeStageVolume", {
         volumeId: id,
         stagingTargetPath: path,
@@ -505,8 +505,8 @@ const SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const id = required(flags, "volume-id");
-      const path = required(flags, "staging-path");
+      const id = requiredFlag(flags, "volume-id");
+      const path = requiredFlag(flags, "staging-path");
       const r = await invoke(context, Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: path });
       return outcome(r, `unstaged volume ${id} from ${path}`);
     },
@@ -524,8 +524,8 @@ const SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const id = required(flags, "volume-id");
-      const target = required(flags, "target-path");
+      const id = requiredFlag(flags, "volume-id");
+      const target = requiredFlag(flags, "target-path");
       const r = await invoke(context, Node, "nodePublishVolume", {
         volumeId: id,
         stagingTargetPath: text(flags, "staging-path") ?? "",
@@ -546,8 +546,8 @@ const SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const id = required(flags, "volume-id");
-      const target = required(flags, "target-path");
+      const id = requiredFlag(flags, "volume-id");
+      const target = requiredFlag(flags, "target-path");
       const r = await invoke(context, Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target });
       return outcome(r, `unpublished volume ${id} from ${target}`);
     },
@@ -565,11 +565,11 @@ const SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const requiredBytes = parseSize(required(flags, "size"), "size");
+      const requiredBytes = parseSize(requiredFlag(flags, "size"), "size");
       const withCapability = text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
       const r = await invoke(context, Node, "nodeExpandVolume", {
-        volumeId: required(flags, "volume-id"),
-        volumePath: required(flags, "volume-path"),
+        volumeId: requiredFlag(flags, "volume-id"),
+        volumePath: requiredFlag(flags, "volume-path"),
         stagingTargetPath: text(flags, "staging-path") ?? "",
         capacityRange: { requiredBytes, limitBytes: optionalSize(flags, "limit") ?? 0n },
         volumeCapability: withCapability ? capability(flags) : undefined,
@@ -588,8 +588,8 @@ const SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const r = await invoke(context, Node, "nodeGetVolumeStats", {
-        volumeId: required(flags, "volume-id"),
-        volumePath: required(flags, "volume-path"),
+        volumeId: requiredFlag(flags, "volume-id"),
+        volumePath: requiredFlag(flags, "volume-path"),
         stagingTargetPath: text(flags, "staging-path") ?? "",
       });
       const rows = r.reply.usage.map((u) => {

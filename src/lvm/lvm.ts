@@ -262,20 +262,21 @@ function lvPath(vg: string, name: string): string {
   return `${vg}/${name}`;
 }
 
-function printable(s: string): string {
+/** A name from a request, quoted and cut for an error message (the request may have been anything). */
+function quoted(s: string): string {
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
 function checkVg(vg: string): void {
-  if (!isValidVgName(vg)) throw new InvalidLvmArgumentError(`${printable(vg)} is not a valid volume group name`);
+  if (!isValidVgName(vg)) throw new InvalidLvmArgumentError(`${quoted(vg)} is not a valid volume group name`);
 }
 
 function checkLv(name: string): void {
-  if (!isValidLvName(name)) throw new InvalidLvmArgumentError(`${printable(name)} is not a valid logical volume name`);
+  if (!isValidLvName(name)) throw new InvalidLvmArgumentError(`${quoted(name)} is not a valid logical volume name`);
 }
 
 function checkTag(tag: string): void {
-  if (!isValidTag(tag)) throw new InvalidLvmArgumentError(`${printable(tag)} is not a valid LVM tag`);
+  if (!isValidTag(tag)) throw new InvalidLvmArgumentError(`${quoted(tag)} is not a valid LVM tag`);
 }
 
 function checkCount(what: string, n: number, min: number, max: number): void {
