@@ -115,6 +115,14 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface EngineOptions extends LvmStateCacheOptions {
+  /**
+   * Whether a block device node exists at the path: how activation is read from the kernel.
+   * Default: stat. Tests over an LVM stand-in, which has no device nodes, substitute one.
+   */
+  isBlockDevice?: (path: string) => Promise<boolean>;
+}
+
 export interface CapacityOptions extends CallOptions {
   /** The StorageClass parameters asked about; the default class when absent. */
   parameters?: VolumeParameters;
@@ -133,13 +141,14 @@ export class VolumeEngine {
   private readonly locks = new KeyedLocks();
   private readonly cache: LvmStateCache;
   private readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
+  private readonly isBlockDevice: (path: string) => Promise<boolean>;
   readonly classes: DeviceClasses;
 
   /** `classes` may be a bare volume group name: one default thick class on it. */
   constructor(
     private readonly lvm: Lvm,
     classes: string | readonly DeviceClass[] | DeviceClasses,
-    cacheOptions: LvmStateCacheOptions = {},
+    options: EngineOptions = {},
   ) {
     this.classes =
       typeof classes === "string"
@@ -147,6 +156,8 @@ export class VolumeEngine {
         : classes instanceof DeviceClasses
           ? classes
           : new DeviceClasses(classes);
+    const { isBlockDevice, ...cacheOptions } = options;
+    this.isBlockDevice = isBlockDevice ?? blockDeviceAt;
     this.cache = new LvmStateCache(lvm, this.classes.volumeGroups, cacheOptions);
   }
 
@@ -342,14 +353,14 @@ export class VolumeEngine {
   async getVolume(id: string, options: CallOptions = {}): Promise<Volume | undefined> {
     if (!isValidLvName(id)) return undefined;
     const { found } = await this.lookup(id, options);
-    return found ? this.toVolume(await withLiveActivation(found)) : undefined;
+    return found ? this.toVolume(await this.withLiveActivation(found)) : undefined;
   }
 
   /** The volume and LVM's health words for it, or undefined. */
   async volumeHealth(id: string, options: CallOptions = {}): Promise<VolumeHealth | undefined> {
     if (!isValidLvName(id)) return undefined;
     const { found: cached } = await this.lookup(id, options);
-    const found = cached ? await withLiveActivation(cached) : undefined;
+    const found = cached ? await this.withLiveActivation(cached) : undefined;
     const volume = found ? this.toVolume(found) : undefined;
     if (!found || !volume) return undefined;
     return { volume, healthStatus: found.lv.healthStatus, syncPercent: found.lv.copyPercent };
@@ -735,6 +746,12 @@ export class VolumeEngine {
     await this.cache.apply(vg, change).catch(() => this.cache.invalidate());
   }
 
+  /** The LV with its activation as the kernel has it now (the cache only knows what LVM said when it was read). */
+  private async withLiveActivation(found: Located): Promise<Located> {
+    const active = await this.isBlockDevice(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name));
+    return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
+  }
+
   private async readState(options: CallOptions, need: Need = "lookup"): Promise<LvmState> {
     const vgs = this.classes.volumeGroups;
     try {
@@ -873,11 +890,9 @@ function extentsOf(lv: LogicalVolume, extentBytes: number): number | undefined {
   return Number.isInteger(extents) ? extents : undefined;
 }
 
-/** The LV with its activation as the kernel has it now (the cache only knows what LVM said when it was read). */
-async function withLiveActivation(found: Located): Promise<Located> {
-  const node = await stat(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name)).catch(() => undefined);
-  const active = node?.isBlockDevice() ?? false;
-  return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
+async function blockDeviceAt(path: string): Promise<boolean> {
+  const node = await stat(path).catch(() => undefined);
+  return node?.isBlockDevice() ?? false;
 }
 
 /**
