@@ -14,7 +14,8 @@ import {
   MAX_STRIPES,
   singleThickClass,
 } from "../volumes/device-classes.js";
-import { isValidStripeSize, parseStripeSize } from "../volumes/size.js";
+import { DEVICE_CLASS_NAME, DNS_SUBDOMAIN, LABEL_KEY } from "../volumes/names.js";
+import { isValidStripeSize, parseStripeSize, STRIPE_SIZE_RULES } from "../volumes/size.js";
 import { LOG_LEVELS, type LogLevel } from "../log.js";
 import { parseListenAddress } from "../metrics/http.js";
 
@@ -153,9 +154,7 @@ export function flagValue(field: keyof NodeConfig, text: string): NodeConfig[key
   return text;
 }
 
-const DNS_LABELS = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
-const TOPOLOGY_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 /** Merges and checks a configuration; throws ConfigError naming the first bad field. */
 export function resolveConfig(...layers: Array<Partial<NodeConfig>>): NodeConfig {
@@ -169,10 +168,10 @@ export function resolveConfig(...layers: Array<Partial<NodeConfig>>): NodeConfig
   config.deviceClasses = resolveDeviceClasses(config.volumeGroup, config.deviceClasses);
   const defaultClass = config.deviceClasses.find((c) => c.default) ?? config.deviceClasses[0];
   if (defaultClass) config.volumeGroup = defaultClass.volumeGroup;
-  if (config.driverName.length > 63 || !DNS_LABELS.test(config.driverName)) {
+  if (config.driverName.length > 63 || !DNS_SUBDOMAIN.test(config.driverName)) {
     throw new ConfigError("driverName", `"${config.driverName}" must be a domain-style name of at most 63 characters, e.g. loam.csi.dev`);
   }
-  if (config.topologyKey.length > 253 || !TOPOLOGY_KEY.test(config.topologyKey)) {
+  if (config.topologyKey.length > 253 || !LABEL_KEY.test(config.topologyKey)) {
     throw new ConfigError("topologyKey", `"${config.topologyKey}" must be a Kubernetes label key, e.g. topology.loam.csi.dev/node`);
   }
   if (!isAbsolute(config.kubeletDir) || config.kubeletDir.includes("\0")) {
@@ -216,7 +215,6 @@ function integerIn(config: NodeConfig, field: "maxVolumesPerNode" | "lvmTimeoutS
   }
 }
 
-const CLASS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const CLASS_KEYS = [
   "name", "volumeGroup", "type", "thinPool", "overprovisionRatio", "spareBytes", "stripes", "stripeSize", "mirrors",
   "dataThresholdPercent", "metadataThresholdPercent", "default",
@@ -268,7 +266,7 @@ function parseDeviceClass(entry: unknown, at: string): DeviceClass {
   }
   const field = (key: (typeof CLASS_KEYS)[number]): string => `${at}.${key}`;
   const name = raw.name;
-  if (typeof name !== "string" || !CLASS_NAME.test(name)) {
+  if (typeof name !== "string" || !DEVICE_CLASS_NAME.test(name)) {
     throw new ConfigError(field("name"), `${JSON.stringify(name)} must be 1-63 lowercase letters, digits or '-' (it is the StorageClass's loam.csi.dev/deviceClass)`);
   }
   const volumeGroup = raw.volumeGroup;
@@ -329,7 +327,7 @@ function parseDeviceClass(entry: unknown, at: string): DeviceClass {
     if (raw.stripeSize !== undefined) {
       const bytes = typeof raw.stripeSize === "number" ? raw.stripeSize : typeof raw.stripeSize === "string" ? parseStripeSize(raw.stripeSize) : undefined;
       if (bytes === undefined || !isValidStripeSize(bytes)) {
-        throw new ConfigError(field("stripeSize"), `${JSON.stringify(raw.stripeSize)} must be a power of two from 4Ki to 1Gi (bytes, or text such as "64Ki")`);
+        throw new ConfigError(field("stripeSize"), `${JSON.stringify(raw.stripeSize)} must be ${STRIPE_SIZE_RULES}, or a number of bytes`);
       }
       result.stripeSizeBytes = bytes;
     }

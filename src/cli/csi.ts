@@ -23,6 +23,7 @@ import {
   type VolumeCapabilitySchema,
 } from "../gen/csi/v1/csi_pb.js";
 import { CsiCallError, CsiClient } from "../csi/client.js";
+import { parseQuantity, QuantityError } from "../volumes/quantity.js";
 import { humanBytes, keyValues, pairs, sizeWithBytes, table } from "./csi-output.js";
 
 export const DEFAULT_CSI_ENDPOINT = "unix:///run/loam/csi.sock";
@@ -113,31 +114,14 @@ function keyValueMap(flags: Flags, name: string): Record<string, string> {
   return map;
 }
 
-const SIZE_UNITS: Record<string, bigint> = {
-  "": 1n,
-  b: 1n,
-  k: 1000n,
-  m: 1000n ** 2n,
-  g: 1000n ** 3n,
-  t: 1000n ** 4n,
-  p: 1000n ** 5n,
-  ki: 1024n,
-  mi: 1024n ** 2n,
-  gi: 1024n ** 3n,
-  ti: 1024n ** 4n,
-  pi: 1024n ** 5n,
-};
-
-/** "512Mi" (binary), "1G" (decimal, as in Kubernetes quantities) or a byte count. */
+/** A size flag in the size grammar of src/volumes/quantity.ts (Kubernetes quantities). */
 export function parseSize(value: string, flag = "size"): bigint {
-  const match = /^([0-9]{1,19})\s*([kmgtp]i?|b)?b?$/i.exec(value.trim());
-  const multiplier = match ? SIZE_UNITS[(match[2] ?? "").toLowerCase()] : undefined;
-  if (!match?.[1] || multiplier === undefined) {
-    throw new UsageError(`--${flag} "${value}" is not a size; use bytes or a whole number with Ki, Mi, Gi, Ti (binary) or K, M, G, T (decimal), e.g. 512Mi`);
+  try {
+    return parseQuantity(value);
+  } catch (error) {
+    if (error instanceof QuantityError) throw new UsageError(`--${flag} ${error.message}`);
+    throw error;
   }
-  const bytes = BigInt(match[1]) * multiplier;
-  if (bytes > 0x7fffffffffffffffn) throw new UsageError(`--${flag} "${value}" is larger than an int64`);
-  return bytes;
 }
 
 function optionalSize(flags: Flags, name: string): bigint | undefined {
@@ -649,7 +633,7 @@ ${SUBCOMMANDS.map((s) => `  ${s.name.padEnd(24)}${s.summary}`).join("\n")}
 Flags for every RPC:
 ${flagHelp(GLOBAL_FLAGS)}
 
-Run "loam csi <rpc> --help" for an RPC's flags. Sizes take Ki/Mi/Gi/Ti (binary) or K/M/G/T (decimal).
+Run "loam csi <rpc> --help" for an RPC's flags. Sizes are Kubernetes quantities: Ki/Mi/Gi/Ti/Pi/Ei (binary) or k/M/G/T/P/E (decimal), e.g. 512Mi.
 `;
 
 export interface CsiIo {

@@ -10,6 +10,8 @@ import { ResourceRequirements } from "kubernetes-models/v1/ResourceRequirements"
 import { Toleration } from "kubernetes-models/v1/Toleration";
 import type { IToleration } from "kubernetes-models/v1/Toleration";
 import type { IResourceRequirements } from "kubernetes-models/v1/ResourceRequirements";
+import { DEVICE_CLASS_NAME, DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY } from "../volumes/names.js";
+import { isValidStripeSize, parseStripeSize, STRIPE_SIZE_RULES } from "../volumes/size.js";
 import { SIDECARS, type SidecarName, parseImage } from "./sidecars.js";
 
 export interface DeviceClassValues {
@@ -68,13 +70,8 @@ export class ValuesError extends Error {
   }
 }
 
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const VG_OR_LV_NAME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
-const CLASS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const STRIPE_SIZE = /^[0-9]{1,10}(Ki|Mi|Gi)?$/;
 const MOUNT_OPTION = /^[A-Za-z0-9_][A-Za-z0-9_=,.:-]{0,127}$/;
 
 type Json = unknown;
@@ -178,7 +175,7 @@ function deviceClass(field: string, input: Json): DeviceClassValues {
     "name", "volumeGroup", "type", "thinPool", "overprovisionRatio", "dataThresholdPercent", "metadataThresholdPercent",
     "spareBytes", "stripes", "stripeSize", "mirrors", "default",
   ], ["name", "volumeGroup"]);
-  const name = matching(`${field}.name`, c.name, CLASS_NAME, "lowercase letters, digits and '-', at most 63 (StorageClasses name it in loam.csi.dev/deviceClass)");
+  const name = matching(`${field}.name`, c.name, DEVICE_CLASS_NAME, "lowercase letters, digits and '-', at most 63 (StorageClasses name it in loam.csi.dev/deviceClass)");
   const volumeGroup = matching(`${field}.volumeGroup`, c.volumeGroup, VG_OR_LV_NAME, "an LVM volume group name (letters, digits, '+', '_', '.', '-')");
   const type = optional(c.type, "thick", (v) => oneOf(`${field}.type`, v, ["thick", "thin"] as const));
   const result: DeviceClassValues = { name, volumeGroup, type };
@@ -212,9 +209,10 @@ function layout(field: string, c: Record<string, Json>, minStripesForSize: numbe
   const result: Pick<DeviceClassValues, "stripes" | "stripeSize" | "mirrors"> = {};
   if (c.stripes !== undefined) result.stripes = numberIn(`${field}.stripes`, c.stripes, 1, 128, true);
   if (c.stripeSize !== undefined) {
-    const text = matching(`${field}.stripeSize`, c.stripeSize, STRIPE_SIZE, "a power of two from 4Ki to 1Gi, e.g. 64Ki");
-    const bytes = Number(/^[0-9]+/.exec(text)?.[0]) * ({ Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[text.replace(/^[0-9]+/, "")] ?? 1);
-    if (bytes < 4096 || bytes > 1024 ** 3 || (bytes & (bytes - 1)) !== 0) throw new ValuesError(`${field}.stripeSize`, `"${text}" is not a power of two from 4Ki to 1Gi`);
+    const text = string(`${field}.stripeSize`, c.stripeSize);
+    const bytes = parseStripeSize(text);
+    if (bytes === undefined) throw new ValuesError(`${field}.stripeSize`, `"${text}" is not ${STRIPE_SIZE_RULES}`);
+    if (!isValidStripeSize(bytes)) throw new ValuesError(`${field}.stripeSize`, `"${text}" is not a power of two from 4Ki to 1Gi`);
     result.stripeSize = text;
     if ((result.stripes ?? 1) < minStripesForSize) throw new ValuesError(`${field}.stripeSize`, "needs stripes of 2 or more");
   }

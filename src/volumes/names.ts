@@ -9,6 +9,23 @@ import { printable } from "./capabilities.js";
 export const MAX_NAME_LENGTH = 128;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/** A DNS label: 1-63 lowercase letters, digits and '-', such as a namespace. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/**
+ * A device class name is a DNS label. StorageClasses name it in loam.csi.dev/deviceClass;
+ * the node config and deploy/values.json define it.
+ */
+export const DEVICE_CLASS_NAME = DNS_LABEL;
+
+const SUBDOMAIN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+/** A DNS subdomain such as the CSI driver name loam.csi.dev (callers bound its length). */
+export const DNS_SUBDOMAIN = new RegExp(`^${SUBDOMAIN}$`);
+/**
+ * A Kubernetes label key, `[dns-subdomain/]name`: the topology key (topology.loam.csi.dev/node)
+ * and node selector keys. Callers bound its length.
+ */
+export const LABEL_KEY = new RegExp(`^(${SUBDOMAIN}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`);
+
 export function checkVolumeName(name: string, field = "name"): string {
   if (name === "") throw invalidArgument(`${field} is required`);
   if (name.length > MAX_NAME_LENGTH) {

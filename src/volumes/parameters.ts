@@ -6,6 +6,7 @@
  */
 import { invalidArgument } from "./errors.js";
 import { printable } from "./capabilities.js";
+import { DEVICE_CLASS_NAME } from "./names.js";
 import { isValidStripeSize, parseStripeSize } from "./size.js";
 
 export interface ParameterDefinition {
@@ -28,7 +29,6 @@ export const PARAMETER_KEYS = {
   mirrors: "loam.csi.dev/mirrors",
 } as const;
 
-const CLASS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const integerIn = (min: number, max: number) => (value: string): boolean =>
   /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
 
@@ -66,7 +66,7 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     allowed: "the name of a device class in the node configuration (lowercase letters, digits and '-')",
     description: "Which device class (volume group, thick or thin, layout) the volume comes from.",
     metadata: false,
-    check: (value) => CLASS_NAME.test(value),
+    check: (value) => DEVICE_CLASS_NAME.test(value),
   },
   {
     key: PARAMETER_KEYS.stripes,

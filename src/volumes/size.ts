@@ -5,6 +5,7 @@
  * refused before it can lose precision.
  */
 import { invalidArgument, outOfRange } from "./errors.js";
+import { tryParseQuantity } from "./quantity.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -67,16 +68,17 @@ export const MIN_STRIPE_SIZE = 4 * KiB;
 export const MAX_STRIPE_SIZE = GiB;
 
 /**
- * Parses a size written as bytes ("65536"), or with a binary suffix ("64Ki", "1Mi").
- * Returns undefined when the text is not such a size.
+ * A stripe size in bytes, written in the size grammar (src/volumes/quantity.ts): "65536",
+ * "64Ki", "1Mi". Returns undefined when the text is not a size; isValidStripeSize says
+ * whether LVM takes it.
  */
 export function parseStripeSize(text: string): number | undefined {
-  const match = /^([0-9]{1,10})(Ki|Mi|Gi|k|K|M|G)?$/.exec(text);
-  if (!match) return undefined;
-  const unit = match[2]?.charAt(0).toUpperCase();
-  const factor = unit === "K" ? 1024 : unit === "M" ? 1024 ** 2 : unit === "G" ? 1024 ** 3 : 1;
-  return Number(match[1]) * factor;
+  const bytes = tryParseQuantity(text);
+  return bytes === undefined ? undefined : Number(bytes);
 }
+
+/** What stripe sizes are allowed, for error messages. */
+export const STRIPE_SIZE_RULES = "a power of two from 4Ki to 1Gi, in bytes or with Ki/Mi/Gi (e.g. 64Ki)";
 
 export function isValidStripeSize(bytes: number): boolean {
   return Number.isSafeInteger(bytes) && bytes >= MIN_STRIPE_SIZE && bytes <= MAX_STRIPE_SIZE && (bytes & (bytes - 1)) === 0;

@@ -206,14 +206,16 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
 });
 
 describe("loam csi sizes and output", () => {
-  test("parseSize reads binary and decimal units and plain bytes", () => {
+  test("parseSize reads Kubernetes quantities (the grammar's own table is in quantity.test.ts)", () => {
     assert.equal(parseSize("512Mi"), 512n * 1024n * 1024n);
     assert.equal(parseSize("1Gi"), GiB);
     assert.equal(parseSize("1G"), 1_000_000_000n);
+    assert.equal(parseSize("1k"), 1000n);
     assert.equal(parseSize("4096"), 4096n);
-    assert.equal(parseSize("2TiB"), 2n * 1024n ** 4n);
-    assert.throws(() => parseSize("1.5Gi"), /not a size/);
-    assert.throws(() => parseSize("-1"), /not a size/);
+    assert.equal(parseSize("1.5Gi"), GiB + GiB / 2n);
+    assert.throws(() => parseSize("2TiB"), /^Error: --size "2TiB" is not a size; allowed: .*Ki, Mi, Gi/);
+    assert.throws(() => parseSize("1K", "limit"), /--limit "1K" is not a size/);
+    assert.throws(() => parseSize("-1"), /--size "-1" is negative/);
     assert.throws(() => parseSize("9999999999999999999Pi"), /larger than an int64/);
   });
 
