@@ -1,6 +1,10 @@
 // Bundles the CLI and the VM test suite into single ESM files: loading one file is much
 // faster than resolving node_modules over 9p in the test VM (see DESIGN.md), and the CLI
-// bundle is the one file a container ships.
+// bundle is the one file a container ships. The demo and the benchmark (tools/) get bundles
+// of their own beside it; they import the product's modules, never the other way round.
+// The product bundle's metafile (dist/loam.meta.json) lists every input it holds, so a host
+// test can check that nothing from tools/ or test/ got into it.
+import { writeFile } from "node:fs/promises";
 import { build } from "esbuild";
 
 const common = {
@@ -14,10 +18,11 @@ const common = {
   banner: { js: "import { createRequire as __loamCreateRequire } from 'node:module'; const require = __loamCreateRequire(import.meta.url);" },
 };
 
-await Promise.all([
-  build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs" }),
+const [product] = await Promise.all([
+  build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs", metafile: true }),
   build({ ...common, entryPoints: ["dist/test/vm/suite.js"], outfile: "dist/test/vm/suite.mjs" }),
-  build({ ...common, entryPoints: ["dist/src/demo/main.js"], outfile: "dist/demo.mjs" }),
-  build({ ...common, entryPoints: ["dist/src/bench/main.js"], outfile: "dist/bench.mjs" }),
-  build({ ...common, entryPoints: ["dist/src/bench/plot/main.js"], outfile: "dist/bench-plot.mjs" }),
+  build({ ...common, entryPoints: ["dist/tools/demo/main.js"], outfile: "dist/demo.mjs" }),
+  build({ ...common, entryPoints: ["dist/tools/bench/main.js"], outfile: "dist/bench.mjs" }),
+  build({ ...common, entryPoints: ["dist/tools/bench/plot/main.js"], outfile: "dist/bench-plot.mjs" }),
 ]);
+await writeFile("dist/loam.meta.json", JSON.stringify(product.metafile, null, 1) + "\n");

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KnobError, readKnobs } from "../../src/bench/knobs.js";
+import { KnobError, readKnobs } from "../../tools/bench/knobs.js";
 
 const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" };
 

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chartOf } from "../../src/bench/plot/charts.js";
-import { escapeXml, formatValue, renderSvg } from "../../src/bench/plot/svg.js";
-import type { BenchResults } from "../../src/bench/results.js";
+import { chartOf } from "../../tools/bench/plot/charts.js";
+import { escapeXml, formatValue, renderSvg } from "../../tools/bench/plot/svg.js";
+import type { BenchResults } from "../../tools/bench/results.js";
 
 const bars = (svg: string): Array<{ width: number; fill: string }> =>
   [...svg.matchAll(/<rect x="200" y="[\d.]+" width="([\d.]+)" height="\d+" fill="(#[0-9a-f]{6})"\/>/g)].map((m) => ({ width: Number(m[1]), fill: m[2] ?? "" }));

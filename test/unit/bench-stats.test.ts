@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { distribution, median, percentile } from "../../src/bench/stats.js";
+import { distribution, median, percentile } from "../../tools/bench/stats.js";
 
 test("percentile is nearest-rank: p50 of 1..20 is 10 and p99 of 20 samples is the maximum", () => {
   const values = Array.from({ length: 20 }, (_, i) => 20 - i);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { addLogicalVolumes, allocateExtents, lvmId, pvKeys } from "../../src/bench/vg-metadata.js";
+import { addLogicalVolumes, allocateExtents, lvmId, pvKeys } from "../../tools/bench/vg-metadata.js";
 import { Lvm } from "../../src/lvm/lvm.js";
 import { CommandRunner } from "../../src/exec/index.js";
 import { lvNameFor } from "../../src/lvm/names.js";

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import type { VolumeGroupReport } from "../../src/lvm/report.js";
 import { LoamMetrics } from "../../src/metrics/metrics.js";
 import { LvmStateSampler } from "../../src/metrics/lvm-state.js";
-import { parseExposition } from "../../src/metrics/exposition.js";
+import { parseExposition } from "../support/exposition.js";
 
 const repoFile = (path: string): string => readFileSync(new URL(`../../../${path}`, import.meta.url), "utf8");
 

@@ -7,7 +7,7 @@ import { type VolumeGroupReport, parseFullReport } from "../../src/lvm/report.js
 import { encodeTag } from "../../src/lvm/tags.js";
 import { LoamMetrics, commandLabel } from "../../src/metrics/metrics.js";
 import { LvmStateSampler, summarize } from "../../src/metrics/lvm-state.js";
-import { parseExposition, sampleValue } from "../../src/metrics/exposition.js";
+import { parseExposition, sampleValue } from "../support/exposition.js";
 import { parseListenAddress, startObservabilityServer } from "../../src/metrics/http.js";
 import { createLogger } from "../../src/log.js";
 import { ConfigError, resolveConfig } from "../../src/cli/config.js";

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Node, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
-import { type Sample, parseExposition, sampleValue } from "../../src/metrics/exposition.js";
+import { type Sample, parseExposition, sampleValue } from "../support/exposition.js";
 import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { METADATA_BYTES_PER_VOLUME } from "../../src/cli/doctor.js";
 import { MiB } from "../../src/volumes/size.js";

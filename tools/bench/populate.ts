@@ -6,9 +6,9 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { lvNameFor } from "../lvm/names.js";
-import { tagsFor } from "../volumes/metadata.js";
-import { parseParameters } from "../volumes/parameters.js";
+import { lvNameFor } from "../../src/lvm/names.js";
+import { tagsFor } from "../../src/volumes/metadata.js";
+import { parseParameters } from "../../src/volumes/parameters.js";
 import { must, VG } from "./lab.js";
 import { createParameters } from "./requests.js";
 import { addLogicalVolumes, allocateExtents, type FreeSegment, type GeneratedLv, pvKeys } from "./vg-metadata.js";

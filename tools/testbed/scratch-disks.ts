@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CommandRunner } from "../exec/index.js";
+import { CommandRunner } from "../../src/exec/index.js";
 
 export interface ScratchDisks {
   devices: string[];

@@ -6,8 +6,8 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { CsiClient } from "../csi/client.js";
-import { Controller, Node } from "../gen/csi/v1/csi_pb.js";
+import { CsiClient } from "../../src/csi/client.js";
+import { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB, must, say, timed, VG } from "./lab.js";
 import { ENDPOINT, memoryOf, type Memory } from "./loam-process.js";
 import { populate, type PopulateResult } from "./populate.js";

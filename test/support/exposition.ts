@@ -1,6 +1,7 @@
 /**
  * A reader for the Prometheus text exposition format (version 0.0.4), enough to check
- * what /metrics says: tests scrape loam with it, and operators' scripts may too.
+ * what /metrics says: the unit and VM tests scrape loam with it. Test support only: it never
+ * ships (loam writes the format through prom-client and never reads it).
  */
 
 export interface Sample {

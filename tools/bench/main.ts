@@ -10,7 +10,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CsiClient } from "../csi/client.js";
+import { CsiClient } from "../../src/csi/client.js";
 import { bareChurn, type ChurnResult, loamChurn } from "./churn.js";
 import { readKnobs, type Section } from "./knobs.js";
 import { cleanUp, createVolumeGroup, must, say } from "./lab.js";

@@ -1,6 +1,6 @@
 /** Churn: create + delete cycles of small thick volumes, loam at several concurrencies against a bare serial loop. */
-import type { CsiClient } from "../csi/client.js";
-import { Controller } from "../gen/csi/v1/csi_pb.js";
+import type { CsiClient } from "../../src/csi/client.js";
+import { Controller } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB, must, timed, VG } from "./lab.js";
 import { createInit } from "./requests.js";
 

@@ -5,8 +5,8 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CsiClient } from "../csi/client.js";
-import { Identity } from "../gen/csi/v1/csi_pb.js";
+import { CsiClient } from "../../src/csi/client.js";
+import { Identity } from "../../src/gen/csi/v1/csi_pb.js";
 import { onCleanup, POOL, VG } from "./lab.js";
 
 export const SOCKET = "/run/loam-bench/csi.sock";

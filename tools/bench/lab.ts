@@ -2,7 +2,7 @@
  * The bench's workbench: the command runner, timing, output, clean-ups and the volume group
  * every section shares. Everything here runs commands; the pure parts live elsewhere.
  */
-import { CommandRunner } from "../exec/index.js";
+import { CommandRunner } from "../../src/exec/index.js";
 import { scratchDisks } from "../testbed/scratch-disks.js";
 
 export const VG = "loambench";

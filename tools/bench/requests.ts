@@ -1,6 +1,6 @@
 /** CSI requests as the sidecars and kubelet would send them. */
 import { join } from "node:path";
-import { VolumeCapability_AccessMode_Mode as Mode } from "../gen/csi/v1/csi_pb.js";
+import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { KUBELET } from "./loam-process.js";
 
 export type Kind = "thick" | "thin";

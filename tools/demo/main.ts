@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CommandRunner } from "../exec/index.js";
-import { lvNameFor } from "../lvm/names.js";
+import { CommandRunner } from "../../src/exec/index.js";
+import { lvNameFor } from "../../src/lvm/names.js";
 import { scratchDisks } from "../testbed/scratch-disks.js";
 
 const VG = "loamdemo";
