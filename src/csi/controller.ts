@@ -13,13 +13,13 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { SnapshotSchema, VolumeContentSource, VolumeContentSourceSchema, VolumeSchema } from "../gen/csi/v1/csi_pb.js";
 import type { Snapshot, Volume, VolumeEngine } from "../volumes/engine.js";
 import { aborted, invalidArgument, notFound, resourceExhausted } from "../volumes/errors.js";
-import { parseParameters } from "../volumes/parameters.js";
+import { checkSnapshotParameters, parseParameters } from "../volumes/parameters.js";
 import { checkVolumeName } from "../volumes/names.js";
 import type { ContentSource } from "../volumes/metadata.js";
-import { printable } from "../volumes/capabilities.js";
 import type { ServiceHandlers } from "./service.js";
 import {
   type NodeTopology,
+  capacityUses,
   describeTopologies,
   isThisNode,
   required,
@@ -43,13 +43,6 @@ const CAPABILITIES = [
   Rpc.LIST_SNAPSHOTS,
   Rpc.GET_SNAPSHOT,
   Rpc.CLONE_VOLUME,
-];
-
-/** CreateSnapshot parameters external-snapshotter adds with --extra-create-metadata; anything else is a typo. */
-const SNAPSHOT_METADATA_KEYS = [
-  "csi.storage.k8s.io/volumesnapshot/name",
-  "csi.storage.k8s.io/volumesnapshot/namespace",
-  "csi.storage.k8s.io/volumesnapshotcontent/name",
 ];
 
 export function controllerService(options: ControllerOptions): ServiceHandlers<ControllerMethods> {
@@ -160,7 +153,10 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
     },
 
     getCapacity: async (request, context) => {
-      volumeUsesIfAny(request.volumeCapabilities);
+      // Capacity does not depend on how a volume is used: external-provisioner v5 sends no
+      // capability, older ones a mount capability with no access mode. Only a capability
+      // loam refuses outright (another node, an unknown filesystem) is an error here.
+      capacityUses(request.volumeCapabilities);
       const parameters = parseParameters(request.parameters);
       if (request.accessibleTopology && !isThisNode(request.accessibleTopology, node)) {
         // Another node's segment: this node contributes nothing to it.
@@ -177,13 +173,7 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
     createSnapshot: async (request, context) => {
       const name = checkVolumeName(request.name);
       const sourceVolumeId = required(request.sourceVolumeId, "source_volume_id");
-      for (const key of Object.keys(request.parameters)) {
-        if (!SNAPSHOT_METADATA_KEYS.includes(key)) {
-          throw invalidArgument(
-            `parameters has unknown key "${printable(key)}"; loam's snapshots take no parameters (allowed: ${SNAPSHOT_METADATA_KEYS.join(", ")})`,
-          );
-        }
-      }
+      checkSnapshotParameters(request.parameters);
       const snapshot = await engine.createSnapshot({ name, sourceVolumeId }, { signal: context.signal });
       return { snapshot: toCsiSnapshot(snapshot) };
     },
@@ -248,10 +238,6 @@ function contentSourceOf(source: VolumeContentSource | undefined): ContentSource
     case "volume":
       return { kind: "volume", id: required(source.type.value.volumeId, "volume_content_source.volume.volume_id") };
   }
-}
-
-function volumeUsesIfAny(capabilities: Parameters<typeof volumeUses>[0]): void {
-  if (capabilities.length > 0) volumeUses(capabilities);
 }
 
 /**

@@ -10,6 +10,7 @@ import {
 import { invalidArgument } from "../volumes/errors.js";
 import {
   type AccessMode,
+  type VolumeAccess,
   type VolumeUse,
   checkMountFlags,
   checkMountGroup,
@@ -34,30 +35,49 @@ const ALLOWED_MODES = [...MODES.keys()].map((m) => Mode[m]).join(", ");
 export function volumeUse(capability: VolumeCapability, field: string): VolumeUse {
   const modeValue = capability.accessMode?.mode ?? Mode.UNKNOWN;
   const mode = MODES.get(modeValue);
-  if (!mode) {
-    const name = Mode[modeValue] ?? String(modeValue);
-    const why = name.startsWith("MULTI_NODE")
-      ? "a local LVM volume can only be reached from the node that holds it"
-      : "an access mode is required";
-    throw invalidArgument(`${field}.access_mode ${name} is not supported (${why}); allowed: ${ALLOWED_MODES}`);
-  }
+  if (!mode) throw unsupportedMode(modeValue, field);
+  const access = accessOf(capability, field);
+  if (!access) throw invalidArgument(`${field}.access_type is required: set either mount or block`);
+  return { access, mode };
+}
+
+function unsupportedMode(modeValue: Mode, field: string): Error {
+  const name = Mode[modeValue] ?? String(modeValue);
+  const why = name.startsWith("MULTI_NODE")
+    ? "a local LVM volume can only be reached from the node that holds it"
+    : "an access mode is required";
+  return invalidArgument(`${field}.access_mode ${name} is not supported (${why}); allowed: ${ALLOWED_MODES}`);
+}
+
+function accessOf(capability: VolumeCapability, field: string): VolumeAccess | undefined {
   const access = capability.accessType;
   switch (access.case) {
     case "block":
-      return { access: { kind: "block" }, mode };
+      return { kind: "block" };
     case "mount":
       return {
-        mode,
-        access: {
-          kind: "mount",
-          fsType: parseFsType(access.value.fsType, `${field}.mount.fs_type`),
-          mountFlags: checkMountFlags(access.value.mountFlags, `${field}.mount.mount_flags`),
-          mountGroup: checkMountGroup(access.value.volumeMountGroup, `${field}.mount.volume_mount_group`),
-        },
+        kind: "mount",
+        fsType: parseFsType(access.value.fsType, `${field}.mount.fs_type`),
+        mountFlags: checkMountFlags(access.value.mountFlags, `${field}.mount.mount_flags`),
+        mountGroup: checkMountGroup(access.value.volumeMountGroup, `${field}.mount.volume_mount_group`),
       };
     case undefined:
-      throw invalidArgument(`${field}.access_type is required: set either mount or block`);
+      return undefined;
   }
+}
+
+/**
+ * The capabilities of a GetCapacity request, which may leave out what does not change
+ * capacity: no capability at all (external-provisioner v5), no access mode or no access
+ * type (older ones send a bare mount capability with mode UNKNOWN). What is given is still
+ * checked: a MULTI_NODE mode or an unknown filesystem is INVALID_ARGUMENT, as in CreateVolume.
+ */
+export function capacityUses(capabilities: readonly VolumeCapability[], field = "volume_capabilities"): void {
+  capabilities.forEach((capability, i) => {
+    const modeValue = capability.accessMode?.mode ?? Mode.UNKNOWN;
+    if (modeValue !== Mode.UNKNOWN && !MODES.has(modeValue)) throw unsupportedMode(modeValue, `${field}[${i}]`);
+    accessOf(capability, `${field}[${i}]`);
+  });
 }
 
 export function volumeUses(capabilities: readonly VolumeCapability[], field = "volume_capabilities"): VolumeUse[] {

@@ -1,8 +1,16 @@
 /**
  * StorageClass parameters (CreateVolume/GetCapacity `parameters`). Every key loam
- * accepts is declared once here, with what it means and what values it allows; the
+ * reads is declared once here, with what it means and what values it allows; the
  * docs' parameter reference is checked against this table. Unknown keys are refused so
  * a typo in a StorageClass fails loudly instead of being silently ignored.
+ *
+ * Kubernetes puts its own keys in every StorageClass, for any driver: the reserved
+ * `csi.storage.k8s.io/` prefix (fstype and the secret references) and the older
+ * unprefixed secret keys. external-provisioner strips the reserved ones before
+ * CreateVolume but passes a StorageClass's parameters to GetCapacity exactly as stored
+ * (pkg/capacity/capacity.go, v5), and passes the older keys to both. Refusing them made
+ * GetCapacity fail for every shipped class, so they are accepted and ignored: none of
+ * them changes what loam makes or how much room it has.
  */
 import { invalidArgument } from "./errors.js";
 import { printable } from "./capabilities.js";
@@ -107,16 +115,45 @@ export interface VolumeParameters {
   metadata: Record<string, string>;
 }
 
+/** Kubernetes' reserved parameter prefix: keys the orchestrator reads itself (fstype, secret references). */
+export const RESERVED_PREFIX = "csi.storage.k8s.io/";
+
+/**
+ * Secret keys from before the reserved prefix. external-provisioner still reads them and,
+ * unlike the prefixed ones, passes them on to CreateVolume (its controller.go keeps them
+ * "to preserve backwards compatibility").
+ */
+export const LEGACY_SECRET_KEYS: readonly string[] = [
+  "csiProvisionerSecretName",
+  "csiProvisionerSecretNamespace",
+  "csiControllerPublishSecretName",
+  "csiControllerPublishSecretNamespace",
+  "csiNodeStageSecretName",
+  "csiNodeStageSecretNamespace",
+  "csiNodePublishSecretName",
+  "csiNodePublishSecretNamespace",
+];
+
+/** True for a key Kubernetes may put in any StorageClass or VolumeSnapshotClass and loam does not read. */
+export function isOrchestratorKey(key: string): boolean {
+  return (key.startsWith(RESERVED_PREFIX) && key.length > RESERVED_PREFIX.length) || LEGACY_SECRET_KEYS.includes(key);
+}
+
+const ACCEPTED = `${PARAMETERS.filter((d) => !d.metadata)
+  .map((d) => d.key)
+  .join(", ")}; claim metadata ${PARAMETERS.filter((d) => d.metadata)
+  .map((d) => d.key)
+  .join(", ")}; and Kubernetes' own ${RESERVED_PREFIX}* keys, which loam ignores`;
+
 export function parseParameters(parameters: Readonly<Record<string, string>>, field = "parameters"): VolumeParameters {
   const result: VolumeParameters = { shaping: {}, metadata: {} };
   for (const [key, value] of Object.entries(parameters)) {
     const definition = PARAMETERS.find((d) => d.key === key);
     if (!definition) {
+      if (isOrchestratorKey(key)) continue;
       const namespaced = PARAMETERS.find((d) => d.key.endsWith(`/${key}`));
       const hint = namespaced ? ` (did you mean "${namespaced.key}"?)` : "";
-      throw invalidArgument(
-        `${field} has unknown key "${printable(key)}"${hint}; allowed keys: ${PARAMETERS.map((d) => d.key).join(", ")}`,
-      );
+      throw invalidArgument(`${field} has unknown key "${printable(key)}"${hint}; allowed keys: ${ACCEPTED}`);
     }
     if (definition.metadata) {
       if (!K8S_NAME.test(value)) {
@@ -137,4 +174,21 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
 export function fingerprint(parameters: VolumeParameters): string {
   const keys = Object.keys(parameters.shaping).sort();
   return JSON.stringify(keys.map((k) => [k, parameters.shaping[k]]));
+}
+
+/**
+ * CreateSnapshot parameters. loam's snapshots take none of their own; the VolumeSnapshotClass
+ * may still carry Kubernetes' keys (snapshotter secret references, which external-snapshotter
+ * strips, and the volumesnapshot name keys it adds with --extra-create-metadata). Those are
+ * ignored; anything else is a typo or a parameter meant for another driver.
+ */
+export function checkSnapshotParameters(parameters: Readonly<Record<string, string>>, field = "parameters"): void {
+  for (const key of Object.keys(parameters)) {
+    if (!isOrchestratorKey(key)) {
+      throw invalidArgument(
+        `${field} has unknown key "${printable(key)}"; loam's snapshots take no parameters of their own ` +
+          `(only Kubernetes' ${RESERVED_PREFIX}* keys, which loam ignores)`,
+      );
+    }
+  }
 }

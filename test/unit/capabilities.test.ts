@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkMountFlags, checkMountGroup, parseFsType } from "../../src/volumes/capabilities.js";
 import { checkVolumeName } from "../../src/volumes/names.js";
-import { fingerprint, parseParameters } from "../../src/volumes/parameters.js";
+import { checkSnapshotParameters, fingerprint, parseParameters } from "../../src/volumes/parameters.js";
 
 test("fs_type: empty means xfs, xfs and ext4 pass, anything else names the allowed list", () => {
   assert.equal(parseFsType("", "f"), "xfs");
@@ -35,7 +35,60 @@ test("volume names: letters, digits, '.', '_' and '-' up to 128 characters", () 
 });
 
 test("parameters: unknown keys are refused with the list of known keys", () => {
-  assert.throws(() => parseParameters({ fsType: "xfs" }), /unknown key "fsType"; allowed keys: csi.storage.k8s.io\/pvc\/name/);
+  assert.throws(
+    () => parseParameters({ fsType: "xfs" }),
+    /unknown key "fsType"; allowed keys: loam.csi.dev\/deviceClass, .*claim metadata csi.storage.k8s.io\/pvc\/name.*csi.storage.k8s.io\/\* keys, which loam ignores/,
+  );
+  // Near misses of Kubernetes' keys are not theirs: only the exact prefix and the legacy names are.
+  for (const key of ["csi.storage.k8s.io", "csi.storage.k8s.io/", "csi.storage.k8s.iofstype", "fstype", "csiProvisionerSecret"]) {
+    assert.throws(() => parseParameters({ [key]: "x" }), /unknown key/, key);
+  }
+});
+
+test("parameters: Kubernetes' reserved and legacy keys are accepted and ignored; they never shape the volume", () => {
+  const reserved = {
+    "csi.storage.k8s.io/fstype": "ext4",
+    "csi.storage.k8s.io/provisioner-secret-name": "${pvc.name}",
+    "csi.storage.k8s.io/provisioner-secret-namespace": "${pvc.namespace}",
+    "csi.storage.k8s.io/controller-publish-secret-name": "s",
+    "csi.storage.k8s.io/controller-publish-secret-namespace": "ns",
+    "csi.storage.k8s.io/node-stage-secret-name": "s",
+    "csi.storage.k8s.io/node-stage-secret-namespace": "ns",
+    "csi.storage.k8s.io/node-publish-secret-name": "s",
+    "csi.storage.k8s.io/node-publish-secret-namespace": "ns",
+    "csi.storage.k8s.io/controller-expand-secret-name": "s",
+    "csi.storage.k8s.io/controller-expand-secret-namespace": "ns",
+    "csi.storage.k8s.io/node-expand-secret-name": "s",
+    "csi.storage.k8s.io/node-expand-secret-namespace": "ns",
+    "csi.storage.k8s.io/secret-name": "s",
+    "csi.storage.k8s.io/secret-namespace": "ns",
+    "csi.storage.k8s.io/some-future-key": "anything at all",
+    csiProvisionerSecretName: "s",
+    csiProvisionerSecretNamespace: "ns",
+    csiControllerPublishSecretName: "s",
+    csiControllerPublishSecretNamespace: "ns",
+    csiNodeStageSecretName: "s",
+    csiNodeStageSecretNamespace: "ns",
+    csiNodePublishSecretName: "s",
+    csiNodePublishSecretNamespace: "ns",
+  };
+  const parsed = parseParameters({ ...reserved, "loam.csi.dev/deviceClass": "thin" });
+  assert.deepEqual(parsed.shaping, { "loam.csi.dev/deviceClass": "thin" });
+  assert.deepEqual(parsed.metadata, {});
+  assert.equal(fingerprint(parsed), fingerprint(parseParameters({ "loam.csi.dev/deviceClass": "thin" })));
+  // loam's own keys stay strict beside them.
+  assert.throws(() => parseParameters({ ...reserved, "loam.csi.dev/stripes": "two" }), /"two" is not allowed/);
+});
+
+test("snapshot parameters: only Kubernetes' keys, which are ignored", () => {
+  checkSnapshotParameters({
+    "csi.storage.k8s.io/volumesnapshot/name": "snap",
+    "csi.storage.k8s.io/volumesnapshot/namespace": "db",
+    "csi.storage.k8s.io/volumesnapshotcontent/name": "snapcontent-1",
+    "csi.storage.k8s.io/snapshotter-secret-name": "s",
+    "csi.storage.k8s.io/snapshotter-secret-namespace": "ns",
+  });
+  assert.throws(() => checkSnapshotParameters({ "loam.csi.dev/deviceClass": "thin" }), /unknown key "loam.csi.dev\/deviceClass"; loam's snapshots take no parameters/);
 });
 
 test("parameters: claim metadata is recorded and does not change the fingerprint", () => {

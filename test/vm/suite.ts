@@ -14,6 +14,7 @@ import { deviceClassTests } from "./device-classes.vm.js";
 import { snapshotTests } from "./snapshots.vm.js";
 import { nodeTests } from "./node.vm.js";
 import { observabilityTests } from "./observability.vm.js";
+import { sidecarContractTests } from "./sidecar-contract.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -24,6 +25,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   snapshots: snapshotTests,
   node: nodeTests,
   observability: observabilityTests,
+  "sidecar-contract": sidecarContractTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);

@@ -124,9 +124,11 @@ async function demo(): Promise<void> {
     await csi("info");
   });
 
-  await step("Capacity the scheduler would see, per device class", async () => {
-    await csi("get-capacity", "--parameter", "loam.csi.dev/deviceClass=thick");
-    await csi("get-capacity", "--parameter", "loam.csi.dev/deviceClass=thin");
+  // external-provisioner (v5.2.0, the version deploy/ pins and the contract tests check) sends
+  // GetCapacity each StorageClass's parameters exactly as stored, csi.storage.k8s.io/fstype included.
+  await step("Capacity the scheduler would see, asked as csi-provisioner v5.2.0 asks for the shipped loam-xfs and loam-thin classes", async () => {
+    await csi("get-capacity", "--parameter", "csi.storage.k8s.io/fstype=xfs", "--parameter", "loam.csi.dev/deviceClass=thick");
+    await csi("get-capacity", "--parameter", "csi.storage.k8s.io/fstype=xfs", "--parameter", "loam.csi.dev/deviceClass=thin");
   });
 
   const thin = await step("Create a 512 MiB thin volume", async () => {
