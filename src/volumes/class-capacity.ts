@@ -1,0 +1,75 @@
+/**
+ * Capacity per device class, as the engine answers it: GetCapacity's figures and
+ * CreateVolume's "does it fit", both from capacity.ts's arithmetic on one LVM state so the
+ * scheduler is never told something creation then refuses.
+ */
+import { type ClassCapacity, thickCapacity, thinCapacity, thinPoolOverThreshold, thinPoolState } from "./capacity.js";
+import type { EngineContext } from "./context.js";
+import type { VolumeLayout } from "./device-classes.js";
+import { failedPrecondition, invalidArgument, resourceExhausted } from "./errors.js";
+import type { LvmState } from "./lvm-state.js";
+import { PARAMETER_KEYS } from "./parameters.js";
+import type { Capacity, CapacityOptions } from "./volume.js";
+
+/**
+ * What one more volume of the requested class and layout can get. A thin class whose pool
+ * is missing has nothing to offer (0), rather than failing the whole capacity report.
+ */
+export async function capacity(context: EngineContext, options: CapacityOptions): Promise<Capacity> {
+  const parameters = options.parameters ?? { shaping: {}, metadata: {} };
+  const deviceClass = context.classes.select(parameters);
+  const first = await context.readState(options, "capacity");
+  const layout = context.classes.layout(parameters, first.vg(deviceClass.volumeGroup).pvs.length);
+  const state = await context.forLayout(first, layout, options);
+  const report = state.vg(deviceClass.volumeGroup);
+  checkStripeSize(layout, report.vg.extentSizeBytes);
+  if (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? "")) {
+    return { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: report.vg.extentSizeBytes };
+  }
+  const room = capacityOf(state, layout);
+  return {
+    availableBytes: room.availableBytes,
+    maximumVolumeBytes: room.maximumVolumeBytes,
+    minimumVolumeBytes: room.minimumVolumeBytes,
+  };
+}
+
+/** Throws RESOURCE_EXHAUSTED, with the figures, unless a volume of `size` bytes fits. */
+export function checkRoom(state: LvmState, layout: VolumeLayout, size: number): void {
+  const room = capacityOf(state, layout);
+  if (size <= room.availableBytes) return;
+  const deviceClass = layout.deviceClass;
+  if (layout.kind === "thin") {
+    const poolState = thinPoolState(state.vg(deviceClass.volumeGroup), deviceClass.thinPool ?? "");
+    const over = poolState ? thinPoolOverThreshold(poolState, deviceClass) : undefined;
+    if (over) throw resourceExhausted(`${over}; requested ${size} bytes`);
+  }
+  throw resourceExhausted(
+    `not enough space in volume group ${deviceClass.volumeGroup} for device class "${deviceClass.name}": ` +
+      `requested ${size} bytes, free ${room.availableBytes} bytes for a ${layout.kind} volume (${room.explanation})`,
+  );
+}
+
+/** A stripe size from the parameters (or the class) must fit in one extent of the VG. */
+export function checkStripeSize(layout: VolumeLayout, extentBytes: number): void {
+  if (layout.stripeSizeBytes !== undefined && layout.stripeSizeBytes > extentBytes) {
+    throw invalidArgument(
+      `parameters["${PARAMETER_KEYS.stripeSize}"] (${layout.stripeSizeBytes} bytes, or the default of device class "${layout.deviceClass.name}") ` +
+        `is larger than the extent size ${extentBytes} of volume group ${layout.deviceClass.volumeGroup}; allowed: 4096 to ${extentBytes}, a power of two`,
+    );
+  }
+}
+
+function capacityOf(state: LvmState, layout: VolumeLayout): ClassCapacity {
+  const deviceClass = layout.deviceClass;
+  const report = state.vg(deviceClass.volumeGroup);
+  if (layout.kind !== "thin") return thickCapacity(report, layout);
+  const poolState = thinPoolState(report, deviceClass.thinPool ?? "");
+  if (!poolState) {
+    throw failedPrecondition(
+      `thin pool ${deviceClass.volumeGroup}/${deviceClass.thinPool ?? "?"} of device class "${deviceClass.name}" does not exist; ` +
+        "create it (lvcreate --type thin-pool) or correct the node configuration",
+    );
+  }
+  return thinCapacity(poolState, deviceClass, report.vg.extentSizeBytes);
+}

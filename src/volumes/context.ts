@@ -1,0 +1,197 @@
+/**
+ * What every operation of the engine works with: the Lvm facade, the node's device classes
+ * and the LVM state, read as a decision needs it (a miss read again, per-PV free space exact
+ * for striped and raid1, a thin pool's usage from device-mapper now) and told about each
+ * change loam makes. The per-concern modules (volumes.ts, create.ts, snapshots.ts,
+ * population.ts, class-capacity.ts) take one `EngineContext`; engine.ts owns it and the locks.
+ */
+import { stat } from "node:fs/promises";
+import type { Lvm, ThinPoolUsage } from "../lvm/lvm.js";
+import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
+import type { DeviceClass, DeviceClasses, VolumeLayout } from "./device-classes.js";
+import { lvmFailure } from "./errors.js";
+import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
+import type { Located, LvmState } from "./lvm-state.js";
+import { metadataOf } from "./metadata.js";
+import { type CallOptions, type Volume, devicePath, volumeOf } from "./volume.js";
+
+export interface EngineOptions extends LvmStateCacheOptions {
+  /**
+   * Whether a block device node exists at the path: how activation is read from the kernel.
+   * Default: stat. Tests over an LVM stand-in, which has no device nodes, substitute one.
+   */
+  isBlockDevice?: (path: string) => Promise<boolean>;
+}
+
+export class EngineContext {
+  private readonly cache: LvmStateCache;
+  private readonly isBlockDevice: (path: string) => Promise<boolean>;
+  /** ListVolumes pages through one list: built once per version of the state. */
+  readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
+
+  constructor(
+    readonly lvm: Lvm,
+    readonly classes: DeviceClasses,
+    options: EngineOptions = {},
+  ) {
+    const { isBlockDevice, ...cacheOptions } = options;
+    this.isBlockDevice = isBlockDevice ?? blockDeviceAt;
+    this.cache = new LvmStateCache(lvm, classes.volumeGroups, cacheOptions);
+  }
+
+  /** The LVM state, as recent as `need` requires; UNAVAILABLE when a volume group cannot be read. */
+  async readState(options: CallOptions, need: Need = "lookup"): Promise<LvmState> {
+    const vgs = this.classes.volumeGroups;
+    try {
+      return await untilAborted(this.cache.get(need), options.signal);
+    } catch (error) {
+      throw lvmFailure(error, `reading volume group(s) ${vgs.join(", ")}`, {
+        unreadable: (lvmSays) => `volume group(s) ${vgs.join(", ")} cannot be read: ${lvmSays}`,
+      });
+    }
+  }
+
+  /**
+   * The LV with this name, reading LVM again when the state (`known`, or the current one) does
+   * not have it: a miss must be real. Returns the state the answer came from.
+   */
+  async lookup(id: string, options: CallOptions, known?: LvmState): Promise<{ state: LvmState; found: Located | undefined }> {
+    let state = known ?? (await this.readState(options));
+    let found = state.find(id);
+    if (!found && !state.fresh) {
+      this.cache.invalidate();
+      state = await this.readState(options);
+      found = state.find(id);
+    }
+    return { state, found };
+  }
+
+  /**
+   * The state as a decision about this layout needs it: per-PV free space for striped and
+   * raid1, and a thin pool's usage read from device-mapper now (it changes with every write).
+   */
+  async forLayout(state: LvmState, layout: VolumeLayout, options: CallOptions, usage?: Promise<ThinPoolUsage>): Promise<LvmState> {
+    let current = state;
+    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.readState(options, "exact");
+    const deviceClass = layout.deviceClass;
+    if (layout.kind === "thin" && deviceClass.thinPool !== undefined) {
+      current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options, usage);
+    }
+    return current;
+  }
+
+  /**
+   * A thin class's pool usage, read from device-mapper starting now: a create needs it after
+   * the cache's own check, and the two waits overlap instead of adding up.
+   */
+  poolUsageNow(deviceClass: DeviceClass, options: CallOptions): Promise<ThinPoolUsage> | undefined {
+    if (deviceClass.type !== "thin" || deviceClass.thinPool === undefined) return undefined;
+    const usage = this.lvm.thinPoolUsage(deviceClass.volumeGroup, deviceClass.thinPool, options);
+    // Handled where it is awaited; this keeps a call that stops earlier from leaving it unhandled.
+    usage.catch(() => undefined);
+    return usage;
+  }
+
+  /** `usage`, when given, is a read already under way (poolUsageNow). */
+  async withPoolUsage(state: LvmState, vg: string, pool: string, options: CallOptions, usage?: Promise<ThinPoolUsage>): Promise<LvmState> {
+    if (state.fresh) return state;
+    try {
+      return state.withPoolUsage(vg, pool, await (usage ?? this.lvm.thinPoolUsage(vg, pool, options)));
+    } catch {
+      // An inactive pool (or no dmsetup): LVM's report knows what it knows.
+      this.cache.invalidate();
+      return this.readState(options, "exact");
+    }
+  }
+
+  /** Tells the cache about a change just made; a failure to apply it only costs a later read. */
+  async changed(vg: string, change: Change): Promise<void> {
+    await this.cache.apply(vg, change).catch(() => this.cache.invalidate());
+  }
+
+  /** Forgets the cached state: after a failed change, whose effect on the metadata is unknown. */
+  invalidate(): void {
+    this.cache.invalidate();
+  }
+
+  /** The volume an LV holds, in this node's classes. */
+  volumeOf(found: Located): Volume | undefined {
+    return volumeOf(found, this.classes.defaultClass.name);
+  }
+
+  /** The LV with its activation as the kernel has it now (the cache only knows what LVM said when it was read). */
+  async withLiveActivation(found: Located): Promise<Located> {
+    const active = await this.isBlockDevice(found.lv.devicePath || devicePath(found.lv.vgName, found.lv.name));
+    return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
+  }
+
+  /** The configured class a thin LV belongs to: the one whose pool holds it. */
+  classOfThin(lv: LogicalVolume): DeviceClass | undefined {
+    const tagged = metadataOf(lv)?.deviceClass;
+    const byTag = tagged === undefined ? undefined : this.classes.byName(tagged);
+    if (byTag?.type === "thin" && byTag.volumeGroup === lv.vgName && byTag.thinPool === lv.poolLv) return byTag;
+    return this.classes.all.find((c) => c.type === "thin" && c.volumeGroup === lv.vgName && c.thinPool === lv.poolLv);
+  }
+}
+
+/** The LV loam just made, as the cache records it until LVM is next read. */
+export function madeLv(
+  vg: string,
+  name: string,
+  sizeBytes: number,
+  tags: readonly string[],
+  segType: string,
+  extra: Partial<LogicalVolume> = {},
+): LogicalVolume {
+  return {
+    name,
+    vgName: vg,
+    uuid: "",
+    sizeBytes,
+    attr: "",
+    active: true,
+    segType,
+    stripes: 1,
+    stripeSizeBytes: 0,
+    segmentCount: 1,
+    poolLv: "",
+    origin: "",
+    dataPercent: null,
+    metadataPercent: null,
+    tags: [...tags],
+    devicePath: devicePath(vg, name),
+    healthStatus: "",
+    copyPercent: segType.startsWith("raid") ? 0 : null,
+    roles: ["public"],
+    internal: false,
+    ...extra,
+  };
+}
+
+/** Extents of the VG an LV holds: 0 for thin LVs (the pool holds them); undefined where raid metadata or layers make it uncertain. */
+export function extentsOf(lv: LogicalVolume, extentBytes: number): number | undefined {
+  if (lv.segType === "thin") return 0;
+  if (lv.segType !== "linear" && lv.segType !== "striped") return undefined;
+  const extents = lv.sizeBytes / extentBytes;
+  return Number.isInteger(extents) ? extents : undefined;
+}
+
+async function blockDeviceAt(path: string): Promise<boolean> {
+  const node = await stat(path).catch(() => undefined);
+  return node?.isBlockDevice() ?? false;
+}
+
+/**
+ * The promise, or an AbortError as soon as the caller's signal fires. The cache's reads are
+ * shared, so a caller who gives up stops waiting rather than killing a report others wait for.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  const aborted = (): DOMException => new DOMException("the call was cancelled", "AbortError");
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(aborted());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
