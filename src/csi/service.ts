@@ -22,7 +22,8 @@ import {
 } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { UnimplementedError, codeName, toStatus } from "./status.js";
-import { type Logger, redactMessage } from "../log.js";
+import type { Logger } from "../log.js";
+import { redactMessage } from "./redact.js";
 
 export interface CallContext {
   /** Aborted when the client cancels or the deadline passes; passed down to every LVM command. */

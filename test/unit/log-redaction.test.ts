@@ -25,7 +25,8 @@ import {
   csi_secret,
   file_csi_v1_csi,
 } from "../../src/gen/csi/v1/csi_pb.js";
-import { REDACTED, createLogger, redactMessage, secretFieldPaths } from "../../src/log.js";
+import { createLogger } from "../../src/log.js";
+import { REDACTED, redactMessage, secretFieldPaths } from "../../src/csi/redact.js";
 import { CsiClient } from "../../src/csi/client.js";
 import { startServer } from "../../src/csi/server.js";
 import { CommandRunner } from "../../src/exec/index.js";
