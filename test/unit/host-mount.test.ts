@@ -11,7 +11,7 @@ import { firstLook, probeDevice } from "../../src/host/blkid.js";
 import { filesystemUsage, growFilesystem, makeFilesystem, makeFilesystemIfEmpty } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
-import { CAP_SYS_RESOURCE, LoopScratch, canUseLoopDevices, hasCapability } from "./host-fixture.test.js";
+import { CAP_SYS_RESOURCE, LoopScratch, skipWithoutLoopDevices, hasCapability } from "./host-fixture.test.js";
 
 const MiB = 1024 * 1024;
 const runner = new CommandRunner({ defaultTimeoutMs: 60_000 });
@@ -31,7 +31,7 @@ async function writeStaleBlocks(device: string): Promise<void> {
 }
 const mounter = new Mounter(runner);
 
-describe("host filesystems and mounts on loop devices", { skip: !canUseLoopDevices() && "needs root and loop devices" }, () => {
+describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopDevices() }, () => {
   let scratch: LoopScratch;
   before(() => {
     scratch = new LoopScratch();

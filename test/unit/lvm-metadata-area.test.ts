@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { MetadataAreaError, currentText, metadataAreasOf, metadataStamp, volumeGroupStamp } from "../../src/lvm/metadata-area.js";
-import { LoopScratch, canUseLoopDevices } from "./host-fixture.test.js";
+import { LoopScratch, skipWithoutLoopDevices } from "./host-fixture.test.js";
 
 const lvmEnv = { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1", LC_ALL: "C" };
 const lvm = (argv: string[]): string => execFileSync(argv[0], argv.slice(1), { env: lvmEnv, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -15,7 +15,7 @@ test("currentText refuses a sector that is not a metadata area header", () => {
   assert.throws(() => currentText(Buffer.alloc(512), "/dev/x", 4096), (e: unknown) => e instanceof MetadataAreaError && /4096/.test(e.message));
 });
 
-test("the stamp of real PVs changes with a metadata commit and not with a read", { skip: !canUseLoopDevices() && "needs root and loop devices" }, (t) => {
+test("the stamp of real PVs changes with a metadata commit and not with a read", { skip: skipWithoutLoopDevices() }, (t) => {
   const scratch = new LoopScratch();
   const vg = `loamstamp${process.pid}`;
   t.after(() => {

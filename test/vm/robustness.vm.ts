@@ -195,13 +195,18 @@ export function robustnessTests(h: () => Harness): void {
         }
         await h().killLoam("SIGKILL");
         const outcome = await pending;
-        assert.ok(outcome instanceof CsiCallError || (typeof outcome === "object" && outcome !== null), "the call ended");
+        // The call either failed with the connection (UNAVAILABLE, which the provisioner retries)
+        // or was answered before the kill; an answered volume must survive the restart.
+        const acknowledged = outcome instanceof CsiCallError ? undefined : (outcome as { volume?: { volumeId: string } }).volume?.volumeId;
+        if (outcome instanceof CsiCallError) assert.equal(outcome.code, status.UNAVAILABLE, outcome.message);
+        else assert.ok(acknowledged, `the call ended with neither an error nor a volume: ${String(outcome)}`);
         // An orphaned lvcreate may still be finishing; LVM's own VG lock orders it before our reads.
         await h().startLoam();
         const listed = (await h().client.call(Controller, "listVolumes", {})).entries.map((e) => e.volume!.volumeId);
         const made = await h().lvsNamed(name);
         assert.ok(made.length <= 1, `at most one LV after the crash, found ${made.join(", ")}`);
         assert.deepEqual(listed.filter((id) => made.includes(id)), made, "what LVM holds is what ListVolumes shows");
+        if (acknowledged) assert.deepEqual(made, [acknowledged], "an acknowledged volume is still there after the crash");
         const { volume } = await h().client.call(Controller, "createVolume", createRequest(name, 256 * MiB));
         assert.deepEqual(await h().lvsNamed(name), [volume!.volumeId]);
         await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });
