@@ -6,6 +6,7 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Controller, Identity, Node } from "../gen/csi/v1/csi_pb.js";
 import type { VolumeEngine } from "../volumes/engine.js";
+import type { NodeHost } from "../volumes/node-host.js";
 import { CommandRunner } from "../exec/index.js";
 import type { Logger } from "../log.js";
 import { type CallRecord, addService } from "./service.js";
@@ -27,6 +28,8 @@ export interface ServerOptions {
   kubeletDir?: string;
   /** Runner for mount, mkfs and friends; a plain runner (no LVM prefix) when not given. */
   hostRunner?: CommandRunner;
+  /** The Node service's devices, filesystems and mounts; HostOperations over hostRunner when not given. */
+  host?: NodeHost;
   logger: Logger;
   onCall?: (record: CallRecord) => void;
 }

@@ -1,11 +1,10 @@
 /**
- * Making, growing and measuring filesystems. mkfs runs only on a device found empty; mkfs.xfs
- * is never given -f, so it adds its own refusal on top of that.
+ * Making, growing and measuring filesystems. mkfs.xfs is never given -f, so it refuses a
+ * device with any signature on it; whether a device is empty enough to format is the
+ * domain's decision (src/volumes/staging.ts).
  */
 import { statfs } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
-import { type DeviceContent, firstLook, probeDevice } from "./blkid.js";
-import { HostCommandError } from "./errors.js";
 import { runChecked } from "./run.js";
 
 export type FilesystemType = "xfs" | "ext4";
@@ -19,45 +18,6 @@ export async function makeFilesystem(
   // No discard: a new LV has nothing worth discarding and on thin pools it is slow.
   const argv = fsType === "xfs" ? ["mkfs.xfs", "-q", "-K", device] : ["mkfs.ext4", "-q", "-E", "nodiscard", device];
   await runChecked(runner, argv, options);
-}
-
-/** What makeFilesystemIfEmpty did: made the filesystem, or found this and wrote nothing. */
-export type Prepared = { kind: "formatted" } | Exclude<DeviceContent, { kind: "empty" }>;
-
-/**
- * Makes `fsType` on a device that holds nothing; otherwise says what the device holds and
- * leaves it untouched.
- *
- * A new thick LV on extents a deleted volume used is zero in its first 4 KiB (lvcreate's
- * doing) but not at its edges, so emptiness needs a signature probe. For xfs that probe is
- * mkfs.xfs's own: without -f it runs libblkid's full probe (superblocks and partition tables,
- * as `blkid -p` does) before writing and refuses whatever it finds; only then is blkid asked
- * what is there. That saves a process start per new volume. mke2fs's refusal depends on a
- * terminal, so ext4 always asks blkid first.
- */
-export async function makeFilesystemIfEmpty(
-  runner: CommandRunner,
-  device: string,
-  fsType: FilesystemType,
-  options: RunOptions = {},
-): Promise<Prepared> {
-  const look = await firstLook(device);
-  if (look === "zero-head" && fsType === "xfs") {
-    try {
-      await makeFilesystem(runner, device, fsType, options);
-      return { kind: "formatted" };
-    } catch (error) {
-      if (!(error instanceof HostCommandError)) throw error;
-      const content = await probeDevice(runner, device, options, look);
-      // blkid finds nothing either: mkfs failed for a reason of its own (too small, I/O).
-      if (content.kind === "empty") throw error;
-      return content;
-    }
-  }
-  const content = await probeDevice(runner, device, options, look);
-  if (content.kind !== "empty") return content;
-  await makeFilesystem(runner, device, fsType, options);
-  return { kind: "formatted" };
 }
 
 /**

@@ -52,11 +52,11 @@ export async function readMountInfo(path = "/proc/self/mountinfo"): Promise<Moun
 }
 
 /** The mount visible at this path: when mounts are stacked, the last one listed is on top. */
-export function mountAt(entries: readonly MountEntry[], path: string): MountEntry | undefined {
+export function mountAt<T extends Pick<MountEntry, "mountPoint">>(entries: readonly T[], path: string): T | undefined {
   return entries.findLast((entry) => entry.mountPoint === path);
 }
 
-export function isReadOnly(entry: MountEntry): boolean {
+export function isReadOnly(entry: Pick<MountEntry, "mountOptions">): boolean {
   return entry.mountOptions.includes("ro");
 }
 

@@ -1,6 +1,7 @@
 /**
  * Filesystems and mounts against the real kernel: loop devices, mkfs.xfs and mkfs.ext4,
- * mount, bind mounts, read-only remounts, device-node binds, online growth and statfs.
+ * mount, bind mounts, read-only remounts, device-node binds, online growth and statfs; and
+ * stage's format-only-when-empty rule (src/volumes/staging.ts) over the real host.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,18 +9,20 @@ import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writ
 import { join } from "node:path";
 import { CommandRunner } from "../../src/exec/index.js";
 import { firstLook, probeDevice } from "../../src/host/blkid.js";
-import { filesystemUsage, growFilesystem, makeFilesystem, makeFilesystemIfEmpty } from "../../src/host/filesystem.js";
+import { filesystemUsage, growFilesystem, makeFilesystem } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";
+import { HostOperations } from "../../src/host/operations.js";
+import { prepareFilesystem } from "../../src/volumes/staging.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
 import { CAP_SYS_RESOURCE, LoopScratch, skipWithoutLoopDevices, hasCapability } from "./host-fixture.test.js";
 
 const MiB = 1024 * 1024;
 const runner = new CommandRunner({ defaultTimeoutMs: 60_000 });
 
-/** A runner that records which programs it started. */
-function watchedRunner(): { started: string[]; watched: CommandRunner } {
+/** The host over a runner that records which programs it started. */
+function watchedHost(): { started: string[]; watched: HostOperations } {
   const started: string[] = [];
-  return { started, watched: new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) }) };
+  return { started, watched: new HostOperations(new CommandRunner({ onCommand: (o) => started.push(o.argv[0]) })) };
 }
 
 /** A deleted volume's leftovers past the 4 KiB lvcreate zeroes: the device then has a zero head. */
@@ -87,8 +90,8 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
   test("xfs on a device with a zero head and stale blocks further in: mkfs.xfs alone decides, no blkid is started", async () => {
     const { device } = scratch.loop(320);
     await writeStaleBlocks(device);
-    const { started, watched } = watchedRunner();
-    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "formatted" });
+    const { started, watched } = watchedHost();
+    assert.deepEqual(await prepareFilesystem(watched, device, "xfs"), { kind: "formatted" });
     assert.deepEqual(started, ["mkfs.xfs"]);
     assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "xfs" });
   });
@@ -102,9 +105,9 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
     writeSync(fd, terminator, 0, undefined, 32 * 1024 + 2048);
     const before = Buffer.alloc(64 * 1024);
     readSync(fd, before, 0, before.length, 0);
-    const { started, watched } = watchedRunner();
+    const { started, watched } = watchedHost();
     assert.equal(await firstLook(device), "zero-head");
-    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "xfs"), { kind: "filesystem", fsType: "iso9660" });
+    assert.deepEqual(await prepareFilesystem(watched, device, "xfs"), { kind: "filesystem", fsType: "iso9660" });
     assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
     const after = Buffer.alloc(64 * 1024);
     readSync(fd, after, 0, after.length, 0);
@@ -115,16 +118,16 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
   test("ext4 on a device with a zero head asks blkid before mkfs", async () => {
     const { device } = scratch.loop(32);
     await writeStaleBlocks(device);
-    const { started, watched } = watchedRunner();
-    assert.deepEqual(await makeFilesystemIfEmpty(watched, device, "ext4"), { kind: "formatted" });
+    const { started, watched } = watchedHost();
+    assert.deepEqual(await prepareFilesystem(watched, device, "ext4"), { kind: "formatted" });
     assert.deepEqual(started, ["blkid", "mkfs.ext4"]);
   });
 
   test("xfs on a device with a zero head that is too small: mkfs.xfs's own error comes back once blkid finds nothing", async () => {
     const { device } = scratch.loop(64);
     await writeStaleBlocks(device);
-    const { started, watched } = watchedRunner();
-    await assert.rejects(makeFilesystemIfEmpty(watched, device, "xfs"), /must be larger than 300MB/);
+    const { started, watched } = watchedHost();
+    await assert.rejects(prepareFilesystem(watched, device, "xfs"), /must be larger than 300MB/);
     assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
   });
 

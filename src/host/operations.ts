@@ -1,0 +1,97 @@
+/**
+ * This machine's devices, filesystems and mounts as one object: what the node side of the
+ * domain asks of the host (src/volumes/node-host.ts's NodeHost, matched structurally: the
+ * host layer does not import the domain). Commands run through the given runner, in loam's
+ * own mount namespace.
+ */
+import { mkdir, realpath, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import type { CommandRunner, RunOptions } from "../exec/index.js";
+import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
+import { type FilesystemType, type FilesystemUsage, filesystemUsage, growFilesystem, makeFilesystem } from "./filesystem.js";
+import { type MountOptions, Mounter } from "./mount.js";
+import { type MountEntry, majorMinorOf } from "./mountinfo.js";
+
+/** What a path is. `device` is the "major:minor" a block device node points at. */
+export type PathInfo = { type: "block-device"; device: string } | { type: "directory" } | { type: "other" };
+
+export class HostOperations {
+  private readonly mounter: Mounter;
+
+  constructor(private readonly runner: CommandRunner) {
+    this.mounter = new Mounter(runner);
+  }
+
+  mounts(): Promise<MountEntry[]> {
+    return this.mounter.mounts();
+  }
+
+  async stat(path: string): Promise<PathInfo> {
+    const found = await stat(path);
+    if (found.isBlockDevice()) return { type: "block-device", device: majorMinorOf(found.rdev) };
+    return found.isDirectory() ? { type: "directory" } : { type: "other" };
+  }
+
+  realpath(path: string): Promise<string> {
+    return realpath(path);
+  }
+
+  async makeDirectory(path: string): Promise<void> {
+    await mkdir(path, { recursive: true, mode: 0o750 });
+  }
+
+  async makeFile(path: string): Promise<void> {
+    await writeFile(path, "", { flag: "wx", mode: 0o640 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw error;
+    });
+  }
+
+  async removeDirectory(path: string): Promise<boolean> {
+    try {
+      await rmdir(path);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return true;
+      if (code === "ENOTEMPTY") return false;
+      throw error;
+    }
+  }
+
+  async removeFile(path: string): Promise<void> {
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  }
+
+  firstLook(device: string): Promise<FirstLook> {
+    return firstLook(device);
+  }
+
+  probe(device: string, options: RunOptions = {}, look?: FirstLook): Promise<DeviceContent> {
+    return probeDevice(this.runner, device, options, look);
+  }
+
+  makeFilesystem(device: string, fsType: FilesystemType, options: RunOptions = {}): Promise<void> {
+    return makeFilesystem(this.runner, device, fsType, options);
+  }
+
+  growFilesystem(target: { fsType: string; device: string; mountPoint: string }, options: RunOptions = {}): Promise<void> {
+    return growFilesystem(this.runner, target, options);
+  }
+
+  filesystemUsage(path: string): Promise<FilesystemUsage> {
+    return filesystemUsage(path);
+  }
+
+  mountFilesystem(device: string, target: string, fsType: string, flags: readonly string[], options: MountOptions = {}): Promise<void> {
+    return this.mounter.mountFilesystem(device, target, fsType, flags, options);
+  }
+
+  bindMount(source: string, target: string, perMountFlags: readonly string[], options: MountOptions = {}): Promise<void> {
+    return this.mounter.bindMount(source, target, perMountFlags, options);
+  }
+
+  unmountAll(target: string, options: RunOptions = {}): Promise<number> {
+    return this.mounter.unmountAll(target, options);
+  }
+}

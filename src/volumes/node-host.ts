@@ -1,0 +1,134 @@
+/**
+ * What the node side of the domain needs from the machine it runs on: device probes, mkfs,
+ * mount, bind and umount, filesystem growth, statfs, the mount table and a few file
+ * operations. The domain owns this interface; src/host implements it (HostOperations)
+ * without importing it, and tests can stand in for it with plain async functions.
+ *
+ * Every method takes resolved, already confined paths. A command that runs and exits
+ * non-zero rejects with a HostCommandError (src/host/errors.ts; its stderr is read: mkfs.xfs's
+ * "must be larger than" becomes FAILED_PRECONDITION, anything else INTERNAL naming the step);
+ * one that cannot start, times out or is cancelled rejects with src/exec's CommandError
+ * (INTERNAL, its own words); an error named AbortError becomes ABORTED; any other error
+ * becomes INTERNAL naming the step.
+ */
+import { CommandError, CommandExitError } from "../exec/index.js";
+import type { DeviceContent, FirstLook } from "../host/blkid.js";
+import type { FilesystemUsage } from "../host/filesystem.js";
+import type { MountEntry } from "../host/mountinfo.js";
+import type { PathInfo } from "../host/operations.js";
+import type { FsType } from "./capabilities.js";
+import type { VolumeEngine } from "./engine.js";
+import type { Volume } from "./volume.js";
+import { VolumeError, alreadyExists, failedPrecondition } from "./errors.js";
+import { PER_MOUNT_FLAGS } from "./capabilities.js";
+
+/** One line of the kernel's mount table, as much of it as the node's decisions read. */
+export type HostMount = Pick<MountEntry, "majorMinor" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions">;
+
+export type { DeviceContent, FilesystemUsage, FirstLook, PathInfo };
+
+export interface HostCallOptions {
+  signal?: AbortSignal;
+}
+
+export interface HostMountOptions extends HostCallOptions {
+  readonly?: boolean;
+}
+
+export interface NodeHost {
+  /** The kernel's mount table for loam's mount namespace, in the kernel's order (a later entry stacks on an earlier one). */
+  mounts(): Promise<HostMount[]>;
+  /** Resolves with what `path` is; rejects with the filesystem's error (ENOENT, ...) when it cannot be looked at. */
+  stat(path: string): Promise<PathInfo>;
+  /** Resolves with `path` with every symlink resolved; rejects when it does not exist. */
+  realpath(path: string): Promise<string>;
+  /** Makes a directory and its missing parents (mode 0750); resolves when it exists. */
+  makeDirectory(path: string): Promise<void>;
+  /** Makes an empty file (mode 0640); resolves when it exists, also when it already did. */
+  makeFile(path: string): Promise<void>;
+  /** Removes an empty directory: true when it is gone (or was never there), false when it holds entries. */
+  removeDirectory(path: string): Promise<boolean>;
+  /** Removes a file or device node; resolves when it is gone (or was never there). */
+  removeFile(path: string): Promise<void>;
+
+  /** Reads the device's edges; never rejects (an unreadable device is "data"). */
+  firstLook(device: string): Promise<FirstLook>;
+  /**
+   * Asks a signature probe what the device holds. `look`, when given, is a first look
+   * already taken (an "empty" one answers without starting a process). Rejects with a
+   * HostCommandError when the probe itself fails.
+   */
+  probe(device: string, options?: HostCallOptions, look?: FirstLook): Promise<DeviceContent>;
+  /** Runs mkfs on the device, with no force flag; rejects with a HostCommandError when mkfs refuses or fails. */
+  makeFilesystem(device: string, fsType: FsType, options?: HostCallOptions): Promise<void>;
+  /** Grows a mounted filesystem to fill its device (xfs through mountPoint, ext* through device); a no-op when full. */
+  growFilesystem(target: { fsType: string; device: string; mountPoint: string }, options?: HostCallOptions): Promise<void>;
+  /** statfs of a mounted filesystem. */
+  filesystemUsage(path: string): Promise<FilesystemUsage>;
+
+  /** Mounts a filesystem read-write, or read-only with `readonly`, with these (already allowed) flags. */
+  mountFilesystem(device: string, target: string, fsType: string, flags: readonly string[], options?: HostMountOptions): Promise<void>;
+  /**
+   * Bind-mounts source (a directory or a device node) onto target, then applies readonly
+   * and the per-mount flags; when that second step fails the bind is undone before it rejects.
+   */
+  bindMount(source: string, target: string, perMountFlags: readonly string[], options?: HostMountOptions): Promise<void>;
+  /** Unmounts every mount stacked at target; resolves when the mount table lists none there. */
+  unmountAll(target: string, options?: HostCallOptions): Promise<unknown>;
+}
+
+/** The part of the volume engine the node uses. */
+export type NodeEngine = Pick<VolumeEngine, "ensureActive" | "getVolume" | "expandVolume">;
+
+/** "major:minor" of the volume's device node; FAILED_PRECONDITION when it is missing or not a device. */
+export async function deviceNumber(host: NodeHost, volume: Pick<Volume, "id" | "devicePath">): Promise<string> {
+  let found: PathInfo;
+  try {
+    found = await host.stat(volume.devicePath);
+  } catch (error) {
+    throw failedPrecondition(`device ${volume.devicePath} of volume ${volume.id} is missing: ${(error as Error).message}`);
+  }
+  if (found.type !== "block-device") throw failedPrecondition(`${volume.devicePath} is not a block device`);
+  return found.device;
+}
+
+/** Flags that mountinfo shows by name when set, so a repeated request can be compared with them. */
+const VISIBLE_PER_MOUNT_FLAGS = PER_MOUNT_FLAGS.filter((flag) => flag !== "strictatime");
+
+/** ALREADY_EXISTS when a mount lacks a flag the request asks for (one mountinfo would show). */
+export function checkFlagsMatch(mount: HostMount, flags: readonly string[], where: string): void {
+  const missing = flags.filter((flag) => VISIBLE_PER_MOUNT_FLAGS.includes(flag) && !mount.mountOptions.includes(flag));
+  if (missing.length > 0) {
+    throw alreadyExists(`${where} with mount options ${mount.mountOptions.join(",")}; this request also asks for ${missing.join(",")}`);
+  }
+}
+
+/** Runs one host step; a failure becomes a VolumeError that says what was being done. */
+export async function hostStep<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw hostFailure(error, doing);
+  }
+}
+
+/**
+ * A host step's failure in the domain's words. VolumeErrors, LVM's errors and a command that
+ * could not start, timed out or was cancelled pass through with their own words; a command
+ * that exited non-zero is named with the step.
+ */
+export function hostFailure(error: unknown, doing: string): VolumeError | CommandError {
+  if (error instanceof VolumeError || (error instanceof CommandError && !(error instanceof CommandExitError))) return error;
+  if (error instanceof CommandExitError) {
+    if (/must be larger than/.test(error.stderr)) {
+      return failedPrecondition(`${doing} failed: ${error.stderr.trim()} (ask for a larger volume or fs_type ext4)`);
+    }
+    return new VolumeError("internal", `${doing} failed: ${error.message}`, { cause: error });
+  }
+  if (error instanceof Error && error.name === "AbortError") {
+    return new VolumeError("aborted", `${doing} was cancelled`, { cause: error });
+  }
+  return new VolumeError("internal", `${doing} failed: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+}

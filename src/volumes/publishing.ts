@@ -1,0 +1,125 @@
+/**
+ * A staged volume into a pod, the node's rules: a filesystem volume is bind-mounted from its
+ * staging path with the pod's per-mount flags (read-only takes a remount the host never
+ * skips); a block volume's device node is bound onto a file, never read-only, because the
+ * kernel does not stop writes through such a bind. Unpublish removes what publish made and
+ * leaves any files it did not make in place. Paths arrive resolved and confined; the caller
+ * holds the per-volume lock.
+ */
+import { type VolumeUse, perMountFlags } from "./capabilities.js";
+import { alreadyExists, failedPrecondition, invalidArgument } from "./errors.js";
+import { isReadOnly, mountAt } from "../host/mountinfo.js";
+import { type HostCallOptions, type NodeHost, checkFlagsMatch, deviceNumber, hostFailure, hostStep } from "./node-host.js";
+import type { VolumeStaging } from "./staging.js";
+
+export interface PublishRequest {
+  id: string;
+  /** The staging and target paths, resolved and confined. */
+  staging: string;
+  target: string;
+  use: VolumeUse;
+  /** As publishReadonly settled it. */
+  readonly: boolean;
+}
+
+/**
+ * Whether a publish is read-only (the request says so, or the access mode is reader-only);
+ * INVALID_ARGUMENT for a read-only raw block volume. Checked before the volume's lock is taken.
+ */
+export function publishReadonly(use: VolumeUse, requested: boolean): boolean {
+  const readonly = requested || use.mode === "single-node-reader-only";
+  if (use.access.kind === "block" && readonly) {
+    throw invalidArgument(
+      "readonly publish of a raw block volume is refused: the kernel does not stop writes through a read-only bind mount of a device node",
+    );
+  }
+  return readonly;
+}
+
+export class VolumePublishing {
+  private readonly host: NodeHost;
+
+  constructor(private readonly staging: VolumeStaging) {
+    this.host = staging.host;
+  }
+
+  async publish(request: PublishRequest, options: HostCallOptions): Promise<void> {
+    const { id, staging, target, use, readonly } = request;
+    const { host } = this;
+    const flags = use.access.kind === "mount" ? perMountFlags(use.access.mountFlags) : [];
+    const [volume, mounts] = await Promise.all([this.staging.stagedDevice(id, options), host.mounts()]);
+    const device = await deviceNumber(host, volume);
+    const existing = mountAt(mounts, target);
+    if (use.access.kind === "block") {
+      if (existing) {
+        const held = await host.stat(target).catch(() => undefined);
+        if (held?.type === "block-device" && held.device === device) return;
+        throw alreadyExists(`target_path ${target} already has something else mounted (${existing.source}), not volume ${id}`);
+      }
+      const node = await hostStep(`resolving ${volume.devicePath}`, () => host.realpath(volume.devicePath));
+      await hostStep(`creating ${target}`, () => this.createFile(target));
+      await this.bindOrClean(node, target, [], false, options, `binding ${node} onto ${target}`);
+      return;
+    }
+    const staged = mountAt(mounts, staging);
+    if (!staged || staged.majorMinor !== device) {
+      throw failedPrecondition(`volume ${id} is not staged at staging_target_path ${staging}; call NodeStageVolume first`);
+    }
+    if (existing) {
+      if (existing.majorMinor !== device) {
+        throw alreadyExists(`target_path ${target} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`);
+      }
+      if (isReadOnly(existing) !== readonly) {
+        throw alreadyExists(
+          `volume ${id} is already published at ${target} ${isReadOnly(existing) ? "read-only" : "read-write"}; this request asks for ${readonly ? "read-only" : "read-write"}`,
+        );
+      }
+      checkFlagsMatch(existing, flags, `volume ${id} is already published at ${target}`);
+      return;
+    }
+    await hostStep(`creating ${target}`, () => host.makeDirectory(target));
+    await this.bindOrClean(staging, target, flags, readonly, options, `binding ${staging} onto ${target}`);
+  }
+
+  async unpublish(target: string, options: HostCallOptions): Promise<void> {
+    await hostStep(`unmounting ${target}`, () => this.host.unmountAll(target, options));
+    await hostStep(`removing ${target}`, () => this.removeTarget(target));
+  }
+
+  private async bindOrClean(
+    source: string,
+    target: string,
+    flags: readonly string[],
+    readonly: boolean,
+    options: HostCallOptions,
+    doing: string,
+  ): Promise<void> {
+    try {
+      await this.host.bindMount(source, target, flags, { readonly, signal: options.signal });
+    } catch (error) {
+      // Leave no empty target behind for a failed publish; unpublish would find nothing to do.
+      if (!mountAt(await this.host.mounts(), target)) await this.removeTarget(target).catch(() => undefined);
+      throw hostFailure(error, doing);
+    }
+  }
+
+  /** The empty file a block device is bound onto; an existing file is reused. */
+  private async createFile(path: string): Promise<void> {
+    const found = await this.host.stat(path).catch(() => undefined);
+    if (found?.type === "directory") throw failedPrecondition(`target_path ${path} is a directory; a block volume is published onto a file`);
+    if (!found) await this.host.makeFile(path);
+  }
+
+  /** Removes what publish created at target: an empty directory or the (unmounted) device file. */
+  private async removeTarget(target: string): Promise<void> {
+    const found = await this.host.stat(target).catch(() => undefined);
+    if (!found) return;
+    if (found.type === "directory") {
+      if (!(await this.host.removeDirectory(target))) {
+        throw failedPrecondition(`target_path ${target} is not mounted but holds files; loam leaves them in place`);
+      }
+    } else {
+      await this.host.removeFile(target);
+    }
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * A volume on this node, the node's rules: stage makes a filesystem only on an empty
+ * device and never formats over data, mounts it once per node (xfs with nouuid), and grows
+ * a filesystem it found to fill its device; unstage takes the mount away; expand grows the
+ * LV and then the mounted filesystem; stats report usage and condition. Each step first
+ * looks at the kernel's mount table and only does what is still missing, so every call is
+ * idempotent. Paths arrive resolved and confined; the caller holds the per-volume lock.
+ */
+import type { Volume, VolumeCondition } from "./volume.js";
+import type { FsType, VolumeUse } from "./capabilities.js";
+import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
+import { HostCommandError } from "../host/errors.js";
+import { isReadOnly, mountAt } from "../host/mountinfo.js";
+import {
+  type DeviceContent,
+  type HostCallOptions,
+  type HostMount,
+  type NodeEngine,
+  type NodeHost,
+  checkFlagsMatch,
+  deviceNumber,
+  hostStep,
+} from "./node-host.js";
+
+/** What prepareFilesystem did: made the filesystem, or found this and wrote nothing. */
+export type Prepared = { kind: "formatted" } | Exclude<DeviceContent, { kind: "empty" }>;
+
+/**
+ * Makes `fsType` on a device that holds nothing; otherwise says what the device holds and
+ * leaves it untouched.
+ *
+ * A new thick LV on extents a deleted volume used is zero in its first 4 KiB (lvcreate's
+ * doing) but not at its edges, so emptiness needs a signature probe. For xfs that probe is
+ * mkfs.xfs's own: without -f it runs libblkid's full probe (superblocks and partition tables,
+ * as `blkid -p` does) before writing and refuses whatever it finds; only then is blkid asked
+ * what is there. That saves a process start per new volume. mke2fs's refusal depends on a
+ * terminal, so ext4 always asks blkid first.
+ */
+export async function prepareFilesystem(
+  host: NodeHost,
+  device: string,
+  fsType: FsType,
+  options: HostCallOptions = {},
+): Promise<Prepared> {
+  const look = await host.firstLook(device);
+  if (look === "zero-head" && fsType === "xfs") {
+    try {
+      await host.makeFilesystem(device, fsType, options);
+      return { kind: "formatted" };
+    } catch (error) {
+      if (!(error instanceof HostCommandError)) throw error;
+      const content = await host.probe(device, options, look);
+      // blkid finds nothing either: mkfs failed for a reason of its own (too small, I/O).
+      if (content.kind === "empty") throw error;
+      return content;
+    }
+  }
+  const content = await host.probe(device, options, look);
+  if (content.kind !== "empty") return content;
+  await host.makeFilesystem(device, fsType, options);
+  return { kind: "formatted" };
+}
+
+/**
+ * The flags a filesystem is staged with. A clone or restore of an xfs volume carries its
+ * source's filesystem UUID; xfs refuses to mount two filesystems with one UUID unless told
+ * not to check.
+ */
+export function stageMountFlags(fsType: string, flags: readonly string[]): readonly string[] {
+  return fsType === "xfs" && !flags.includes("nouuid") ? [...flags, "nouuid"] : flags;
+}
+
+export interface StageRequest {
+  id: string;
+  /** The staging path, resolved and confined. */
+  staging: string;
+  use: VolumeUse;
+  /** The fs_type the request named, or undefined when it left the choice to loam. */
+  askedFsType: string | undefined;
+}
+
+export interface UsageFigures {
+  total: bigint;
+  used: bigint;
+  available: bigint;
+}
+
+export interface VolumeStats {
+  bytes?: UsageFigures;
+  inodes?: UsageFigures;
+  condition: VolumeCondition;
+}
+
+export class VolumeStaging {
+  /**
+   * Device paths of volumes staged by this process. Publish runs once per pod, and an LVM
+   * report costs more than the bind mount itself; the device number is still checked
+   * against the staged mount, and a path that no longer resolves falls back to LVM.
+   */
+  private readonly devices = new Map<string, Pick<Volume, "id" | "devicePath">>();
+
+  constructor(
+    private readonly engine: NodeEngine,
+    readonly host: NodeHost,
+  ) {}
+
+  /** The volume, active, or NOT_FOUND. */
+  async activeVolume(id: string, options: HostCallOptions): Promise<Volume> {
+    const volume = await hostStep(`activating volume ${id}`, () => this.engine.ensureActive(id, options));
+    this.devices.set(id, { devicePath: volume.devicePath, id });
+    return volume;
+  }
+
+  /** The device of a volume this process staged, or the volume as activeVolume finds it. */
+  async stagedDevice(id: string, options: HostCallOptions): Promise<Pick<Volume, "id" | "devicePath">> {
+    const known = this.devices.get(id);
+    if (known && (await this.host.stat(known.devicePath).catch(() => undefined))?.type === "block-device") return known;
+    return this.activeVolume(id, options);
+  }
+
+  async stage(request: StageRequest, options: HostCallOptions): Promise<void> {
+    const { id, staging, use, askedFsType: asked } = request;
+    const { host } = this;
+    // The mount table is read alongside the lookup: each is a wait on the kernel or LVM.
+    const [volume, mounts] = await Promise.all([this.activeVolume(id, options), host.mounts()]);
+    const existing = mountAt(mounts, staging);
+    // Block volumes have nothing to mount here: publish binds the device node itself.
+    if (use.access.kind === "block") return;
+    const access = use.access;
+    const device = await deviceNumber(host, volume);
+    if (existing) {
+      if (existing.majorMinor !== device) {
+        throw alreadyExists(`staging_target_path ${staging} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`);
+      }
+      if (asked && existing.fsType !== asked) {
+        throw alreadyExists(`volume ${id} is staged at ${staging} as ${existing.fsType}; this request asks for ${asked}`);
+      }
+      checkFlagsMatch(existing, access.mountFlags, `volume ${id} is staged at ${staging}`);
+      return;
+    }
+    await hostStep(`creating ${staging}`, () => host.makeDirectory(staging));
+    const content = await hostStep(`making ${access.fsType} on volume ${id} if it is empty`, () =>
+      prepareFilesystem(host, volume.devicePath, access.fsType, options),
+    );
+    let fsType: string;
+    switch (content.kind) {
+      case "formatted":
+        fsType = access.fsType;
+        break;
+      case "filesystem":
+        if (asked && content.fsType !== asked) {
+          throw failedPrecondition(
+            `volume ${id} already holds a ${content.fsType} filesystem but ${asked} was asked for; loam never reformats existing data`,
+          );
+        }
+        fsType = content.fsType;
+        break;
+      case "other":
+        throw failedPrecondition(
+          `volume ${id} holds ${content.description}, not a filesystem; loam never formats over existing data`,
+        );
+    }
+    const flags = stageMountFlags(fsType, access.mountFlags);
+    const readonly = use.mode === "single-node-reader-only";
+    await hostStep(`mounting volume ${id} at ${staging}`, () =>
+      host.mountFilesystem(volume.devicePath, staging, fsType, flags, { readonly, signal: options.signal }),
+    );
+    if (content.kind === "filesystem" && !readonly) {
+      // A volume restored into a larger LV (or grown while unstaged) gets a filesystem as large as its device.
+      await hostStep(`growing the filesystem of volume ${id}`, () =>
+        host.growFilesystem({ fsType, device: volume.devicePath, mountPoint: staging }, options),
+      );
+    }
+  }
+
+  /** kubelet made the staging directory and removes it; this only takes the mount away. */
+  async unstage(id: string, staging: string, options: HostCallOptions): Promise<void> {
+    await hostStep(`unmounting ${staging}`, () => this.host.unmountAll(staging, options));
+    this.devices.delete(id);
+  }
+
+  /**
+   * Grows the LV when a range asks for more, then the filesystem mounted at volumePath (a
+   * block volume has none); resolves with the volume's size.
+   */
+  async expand(
+    id: string,
+    volumePath: string,
+    use: VolumeUse | undefined,
+    range: { requiredBytes: bigint; limitBytes: bigint } | undefined,
+    options: HostCallOptions,
+  ): Promise<number> {
+    const { host } = this;
+    let volume = await this.activeVolume(id, options);
+    const found = await host.stat(volumePath).catch(() => undefined);
+    if (!found) throw notFound(`volume_path ${volumePath} does not exist`);
+    const block = use ? use.access.kind === "block" : found.type === "block-device";
+    const device = await deviceNumber(host, volume);
+    let mount: HostMount | undefined;
+    if (!block) {
+      mount = mountAt(await host.mounts(), volumePath);
+      if (!mount || mount.majorMinor !== device) {
+        throw failedPrecondition(`volume ${id} is not mounted at volume_path ${volumePath}, so its filesystem cannot be grown`);
+      }
+    } else if (found.type === "block-device" && found.device !== device) {
+      throw failedPrecondition(`volume_path ${volumePath} is the device node of another volume, not of ${id}`);
+    }
+    if (range && (range.requiredBytes > 0n || range.limitBytes > 0n)) {
+      volume = await this.engine.expandVolume(id, { requiredBytes: range.requiredBytes, limitBytes: range.limitBytes }, options);
+    }
+    if (mount) {
+      const fs = mount;
+      await hostStep(`growing the ${fs.fsType} filesystem of volume ${id}`, () =>
+        host.growFilesystem({ fsType: fs.fsType, device: volume.devicePath, mountPoint: volumePath }, options),
+      );
+    }
+    return volume.sizeBytes;
+  }
+
+  /** Usage of what is at volumePath and every problem found with it; NOT_FOUND when the path does not exist. */
+  async stats(id: string, volumePath: string, options: HostCallOptions): Promise<VolumeStats> {
+    const { host } = this;
+    const found = await host.stat(volumePath).catch(() => undefined);
+    if (!found) throw notFound(`volume_path ${volumePath} does not exist`);
+    const volume = await this.engine.getVolume(id, options);
+    const problems: string[] = [];
+    if (!volume) problems.push(`logical volume ${id} does not exist on this node`);
+    else if (volume.condition.abnormal) problems.push(volume.condition.message);
+    const device = volume ? await deviceNumber(host, volume).catch(() => undefined) : undefined;
+    const stats: Omit<VolumeStats, "condition"> = {};
+    if (found.type === "block-device") {
+      if (device && found.device !== device) problems.push(`${volumePath} is not the device node of volume ${id}`);
+      if (volume) stats.bytes = { total: BigInt(volume.sizeBytes), used: 0n, available: 0n };
+    } else {
+      const mount = mountAt(await host.mounts(), volumePath);
+      if (!mount) problems.push(`nothing is mounted at ${volumePath}`);
+      else if (device && mount.majorMinor !== device) problems.push(`${volumePath} holds ${mount.source}, not volume ${id}`);
+      else {
+        const fs = await hostStep(`reading filesystem usage of ${volumePath}`, () => host.filesystemUsage(volumePath));
+        stats.bytes = { total: fs.totalBytes, used: fs.usedBytes, available: fs.availableBytes };
+        stats.inodes = { total: fs.totalInodes, used: fs.usedInodes, available: fs.freeInodes };
+        if (!isReadOnly(mount) && mount.superOptions.includes("ro")) {
+          // ext4's errors=remount-ro turns the filesystem read-only under a read-write mount.
+          problems.push(`the filesystem at ${volumePath} went read-only (a filesystem error forced it)`);
+        }
+      }
+    }
+    return {
+      ...stats,
+      condition: { abnormal: problems.length > 0, message: problems.length > 0 ? problems.join("; ") : "volume is healthy" },
+    };
+  }
+}
