@@ -78,7 +78,8 @@ export function sidecarContractTests(h: () => Harness): void {
             name: `data-${sc.name}-${volumeMode.toLowerCase()}`,
             namespace: "prod",
             uid: randomUUID(),
-            bytes: 64 * MiB,
+            // mkfs.xfs refuses a filesystem under 300 MB (FAILED_PRECONDITION, which loam explains).
+            bytes: volumeMode === "Filesystem" ? 512 * MiB : 64 * MiB,
             accessMode: "ReadWriteOnce",
             volumeMode,
           };
