@@ -23,7 +23,8 @@ import {
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { addService } from "../../src/csi/service.js";
 import { createLogger } from "../../src/log.js";
-import { parseSize, runCsi } from "../../src/cli/csi.js";
+import { runCsi } from "../../src/cli/csi.js";
+import { parseSize } from "../../src/cli/csi/flags.js";
 import { humanBytes, keyValues, table } from "../../src/cli/csi-output.js";
 
 const GiB = 1024n ** 3n;

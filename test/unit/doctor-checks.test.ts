@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandResult } from "../../src/exec/index.js";
 import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
-import { type Finding, type HostProbe, loadDoctorOptions, runChecks } from "../../src/cli/doctor.js";
+import { loadDoctorOptions, runChecks } from "../../src/cli/doctor.js";
+import type { Finding, HostProbe } from "../../src/cli/doctor/findings.js";
 
 const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Node, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { type Sample, parseExposition, sampleValue } from "../support/exposition.js";
 import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
-import { METADATA_BYTES_PER_VOLUME } from "../../src/cli/doctor.js";
+import { METADATA_BYTES_PER_VOLUME } from "../../src/cli/doctor/metadata-area.js";
 import { MiB } from "../../src/volumes/size.js";
 import { ENDPOINT, type Harness, VG, repoRoot } from "./harness.js";
 import { createRequest } from "./support.js";
