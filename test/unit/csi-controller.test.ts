@@ -213,7 +213,7 @@ describe("Controller: required fields and request checks (INVALID_ARGUMENT names
 describe("StorageClass parameters: every key's bad values, in CreateVolume and GetCapacity", () => {
   ownServer();
   const rows: Array<[string, Record<string, string>, RegExp]> = [
-    ["an unknown key", { fsType: "xfs" }, /parameters has unknown key "fsType"; allowed keys: csi.storage.k8s.io\/pvc\/name, /],
+    ["an unknown key", { fsType: "xfs" }, /parameters has unknown key "fsType"; allowed keys: loam.csi.dev\/deviceClass, .*and Kubernetes' own csi.storage.k8s.io\/\* keys, which loam ignores$/],
     ["a loam key without its prefix", { stripes: "2" }, /unknown key "stripes" \(did you mean "loam.csi.dev\/stripes"\?\)/],
     ["deviceClass: not a name", { [CLASS]: "Fast_SSD" }, /parameters\["loam.csi.dev\/deviceClass"\] "Fast_SSD" is not allowed; allowed: the name of a device class/],
     ["deviceClass: empty", { [CLASS]: "" }, /parameters\["loam.csi.dev\/deviceClass"\] "" is not allowed/],
@@ -249,6 +249,7 @@ describe("StorageClass parameters: every key's bad values, in CreateVolume and G
     ["thin with the harmless stripes 1 and mirrors 0", { [CLASS]: "thin", "loam.csi.dev/stripes": "1", "loam.csi.dev/mirrors": "0" }, 8],
     ["striped with a stripe size", { "loam.csi.dev/stripes": "2", "loam.csi.dev/stripeSize": "64Ki" }, 8],
     ["raid1", { "loam.csi.dev/mirrors": "1" }, 8],
+    ["Kubernetes' own keys, ignored", { "csi.storage.k8s.io/fstype": "xfs", "csi.storage.k8s.io/provisioner-secret-name": "s", csiProvisionerSecretName: "s" }, 8],
     ["claim metadata", { "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "default", "csi.storage.k8s.io/pv/name": "pvc-1" }, 8],
   ];
   for (const [name, parameters, mib] of good) {
