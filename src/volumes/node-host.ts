@@ -61,7 +61,10 @@ export interface NodeHost {
   probe(device: string, options?: HostCallOptions, look?: FirstLook): Promise<DeviceContent>;
   /** Runs mkfs on the device, with no force flag; rejects with a HostCommandError when mkfs refuses or fails. */
   makeFilesystem(device: string, fsType: FsType, options?: HostCallOptions): Promise<void>;
-  /** Grows a mounted filesystem to fill its device (xfs through mountPoint, ext* through device); a no-op when full. */
+  /**
+   * Grows a mounted filesystem to fill its device (xfs through mountPoint, ext* through
+   * device); a no-op when it already does; rejects for a filesystem type it cannot grow.
+   */
   growFilesystem(target: { fsType: string; device: string; mountPoint: string }, options?: HostCallOptions): Promise<void>;
   /** statfs of a mounted filesystem. */
   filesystemUsage(path: string): Promise<FilesystemUsage>;

@@ -1,0 +1,94 @@
+/**
+ * Stage's rules over a stand-in host, in milliseconds: when a device may be formatted (never
+ * over data), which probe runs first, xfs's nouuid, and how a host step's failure reads.
+ * The same rule runs on loop devices in host-mount.test.ts.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { HostCommandError } from "../../src/host/errors.js";
+import { CommandTimeoutError } from "../../src/exec/index.js";
+import type { DeviceContent, FirstLook, NodeHost } from "../../src/volumes/node-host.js";
+import { hostFailure } from "../../src/volumes/node-host.js";
+import { prepareFilesystem, stageMountFlags } from "../../src/volumes/staging.js";
+import { VolumeError } from "../../src/volumes/errors.js";
+
+/** A device as the stand-in host sees it; mkfs refuses any content (as mkfs.xfs without -f does), or fails with `mkfsFails`. */
+interface StandInDevice {
+  look: FirstLook;
+  content: DeviceContent;
+  mkfsFails?: string;
+}
+
+/** Only the probing and mkfs of NodeHost, recording each step; the rest is never called here. */
+function standInHost(device: StandInDevice): { host: NodeHost; steps: string[] } {
+  const steps: string[] = [];
+  const host = {
+    firstLook: () => Promise.resolve(device.look),
+    probe: (_device: string, _options?: unknown, look?: FirstLook) => {
+      if ((look ?? device.look) === "empty") return Promise.resolve<DeviceContent>({ kind: "empty" });
+      steps.push("blkid");
+      return Promise.resolve(device.content);
+    },
+    makeFilesystem: (_device: string, fsType: string) => {
+      steps.push(`mkfs.${fsType}`);
+      const refusal = device.content.kind !== "empty" ? "appears to contain an existing filesystem" : device.mkfsFails;
+      if (refusal) return Promise.reject(new HostCommandError([`mkfs.${fsType}`], 1, refusal));
+      return Promise.resolve();
+    },
+  } as Partial<NodeHost> as NodeHost;
+  return { host, steps };
+}
+
+const cases: Array<{ what: string; device: StandInDevice; fsType: "xfs" | "ext4"; steps: string[]; result: unknown }> = [
+  { what: "an empty device is formatted without blkid", device: { look: "empty", content: { kind: "empty" } }, fsType: "xfs", steps: ["mkfs.xfs"], result: { kind: "formatted" } },
+  { what: "xfs on a zero head goes straight to mkfs.xfs", device: { look: "zero-head", content: { kind: "empty" } }, fsType: "xfs", steps: ["mkfs.xfs"], result: { kind: "formatted" } },
+  {
+    what: "xfs on a zero head with a signature: mkfs.xfs refuses, blkid names it",
+    device: { look: "zero-head", content: { kind: "filesystem", fsType: "iso9660" } },
+    fsType: "xfs",
+    steps: ["mkfs.xfs", "blkid"],
+    result: { kind: "filesystem", fsType: "iso9660" },
+  },
+  { what: "ext4 on a zero head asks blkid first", device: { look: "zero-head", content: { kind: "empty" } }, fsType: "ext4", steps: ["blkid", "mkfs.ext4"], result: { kind: "formatted" } },
+  {
+    what: "data at the head is never formatted",
+    device: { look: "data", content: { kind: "other", description: "a dos partition table" } },
+    fsType: "xfs",
+    steps: ["blkid"],
+    result: { kind: "other", description: "a dos partition table" },
+  },
+  { what: "an existing filesystem is kept", device: { look: "data", content: { kind: "filesystem", fsType: "ext4" } }, fsType: "ext4", steps: ["blkid"], result: { kind: "filesystem", fsType: "ext4" } },
+];
+
+for (const { what, device, fsType, steps, result } of cases) {
+  test(`prepareFilesystem: ${what}`, async () => {
+    const standIn = standInHost(device);
+    assert.deepEqual(await prepareFilesystem(standIn.host, "/dev/vg/lv", fsType), result);
+    assert.deepEqual(standIn.steps, steps);
+  });
+}
+
+test("prepareFilesystem: xfs on a zero head that mkfs.xfs refuses for its own reason rejects with mkfs's error once blkid finds nothing", async () => {
+  const standIn = standInHost({ look: "zero-head", content: { kind: "empty" }, mkfsFails: "agsize must be larger than 300MB" });
+  await assert.rejects(prepareFilesystem(standIn.host, "/dev/vg/lv", "xfs"), /must be larger than 300MB/);
+  assert.deepEqual(standIn.steps, ["mkfs.xfs", "blkid"]);
+});
+
+test("stageMountFlags: xfs gets nouuid once; ext4 is left as asked", () => {
+  assert.deepEqual(stageMountFlags("xfs", ["noatime"]), ["noatime", "nouuid"]);
+  assert.deepEqual(stageMountFlags("xfs", ["nouuid"]), ["nouuid"]);
+  assert.deepEqual(stageMountFlags("ext4", ["noatime"]), ["noatime"]);
+});
+
+test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTERNAL naming the step, a timeout passes through", () => {
+  const small = hostFailure(new HostCommandError(["mkfs.xfs"], 1, "agsize must be larger than 300MB\n"), "making xfs");
+  assert.ok(small instanceof VolumeError && small.kind === "failed-precondition");
+  assert.equal(small.message, "making xfs failed: agsize must be larger than 300MB (ask for a larger volume or fs_type ext4)");
+  const other = hostFailure(new HostCommandError(["mount"], 32, "wrong fs type"), "mounting");
+  assert.ok(other instanceof VolumeError && other.kind === "internal");
+  assert.equal(other.message, "mounting failed: mount exited 32: wrong fs type");
+  const timeout = new CommandTimeoutError(["mount"], 1000, "");
+  assert.equal(hostFailure(timeout, "mounting"), timeout);
+  const abort = Object.assign(new Error("stop"), { name: "AbortError" });
+  assert.equal((hostFailure(abort, "mounting") as VolumeError).kind, "aborted");
+});
