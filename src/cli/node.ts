@@ -12,12 +12,12 @@ import {
   ConfigError,
   type NodeConfig,
   flagValue,
-  parseSocketMode,
   readConfigFile,
   resolveConfig,
   socketPathOf,
 } from "./config.js";
 import { VERSION } from "../version.js";
+import { parseSocketMode } from "./config-schema.js";
 import { LoamMetrics } from "../metrics/metrics.js";
 import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";

@@ -1,0 +1,11 @@
+// Writes the JSON Schemas of config.json and deploy/values.json to docs/schema/ from the
+// zod schemas the code validates with. Run `npm run schemas` after changing either schema;
+// test/unit/schemas.test.ts fails when a written file is out of date.
+import { writeFile } from "node:fs/promises";
+import { configJsonSchema } from "../dist/src/cli/config-schema.js";
+
+const files = { "docs/schema/config.schema.json": configJsonSchema() };
+for (const [path, schema] of Object.entries(files)) {
+  await writeFile(new URL(`../${path}`, import.meta.url), `${JSON.stringify(schema, null, 2)}\n`);
+  console.log(`wrote ${path}`);
+}
