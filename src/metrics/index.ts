@@ -1,4 +1,4 @@
-/** Metrics, probes and the cached view of the node's volume groups they read. */
+/** Metrics, probes and the LVM state sampler they read the node's volume groups through. */
 export { LoamMetrics, commandLabel } from "./metrics.js";
 export type { CallObservation, MetricsOptions } from "./metrics.js";
 export { DEFAULT_CACHE_MS, LvmStateSampler, summarize } from "./lvm-state.js";

@@ -95,7 +95,7 @@ export function metadataOf(lv: LogicalVolume): VolumeMetadata | undefined {
 }
 
 /**
- * Decoded tags per LV object. Report objects are never changed in place (the engine's view
+ * Decoded tags per LV object. Report objects are never changed in place (the engine's LVM state cache
  * replaces an LV to change it), and a list of a thousand volumes would otherwise decode every
  * tag of every LV on each ListVolumes page.
  */

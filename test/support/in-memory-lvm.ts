@@ -14,7 +14,7 @@
  *    the same InvalidLvmArgumentError checks on names, tags and sizes.
  * For tests it records every call, can fail or pause before a call, simulates writes (thin
  * pool usage, content that clones and restores carry) and answers whether a device node is
- * there (VolumeEngine's isBlockDevice option) and the metadata stamp (the view's stamp option).
+ * there (VolumeEngine's isBlockDevice option) and the metadata stamp (the LVM state cache's stamp option).
  */
 import { readFileSync } from "node:fs";
 import {
@@ -125,7 +125,7 @@ export class InMemoryLvmStandIn extends Lvm {
   readonly calls: LvmCall[] = [];
   private readonly vgs = new Map<string, VgState>();
   private readonly hooks: CallHook[] = [];
-  /** Bumped by every change, like the PVs' metadata area headers: the view's stamp. */
+  /** Bumped by every change, like the PVs' metadata area headers: the LVM state cache's stamp. */
   private generation = 0;
   private uuids = 0;
 
@@ -261,7 +261,7 @@ export class InMemoryLvmStandIn extends Lvm {
     return Promise.resolve(found !== undefined && found.lv.active);
   };
 
-  /** The view's metadata stamp: changes with every commit, like the PVs' metadata area headers. */
+  /** The LVM state cache's metadata stamp: changes with every commit, like the PVs' metadata area headers. */
   readonly stamp = (devices: readonly string[]): Promise<string> => {
     const known = new Set([...this.vgs.values()].flatMap((vg) => vg.pvs.map((pv) => pv.name)));
     const missing = devices.find((device) => !known.has(device));

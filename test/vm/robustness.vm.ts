@@ -128,7 +128,7 @@ export function robustnessTests(h: () => Harness): void {
     });
   });
 
-  describe("loam's view of LVM follows changes made behind its back", () => {
+  describe("loam's cached LVM state follows changes made behind its back", () => {
     test("an LV removed by hand leaves ListVolumes at once, and DeleteVolume of it succeeds", async () => {
       const { volume } = await h().client.call(Controller, "createVolume", createRequest("view-removed", 64 * MiB));
       const id = volume!.volumeId;
