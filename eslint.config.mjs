@@ -24,17 +24,6 @@ export default tseslint.config(
     },
   },
   {
-    // The product never depends on what does not ship: tools/ (bench, demo, scratch disks) and
-    // test/ may import src/, never the other way round.
-    files: ["src/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        { patterns: [{ regex: "^(\\.\\./)+(tools|test)(/|$)", message: "src/ must not import tools/ or test/: they do not ship." }] },
-      ],
-    },
-  },
-  {
     files: ["**/*.mjs", "**/*.js"],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
