@@ -11,6 +11,7 @@ import { CsiClient } from "../../src/csi/client.js";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/csi/server.js";
 import type { CallRecord } from "../../src/csi/service.js";
 import { createLogger } from "../../src/log.js";
+import type { NodeHost } from "../../src/volumes/node-host.js";
 import { type DeviceClass, singleThickClass } from "../../src/volumes/device-classes.js";
 import { type EngineOptions, VolumeEngine } from "../../src/volumes/engine.js";
 import { MiB } from "../../src/volumes/size.js";
@@ -71,6 +72,8 @@ export interface CsiSetup extends EngineSetup {
   /** An engine already made (makeEngine); otherwise one is made from the rest of the setup. */
   made?: TestEngine;
   maxVolumesPerNode?: number;
+  /** The Node service's machine (e.g. InMemoryNodeHostStandIn); without one, host commands fail the call. */
+  host?: NodeHost;
   /** Calls the server records, for assertions on codes and ids. */
   onCall?: (record: CallRecord) => void;
 }
@@ -105,6 +108,7 @@ export async function startCsi(setup: CsiSetup = {}): Promise<TestCsi> {
     hostRunner,
     logger: createLogger("error", () => undefined),
     ...(setup.onCall ? { onCall: setup.onCall } : {}),
+    ...(setup.host ? { host: setup.host } : {}),
   };
   let server: RunningServer;
   try {
