@@ -3,8 +3,12 @@
 // test/unit/schemas.test.ts fails when a written file is out of date.
 import { writeFile } from "node:fs/promises";
 import { configJsonSchema } from "../dist/src/cli/config-schema.js";
+import { valuesJsonSchema } from "../dist/src/deploy/values-schema.js";
 
-const files = { "docs/schema/config.schema.json": configJsonSchema() };
+const files = {
+  "docs/schema/config.schema.json": configJsonSchema(),
+  "docs/schema/values.schema.json": valuesJsonSchema(),
+};
 for (const [path, schema] of Object.entries(files)) {
   await writeFile(new URL(`../${path}`, import.meta.url), `${JSON.stringify(schema, null, 2)}\n`);
   console.log(`wrote ${path}`);
