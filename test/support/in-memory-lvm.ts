@@ -15,6 +15,8 @@
  * For tests it records every call, can fail or pause before a call, simulates writes (thin
  * pool usage, content that clones and restores carry) and answers whether a device node is
  * there (VolumeEngine's isBlockDevice option) and the metadata stamp (the LVM state cache's stamp option).
+ * It is longer than ~400 lines on purpose: one model of a volume group (extents, sub-LVs,
+ * pools, attr letters) that every facade method changes, kept whole so no rule drifts apart.
  */
 import { readFileSync } from "node:fs";
 import {
