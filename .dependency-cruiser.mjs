@@ -41,7 +41,8 @@ export default {
     ...layerRules,
     {
       name: "shared-leaves",
-      comment: "src/log.ts and src/version.ts are imported from every layer, so they import nothing of src but each other",
+      comment:
+        "src/log.ts and src/version.ts are imported from every layer, so they import nothing of src but each other",
       severity: "error",
       from: { path: SHARED_LEAVES },
       to: { path: "^src/", pathNot: SHARED_LEAVES },

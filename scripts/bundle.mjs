@@ -15,7 +15,9 @@ const common = {
   sourcemap: "linked",
   logLevel: "warning",
   // grpc-js and friends still call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __loamCreateRequire } from 'node:module'; const require = __loamCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __loamCreateRequire } from 'node:module'; const require = __loamCreateRequire(import.meta.url);",
+  },
 };
 
 const [product] = await Promise.all([

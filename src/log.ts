@@ -36,11 +36,13 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     },
     destination,
   );
-  const emit = (at: LogLevel) => (msg: string, fields?: Record<string, unknown>): void => {
-    if (!base.isLevelEnabled(at)) return;
-    if (fields) base[at](jsonSafe(fields), msg);
-    else base[at](msg);
-  };
+  const emit =
+    (at: LogLevel) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      if (!base.isLevelEnabled(at)) return;
+      if (fields) base[at](jsonSafe(fields), msg);
+      else base[at](msg);
+    };
   return {
     debug: emit("debug"),
     info: emit("info"),

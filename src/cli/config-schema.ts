@@ -20,14 +20,16 @@ const shown = (value: unknown): string => (typeof value === "string" ? `"${value
 
 /** A string (matching `pattern`, when given) that `ok` accepts; anything else gets `"<value>" <rule>`. */
 function text(ok: (value: string) => boolean, rule: string, pattern?: RegExp) {
-  const error = (i: { input: unknown }): string => (typeof i.input === "string" ? `"${i.input}" ${rule}` : "must be a string");
+  const error = (i: { input: unknown }): string =>
+    typeof i.input === "string" ? `"${i.input}" ${rule}` : "must be a string";
   const string = z.string({ error });
   return (pattern ? string.regex(pattern, { error }) : string).refine(ok, { error }).describe(rule);
 }
 
 /** A device class number from min to max; anything else gets `<value> is out of range; allowed: ...`. */
 function numberIn(min: number, max: number, integer: boolean) {
-  const error = (i: { input: unknown }): string => `${shown(i.input)} is out of range; allowed: ${integer ? "a whole number " : ""}from ${min} to ${max}`;
+  const error = (i: { input: unknown }): string =>
+    `${shown(i.input)} is out of range; allowed: ${integer ? "a whole number " : ""}from ${min} to ${max}`;
   const base = integer ? z.int({ error }) : z.number({ error });
   return base.min(min, { error }).max(max, { error });
 }
@@ -37,34 +39,58 @@ const CLASS_TYPES = ["thick", "thin"] as const;
 /** One entry of deviceClasses, as written; the type-dependent rules are checked after the fields. */
 export const DEVICE_CLASS_SCHEMA = z
   .strictObject({
-    name: text((v) => DEVICE_CLASS_NAME.test(v), "must be 1-63 lowercase letters, digits or '-' (it is the StorageClass's loam.csi.dev/deviceClass)", DEVICE_CLASS_NAME),
+    name: text(
+      (v) => DEVICE_CLASS_NAME.test(v),
+      "must be 1-63 lowercase letters, digits or '-' (it is the StorageClass's loam.csi.dev/deviceClass)",
+      DEVICE_CLASS_NAME,
+    ),
     volumeGroup: text(isValidVgName, "must be an LVM volume group name (letters, digits, '+', '_', '.', '-')"),
-    type: z.enum(CLASS_TYPES, { error: (i) => `${shown(i.input)} is not a class type; allowed: thick, thin` }).optional(),
-    thinPool: z.string().optional().describe("thin classes: the thin pool LV in volumeGroup (required for thin classes)"),
-    overprovisionRatio: numberIn(1, MAX_OVERPROVISION_RATIO, false).optional().describe("thin classes: virtual sizes may reach pool size × this"),
-    spareBytes: numberIn(0, Number.MAX_SAFE_INTEGER, true).optional().describe("bytes kept free (VG extents, or pool data)"),
+    type: z
+      .enum(CLASS_TYPES, { error: (i) => `${shown(i.input)} is not a class type; allowed: thick, thin` })
+      .optional(),
+    thinPool: z
+      .string()
+      .optional()
+      .describe("thin classes: the thin pool LV in volumeGroup (required for thin classes)"),
+    overprovisionRatio: numberIn(1, MAX_OVERPROVISION_RATIO, false)
+      .optional()
+      .describe("thin classes: virtual sizes may reach pool size × this"),
+    spareBytes: numberIn(0, Number.MAX_SAFE_INTEGER, true)
+      .optional()
+      .describe("bytes kept free (VG extents, or pool data)"),
     stripes: numberIn(1, MAX_STRIPES, true).optional().describe("thick classes: default stripes"),
     stripeSize: z
-      .union([z.number(), z.string()], { error: (i) => `${shown(i.input)} must be ${STRIPE_SIZE_RULES}, or a number of bytes` })
+      .union([z.number(), z.string()], {
+        error: (i) => `${shown(i.input)} must be ${STRIPE_SIZE_RULES}, or a number of bytes`,
+      })
       .refine((v) => isValidStripeSize(typeof v === "number" ? v : (parseStripeSize(v) ?? NaN)), {
         error: (i) => `${shown(i.input)} must be ${STRIPE_SIZE_RULES}, or a number of bytes`,
       })
       .optional()
       .describe("thick classes: default stripe size"),
     mirrors: numberIn(0, MAX_MIRRORS, true).optional().describe("thick classes: default mirrors (raid1)"),
-    dataThresholdPercent: numberIn(1, 100, false).optional().describe(`thin classes: refuse new volumes at this pool data use (default ${DEFAULT_THRESHOLD_PERCENT})`),
-    metadataThresholdPercent: numberIn(1, 100, false).optional().describe(`thin classes: refuse new volumes at this pool metadata use (default ${DEFAULT_THRESHOLD_PERCENT})`),
+    dataThresholdPercent: numberIn(1, 100, false)
+      .optional()
+      .describe(`thin classes: refuse new volumes at this pool data use (default ${DEFAULT_THRESHOLD_PERCENT})`),
+    metadataThresholdPercent: numberIn(1, 100, false)
+      .optional()
+      .describe(`thin classes: refuse new volumes at this pool metadata use (default ${DEFAULT_THRESHOLD_PERCENT})`),
     default: z.boolean({ error: "must be true or false" }).optional(),
   })
   .superRefine((c, context) => {
     const type = c.type ?? "thick";
-    const issue = (key: keyof typeof c, message: string): void => void context.addIssue({ code: "custom", path: [key], message });
+    const issue = (key: keyof typeof c, message: string): void =>
+      void context.addIssue({ code: "custom", path: [key], message });
     const onlyFor = (key: keyof typeof c, harmless: unknown, forType: string): void => {
-      if (c[key] !== undefined && c[key] !== harmless) issue(key, `applies to ${forType} classes only; class "${c.name}" is ${type}`);
+      if (c[key] !== undefined && c[key] !== harmless)
+        issue(key, `applies to ${forType} classes only; class "${c.name}" is ${type}`);
     };
     if (type === "thin") {
       if (c.thinPool === undefined || !isValidLvName(c.thinPool)) {
-        issue("thinPool", `${shown(c.thinPool)} must name the thin pool LV in ${c.volumeGroup} (required for thin classes)`);
+        issue(
+          "thinPool",
+          `${shown(c.thinPool)} must name the thin pool LV in ${c.volumeGroup} (required for thin classes)`,
+        );
       }
       onlyFor("stripes", 1, "thick");
       onlyFor("mirrors", 0, "thick");
@@ -76,7 +102,8 @@ export const DEVICE_CLASS_SCHEMA = z
       onlyFor("metadataThresholdPercent", undefined, "thin");
       const stripes = c.stripes ?? 1;
       const mirrors = c.mirrors ?? 0;
-      if (stripes > 1 && mirrors > 0) issue("mirrors", `${mirrors} with stripes ${stripes}: a class is striped or raid1, not both`);
+      if (stripes > 1 && mirrors > 0)
+        issue("mirrors", `${mirrors} with stripes ${stripes}: a class is striped or raid1, not both`);
     }
   });
 
@@ -84,7 +111,9 @@ export type DeviceClassInput = z.input<typeof DEVICE_CLASS_SCHEMA>;
 
 const rangeOf = (min: number, max: number) => {
   const error = (i: { input: unknown; code?: string }): string =>
-    typeof i.input !== "number" || !Number.isSafeInteger(i.input) ? "must be an integer" : `${i.input} is out of range; allowed: ${min} to ${max}`;
+    typeof i.input !== "number" || !Number.isSafeInteger(i.input)
+      ? "must be an integer"
+      : `${i.input} is out of range; allowed: ${min} to ${max}`;
   return z.int({ error }).min(min, { error }).max(max, { error });
 };
 
@@ -94,25 +123,57 @@ const rangeOf = (min: number, max: number) => {
  */
 export const NODE_CONFIG_SCHEMA = z.strictObject({
   endpoint: text((v) => !v.includes("\0"), "must be unix:///absolute/path/to/csi.sock", UNIX_ENDPOINT).optional(),
-  nodeId: text((v) => NODE_ID.test(v), "must be 1-128 letters, digits, '.', '_' or '-' (usually the Kubernetes node name)", NODE_ID).optional(),
-  volumeGroup: z.string({ error: "must be a string" }).optional().describe("shorthand for one default thick class on this LVM volume group; not together with deviceClasses"),
-  deviceClasses: z.array(DEVICE_CLASS_SCHEMA, { error: "must be a list of device class objects" }).optional().describe("the device classes this node offers; exactly one has default: true when there are several"),
-  driverName: text((v) => v.length <= 63, "must be a domain-style name of at most 63 characters, e.g. loam.csi.dev", DNS_SUBDOMAIN).optional(),
-  topologyKey: text((v) => v.length <= 253, "must be a Kubernetes label key, e.g. topology.loam.csi.dev/node", LABEL_KEY).optional(),
+  nodeId: text(
+    (v) => NODE_ID.test(v),
+    "must be 1-128 letters, digits, '.', '_' or '-' (usually the Kubernetes node name)",
+    NODE_ID,
+  ).optional(),
+  volumeGroup: z
+    .string({ error: "must be a string" })
+    .optional()
+    .describe("shorthand for one default thick class on this LVM volume group; not together with deviceClasses"),
+  deviceClasses: z
+    .array(DEVICE_CLASS_SCHEMA, { error: "must be a list of device class objects" })
+    .optional()
+    .describe("the device classes this node offers; exactly one has default: true when there are several"),
+  driverName: text(
+    (v) => v.length <= 63,
+    "must be a domain-style name of at most 63 characters, e.g. loam.csi.dev",
+    DNS_SUBDOMAIN,
+  ).optional(),
+  topologyKey: text(
+    (v) => v.length <= 253,
+    "must be a Kubernetes label key, e.g. topology.loam.csi.dev/node",
+    LABEL_KEY,
+  ).optional(),
   kubeletDir: text((v) => v.startsWith("/") && !v.includes("\0"), "must be an absolute path").optional(),
-  socketMode: text((v) => parseSocketMode(v) !== undefined, "must be an octal mode between 0600 and 0777, e.g. 0600", /^0?[0-7]{3}$/).optional(),
+  socketMode: text(
+    (v) => parseSocketMode(v) !== undefined,
+    "must be an octal mode between 0600 and 0777, e.g. 0600",
+    /^0?[0-7]{3}$/,
+  ).optional(),
   maxVolumesPerNode: rangeOf(0, 1_000_000).optional(),
   lvmTimeoutSeconds: rangeOf(1, 3600).optional(),
   shutdownGraceSeconds: rangeOf(0, 3600).optional(),
-  logLevel: z.enum(LOG_LEVELS as [string, ...string[]], { error: (i) => `${shown(i.input)} is not a log level; allowed: ${LOG_LEVELS.join(", ")}` }).optional(),
+  logLevel: z
+    .enum(LOG_LEVELS as [string, ...string[]], {
+      error: (i) => `${shown(i.input)} is not a log level; allowed: ${LOG_LEVELS.join(", ")}`,
+    })
+    .optional(),
   metricsAddress: text(
     (v) => v === "" || parseListenAddress(v) !== undefined,
     'must be host:port, [ipv6]:port or :port (port 0-65535), or "" to turn the listener off',
   ).optional(),
   lvmCommandPrefix: z
-    .array(z.string({ error: "must be a list of strings" }).min(1, "must be a non-empty word").refine((w) => !w.includes("\0"), "must be a non-empty word"), {
-      error: "must be a list of strings",
-    })
+    .array(
+      z
+        .string({ error: "must be a list of strings" })
+        .min(1, "must be a non-empty word")
+        .refine((w) => !w.includes("\0"), "must be a non-empty word"),
+      {
+        error: "must be a list of strings",
+      },
+    )
     .optional()
     .describe('words put before every LVM command, e.g. ["nsenter", "--target=1", "--mount", "--"]'),
 });
@@ -125,7 +186,9 @@ export function parseSocketMode(text: string): number | undefined {
 
 /** `deviceClasses[0].name` from a zod path. */
 export function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`)).join("");
+  return path
+    .map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`))
+    .join("");
 }
 
 /** The JSON Schema of config.json, as written to docs/schema/config.schema.json. */

@@ -9,7 +9,13 @@ import { isValidVgName } from "../lvm/names.js";
 import { type DeviceClass, DEFAULT_THRESHOLD_PERCENT, singleThickClass } from "../volumes/device-classes.js";
 import { parseStripeSize } from "../volumes/size.js";
 import type { LogLevel } from "../log.js";
-import { DEVICE_CLASS_SCHEMA, type DeviceClassInput, fieldPath, NODE_CONFIG_SCHEMA, UNIX_ENDPOINT } from "./config-schema.js";
+import {
+  DEVICE_CLASS_SCHEMA,
+  type DeviceClassInput,
+  fieldPath,
+  NODE_CONFIG_SCHEMA,
+  UNIX_ENDPOINT,
+} from "./config-schema.js";
 
 export interface NodeConfig {
   /** `unix:///path/to/csi.sock` */
@@ -94,11 +100,18 @@ function checked(input: unknown, where = ""): void {
   if (!issue) return;
   if (issue.code === "unrecognized_keys") {
     const field = fieldPath([...issue.path, issue.keys[0] ?? ""]);
-    if (issue.path.length === 0) throw new ConfigError(field, `unknown setting${where}; known settings: ${CONFIG_FIELDS.join(", ")}`);
-    throw new ConfigError(field, `unknown device class setting; known settings: ${Object.keys(DEVICE_CLASS_SCHEMA.shape).join(", ")}`);
+    if (issue.path.length === 0)
+      throw new ConfigError(field, `unknown setting${where}; known settings: ${CONFIG_FIELDS.join(", ")}`);
+    throw new ConfigError(
+      field,
+      `unknown device class setting; known settings: ${Object.keys(DEVICE_CLASS_SCHEMA.shape).join(", ")}`,
+    );
   }
   // A device class that is not an object is refused at the entry, not at its (absent) fields.
-  throw new ConfigError(fieldPath(issue.path), `${issue.code === "invalid_type" && issue.expected === "object" ? "must be an object" : issue.message}${where}`);
+  throw new ConfigError(
+    fieldPath(issue.path),
+    `${issue.code === "invalid_type" && issue.expected === "object" ? "must be an object" : issue.message}${where}`,
+  );
 }
 
 /** Converts a flag's text to the field's type. */
@@ -149,10 +162,16 @@ function resolveDeviceClasses(volumeGroup: string, raw: unknown): DeviceClass[] 
   const listed = Array.isArray(raw) ? (raw as unknown[]) : [];
   if (listed.length === 0) {
     if (volumeGroup === "") {
-      throw new ConfigError("volumeGroup", "is required (the LVM volume group loam carves volumes from), unless deviceClasses is set");
+      throw new ConfigError(
+        "volumeGroup",
+        "is required (the LVM volume group loam carves volumes from), unless deviceClasses is set",
+      );
     }
     if (!isValidVgName(volumeGroup)) {
-      throw new ConfigError("volumeGroup", `"${volumeGroup}" is not a valid LVM volume group name (letters, digits, '+', '_', '.', '-')`);
+      throw new ConfigError(
+        "volumeGroup",
+        `"${volumeGroup}" is not a valid LVM volume group name (letters, digits, '+', '_', '.', '-')`,
+      );
     }
     return [singleThickClass(volumeGroup)];
   }
@@ -165,13 +184,20 @@ function resolveDeviceClasses(volumeGroup: string, raw: unknown): DeviceClass[] 
   const classes = (listed as DeviceClassInput[]).map(deviceClassOf);
   const seen = new Set<string>();
   for (const [i, c] of classes.entries()) {
-    if (seen.has(c.name)) throw new ConfigError(`deviceClasses[${i}].name`, `"${c.name}" is used by an earlier class; names must be unique`);
+    if (seen.has(c.name))
+      throw new ConfigError(
+        `deviceClasses[${i}].name`,
+        `"${c.name}" is used by an earlier class; names must be unique`,
+      );
     seen.add(c.name);
   }
   const defaults = classes.filter((c) => c.default);
   if (classes.length === 1 && defaults.length === 0) classes[0] = { ...classes[0], default: true };
   else if (defaults.length !== 1) {
-    throw new ConfigError("deviceClasses", `exactly one class must have "default": true (found ${defaults.length}: ${defaults.map((c) => c.name).join(", ") || "none"})`);
+    throw new ConfigError(
+      "deviceClasses",
+      `exactly one class must have "default": true (found ${defaults.length}: ${defaults.map((c) => c.name).join(", ") || "none"})`,
+    );
   }
   return classes;
 }
@@ -206,7 +232,8 @@ export function volumeGroupsOf(file: Partial<Record<string, unknown>>): string[]
   if (typeof file.volumeGroup === "string" && file.volumeGroup !== "") found.add(file.volumeGroup);
   if (Array.isArray(file.deviceClasses)) {
     for (const entry of file.deviceClasses as unknown[]) {
-      const vg = typeof entry === "object" && entry !== null ? (entry as { volumeGroup?: unknown }).volumeGroup : undefined;
+      const vg =
+        typeof entry === "object" && entry !== null ? (entry as { volumeGroup?: unknown }).volumeGroup : undefined;
       if (typeof vg === "string" && vg !== "") found.add(vg);
     }
   }

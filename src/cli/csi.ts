@@ -10,14 +10,28 @@ import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { CsiCallError, CsiClient } from "../csi/client.js";
-import { bool, DEFAULT_CSI_ENDPOINT, flagHelp, type Flags, GLOBAL_FLAGS, text, UsageError, wholeNumber } from "./csi/flags.js";
+import {
+  bool,
+  DEFAULT_CSI_ENDPOINT,
+  flagHelp,
+  type Flags,
+  GLOBAL_FLAGS,
+  text,
+  UsageError,
+  wholeNumber,
+} from "./csi/flags.js";
 import { IDENTITY_SUBCOMMANDS } from "./csi/identity.js";
 import { NODE_SUBCOMMANDS } from "./csi/node.js";
 import { SNAPSHOT_SUBCOMMANDS } from "./csi/snapshots.js";
 import type { Subcommand } from "./csi/subcommand.js";
 import { VOLUME_SUBCOMMANDS } from "./csi/volumes.js";
 
-const SUBCOMMANDS: Subcommand[] = [...IDENTITY_SUBCOMMANDS, ...VOLUME_SUBCOMMANDS, ...SNAPSHOT_SUBCOMMANDS, ...NODE_SUBCOMMANDS];
+const SUBCOMMANDS: Subcommand[] = [
+  ...IDENTITY_SUBCOMMANDS,
+  ...VOLUME_SUBCOMMANDS,
+  ...SNAPSHOT_SUBCOMMANDS,
+  ...NODE_SUBCOMMANDS,
+];
 
 export const CSI_SUBCOMMANDS: readonly string[] = SUBCOMMANDS.map((s) => s.name);
 
@@ -63,9 +77,12 @@ export async function runCsi(args: string[], io: CsiIo = processIo): Promise<num
   const specs = { ...GLOBAL_FLAGS, ...subcommand.flags };
   let flags: Flags;
   try {
-    const options = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, { type: s.type, multiple: s.multiple ?? false }]));
+    const options = Object.fromEntries(
+      Object.entries(specs).map(([k, s]) => [k, { type: s.type, multiple: s.multiple ?? false }]),
+    );
     const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-    if (parsed.positionals.length !== 1) throw new UsageError(`unexpected argument "${parsed.positionals.find((p) => p !== name) ?? ""}"`);
+    if (parsed.positionals.length !== 1)
+      throw new UsageError(`unexpected argument "${parsed.positionals.find((p) => p !== name) ?? ""}"`);
     flags = parsed.values as Flags;
   } catch (error) {
     io.stderr(`${label}: ${(error as Error).message}\n\nFlags:\n${flagHelp(specs)}\n`);

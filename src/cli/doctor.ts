@@ -43,10 +43,15 @@ export async function runChecks(options: DoctorOptions, host: HostProbe): Promis
   const findings: Finding[] = [];
   const dm = await checkDeviceMapper(host);
   findings.push(...dm);
-  findings.push(...(await checkTargets(host, dm.every((f) => f.status === "ok"))));
+  findings.push(
+    ...(await checkTargets(
+      host,
+      dm.every((f) => f.status === "ok"),
+    )),
+  );
   findings.push(await checkLvmVersion(host));
   findings.push(await checkThinTools(host));
-  findings.push(...(await checkFilesystemTools(host)))
+  findings.push(...(await checkFilesystemTools(host)));
   findings.push(...(await checkLvmConf(host)));
   findings.push(...(await checkVolumeGroups(host, options.volumeGroups)));
   findings.push(await checkKubeletDir(host, options.kubeletDir));
@@ -54,7 +59,9 @@ export async function runChecks(options: DoctorOptions, host: HostProbe): Promis
   return findings;
 }
 
-export async function loadDoctorOptions(args: string[]): Promise<{ options: DoctorOptions; prefix: string[]; json: boolean }> {
+export async function loadDoctorOptions(
+  args: string[],
+): Promise<{ options: DoctorOptions; prefix: string[]; json: boolean }> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -86,16 +93,26 @@ export async function loadDoctorOptions(args: string[]): Promise<{ options: Doct
   };
 }
 
-export async function runDoctor(args: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function runDoctor(
+  args: string[],
+  write: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
   const { options, prefix, json } = await loadDoctorOptions(args);
   const findings = await runChecks(options, realHost(prefix));
   const blocked = findings.some((f) => f.status === "fail");
   if (json) {
     write(`${JSON.stringify({ ok: !blocked, findings }, null, 2)}\n`);
   } else {
-    write(`${table(["CHECK", "STATUS", "DETAIL", "FIX"], findings.map((f) => [f.check, f.status, f.detail, f.fix]))}\n`);
+    write(
+      `${table(
+        ["CHECK", "STATUS", "DETAIL", "FIX"],
+        findings.map((f) => [f.check, f.status, f.detail, f.fix]),
+      )}\n`,
+    );
     const counts = (s: CheckStatus): number => findings.filter((f) => f.status === s).length;
-    write(`\n${counts("ok")} ok, ${counts("warn")} warning(s), ${counts("fail")} failure(s): ${blocked ? "loam cannot run here until the failures are fixed" : "loam can run here"}\n`);
+    write(
+      `\n${counts("ok")} ok, ${counts("warn")} warning(s), ${counts("fail")} failure(s): ${blocked ? "loam cannot run here until the failures are fixed" : "loam can run here"}\n`,
+    );
   }
   return blocked ? 1 : 0;
 }

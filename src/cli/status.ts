@@ -78,7 +78,10 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
       ),
     );
   }
-  for (const [title, key] of [["VOLUME", "volumes"], ["SNAPSHOT", "snapshots"]] as const) {
+  for (const [title, key] of [
+    ["VOLUME", "volumes"],
+    ["SNAPSHOT", "snapshots"],
+  ] as const) {
     const rows = readable.flatMap((e) =>
       e[key].map((v) => [
         `${e.name}/${v.id}`,
@@ -99,7 +102,10 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
   return `${out.join("\n")}\n`;
 }
 
-export async function runStatus(args: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function runStatus(
+  args: string[],
+  write: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -118,7 +124,8 @@ export async function runStatus(args: string[], write: (text: string) => void = 
   }
   const values = parsed.values;
   const { volumeGroups, prefix } = await hostTargets(values);
-  if (volumeGroups.length === 0) throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
+  if (volumeGroups.length === 0)
+    throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
   const lvm = new Lvm(new CommandRunner({ prefix, defaultTimeoutMs: 60_000 }));
   const entries = await collectStatus(lvm, volumeGroups);
   write(values.json ? `${JSON.stringify({ volumeGroups: entries }, null, 2)}\n` : renderStatus(entries));

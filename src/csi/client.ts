@@ -2,7 +2,14 @@
  * A typed CSI client over a Unix socket, for the `loam csi` command and the tests. It dials
  * `unix:///path` exactly as the Kubernetes sidecars do.
  */
-import { type DescMessage, type MessageInitShape, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+  create,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Client, Metadata, type ServiceError, credentials, status } from "@grpc/grpc-js";
 
@@ -28,7 +35,9 @@ export class CsiClient {
 
   constructor(endpoint: string) {
     const target = endpoint.startsWith("unix:") ? endpoint : `unix://${endpoint}`;
-    this.client = new Client(target, credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+    this.client = new Client(target, credentials.createInsecure(), {
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    });
   }
 
   call<M extends GenServiceMethods, K extends keyof M & string>(

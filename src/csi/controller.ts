@@ -4,13 +4,15 @@
  * node only.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import {
-  type Controller,
-  ControllerServiceCapability_RPC_Type as Rpc,
-} from "../gen/csi/v1/csi_pb.js";
+import { type Controller, ControllerServiceCapability_RPC_Type as Rpc } from "../gen/csi/v1/csi_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { SnapshotSchema, VolumeContentSource, VolumeContentSourceSchema, VolumeSchema } from "../gen/csi/v1/csi_pb.js";
+import type {
+  SnapshotSchema,
+  VolumeContentSource,
+  VolumeContentSourceSchema,
+  VolumeSchema,
+} from "../gen/csi/v1/csi_pb.js";
 import type { Snapshot, Volume, VolumeEngine } from "../volumes/engine.js";
 import { aborted, invalidArgument, notFound, resourceExhausted } from "../volumes/errors.js";
 import { checkSnapshotParameters, parseParameters } from "../volumes/parameters.js";
@@ -234,7 +236,10 @@ function contentSourceOf(source: VolumeContentSource | undefined): ContentSource
     case undefined:
       return undefined;
     case "snapshot":
-      return { kind: "snapshot", id: required(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id") };
+      return {
+        kind: "snapshot",
+        id: required(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id"),
+      };
     case "volume":
       return { kind: "volume", id: required(source.type.value.volumeId, "volume_content_source.volume.volume_id") };
   }

@@ -19,8 +19,7 @@ export interface IdentityOptions {
 
 export function identityService(options: IdentityOptions): ServiceHandlers<IdentityMethods> {
   return {
-    getPluginInfo: () =>
-      Promise.resolve({ name: options.driverName, vendorVersion: options.version, manifest: {} }),
+    getPluginInfo: () => Promise.resolve({ name: options.driverName, vendorVersion: options.version, manifest: {} }),
 
     getPluginCapabilities: () =>
       Promise.resolve({

@@ -58,7 +58,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       return await resolveUnder(kubeletDir, path);
     } catch (error) {
       if (error instanceof UnsafePathError) {
-        throw invalidArgument(`${field} "${printable(path, 200)}" is refused: ${error.message}; it must lie under ${kubeletDir}`);
+        throw invalidArgument(
+          `${field} "${printable(path, 200)}" is refused: ${error.message}; it must lie under ${kubeletDir}`,
+        );
       }
       throw error;
     }
@@ -82,7 +84,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const use = nodeUse(capability, "volume_capability");
       const stagingPath = await checkedPath(path, "staging_target_path");
       const askedFsType = explicitFsType(capability);
-      await withVolume(id, () => staging.stage({ id, staging: stagingPath, use, askedFsType }, { signal: context.signal }));
+      await withVolume(id, () =>
+        staging.stage({ id, staging: stagingPath, use, askedFsType }, { signal: context.signal }),
+      );
       return {};
     },
 
@@ -105,7 +109,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
         checkedPath(targetPath, "target_path"),
       );
       const readonly = publishReadonly(use, request.readonly);
-      await withVolume(id, () => publishing.publish({ id, staging: staged, target, use, readonly }, { signal: context.signal }));
+      await withVolume(id, () =>
+        publishing.publish({ id, staging: staged, target, use, readonly }, { signal: context.signal }),
+      );
       return {};
     },
 

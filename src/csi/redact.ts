@@ -3,7 +3,14 @@
  * blanked, found by reading the option from the descriptors at run time, so a secret field
  * added to the proto later is covered without anyone keeping a list.
  */
-import { type DescField, type DescMessage, type JsonValue, type MessageShape, getOption, toJson } from "@bufbuild/protobuf";
+import {
+  type DescField,
+  type DescMessage,
+  type JsonValue,
+  type MessageShape,
+  getOption,
+  toJson,
+} from "@bufbuild/protobuf";
 import { csi_secret } from "../gen/csi/v1/csi_pb.js";
 
 /** What a secret field's value is replaced with. */

@@ -103,10 +103,11 @@ export function isThisNode(topology: Topology, node: NodeTopology): boolean {
 
 export function describeTopologies(topologies: readonly Topology[]): string {
   return topologies
-    .map((t) =>
-      `{${Object.entries(t.segments)
-        .map(([k, v]) => `${printable(k)}=${printable(v)}`)
-        .join(", ")}}`,
+    .map(
+      (t) =>
+        `{${Object.entries(t.segments)
+          .map(([k, v]) => `${printable(k)}=${printable(v)}`)
+          .join(", ")}}`,
     )
     .join(", ");
 }

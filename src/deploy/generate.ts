@@ -25,7 +25,9 @@ const HEADER = [
 
 export function toYaml(manifest: ManifestFile): string {
   const body = manifest.objects
-    .map((object) => stringify(JSON.parse(JSON.stringify(object)) as unknown, { lineWidth: 0, aliasDuplicateObjects: false }))
+    .map((object) =>
+      stringify(JSON.parse(JSON.stringify(object)) as unknown, { lineWidth: 0, aliasDuplicateObjects: false }),
+    )
     .join("---\n");
   return [...HEADER, ...manifest.notes.map((n) => `# ${n}`), "---", body].join("\n");
 }
@@ -71,6 +73,8 @@ export async function runGenerator(args: string[]): Promise<number> {
     if (stale.length > 0) process.stderr.write(`out of date (run npm run manifests): ${stale.join(", ")}\n`);
     return stale.length > 0 ? 1 : 0;
   }
-  process.stdout.write(stale.length > 0 ? `wrote ${stale.join(", ")}\n` : "manifests and parameter reference are up to date\n");
+  process.stdout.write(
+    stale.length > 0 ? `wrote ${stale.join(", ")}\n` : "manifests and parameter reference are up to date\n",
+  );
   return 0;
 }

@@ -54,7 +54,16 @@ export interface VolumeSnapshotClassObject {
 }
 
 export type KubernetesObject =
-  | Namespace | ServiceAccount | ConfigMap | DaemonSet | ClusterRole | ClusterRoleBinding | Role | RoleBinding | CSIDriver | StorageClass
+  | Namespace
+  | ServiceAccount
+  | ConfigMap
+  | DaemonSet
+  | ClusterRole
+  | ClusterRoleBinding
+  | Role
+  | RoleBinding
+  | CSIDriver
+  | StorageClass
   | VolumeSnapshotClassObject;
 
 export interface ManifestFile {
@@ -88,7 +97,11 @@ export function renderManifests(values: Values): ManifestFile[] {
     if (namespaced.length > 0) {
       objects.push(
         new Role({ metadata: meta(name, true), rules: namespaced }),
-        new RoleBinding({ metadata: meta(name, true), subjects: subject, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name } }),
+        new RoleBinding({
+          metadata: meta(name, true),
+          subjects: subject,
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+        }),
       );
     }
     return objects;
@@ -97,12 +110,18 @@ export function renderManifests(values: Values): ManifestFile[] {
   return [
     {
       file: "kubernetes/00-namespace.yaml",
-      notes: ["The namespace runs privileged pods (loam formats and mounts disks), so Pod Security admits them there only."],
+      notes: [
+        "The namespace runs privileged pods (loam formats and mounts disks), so Pod Security admits them there only.",
+      ],
       objects: [
         new Namespace({
           metadata: {
             name: values.namespace,
-            labels: { ...labels, "pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/warn": "privileged" },
+            labels: {
+              ...labels,
+              "pod-security.kubernetes.io/enforce": "privileged",
+              "pod-security.kubernetes.io/warn": "privileged",
+            },
           },
         }),
         new ServiceAccount({ metadata: meta(serviceAccount, true) }),
@@ -118,7 +137,10 @@ export function renderManifests(values: Values): ManifestFile[] {
     },
     {
       file: "kubernetes/20-csidriver.yaml",
-      notes: ["attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads", "the CSIStorageCapacity objects each node's external-provisioner publishes."],
+      notes: [
+        "attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads",
+        "the CSIStorageCapacity objects each node's external-provisioner publishes.",
+      ],
       objects: [
         new CSIDriver({
           metadata: { name: values.driverName, labels: { ...labels } },
@@ -152,7 +174,9 @@ export function renderManifests(values: Values): ManifestFile[] {
     },
     {
       file: "kubernetes/50-storageclasses.yaml",
-      notes: ["WaitForFirstConsumer: the scheduler picks the node first (using capacity), then that node creates the volume."],
+      notes: [
+        "WaitForFirstConsumer: the scheduler picks the node first (using capacity), then that node creates the volume.",
+      ],
       objects: values.storageClasses.map((sc) => storageClass(values, sc, labels)),
     },
     {
@@ -297,7 +321,11 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
   };
 
   return new DaemonSet({
-    metadata: { name: "loam-node", namespace: values.namespace, labels: { ...labels, "app.kubernetes.io/component": "node" } },
+    metadata: {
+      name: "loam-node",
+      namespace: values.namespace,
+      labels: { ...labels, "app.kubernetes.io/component": "node" },
+    },
     spec: {
       selector: { matchLabels: selector },
       updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
@@ -316,7 +344,12 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
             sidecar("nodeDriverRegistrar", {
               env: [env.nodeName],
               ports: [{ name: "registrar", containerPort: REGISTRAR_HEALTH_PORT, protocol: "TCP" }],
-              livenessProbe: { httpGet: { path: "/healthz", port: "registrar" }, initialDelaySeconds: 5, periodSeconds: 30, timeoutSeconds: 10 },
+              livenessProbe: {
+                httpGet: { path: "/healthz", port: "registrar" },
+                initialDelaySeconds: 5,
+                periodSeconds: 30,
+                timeoutSeconds: 10,
+              },
               volumeMounts: [socketMount, { name: "registration-dir", mountPath: "/registration" }],
             }),
             sidecar("provisioner", { env: [env.nodeName, env.namespace, env.podName] }),
@@ -325,8 +358,14 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
             sidecar("livenessProbe", {}),
           ],
           volumes: [
-            { name: "plugin-dir", hostPath: { path: `${values.kubeletDir}/plugins/${values.driverName}`, type: "DirectoryOrCreate" } },
-            { name: "registration-dir", hostPath: { path: `${values.kubeletDir}/plugins_registry`, type: "Directory" } },
+            {
+              name: "plugin-dir",
+              hostPath: { path: `${values.kubeletDir}/plugins/${values.driverName}`, type: "DirectoryOrCreate" },
+            },
+            {
+              name: "registration-dir",
+              hostPath: { path: `${values.kubeletDir}/plugins_registry`, type: "Directory" },
+            },
             { name: "kubelet-dir", hostPath: { path: values.kubeletDir, type: "Directory" } },
             { name: "dev", hostPath: { path: "/dev", type: "Directory" } },
             { name: "config", configMap: { name: "loam-node-config" } },
@@ -347,7 +386,11 @@ interface SidecarRbac {
 const CORE = "";
 const STORAGE = "storage.k8s.io";
 const SNAPSHOT = "snapshot.storage.k8s.io";
-const EVENTS: IPolicyRule = { apiGroups: [CORE], resources: ["events"], verbs: ["list", "watch", "create", "update", "patch"] };
+const EVENTS: IPolicyRule = {
+  apiGroups: [CORE],
+  resources: ["events"],
+  verbs: ["list", "watch", "create", "update", "patch"],
+};
 
 /** What each sidecar needs from the API, and nothing more. */
 export function sidecarRbac(_values: Values): SidecarRbac[] {
@@ -356,7 +399,11 @@ export function sidecarRbac(_values: Values): SidecarRbac[] {
       sidecar: "external-provisioner",
       why: "PVs for PVCs on this node (node deployment), capacity per node (CSIStorageCapacity owned by the DaemonSet), restores from snapshots",
       cluster: [
-        { apiGroups: [CORE], resources: ["persistentvolumes"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
+        {
+          apiGroups: [CORE],
+          resources: ["persistentvolumes"],
+          verbs: ["get", "list", "watch", "create", "patch", "delete"],
+        },
         { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch", "update"] },
         { apiGroups: [STORAGE], resources: ["storageclasses"], verbs: ["get", "list", "watch"] },
         EVENTS,
@@ -365,7 +412,11 @@ export function sidecarRbac(_values: Values): SidecarRbac[] {
         { apiGroups: [CORE], resources: ["nodes"], verbs: ["get", "list", "watch"] },
       ],
       namespaced: [
-        { apiGroups: [STORAGE], resources: ["csistoragecapacities"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+        {
+          apiGroups: [STORAGE],
+          resources: ["csistoragecapacities"],
+          verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
         // Walking from the pod to its DaemonSet for the capacity objects' owner reference.
         { apiGroups: [CORE], resources: ["pods"], verbs: ["get"] },
       ],
@@ -379,7 +430,13 @@ export function sidecarRbac(_values: Values): SidecarRbac[] {
         { apiGroups: [CORE], resources: ["persistentvolumeclaims/status"], verbs: ["patch"] },
         EVENTS,
       ],
-      namespaced: [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "watch", "list", "delete", "update", "create"] }],
+      namespaced: [
+        {
+          apiGroups: ["coordination.k8s.io"],
+          resources: ["leases"],
+          verbs: ["get", "watch", "list", "delete", "update", "create"],
+        },
+      ],
     },
     {
       sidecar: "external-snapshotter",
@@ -387,7 +444,11 @@ export function sidecarRbac(_values: Values): SidecarRbac[] {
       cluster: [
         EVENTS,
         { apiGroups: [SNAPSHOT], resources: ["volumesnapshotclasses"], verbs: ["get", "list", "watch"] },
-        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotcontents"], verbs: ["get", "list", "watch", "update", "patch"] },
+        {
+          apiGroups: [SNAPSHOT],
+          resources: ["volumesnapshotcontents"],
+          verbs: ["get", "list", "watch", "update", "patch"],
+        },
         { apiGroups: [SNAPSHOT], resources: ["volumesnapshotcontents/status"], verbs: ["update", "patch"] },
       ],
       namespaced: [],
@@ -404,15 +465,22 @@ export function checkVolumeSnapshotClass(object: Record<string, unknown>): strin
   const problems: string[] = [];
   const allowed = ["apiVersion", "kind", "metadata", "driver", "deletionPolicy", "parameters"];
   for (const key of Object.keys(object)) if (!allowed.includes(key)) problems.push(`unknown field ${key}`);
-  if (object.apiVersion !== "snapshot.storage.k8s.io/v1") problems.push("apiVersion must be snapshot.storage.k8s.io/v1");
+  if (object.apiVersion !== "snapshot.storage.k8s.io/v1")
+    problems.push("apiVersion must be snapshot.storage.k8s.io/v1");
   if (object.kind !== "VolumeSnapshotClass") problems.push("kind must be VolumeSnapshotClass");
   const metadata = object.metadata as { name?: unknown } | undefined;
-  if (typeof metadata?.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(metadata.name)) problems.push("metadata.name must be a DNS subdomain");
+  if (typeof metadata?.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(metadata.name))
+    problems.push("metadata.name must be a DNS subdomain");
   if (typeof object.driver !== "string" || object.driver === "") problems.push("driver is required");
-  if (object.deletionPolicy !== "Delete" && object.deletionPolicy !== "Retain") problems.push("deletionPolicy must be Delete or Retain");
+  if (object.deletionPolicy !== "Delete" && object.deletionPolicy !== "Retain")
+    problems.push("deletionPolicy must be Delete or Retain");
   if (object.parameters !== undefined) {
     const parameters = object.parameters as Record<string, unknown>;
-    if (typeof parameters !== "object" || parameters === null || Object.values(parameters).some((v) => typeof v !== "string")) {
+    if (
+      typeof parameters !== "object" ||
+      parameters === null ||
+      Object.values(parameters).some((v) => typeof v !== "string")
+    ) {
       problems.push("parameters must map strings to strings");
     }
   }

@@ -5,7 +5,8 @@
  */
 import type { ParameterDefinition } from "../volumes/parameters.js";
 
-export const TABLE_BEGIN = "<!-- parameters:begin (generated from src/volumes/parameters.ts by npm run manifests; do not edit) -->";
+export const TABLE_BEGIN =
+  "<!-- parameters:begin (generated from src/volumes/parameters.ts by npm run manifests; do not edit) -->";
 export const TABLE_END = "<!-- parameters:end -->";
 
 const cell = (text: string): string => text.replaceAll("|", "\\|").replaceAll("\n", " ");
@@ -15,7 +16,13 @@ export function parameterTable(parameters: readonly ParameterDefinition[]): stri
     (p) =>
       `| \`${p.key}\` | ${p.type} | ${cell(p.defaultValue)} | ${cell(p.allowed)} | ${cell(p.description)}${p.metadata ? " Claim metadata: recorded, never changes the volume." : ""} |`,
   );
-  return [TABLE_BEGIN, "| Key | Type | Default | Allowed values | Meaning |", "| --- | --- | --- | --- | --- |", ...rows, TABLE_END].join("\n");
+  return [
+    TABLE_BEGIN,
+    "| Key | Type | Default | Allowed values | Meaning |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+    TABLE_END,
+  ].join("\n");
 }
 
 /** Replaces the generated table in a document; throws when the markers are missing. */

@@ -18,7 +18,10 @@ const MOUNT_OPTION = /^[A-Za-z0-9_][A-Za-z0-9_=,.:-]{0,127}$/;
 const KUBELET_DIR = /^\/[A-Za-z0-9._/-]*$/;
 
 type Issue = { input: unknown };
-const missingOr = (message: (input: unknown) => string) => (i: Issue): string => (i.input === undefined ? "is required" : message(i.input));
+const missingOr =
+  (message: (input: unknown) => string) =>
+  (i: Issue): string =>
+    i.input === undefined ? "is required" : message(i.input);
 
 /** A string matching `pattern` within maxLength; anything else is `"<value>" is not <what>`. */
 function matching(pattern: RegExp, what: string, maxLength = 63) {
@@ -27,7 +30,11 @@ function matching(pattern: RegExp, what: string, maxLength = 63) {
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
-  return z.enum(values, { error: missingOr((input) => (typeof input === "string" ? `"${input}" is not one of ${values.join(", ")}` : "must be a string")) });
+  return z.enum(values, {
+    error: missingOr((input) =>
+      typeof input === "string" ? `"${input}" is not one of ${values.join(", ")}` : "must be a string",
+    ),
+  });
 }
 
 function numberIn(min: number, max: number, integer: boolean) {
@@ -42,9 +49,12 @@ const image = z.string({ error: missingOr(() => "must be a string") }).superRefi
   const parsed = parseImage(reference);
   const fail = (message: string): void => void context.addIssue({ code: "custom", message });
   if (!parsed) {
-    fail(`"${reference}" is not an image reference; expected [registry/]path:tag or path@sha256:<64 hex>, e.g. registry.k8s.io/sig-storage/csi-provisioner:v5.2.0`);
+    fail(
+      `"${reference}" is not an image reference; expected [registry/]path:tag or path@sha256:<64 hex>, e.g. registry.k8s.io/sig-storage/csi-provisioner:v5.2.0`,
+    );
   } else if (!parsed.tag && !parsed.digest) fail(`"${reference}" must be pinned with a tag or a digest`);
-  else if (parsed.tag === "latest" && !parsed.digest) fail(`"${reference}" uses :latest; pin a version so every node runs the same image`);
+  else if (parsed.tag === "latest" && !parsed.digest)
+    fail(`"${reference}" uses :latest; pin a version so every node runs the same image`);
 });
 
 /** A sidecar's image: pinned, and of a version whose flags the generator knows. */
@@ -68,7 +78,11 @@ function kubernetes(keys: readonly string[], model: (data: Record<string, unknow
   return z.looseObject({}, { error: missingOr(() => "must be an object") }).superRefine((data, context) => {
     const unknown = Object.keys(data).find((key) => !keys.includes(key));
     if (unknown !== undefined) {
-      context.addIssue({ code: "custom", path: [unknown], message: `unknown key; allowed keys here: ${keys.join(", ")}` });
+      context.addIssue({
+        code: "custom",
+        path: [unknown],
+        message: `unknown key; allowed keys here: ${keys.join(", ")}`,
+      });
       return;
     }
     try {
@@ -89,7 +103,8 @@ const resources = (fallback: Record<string, Record<string, string>>) =>
 const stripeSize = z.string({ error: missingOr(() => "must be a string") }).superRefine((text, context) => {
   const bytes = parseStripeSize(text);
   if (bytes === undefined) context.addIssue({ code: "custom", message: `"${text}" is not ${STRIPE_SIZE_RULES}` });
-  else if (!isValidStripeSize(bytes)) context.addIssue({ code: "custom", message: `"${text}" is not a power of two from 4Ki to 1Gi` });
+  else if (!isValidStripeSize(bytes))
+    context.addIssue({ code: "custom", message: `"${text}" is not a power of two from 4Ki to 1Gi` });
 });
 
 /** Stripes, stripe size and mirrors, shared by device classes and StorageClasses. */
@@ -101,19 +116,28 @@ const LAYOUT = {
 
 type Context = z.RefinementCtx;
 type Layout = { stripes?: number | undefined; stripeSize?: string | undefined; mirrors?: number | undefined };
-const addIssue = (context: Context, path: PropertyKey[], message: string): void => void context.addIssue({ code: "custom", path, message });
+const addIssue = (context: Context, path: PropertyKey[], message: string): void =>
+  void context.addIssue({ code: "custom", path, message });
 
 /** `minStripesForSize`: 2 for a StorageClass whose class does not stripe, 1 for a device class. */
 function checkLayout(layout: Layout, context: Context, minStripesForSize: number, at: PropertyKey[] = []): void {
-  if (layout.stripeSize !== undefined && (layout.stripes ?? 1) < minStripesForSize) addIssue(context, [...at, "stripeSize"], "needs stripes of 2 or more");
+  if (layout.stripeSize !== undefined && (layout.stripes ?? 1) < minStripesForSize)
+    addIssue(context, [...at, "stripeSize"], "needs stripes of 2 or more");
   if ((layout.stripes ?? 1) > 1 && (layout.mirrors ?? 0) > 0) {
-    addIssue(context, [...at, "mirrors"], "cannot be combined with stripes (loam makes striped or raid1 volumes, not raid10)");
+    addIssue(
+      context,
+      [...at, "mirrors"],
+      "cannot be combined with stripes (loam makes striped or raid1 volumes, not raid10)",
+    );
   }
 }
 
 const DEVICE_CLASS = z
   .strictObject({
-    name: matching(DEVICE_CLASS_NAME, "lowercase letters, digits and '-', at most 63 (StorageClasses name it in loam.csi.dev/deviceClass)"),
+    name: matching(
+      DEVICE_CLASS_NAME,
+      "lowercase letters, digits and '-', at most 63 (StorageClasses name it in loam.csi.dev/deviceClass)",
+    ),
     volumeGroup: matching(VG_OR_LV_NAME, "an LVM volume group name (letters, digits, '+', '_', '.', '-')"),
     type: oneOf(["thick", "thin"]).default("thick"),
     thinPool: matching(VG_OR_LV_NAME, "an LVM logical volume name").optional(),
@@ -126,12 +150,19 @@ const DEVICE_CLASS = z
   })
   .superRefine((c, context) => {
     if (c.type === "thin") {
-      if (c.thinPool === undefined) addIssue(context, ["thinPool"], "is required for a thin device class (the thin pool LV in the volume group)");
+      if (c.thinPool === undefined)
+        addIssue(context, ["thinPool"], "is required for a thin device class (the thin pool LV in the volume group)");
       for (const key of ["stripes", "stripeSize", "mirrors"] as const) {
-        if (c[key] !== undefined) addIssue(context, [key], "applies to thick device classes only (a thin pool has its own layout)");
+        if (c[key] !== undefined)
+          addIssue(context, [key], "applies to thick device classes only (a thin pool has its own layout)");
       }
     } else {
-      for (const key of ["thinPool", "overprovisionRatio", "dataThresholdPercent", "metadataThresholdPercent"] as const) {
+      for (const key of [
+        "thinPool",
+        "overprovisionRatio",
+        "dataThresholdPercent",
+        "metadataThresholdPercent",
+      ] as const) {
         if (c[key] !== undefined) addIssue(context, [key], `applies to thin device classes only; set "type": "thin"`);
       }
       checkLayout(c, context, 1);
@@ -143,7 +174,11 @@ const STORAGE_CLASS = z.strictObject({
   deviceClass: z.string({ error: missingOr(() => "must be a string") }).describe("the name of one of deviceClasses"),
   fsType: oneOf(["xfs", "ext4"]).default("xfs"),
   ...LAYOUT,
-  mountOptions: z.array(matching(MOUNT_OPTION, "a mount option such as noatime or logbsize=256k", 128), { error: missingOr(() => "must be a list") }).optional(),
+  mountOptions: z
+    .array(matching(MOUNT_OPTION, "a mount option such as noatime or logbsize=256k", 128), {
+      error: missingOr(() => "must be a list"),
+    })
+    .optional(),
   reclaimPolicy: oneOf(["Delete", "Retain"]).default("Delete"),
   default: bool.optional(),
 });
@@ -161,7 +196,8 @@ const NODE_SELECTOR = z
   .record(
     z.string().regex(LABEL_KEY, { error: "is not a Kubernetes label key" }),
     z.string({ error: missingOr(() => "must be a string") }).superRefine((text, context) => {
-      if (text.length > 63 || !LABEL_VALUE.test(text)) context.addIssue({ code: "custom", message: `"${text}" is not a Kubernetes label value` });
+      if (text.length > 63 || !LABEL_VALUE.test(text))
+        context.addIssue({ code: "custom", message: `"${text}" is not a Kubernetes label value` });
     }),
     { error: missingOr(() => "must be an object") },
   )
@@ -171,11 +207,14 @@ export const VALUES_SCHEMA = z
   .strictObject({
     namespace: matching(DNS_LABEL, "a Kubernetes namespace name (lowercase letters, digits, '-', at most 63)"),
     driverName: matching(DNS_SUBDOMAIN, "a domain-style CSI driver name such as loam.csi.dev").default("loam.csi.dev"),
-    topologyKey: matching(LABEL_KEY, "a Kubernetes label key such as topology.loam.csi.dev/node").default("topology.loam.csi.dev/node"),
+    topologyKey: matching(LABEL_KEY, "a Kubernetes label key such as topology.loam.csi.dev/node").default(
+      "topology.loam.csi.dev/node",
+    ),
     kubeletDir: z
       .string({ error: missingOr(() => "must be a string") })
       .refine((dir) => KUBELET_DIR.test(dir) && !dir.includes("..") && (dir.length === 1 || !dir.endsWith("/")), {
-        error: (i) => `"${String(i.input)}" must be an absolute path without '..' or a trailing '/', e.g. /var/lib/kubelet`,
+        error: (i) =>
+          `"${String(i.input)}" must be an absolute path without '..' or a trailing '/', e.g. /var/lib/kubelet`,
       })
       .default("/var/lib/kubelet"),
     logLevel: oneOf(["debug", "info", "warn", "error"]).default("info"),
@@ -183,12 +222,17 @@ export const VALUES_SCHEMA = z
     imagePullPolicy: oneOf(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
     priorityClassName: z
       .union([z.literal(""), matching(DNS_SUBDOMAIN, 'a PriorityClass name, or "" for none', 253)], {
-        error: missingOr((input) => (typeof input === "string" ? `"${input}" is not a PriorityClass name, or "" for none` : "must be a string")),
+        error: missingOr((input) =>
+          typeof input === "string" ? `"${input}" is not a PriorityClass name, or "" for none` : "must be a string",
+        ),
       })
       .default("system-node-critical"),
     nodeSelector: NODE_SELECTOR,
     tolerations: z
-      .array(kubernetes(["key", "operator", "value", "effect", "tolerationSeconds"], (data) => new Toleration(data)), { error: missingOr(() => "must be a list") })
+      .array(
+        kubernetes(["key", "operator", "value", "effect", "tolerationSeconds"], (data) => new Toleration(data)),
+        { error: missingOr(() => "must be a list") },
+      )
       .default([]),
     resources: z
       .strictObject({
@@ -199,7 +243,9 @@ export const VALUES_SCHEMA = z
         loam: { requests: { cpu: "50m", memory: "96Mi" }, limits: { memory: "512Mi" } },
         sidecars: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "256Mi" } },
       }),
-    deviceClasses: z.array(DEVICE_CLASS, { error: missingOr(() => "must be a list") }).min(1, "needs at least one device class"),
+    deviceClasses: z
+      .array(DEVICE_CLASS, { error: missingOr(() => "must be a list") })
+      .min(1, "needs at least one device class"),
     storageClasses: z.array(STORAGE_CLASS, { error: missingOr(() => "must be a list") }).default([]),
     volumeSnapshotClass: z
       .strictObject({
@@ -212,25 +258,39 @@ export const VALUES_SCHEMA = z
     const classes = values.deviceClasses;
     const seen = new Set<string>();
     for (const [i, c] of classes.entries()) {
-      if (seen.has(c.name)) addIssue(context, ["deviceClasses", i, "name"], `"${c.name}" is used by two device classes`);
+      if (seen.has(c.name))
+        addIssue(context, ["deviceClasses", i, "name"], `"${c.name}" is used by two device classes`);
       seen.add(c.name);
     }
     const defaults = classes.filter((c) => c.default === true).length;
     if (classes.length > 1 && defaults !== 1) {
-      addIssue(context, ["deviceClasses"], `exactly one device class must have "default": true when there are several (found ${defaults})`);
+      addIssue(
+        context,
+        ["deviceClasses"],
+        `exactly one device class must have "default": true when there are several (found ${defaults})`,
+      );
     }
     const names = new Set<string>();
     for (const [i, sc] of values.storageClasses.entries()) {
       const at = ["storageClasses", i];
       const target = classes.find((c) => c.name === sc.deviceClass);
       if (!target) {
-        addIssue(context, [...at, "deviceClass"], `"${sc.deviceClass}" is not one of the device classes: ${classes.map((c) => c.name).join(", ")}`);
+        addIssue(
+          context,
+          [...at, "deviceClass"],
+          `"${sc.deviceClass}" is not one of the device classes: ${classes.map((c) => c.name).join(", ")}`,
+        );
         continue;
       }
       checkLayout(sc, context, target.stripes !== undefined && target.stripes > 1 ? 1 : 2, at);
       if (target.type === "thin") {
         for (const key of ["stripes", "stripeSize", "mirrors"] as const) {
-          if (sc[key] !== undefined) addIssue(context, [...at, key], `device class "${sc.deviceClass}" is thin; stripes and mirrors apply to thick classes only`);
+          if (sc[key] !== undefined)
+            addIssue(
+              context,
+              [...at, key],
+              `device class "${sc.deviceClass}" is thin; stripes and mirrors apply to thick classes only`,
+            );
         }
       }
       if (names.has(sc.name)) addIssue(context, [...at, "name"], `"${sc.name}" is used by two StorageClasses`);

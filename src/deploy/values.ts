@@ -70,7 +70,8 @@ export class ValuesError extends Error {
 
 /** Reads and checks a parsed values file; throws ValuesError naming the first bad field. */
 export function parseValues(input: unknown): Values {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) throw new ValuesError("(values file)", "must be an object");
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    throw new ValuesError("(values file)", "must be an object");
   const result = VALUES_SCHEMA.safeParse(input);
   const issue = result.error?.issues[0];
   if (issue) throw new ValuesError(...located(issue));
@@ -89,7 +90,11 @@ function located(issue: z.core.$ZodIssue): [string, string] {
   }
   const field = path
     .map((part, i) =>
-      typeof part === "number" ? `[${part}]` : path[i - 1] === "nodeSelector" ? `["${String(part)}"]` : `${i === 0 ? "" : "."}${String(part)}`,
+      typeof part === "number"
+        ? `[${part}]`
+        : path[i - 1] === "nodeSelector"
+          ? `["${String(part)}"]`
+          : `${i === 0 ? "" : "."}${String(part)}`,
     )
     .join("");
   return [field, message];

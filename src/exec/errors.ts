@@ -11,7 +11,13 @@ export class CommandError extends Error {
   readonly exitCode: number | null;
   readonly stderr: string;
 
-  constructor(message: string, argv: readonly string[], exitCode: number | null, stderr: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    argv: readonly string[],
+    exitCode: number | null,
+    stderr: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.argv = argv;

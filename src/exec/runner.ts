@@ -56,7 +56,8 @@ export class CommandRunner {
     this.env = { ...(options.env ?? {}) };
     this.onCommand = options.onCommand;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-    if (!(this.defaultTimeoutMs > 0)) throw new RangeError(`defaultTimeoutMs must be positive, got ${this.defaultTimeoutMs}`);
+    if (!(this.defaultTimeoutMs > 0))
+      throw new RangeError(`defaultTimeoutMs must be positive, got ${this.defaultTimeoutMs}`);
   }
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
@@ -64,7 +65,12 @@ export class CommandRunner {
     const full = [...this.prefix, ...asked];
     const started = performance.now();
     const observe = (exitCode: number | null, failed: boolean, pid?: number): void => {
-      const observation: CommandObservation = { argv: asked, durationMs: performance.now() - started, exitCode, failed };
+      const observation: CommandObservation = {
+        argv: asked,
+        durationMs: performance.now() - started,
+        exitCode,
+        failed,
+      };
       if (pid !== undefined) observation.pid = pid;
       try {
         this.onCommand?.(observation);

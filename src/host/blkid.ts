@@ -8,9 +8,7 @@ import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 
 export type DeviceContent =
-  | { kind: "empty" }
-  | { kind: "filesystem"; fsType: string }
-  | { kind: "other"; description: string };
+  { kind: "empty" } | { kind: "filesystem"; fsType: string } | { kind: "other"; description: string };
 
 /** blkid -p exits 2 when it finds no signature at all, 8 when signatures contradict each other. */
 const NOTHING_FOUND = 2;
@@ -45,7 +43,10 @@ export async function firstLook(device: string): Promise<FirstLook> {
       const head = await readAt(handle, 0, Math.min(FIRST_READ_BYTES, size));
       if (head.length < ZEROED_BYTES || !isZero(head.subarray(0, ZEROED_BYTES))) return "data";
       if (size < 2 * EDGE_BYTES || head.length < FIRST_READ_BYTES || !isZero(head)) return "zero-head";
-      for (const [position, length] of [[FIRST_READ_BYTES, EDGE_BYTES - FIRST_READ_BYTES], [size - EDGE_BYTES, EDGE_BYTES]]) {
+      for (const [position, length] of [
+        [FIRST_READ_BYTES, EDGE_BYTES - FIRST_READ_BYTES],
+        [size - EDGE_BYTES, EDGE_BYTES],
+      ]) {
         const part = await readAt(handle, position, length);
         if (part.length < length || !isZero(part)) return "zero-head";
       }
@@ -71,9 +72,13 @@ export async function probeDevice(
   if (result.exitCode === NOTHING_FOUND) {
     return (await startsWithZeros(device, ZEROED_BYTES))
       ? { kind: "empty" }
-      : { kind: "other", description: `data that blkid does not recognise (the first ${ZEROED_BYTES} bytes are not zero)` };
+      : {
+          kind: "other",
+          description: `data that blkid does not recognise (the first ${ZEROED_BYTES} bytes are not zero)`,
+        };
   }
-  if (result.exitCode === AMBIVALENT) return { kind: "other", description: "several conflicting signatures (blkid: ambivalent result)" };
+  if (result.exitCode === AMBIVALENT)
+    return { kind: "other", description: "several conflicting signatures (blkid: ambivalent result)" };
   if (result.exitCode !== 0) throw new HostCommandError(argv, result.exitCode, result.stderr);
   return classify(parseExport(result.stdout));
 }

@@ -1,7 +1,13 @@
 /** The host layer: devices, filesystems and mounts of this machine. */
 export { HostCommandError, UnsafePathError } from "./errors.js";
 export { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
-export { type FilesystemType, type FilesystemUsage, filesystemUsage, growFilesystem, makeFilesystem } from "./filesystem.js";
+export {
+  type FilesystemType,
+  type FilesystemUsage,
+  filesystemUsage,
+  growFilesystem,
+  makeFilesystem,
+} from "./filesystem.js";
 export { type MountEntry, isReadOnly, majorMinorOf, mountAt, parseMountInfo, readMountInfo } from "./mountinfo.js";
 export { Mounter } from "./mount.js";
 export { HostOperations, type PathInfo } from "./operations.js";

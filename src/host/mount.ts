@@ -44,7 +44,12 @@ export class Mounter {
    * per-mount flags, the bind is remounted with them; if that fails the bind is undone so
    * no writable mount is left where a read-only one was asked for.
    */
-  async bindMount(source: string, target: string, perMountFlags: readonly string[], options: MountOptions = {}): Promise<void> {
+  async bindMount(
+    source: string,
+    target: string,
+    perMountFlags: readonly string[],
+    options: MountOptions = {},
+  ): Promise<void> {
     await runChecked(this.runner, ["mount", "--bind", source, target], options);
     if (!options.readonly && perMountFlags.length === 0) return;
     const remount = ["remount", "bind", options.readonly ? "ro" : "rw", ...perMountFlags].join(",");

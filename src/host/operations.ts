@@ -7,7 +7,13 @@
 import { mkdir, realpath, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
-import { type FilesystemType, type FilesystemUsage, filesystemUsage, growFilesystem, makeFilesystem } from "./filesystem.js";
+import {
+  type FilesystemType,
+  type FilesystemUsage,
+  filesystemUsage,
+  growFilesystem,
+  makeFilesystem,
+} from "./filesystem.js";
 import { type MountOptions, Mounter } from "./mount.js";
 import { type MountEntry, majorMinorOf } from "./mountinfo.js";
 
@@ -75,7 +81,10 @@ export class HostOperations {
     return makeFilesystem(this.runner, device, fsType, options);
   }
 
-  growFilesystem(target: { fsType: string; device: string; mountPoint: string }, options: RunOptions = {}): Promise<void> {
+  growFilesystem(
+    target: { fsType: string; device: string; mountPoint: string },
+    options: RunOptions = {},
+  ): Promise<void> {
     return growFilesystem(this.runner, target, options);
   }
 
@@ -83,11 +92,22 @@ export class HostOperations {
     return filesystemUsage(path);
   }
 
-  mountFilesystem(device: string, target: string, fsType: string, flags: readonly string[], options: MountOptions = {}): Promise<void> {
+  mountFilesystem(
+    device: string,
+    target: string,
+    fsType: string,
+    flags: readonly string[],
+    options: MountOptions = {},
+  ): Promise<void> {
     return this.mounter.mountFilesystem(device, target, fsType, flags, options);
   }
 
-  bindMount(source: string, target: string, perMountFlags: readonly string[], options: MountOptions = {}): Promise<void> {
+  bindMount(
+    source: string,
+    target: string,
+    perMountFlags: readonly string[],
+    options: MountOptions = {},
+  ): Promise<void> {
     return this.mounter.bindMount(source, target, perMountFlags, options);
   }
 

@@ -36,7 +36,9 @@ export async function resolveUnder(root: string, path: string): Promise<string> 
       const full = missing.length > 0 ? join(resolved, ...missing) : resolved;
       if (!full.startsWith(realRoot === sep ? sep : realRoot + sep) || full === realRoot) {
         throw new UnsafePathError(
-          full === path ? `"${path}" is not under ${realRoot}` : `"${path}" resolves to ${full}, which is not under ${realRoot}`,
+          full === path
+            ? `"${path}" is not under ${realRoot}`
+            : `"${path}" resolves to ${full}, which is not under ${realRoot}`,
         );
       }
       return full;

@@ -2,7 +2,11 @@
 import type { CommandResult, CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 
-export async function runChecked(runner: CommandRunner, argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+export async function runChecked(
+  runner: CommandRunner,
+  argv: readonly string[],
+  options: RunOptions = {},
+): Promise<CommandResult> {
   const result = await runner.run(argv, options);
   if (result.exitCode !== 0) throw new HostCommandError(argv, result.exitCode, result.stderr);
   return result;

@@ -69,14 +69,20 @@ interface Rule {
 }
 
 const simple =
-  (Kind: new (message: string, argv: readonly string[], exitCode: number | null, stderr: string) => LvmFailure): Builder =>
+  (
+    Kind: new (message: string, argv: readonly string[], exitCode: number | null, stderr: string) => LvmFailure,
+  ): Builder =>
   (message, argv, result) =>
     new Kind(message, argv, result.exitCode, result.stderr);
 
 const toInt = (s: string | undefined): number | null => (s === undefined ? null : Number.parseInt(s, 10));
 
 const RULES: readonly Rule[] = [
-  { exitCodes: [126, 127], pattern: /failed to execute|No such file or directory|command not found|Permission denied/i, build: simple(CommandStartError) },
+  {
+    exitCodes: [126, 127],
+    pattern: /failed to execute|No such file or directory|command not found|Permission denied/i,
+    build: simple(CommandStartError),
+  },
   { exitCodes: [ECMD_FAILED], pattern: /Volume group "?[^"\s]*"? not found/, build: simple(VolumeGroupNotFoundError) },
   {
     exitCodes: [ECMD_FAILED],
@@ -88,18 +94,25 @@ const RULES: readonly Rule[] = [
     exitCodes: [ECMD_FAILED],
     pattern: /Insufficient free space: (\d+) extents needed, but only (\d+) available/,
     build: (message, argv, result, m) =>
-      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, { needed: toInt(m[1]), available: toInt(m[2]) }),
+      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, {
+        needed: toInt(m[1]),
+        available: toInt(m[2]),
+      }),
   },
   {
     exitCodes: [ECMD_FAILED],
     pattern: /has insufficient free space \((\d+) extents\): (\d+) required/,
     build: (message, argv, result, m) =>
-      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, { needed: toInt(m[2]), available: toInt(m[1]) }),
+      new InsufficientSpaceError(message, argv, result.exitCode, result.stderr, {
+        needed: toInt(m[2]),
+        available: toInt(m[1]),
+      }),
   },
   {
     exitCodes: [ECMD_FAILED],
     pattern: /must not exceed number of physical volumes/,
-    build: (message, argv, result) => new InsufficientPhysicalVolumesError(message, argv, result.exitCode, result.stderr),
+    build: (message, argv, result) =>
+      new InsufficientPhysicalVolumesError(message, argv, result.exitCode, result.stderr),
   },
   {
     exitCodes: [ECMD_FAILED],
@@ -111,8 +124,16 @@ const RULES: readonly Rule[] = [
     pattern: /contains a filesystem in use|Logical volume \S+ in use|Can't remove open logical volume/,
     build: simple(LogicalVolumeInUseError),
   },
-  { exitCodes: [ECMD_FAILED], pattern: /New size \(\d+ extents\) matches existing size/, build: simple(LogicalVolumeSizeUnchangedError) },
-  { exitCodes: [ECMD_FAILED], pattern: /New size given \(\d+ extents\) not larger than existing size/, build: simple(LogicalVolumeShrinkError) },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /New size \(\d+ extents\) matches existing size/,
+    build: simple(LogicalVolumeSizeUnchangedError),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern: /New size given \(\d+ extents\) not larger than existing size/,
+    build: simple(LogicalVolumeShrinkError),
+  },
 ];
 
 /**

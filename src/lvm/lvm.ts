@@ -4,7 +4,12 @@
  * never become an option or a second argument.
  */
 import type { CommandRunner, RunOptions } from "../exec/index.js";
-import { classifyLvmFailure, LogicalVolumeSizeUnchangedError, ThinPoolNotActiveError, VolumeGroupNotFoundError } from "./errors.js";
+import {
+  classifyLvmFailure,
+  LogicalVolumeSizeUnchangedError,
+  ThinPoolNotActiveError,
+  VolumeGroupNotFoundError,
+} from "./errors.js";
 import { FULLREPORT_ARGS, parseFullReport, ReportParseError, type VolumeGroupReport } from "./report.js";
 import { isValidLvName, isValidVgName } from "./names.js";
 import { isValidTag } from "./tags.js";
@@ -114,7 +119,8 @@ export class Lvm {
     const argv = ["dmsetup", "status", "--target", "thin-pool"];
     const targets = thinPoolTargets(await this.exec(argv, options));
     const status = targets.get(dmName(vg, pool, "tpool")) ?? targets.get(dmName(vg, pool));
-    if (status === undefined) throw new ThinPoolNotActiveError(`thin pool ${vg}/${pool} is not active in device-mapper`, argv, 0, "");
+    if (status === undefined)
+      throw new ThinPoolNotActiveError(`thin pool ${vg}/${pool} is not active in device-mapper`, argv, 0, "");
     return parseThinPoolStatus(status, `${vg}/${pool}`);
   }
 
@@ -132,7 +138,9 @@ export class Lvm {
     if (spec.thinPool !== undefined) {
       checkLv(spec.thinPool);
       if (stripes > 1 || mirrors > 0 || spec.stripeSizeBytes !== undefined) {
-        throw new InvalidLvmArgumentError("a thin volume takes its layout from its pool; stripes and mirrors do not apply");
+        throw new InvalidLvmArgumentError(
+          "a thin volume takes its layout from its pool; stripes and mirrors do not apply",
+        );
       }
       // A thin LV reads zeros where nothing was written, so --zero (a pool property) is not
       // asked for; wiping signatures still clears a header in a reused pool chunk.
@@ -152,10 +160,14 @@ export class Lvm {
       }
     }
     const argv = [
-      "lvcreate", ...this.config,
-      "--yes", "--wipesignatures", "y",
+      "lvcreate",
+      ...this.config,
+      "--yes",
+      "--wipesignatures",
+      "y",
       ...shape,
-      "--name", spec.name,
+      "--name",
+      spec.name,
       ...spec.tags.flatMap((tag) => ["--addtag", tag]),
       spec.vg,
     ];
@@ -174,9 +186,13 @@ export class Lvm {
       ? ["--setactivationskip", "n", "--activate", "y"]
       : ["--setactivationskip", "y", "--activate", "n"];
     const argv = [
-      "lvcreate", ...this.config,
-      "--yes", "--snapshot", ...activation,
-      "--name", spec.name,
+      "lvcreate",
+      ...this.config,
+      "--yes",
+      "--snapshot",
+      ...activation,
+      "--name",
+      spec.name,
       ...spec.tags.flatMap((tag) => ["--addtag", tag]),
       origin,
     ];
@@ -187,11 +203,20 @@ export class Lvm {
   async createThinPool(spec: ThinPoolSpec, options?: RunOptions): Promise<void> {
     checkVg(spec.vg);
     checkLv(spec.name);
-    const metadata = spec.metadataSizeBytes === undefined ? [] : ["--poolmetadatasize", `${sectorAligned(spec.metadataSizeBytes)}b`];
+    const metadata =
+      spec.metadataSizeBytes === undefined ? [] : ["--poolmetadatasize", `${sectorAligned(spec.metadataSizeBytes)}b`];
     const argv = [
-      "lvcreate", ...this.config,
-      "--yes", "--type", "thin-pool", "--size", `${sectorAligned(spec.sizeBytes)}b`, ...metadata,
-      "--name", spec.name, spec.vg,
+      "lvcreate",
+      ...this.config,
+      "--yes",
+      "--type",
+      "thin-pool",
+      "--size",
+      `${sectorAligned(spec.sizeBytes)}b`,
+      ...metadata,
+      "--name",
+      spec.name,
+      spec.vg,
     ];
     await this.exec(argv, options);
   }
@@ -201,7 +226,11 @@ export class Lvm {
    * options every dd has (GNU and busybox alike): conv=sparse is GNU-only, so a copy into a
    * thin LV allocates the source's full size in the pool.
    */
-  async copyLv(from: { vg: string; name: string }, to: { vg: string; name: string }, options?: RunOptions): Promise<void> {
+  async copyLv(
+    from: { vg: string; name: string },
+    to: { vg: string; name: string },
+    options?: RunOptions,
+  ): Promise<void> {
     const source = `/dev/${lvPath(from.vg, from.name)}`;
     const target = `/dev/${lvPath(to.vg, to.name)}`;
     await this.exec(["dd", `if=${source}`, `of=${target}`, "bs=4M", "conv=fsync"], options);
@@ -227,7 +256,10 @@ export class Lvm {
    * activation-skip flag, and a restored volume must still come up when it is staged.
    */
   async activateLv(vg: string, name: string, options?: RunOptions): Promise<void> {
-    await this.exec(["lvchange", ...this.config, "--activate", "y", "--ignoreactivationskip", lvPath(vg, name)], options);
+    await this.exec(
+      ["lvchange", ...this.config, "--activate", "y", "--ignoreactivationskip", lvPath(vg, name)],
+      options,
+    );
   }
 
   async deactivateLv(vg: string, name: string, options?: RunOptions): Promise<void> {
@@ -242,7 +274,13 @@ export class Lvm {
     await this.changeTags("--deltag", vg, name, tags, options);
   }
 
-  private async changeTags(flag: string, vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
+  private async changeTags(
+    flag: string,
+    vg: string,
+    name: string,
+    tags: readonly string[],
+    options?: RunOptions,
+  ): Promise<void> {
     const path = lvPath(vg, name);
     tags.forEach(checkTag);
     if (tags.length === 0) return;
@@ -324,10 +362,16 @@ export function parseThinPoolStatus(text: string, pool: string): ThinPoolUsage {
   const fields = text.trim().split(/\s+/);
   const ratio = (field: string | undefined): [number, number] => {
     const match = /^(\d+)\/(\d+)$/.exec(field ?? "");
-    if (!match) throw new ReportParseError(`thin pool ${pool}: unexpected dmsetup status ${JSON.stringify(text.trim().slice(0, 200))}`);
+    if (!match)
+      throw new ReportParseError(
+        `thin pool ${pool}: unexpected dmsetup status ${JSON.stringify(text.trim().slice(0, 200))}`,
+      );
     return [Number(match[1]), Number(match[2])];
   };
-  if (fields[2] !== "thin-pool") throw new ReportParseError(`thin pool ${pool}: dmsetup status is not a thin-pool target: ${JSON.stringify(text.trim().slice(0, 200))}`);
+  if (fields[2] !== "thin-pool")
+    throw new ReportParseError(
+      `thin pool ${pool}: dmsetup status is not a thin-pool target: ${JSON.stringify(text.trim().slice(0, 200))}`,
+    );
   const [metadataUsed, metadataTotal] = ratio(fields[4]);
   const [dataUsed, dataTotal] = ratio(fields[5]);
   return { dataPercent: lvmPercent(dataUsed, dataTotal), metadataPercent: lvmPercent(metadataUsed, metadataTotal) };

@@ -72,7 +72,8 @@ export function metadataAreasOf(label: Buffer, device = "device"): number[] {
     const lists: number[][] = [[], []];
     for (const list of lists) {
       for (;;) {
-        if (at + 16 > label.length || list.length > MAX_AREAS) throw new MetadataAreaError(`${device}: PV header runs past the label`);
+        if (at + 16 > label.length || list.length > MAX_AREAS)
+          throw new MetadataAreaError(`${device}: PV header runs past the label`);
         const offset = label.readBigUInt64LE(at);
         at += 16;
         if (offset === 0n) break;

@@ -13,8 +13,23 @@ const CHARSET = /^[A-Za-z0-9+_.-]+$/;
 const RESERVED_LV_PREFIXES = ["snapshot", "pvmove"];
 // LVM's reserved infixes for internal LVs, the 2.03 list and its later additions.
 const RESERVED_LV_INFIXES = [
-  "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_imeta", "_iorig", "_mimage", "_mlog", "_pmspare",
-  "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_vorigin", "_wcorig",
+  "_cdata",
+  "_cmeta",
+  "_corig",
+  "_cpool",
+  "_cvol",
+  "_imeta",
+  "_iorig",
+  "_mimage",
+  "_mlog",
+  "_pmspare",
+  "_rimage",
+  "_rmeta",
+  "_tdata",
+  "_tmeta",
+  "_vdata",
+  "_vorigin",
+  "_wcorig",
 ];
 
 function isValidLvmName(s: string): boolean {
@@ -47,7 +62,9 @@ export function isValidLvName(s: string): boolean {
  */
 export function snapshotLvNameFor(csiName: string): string {
   const hash = createHash("sha256").update(`snapshot\0${csiName}`, "utf8").digest("hex").slice(0, HASH_HEX);
-  const readable = readablePart(csiName).slice(0, PREFIX_LENGTH - 5).replace(/-+$/, "");
+  const readable = readablePart(csiName)
+    .slice(0, PREFIX_LENGTH - 5)
+    .replace(/-+$/, "");
   return readable === "" ? `snap-${hash}` : `snap-${readable}-${hash}`;
 }
 
@@ -63,6 +80,7 @@ function readablePart(csiName: string): string {
 export function lvNameFor(csiName: string): string {
   const hash = createHash("sha256").update(csiName, "utf8").digest("hex").slice(0, HASH_HEX);
   let readable = readablePart(csiName);
-  if (RESERVED_LV_PREFIXES.some((prefix) => readable.startsWith(prefix))) readable = `lv-${readable}`.slice(0, PREFIX_LENGTH).replace(/-+$/, "");
+  if (RESERVED_LV_PREFIXES.some((prefix) => readable.startsWith(prefix)))
+    readable = `lv-${readable}`.slice(0, PREFIX_LENGTH).replace(/-+$/, "");
   return readable === "" ? `lv-${hash}` : `${readable}-${hash}`;
 }

@@ -73,13 +73,36 @@ export class ReportParseError extends Error {
 }
 
 const VG_COLUMNS = [
-  "vg_name", "vg_uuid", "vg_size", "vg_free", "vg_extent_size", "vg_extent_count", "vg_free_count", "pv_count", "lv_count", "vg_tags",
-  "vg_mda_size", "vg_mda_free",
+  "vg_name",
+  "vg_uuid",
+  "vg_size",
+  "vg_free",
+  "vg_extent_size",
+  "vg_extent_count",
+  "vg_free_count",
+  "pv_count",
+  "lv_count",
+  "vg_tags",
+  "vg_mda_size",
+  "vg_mda_free",
 ];
 const PV_COLUMNS = ["pv_name", "pv_uuid", "pv_size", "pv_free"];
 const LV_COLUMNS = [
-  "lv_uuid", "lv_name", "lv_attr", "lv_size", "lv_active", "lv_role", "lv_layout", "pool_lv", "origin",
-  "data_percent", "metadata_percent", "copy_percent", "lv_tags", "lv_path", "lv_health_status",
+  "lv_uuid",
+  "lv_name",
+  "lv_attr",
+  "lv_size",
+  "lv_active",
+  "lv_role",
+  "lv_layout",
+  "pool_lv",
+  "origin",
+  "data_percent",
+  "metadata_percent",
+  "copy_percent",
+  "lv_tags",
+  "lv_path",
+  "lv_health_status",
 ];
 const SEG_COLUMNS = ["lv_uuid", "segtype", "stripes", "stripe_size", "seg_start"];
 // pvseg cannot be switched off; one small column keeps its rows cheap.
@@ -87,12 +110,31 @@ const PVSEG_COLUMNS = ["pv_uuid"];
 
 /** The fullreport arguments after the subcommand: format, units and the columns parseFullReport reads. */
 export const FULLREPORT_ARGS: readonly string[] = [
-  "--reportformat", "json", "--units", "b", "--nosuffix",
-  "--configreport", "vg", "-o", VG_COLUMNS.join(","),
-  "--configreport", "pv", "-o", PV_COLUMNS.join(","),
-  "--configreport", "lv", "-o", LV_COLUMNS.join(","),
-  "--configreport", "seg", "-o", SEG_COLUMNS.join(","),
-  "--configreport", "pvseg", "-o", PVSEG_COLUMNS.join(","),
+  "--reportformat",
+  "json",
+  "--units",
+  "b",
+  "--nosuffix",
+  "--configreport",
+  "vg",
+  "-o",
+  VG_COLUMNS.join(","),
+  "--configreport",
+  "pv",
+  "-o",
+  PV_COLUMNS.join(","),
+  "--configreport",
+  "lv",
+  "-o",
+  LV_COLUMNS.join(","),
+  "--configreport",
+  "seg",
+  "-o",
+  SEG_COLUMNS.join(","),
+  "--configreport",
+  "pvseg",
+  "-o",
+  PVSEG_COLUMNS.join(","),
 ];
 
 type Row = Record<string, unknown>;
@@ -125,7 +167,8 @@ function parseEntry(entry: unknown, index: number): VolumeGroupReport {
     list.push(seg);
     segments.set(uuid, list);
   }
-  for (const list of segments.values()) list.sort((a, b) => optionalBytes(a, "seg_start") - optionalBytes(b, "seg_start"));
+  for (const list of segments.values())
+    list.sort((a, b) => optionalBytes(a, "seg_start") - optionalBytes(b, "seg_start"));
 
   const lvs = rows(entry, "lv", index).map((row) => parseLv(row, vg.name, segments.get(str(row, "lv_uuid")) ?? []));
   return { vg, pvs, lvs };

@@ -26,14 +26,17 @@ export function isValidTag(tag: string): boolean {
 }
 
 export function encodeTag(key: string, value: string): string {
-  if (!KEY.test(key)) throw new InvalidTagError(`tag key "${key.slice(0, 64)}" is not a simple lowercase word of [a-z0-9.-/]`);
+  if (!KEY.test(key))
+    throw new InvalidTagError(`tag key "${key.slice(0, 64)}" is not a simple lowercase word of [a-z0-9.-/]`);
   if (LONE_SURROGATE.test(value)) {
     // A lone surrogate would come back as U+FFFD: the value would not survive the round trip.
     throw new InvalidTagError(`tag value for "${key}" is not well-formed Unicode`);
   }
   const tag = `${TAG_PREFIX}${key}=${Buffer.from(value, "utf8").toString("base64url")}`;
   if (tag.length > MAX_TAG_LENGTH) {
-    throw new InvalidTagError(`tag for "${key}" would be ${tag.length} characters long; LV tags are limited to ${MAX_TAG_LENGTH}`);
+    throw new InvalidTagError(
+      `tag for "${key}" would be ${tag.length} characters long; LV tags are limited to ${MAX_TAG_LENGTH}`,
+    );
   }
   return tag;
 }

@@ -37,7 +37,9 @@ export interface RunningObservabilityServer {
   close(): Promise<void>;
 }
 
-export async function startObservabilityServer(options: ObservabilityServerOptions): Promise<RunningObservabilityServer> {
+export async function startObservabilityServer(
+  options: ObservabilityServerOptions,
+): Promise<RunningObservabilityServer> {
   const server = createServer((request, response) => {
     handle(options, request, response).catch((error: unknown) => {
       options.logger.error("metrics request failed", { path: request.url, error });
@@ -69,7 +71,11 @@ export async function startObservabilityServer(options: ObservabilityServerOptio
   };
 }
 
-async function handle(options: ObservabilityServerOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(
+  options: ObservabilityServerOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const path = (request.url ?? "/").split("?")[0];
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.setHeader("Allow", "GET, HEAD");
@@ -89,7 +95,12 @@ async function handle(options: ObservabilityServerOptions, request: IncomingMess
       const readings = options.lvmState ? await options.lvmState.read() : [];
       const failed = readings.filter((reading) => !reading.ok);
       if (failed.length === 0) send(response, 200, "ok\n");
-      else send(response, 503, failed.map((r) => `volume group ${r.volumeGroup} cannot be read: ${r.ok ? "" : r.error}\n`).join(""));
+      else
+        send(
+          response,
+          503,
+          failed.map((r) => `volume group ${r.volumeGroup} cannot be read: ${r.ok ? "" : r.error}\n`).join(""),
+        );
       return;
     }
     default:
@@ -98,6 +109,10 @@ async function handle(options: ObservabilityServerOptions, request: IncomingMess
 }
 
 function send(response: ServerResponse, code: number, body: string, contentType = "text/plain; charset=utf-8"): void {
-  response.writeHead(code, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
+  response.writeHead(code, {
+    "Content-Type": contentType,
+    "Content-Length": Buffer.byteLength(body),
+    "Cache-Control": "no-store",
+  });
   response.end(body);
 }

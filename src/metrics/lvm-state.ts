@@ -15,8 +15,7 @@ export interface ReportSource {
 }
 
 export type VolumeGroupReading =
-  | { volumeGroup: string; ok: true; report: VolumeGroupReport }
-  | { volumeGroup: string; ok: false; error: string };
+  { volumeGroup: string; ok: true; report: VolumeGroupReport } | { volumeGroup: string; ok: false; error: string };
 
 export const DEFAULT_CACHE_MS = 2_000;
 
@@ -103,7 +102,9 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
       sizeBytes: lv.sizeBytes,
       dataUsage: ratio(lv.dataPercent),
       metadataUsage: ratio(lv.metadataPercent),
-      provisionedBytes: report.lvs.filter((thin) => thin.poolLv === lv.name).reduce((sum, thin) => sum + thin.sizeBytes, 0),
+      provisionedBytes: report.lvs
+        .filter((thin) => thin.poolLv === lv.name)
+        .reduce((sum, thin) => sum + thin.sizeBytes, 0),
     }));
   const volumes: LoamLvSummary[] = [];
   const snapshots: LoamLvSummary[] = [];

@@ -108,10 +108,19 @@ export class LoamMetrics {
     const pool = (name: string, help: string): Gauge<"volume_group" | "thin_pool"> =>
       new Gauge({ name, help, labelNames: ["volume_group", "thin_pool"], registers, collect });
     const g: VolumeGroupGauges = {
-      up: vg("loam_volume_group_up", "1 when the last report of the volume group succeeded, 0 when it could not be read."),
+      up: vg(
+        "loam_volume_group_up",
+        "1 when the last report of the volume group succeeded, 0 when it could not be read.",
+      ),
       size: vg("loam_volume_group_size_bytes", "Size of the volume group."),
-      free: vg("loam_volume_group_free_bytes", "Unallocated space in the volume group (what new thick volumes and pools can use)."),
-      allocated: vg("loam_volume_group_allocated_bytes", "Space in the volume group allocated to logical volumes of any kind."),
+      free: vg(
+        "loam_volume_group_free_bytes",
+        "Unallocated space in the volume group (what new thick volumes and pools can use).",
+      ),
+      allocated: vg(
+        "loam_volume_group_allocated_bytes",
+        "Space in the volume group allocated to logical volumes of any kind.",
+      ),
       metadataFree: vg(
         "loam_volume_group_metadata_free_bytes",
         "Room left in the volume group's smallest metadata area in use; every volume's LVM description must fit there.",
@@ -120,7 +129,10 @@ export class LoamMetrics {
       snapshots: vg("loam_snapshots", "Number of loam snapshots in the volume group."),
       poolSize: pool("loam_thin_pool_size_bytes", "Data size of a thin pool."),
       poolData: pool("loam_thin_pool_data_usage_ratio", "Fraction (0 to 1) of a thin pool's data space in use."),
-      poolMeta: pool("loam_thin_pool_metadata_usage_ratio", "Fraction (0 to 1) of a thin pool's metadata space in use."),
+      poolMeta: pool(
+        "loam_thin_pool_metadata_usage_ratio",
+        "Fraction (0 to 1) of a thin pool's metadata space in use.",
+      ),
       poolProvisioned: pool(
         "loam_thin_pool_provisioned_bytes",
         "Sum of the virtual sizes of the thin volumes in a pool; above the pool size means overcommitted.",

@@ -6,14 +6,10 @@
 import { invalidArgument } from "./errors.js";
 
 export type AccessMode =
-  | "single-node-writer"
-  | "single-node-reader-only"
-  | "single-node-single-writer"
-  | "single-node-multi-writer";
+  "single-node-writer" | "single-node-reader-only" | "single-node-single-writer" | "single-node-multi-writer";
 
 export type VolumeAccess =
-  | { kind: "mount"; fsType: FsType; mountFlags: string[]; mountGroup: string }
-  | { kind: "block" };
+  { kind: "mount"; fsType: FsType; mountFlags: string[]; mountGroup: string } | { kind: "block" };
 
 export interface VolumeUse {
   access: VolumeAccess;
@@ -67,7 +63,15 @@ export const ALLOWED_MOUNT_FLAGS: readonly string[] = [
  * The allowed flags the kernel keeps per mount rather than per filesystem. A bind mount
  * copies them from its source, and a remount of the bind must repeat them, or it drops them.
  */
-export const PER_MOUNT_FLAGS: readonly string[] = ["nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime", "strictatime"];
+export const PER_MOUNT_FLAGS: readonly string[] = [
+  "nosuid",
+  "nodev",
+  "noexec",
+  "noatime",
+  "nodiratime",
+  "relatime",
+  "strictatime",
+];
 
 /** The per-mount subset of already-checked flags, in the order given. */
 export function perMountFlags(flags: readonly string[]): string[] {

@@ -55,7 +55,11 @@ export class EngineContext {
    * The LV with this name, reading LVM again when the state (`known`, or the current one) does
    * not have it: a miss must be real. Returns the state the answer came from.
    */
-  async lookup(id: string, options: CallOptions, known?: LvmState): Promise<{ state: LvmState; found: Located | undefined }> {
+  async lookup(
+    id: string,
+    options: CallOptions,
+    known?: LvmState,
+  ): Promise<{ state: LvmState; found: Located | undefined }> {
     let state = known ?? (await this.readState(options));
     let found = state.find(id);
     if (!found && !state.fresh) {
@@ -70,9 +74,15 @@ export class EngineContext {
    * The state as a decision about this layout needs it: per-PV free space for striped and
    * raid1, and a thin pool's usage read from device-mapper now (it changes with every write).
    */
-  async forLayout(state: LvmState, layout: VolumeLayout, options: CallOptions, usage?: Promise<ThinPoolUsage>): Promise<LvmState> {
+  async forLayout(
+    state: LvmState,
+    layout: VolumeLayout,
+    options: CallOptions,
+    usage?: Promise<ThinPoolUsage>,
+  ): Promise<LvmState> {
     let current = state;
-    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact) current = await this.readState(options, "exact");
+    if ((layout.kind === "striped" || layout.kind === "raid1") && !current.exact)
+      current = await this.readState(options, "exact");
     const deviceClass = layout.deviceClass;
     if (layout.kind === "thin" && deviceClass.thinPool !== undefined) {
       current = await this.withPoolUsage(current, deviceClass.volumeGroup, deviceClass.thinPool, options, usage);
@@ -93,7 +103,13 @@ export class EngineContext {
   }
 
   /** `usage`, when given, is a read already under way (poolUsageNow). */
-  async withPoolUsage(state: LvmState, vg: string, pool: string, options: CallOptions, usage?: Promise<ThinPoolUsage>): Promise<LvmState> {
+  async withPoolUsage(
+    state: LvmState,
+    vg: string,
+    pool: string,
+    options: CallOptions,
+    usage?: Promise<ThinPoolUsage>,
+  ): Promise<LvmState> {
     if (state.fresh) return state;
     try {
       return state.withPoolUsage(vg, pool, await (usage ?? this.lvm.thinPoolUsage(vg, pool, options)));

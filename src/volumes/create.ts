@@ -36,7 +36,9 @@ export async function createVolume(
   const existing = state.find(id);
   if (existing && !metadataOf(existing.lv)?.populating) return adopt(context, existing, request, extent);
 
-  const source = request.contentSource ? await resolveSource(context, state, request.contentSource, options) : undefined;
+  const source = request.contentSource
+    ? await resolveSource(context, state, request.contentSource, options)
+    : undefined;
   const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
   if (existing) {
     // An earlier attempt made the LV and stopped before its content was complete.
@@ -58,7 +60,10 @@ export async function createVolume(
   try {
     if (source && sharesPool(layout, source.lv)) {
       await lvm.createThinSnapshot({ vg, origin: source.lv.name, name: id, tags, writable: true }, options);
-      const lv = madeLv(vg, id, source.lv.sizeBytes, tags, "thin", { poolLv: source.lv.poolLv, origin: source.lv.name });
+      const lv = madeLv(vg, id, source.lv.sizeBytes, tags, "thin", {
+        poolLv: source.lv.poolLv,
+        origin: source.lv.name,
+      });
       await context.changed(vg, { kind: "created", lv, extents: 0 });
     } else {
       await lvm.createLv(
@@ -67,7 +72,9 @@ export async function createVolume(
           name: id,
           sizeBytes: size,
           tags,
-          ...(layout.kind === "thin" ? { thinPool: deviceClass.thinPool } : { stripes: layout.stripes, mirrors: layout.mirrors }),
+          ...(layout.kind === "thin"
+            ? { thinPool: deviceClass.thinPool }
+            : { stripes: layout.stripes, mirrors: layout.mirrors }),
           ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
         },
         options,
@@ -104,7 +111,13 @@ export async function createVolume(
   };
   if (request.contentSource) created.contentSource = request.contentSource;
   if (source && !instant) {
-    const made = { ...source.lv, name: id, vgName: deviceClass.volumeGroup, sizeBytes: source.lv.sizeBytes, active: true };
+    const made = {
+      ...source.lv,
+      name: id,
+      vgName: deviceClass.volumeGroup,
+      sizeBytes: source.lv.sizeBytes,
+      active: true,
+    };
     await populate(context, made, layout, size, source, options);
     context.invalidate();
   }
@@ -116,7 +129,13 @@ export async function createVolume(
  * differs in shape, source or size is ALREADY_EXISTS. `populatingSize` is the size an
  * unfinished clone is about to be given.
  */
-function adopt(context: EngineContext, found: Located, request: CreateVolumeRequest, extent: number, populatingSize?: number): Volume {
+function adopt(
+  context: EngineContext,
+  found: Located,
+  request: CreateVolumeRequest,
+  extent: number,
+  populatingSize?: number,
+): Volume {
   const { lv } = found;
   const metadata = metadataOf(lv);
   if (!metadata || metadata.kind !== "volume" || metadata.name !== request.name) {
@@ -126,10 +145,14 @@ function adopt(context: EngineContext, found: Located, request: CreateVolumeRequ
   }
   const wanted = fingerprint(request.parameters);
   if (metadata.parameters !== wanted) {
-    throw alreadyExists(`volume "${request.name}" exists with parameters ${metadata.parameters}; this request asks for ${wanted}`);
+    throw alreadyExists(
+      `volume "${request.name}" exists with parameters ${metadata.parameters}; this request asks for ${wanted}`,
+    );
   }
   const had = metadata.source ? `${metadata.source.kind} ${metadata.source.id}` : "no content source";
-  const asked = request.contentSource ? `${request.contentSource.kind} ${request.contentSource.id}` : "no content source";
+  const asked = request.contentSource
+    ? `${request.contentSource.kind} ${request.contentSource.id}`
+    : "no content source";
   if (had !== asked) throw alreadyExists(`volume "${request.name}" exists with ${had}; this request asks for ${asked}`);
   const size = Math.max(lv.sizeBytes, populatingSize ?? 0);
   const required = Number(request.range?.requiredBytes ?? 0n);

@@ -110,7 +110,9 @@ export class DeviceClasses {
     if (deviceClass.type === "thin") {
       for (const key of [PARAMETER_KEYS.stripes, PARAMETER_KEYS.stripeSize, PARAMETER_KEYS.mirrors]) {
         const value = given[key];
-        const harmless = value !== undefined && ((key === PARAMETER_KEYS.stripes && value === "1") || (key === PARAMETER_KEYS.mirrors && value === "0"));
+        const harmless =
+          value !== undefined &&
+          ((key === PARAMETER_KEYS.stripes && value === "1") || (key === PARAMETER_KEYS.mirrors && value === "0"));
         if (value !== undefined && !harmless) {
           throw invalidArgument(
             `${field(key)} does not apply to thin ${where}: a thin volume takes its layout from pool ${deviceClass.volumeGroup}/${deviceClass.thinPool ?? "?"}; ` +
@@ -121,10 +123,13 @@ export class DeviceClasses {
       return { deviceClass, kind: "thin", stripes: 1, mirrors: 0 };
     }
 
-    const stripes = given[PARAMETER_KEYS.stripes] !== undefined ? Number(given[PARAMETER_KEYS.stripes]) : deviceClass.stripes;
-    const mirrors = given[PARAMETER_KEYS.mirrors] !== undefined ? Number(given[PARAMETER_KEYS.mirrors]) : deviceClass.mirrors;
+    const stripes =
+      given[PARAMETER_KEYS.stripes] !== undefined ? Number(given[PARAMETER_KEYS.stripes]) : deviceClass.stripes;
+    const mirrors =
+      given[PARAMETER_KEYS.mirrors] !== undefined ? Number(given[PARAMETER_KEYS.mirrors]) : deviceClass.mirrors;
     const stripeSizeText = given[PARAMETER_KEYS.stripeSize];
-    const stripeSizeBytes = stripeSizeText !== undefined ? parseStripeSize(stripeSizeText) : deviceClass.stripeSizeBytes;
+    const stripeSizeBytes =
+      stripeSizeText !== undefined ? parseStripeSize(stripeSizeText) : deviceClass.stripeSizeBytes;
 
     if (stripes > pvCount) {
       throw invalidArgument(
@@ -144,7 +149,9 @@ export class DeviceClasses {
     }
     if (stripeSizeBytes !== undefined && stripes < 2) {
       if (stripeSizeText !== undefined) {
-        throw invalidArgument(`${field(PARAMETER_KEYS.stripeSize)} needs at least 2 stripes; ${where} gives this volume ${stripes}`);
+        throw invalidArgument(
+          `${field(PARAMETER_KEYS.stripeSize)} needs at least 2 stripes; ${where} gives this volume ${stripes}`,
+        );
       }
       return { deviceClass, kind: mirrors > 0 ? "raid1" : "linear", stripes, mirrors };
     }

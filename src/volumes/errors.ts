@@ -63,8 +63,10 @@ export interface LvmFailureWords {
  */
 export function lvmFailure(error: unknown, doing: string, words: LvmFailureWords = {}): VolumeError {
   if (error instanceof VolumeError) return error;
-  if (error instanceof InsufficientSpaceError && words.noSpace) return resourceExhausted(words.noSpace(error.message.trim()));
-  if (error instanceof LogicalVolumeInUseError && words.inUse) return failedPrecondition(words.inUse(error.message.trim()));
+  if (error instanceof InsufficientSpaceError && words.noSpace)
+    return resourceExhausted(words.noSpace(error.message.trim()));
+  if (error instanceof LogicalVolumeInUseError && words.inUse)
+    return failedPrecondition(words.inUse(error.message.trim()));
   if (error instanceof VolumeGroupNotFoundError && words.unreadable) {
     return unavailable(words.unreadable(error.message.trim()), error);
   }

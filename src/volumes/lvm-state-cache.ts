@@ -73,7 +73,12 @@ export class LvmStateCache {
   /** The state, read again unless the metadata is provably unchanged since it was taken. */
   async get(need: Need): Promise<LvmState> {
     const current = this.current;
-    if (current && current.stamp !== null && performance.now() - current.readAt < this.maxAgeMs && (need !== "exact" || current.exact)) {
+    if (
+      current &&
+      current.stamp !== null &&
+      performance.now() - current.readAt < this.maxAgeMs &&
+      (need !== "exact" || current.exact)
+    ) {
       const now = await this.stampOf(current.reports);
       if (now !== null && now === current.stamp && this.current === current) {
         return new LvmState(current.reports, false, current.exact);

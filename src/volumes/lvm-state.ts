@@ -31,7 +31,10 @@ export class LvmState {
     const reports = this.reports.map((report) =>
       report.vg.name !== vg
         ? report
-        : { ...report, lvs: report.lvs.map((lv) => (lv.name === pool && lv.segType === "thin-pool" ? { ...lv, ...usage } : lv)) },
+        : {
+            ...report,
+            lvs: report.lvs.map((lv) => (lv.name === pool && lv.segType === "thin-pool" ? { ...lv, ...usage } : lv)),
+          },
     );
     return new LvmState(reports, this.fresh, this.exact);
   }

@@ -75,7 +75,12 @@ export function tagsFor(name: string, parameters: VolumeParameters, options: Vol
   return tags;
 }
 
-export function snapshotTagsFor(name: string, sourceVolumeId: string, createdAt: Date, deviceClass: string | undefined): string[] {
+export function snapshotTagsFor(
+  name: string,
+  sourceVolumeId: string,
+  createdAt: Date,
+  deviceClass: string | undefined,
+): string[] {
   const tags = [
     encodeTag(KEY.name, name),
     encodeTag(KEY.kind, "snapshot"),

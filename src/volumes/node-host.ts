@@ -23,7 +23,10 @@ import { VolumeError, alreadyExists, failedPrecondition } from "./errors.js";
 import { PER_MOUNT_FLAGS } from "./capabilities.js";
 
 /** One line of the kernel's mount table, as much of it as the node's decisions read. */
-export type HostMount = Pick<MountEntry, "majorMinor" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions">;
+export type HostMount = Pick<
+  MountEntry,
+  "majorMinor" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions"
+>;
 
 export type { DeviceContent, FilesystemUsage, FirstLook, PathInfo };
 
@@ -65,17 +68,31 @@ export interface NodeHost {
    * Grows a mounted filesystem to fill its device (xfs through mountPoint, ext* through
    * device); a no-op when it already does; rejects for a filesystem type it cannot grow.
    */
-  growFilesystem(target: { fsType: string; device: string; mountPoint: string }, options?: HostCallOptions): Promise<void>;
+  growFilesystem(
+    target: { fsType: string; device: string; mountPoint: string },
+    options?: HostCallOptions,
+  ): Promise<void>;
   /** statfs of a mounted filesystem. */
   filesystemUsage(path: string): Promise<FilesystemUsage>;
 
   /** Mounts a filesystem read-write, or read-only with `readonly`, with these (already allowed) flags. */
-  mountFilesystem(device: string, target: string, fsType: string, flags: readonly string[], options?: HostMountOptions): Promise<void>;
+  mountFilesystem(
+    device: string,
+    target: string,
+    fsType: string,
+    flags: readonly string[],
+    options?: HostMountOptions,
+  ): Promise<void>;
   /**
    * Bind-mounts source (a directory or a device node) onto target, then applies readonly
    * and the per-mount flags; when that second step fails the bind is undone before it rejects.
    */
-  bindMount(source: string, target: string, perMountFlags: readonly string[], options?: HostMountOptions): Promise<void>;
+  bindMount(
+    source: string,
+    target: string,
+    perMountFlags: readonly string[],
+    options?: HostMountOptions,
+  ): Promise<void>;
   /** Unmounts every mount stacked at target; resolves when the mount table lists none there. */
   unmountAll(target: string, options?: HostCallOptions): Promise<unknown>;
 }
@@ -89,7 +106,9 @@ export async function deviceNumber(host: NodeHost, volume: Pick<Volume, "id" | "
   try {
     found = await host.stat(volume.devicePath);
   } catch (error) {
-    throw failedPrecondition(`device ${volume.devicePath} of volume ${volume.id} is missing: ${(error as Error).message}`);
+    throw failedPrecondition(
+      `device ${volume.devicePath} of volume ${volume.id} is missing: ${(error as Error).message}`,
+    );
   }
   if (found.type !== "block-device") throw failedPrecondition(`${volume.devicePath} is not a block device`);
   return found.device;
@@ -102,7 +121,9 @@ const VISIBLE_PER_MOUNT_FLAGS = PER_MOUNT_FLAGS.filter((flag) => flag !== "stric
 export function checkFlagsMatch(mount: HostMount, flags: readonly string[], where: string): void {
   const missing = flags.filter((flag) => VISIBLE_PER_MOUNT_FLAGS.includes(flag) && !mount.mountOptions.includes(flag));
   if (missing.length > 0) {
-    throw alreadyExists(`${where} with mount options ${mount.mountOptions.join(",")}; this request also asks for ${missing.join(",")}`);
+    throw alreadyExists(
+      `${where} with mount options ${mount.mountOptions.join(",")}; this request also asks for ${missing.join(",")}`,
+    );
   }
 }
 
@@ -121,7 +142,8 @@ export async function hostStep<T>(doing: string, fn: () => Promise<T>): Promise<
  * that exited non-zero is named with the step.
  */
 export function hostFailure(error: unknown, doing: string): VolumeError | CommandError {
-  if (error instanceof VolumeError || (error instanceof CommandError && !(error instanceof CommandExitError))) return error;
+  if (error instanceof VolumeError || (error instanceof CommandError && !(error instanceof CommandExitError)))
+    return error;
   if (error instanceof CommandExitError) {
     if (/must be larger than/.test(error.stderr)) {
       return failedPrecondition(`${doing} failed: ${error.stderr.trim()} (ask for a larger volume or fs_type ext4)`);

@@ -37,8 +37,10 @@ export const PARAMETER_KEYS = {
   mirrors: "loam.csi.dev/mirrors",
 } as const;
 
-const integerIn = (min: number, max: number) => (value: string): boolean =>
-  /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
+const integerIn =
+  (min: number, max: number) =>
+  (value: string): boolean =>
+    /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
 
 const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
@@ -80,7 +82,8 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     key: PARAMETER_KEYS.stripes,
     type: "integer",
     defaultValue: "the device class's stripes (1 unless configured)",
-    allowed: "1 to 128, at most the number of physical volumes in the class's volume group; thick classes only; not with mirrors",
+    allowed:
+      "1 to 128, at most the number of physical volumes in the class's volume group; thick classes only; not with mirrors",
     description: "Stripes the volume across this many physical volumes (lvcreate --stripes).",
     metadata: false,
     check: integerIn(1, 128),
@@ -89,7 +92,8 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     key: PARAMETER_KEYS.stripeSize,
     type: "string",
     defaultValue: "the device class's stripe size, else LVM's (64 KiB)",
-    allowed: "a power of two from 4Ki to 1Gi and at most the extent size, in bytes or with Ki/Mi/Gi; needs stripes of 2 or more",
+    allowed:
+      "a power of two from 4Ki to 1Gi and at most the extent size, in bytes or with Ki/Mi/Gi; needs stripes of 2 or more",
     description: "Stripe size of a striped volume (lvcreate --stripesize).",
     metadata: false,
     check: (value) => {
@@ -162,7 +166,9 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
       result.metadata[key] = value;
     } else {
       if (definition.check && !definition.check(value)) {
-        throw invalidArgument(`${field}["${key}"] "${printable(value)}" is not allowed; allowed: ${definition.allowed}`);
+        throw invalidArgument(
+          `${field}["${key}"] "${printable(value)}" is not allowed; allowed: ${definition.allowed}`,
+        );
       }
       result.shaping[key] = value;
     }

@@ -25,14 +25,21 @@ export interface Source extends Located {
 }
 
 /** The snapshot or volume a request names as its content; NOT_FOUND or UNAVAILABLE (still populating) otherwise. */
-export async function resolveSource(context: EngineContext, state: LvmState, reference: ContentSource, options: CallOptions): Promise<Source> {
+export async function resolveSource(
+  context: EngineContext,
+  state: LvmState,
+  reference: ContentSource,
+  options: CallOptions,
+): Promise<Source> {
   const found = isValidLvName(reference.id) ? (await context.lookup(reference.id, options, state)).found : undefined;
   const metadata = found ? metadataOf(found.lv) : undefined;
   if (!found || !metadata || metadata.kind !== reference.kind) {
     throw notFound(`${reference.kind} ${reference.id} (volume_content_source) does not exist on this node`);
   }
   if (metadata.populating) {
-    throw unavailable(`source volume ${reference.id} is still being populated; clone it once its CreateVolume has returned`);
+    throw unavailable(
+      `source volume ${reference.id} is still being populated; clone it once its CreateVolume has returned`,
+    );
   }
   return { ...found, metadata, reference };
 }
@@ -40,25 +47,38 @@ export async function resolveSource(context: EngineContext, state: LvmState, ref
 /** True when the new volume can be a thin snapshot of the source: both in the class's pool. */
 export function sharesPool(layout: VolumeLayout, source: LogicalVolume): boolean {
   const deviceClass = layout.deviceClass;
-  return layout.kind === "thin" && source.segType === "thin" && source.vgName === deviceClass.volumeGroup && source.poolLv === deviceClass.thinPool;
+  return (
+    layout.kind === "thin" &&
+    source.segType === "thin" &&
+    source.vgName === deviceClass.volumeGroup &&
+    source.poolLv === deviceClass.thinPool
+  );
 }
 
 /**
  * The size of a clone or restore: at least the source's size. No range means exactly the
  * source's size; a limit below the source is OUT_OF_RANGE (a copy cannot shrink).
  */
-export function sizeWithSource(range: CapacityRange | undefined, extent: number, sourceBytes: number | undefined): number {
+export function sizeWithSource(
+  range: CapacityRange | undefined,
+  extent: number,
+  sourceBytes: number | undefined,
+): number {
   if (sourceBytes === undefined) return sizeForRange(range, extent);
   const source = roundUp(sourceBytes, extent);
   const required = range?.requiredBytes ?? 0n;
   const limit = range?.limitBytes ?? 0n;
   if (limit > 0n && limit < BigInt(sourceBytes)) {
-    throw outOfRange(`capacity_range.limit_bytes (${limit}) is smaller than the source's ${sourceBytes} bytes; a clone or restore is at least as large as its source`);
+    throw outOfRange(
+      `capacity_range.limit_bytes (${limit}) is smaller than the source's ${sourceBytes} bytes; a clone or restore is at least as large as its source`,
+    );
   }
   if (required === 0n) return source;
   const size = Math.max(sizeForRange(range, extent), source);
   if (limit > 0n && BigInt(size) > limit) {
-    throw outOfRange(`the source's ${sourceBytes} bytes, rounded to ${size}, do not fit under capacity_range.limit_bytes (${limit})`);
+    throw outOfRange(
+      `the source's ${sourceBytes} bytes, rounded to ${size}, do not fit under capacity_range.limit_bytes (${limit})`,
+    );
   }
   return size;
 }
@@ -77,7 +97,8 @@ export async function populate(
   source: Source | undefined,
   options: CallOptions,
 ): Promise<void> {
-  if (!source) throw new VolumeError("internal", `volume ${target.name} is marked as being populated but names no source`);
+  if (!source)
+    throw new VolumeError("internal", `volume ${target.name} is marked as being populated but names no source`);
   const { lvm } = context;
   const vg = target.vgName;
   try {

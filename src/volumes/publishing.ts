@@ -9,7 +9,14 @@
 import { type VolumeUse, perMountFlags } from "./capabilities.js";
 import { alreadyExists, failedPrecondition, invalidArgument } from "./errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
-import { type HostCallOptions, type NodeHost, checkFlagsMatch, deviceNumber, hostFailure, hostStep } from "./node-host.js";
+import {
+  type HostCallOptions,
+  type NodeHost,
+  checkFlagsMatch,
+  deviceNumber,
+  hostFailure,
+  hostStep,
+} from "./node-host.js";
 import type { VolumeStaging } from "./staging.js";
 
 export interface PublishRequest {
@@ -54,7 +61,9 @@ export class VolumePublishing {
       if (existing) {
         const held = await host.stat(target).catch(() => undefined);
         if (held?.type === "block-device" && held.device === device) return;
-        throw alreadyExists(`target_path ${target} already has something else mounted (${existing.source}), not volume ${id}`);
+        throw alreadyExists(
+          `target_path ${target} already has something else mounted (${existing.source}), not volume ${id}`,
+        );
       }
       const node = await hostStep(`resolving ${volume.devicePath}`, () => host.realpath(volume.devicePath));
       await hostStep(`creating ${target}`, () => this.createFile(target));
@@ -63,11 +72,15 @@ export class VolumePublishing {
     }
     const staged = mountAt(mounts, staging);
     if (!staged || staged.majorMinor !== device) {
-      throw failedPrecondition(`volume ${id} is not staged at staging_target_path ${staging}; call NodeStageVolume first`);
+      throw failedPrecondition(
+        `volume ${id} is not staged at staging_target_path ${staging}; call NodeStageVolume first`,
+      );
     }
     if (existing) {
       if (existing.majorMinor !== device) {
-        throw alreadyExists(`target_path ${target} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`);
+        throw alreadyExists(
+          `target_path ${target} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`,
+        );
       }
       if (isReadOnly(existing) !== readonly) {
         throw alreadyExists(
@@ -106,7 +119,8 @@ export class VolumePublishing {
   /** The empty file a block device is bound onto; an existing file is reused. */
   private async createFile(path: string): Promise<void> {
     const found = await this.host.stat(path).catch(() => undefined);
-    if (found?.type === "directory") throw failedPrecondition(`target_path ${path} is a directory; a block volume is published onto a file`);
+    if (found?.type === "directory")
+      throw failedPrecondition(`target_path ${path} is a directory; a block volume is published onto a file`);
     if (!found) await this.host.makeFile(path);
   }
 

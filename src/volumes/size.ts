@@ -81,5 +81,7 @@ export function parseStripeSize(text: string): number | undefined {
 export const STRIPE_SIZE_RULES = "a power of two from 4Ki to 1Gi, in bytes or with Ki/Mi/Gi (e.g. 64Ki)";
 
 export function isValidStripeSize(bytes: number): boolean {
-  return Number.isSafeInteger(bytes) && bytes >= MIN_STRIPE_SIZE && bytes <= MAX_STRIPE_SIZE && (bytes & (bytes - 1)) === 0;
+  return (
+    Number.isSafeInteger(bytes) && bytes >= MIN_STRIPE_SIZE && bytes <= MAX_STRIPE_SIZE && (bytes & (bytes - 1)) === 0
+  );
 }

@@ -16,7 +16,12 @@ import { removeLv } from "./volumes.js";
  * same snapshot; the same name with another source is ALREADY_EXISTS. Thick volumes cannot
  * be snapshotted (FAILED_PRECONDITION says why).
  */
-export async function createSnapshot(context: EngineContext, request: CreateSnapshotRequest, id: string, options: CallOptions): Promise<Snapshot> {
+export async function createSnapshot(
+  context: EngineContext,
+  request: CreateSnapshotRequest,
+  id: string,
+  options: CallOptions,
+): Promise<Snapshot> {
   let state = await context.readState(options);
   const existing = state.find(id);
   if (existing) {
@@ -37,7 +42,9 @@ export async function createSnapshot(context: EngineContext, request: CreateSnap
   if (isValidLvName(request.sourceVolumeId)) {
     ({ state, found: source } = await context.lookup(request.sourceVolumeId, options, state));
     if (source?.lv.segType === "thin") {
-      source = (await context.withPoolUsage(state, source.lv.vgName, source.lv.poolLv, options)).find(request.sourceVolumeId);
+      source = (await context.withPoolUsage(state, source.lv.vgName, source.lv.poolLv, options)).find(
+        request.sourceVolumeId,
+      );
     }
   }
   const sourceMetadata = source ? metadataOf(source.lv) : undefined;
@@ -45,7 +52,9 @@ export async function createSnapshot(context: EngineContext, request: CreateSnap
     throw notFound(`source volume ${request.sourceVolumeId} does not exist on this node`);
   }
   if (sourceMetadata.populating) {
-    throw unavailable(`source volume ${request.sourceVolumeId} is still being populated; snapshot it once CreateVolume has returned`);
+    throw unavailable(
+      `source volume ${request.sourceVolumeId} is still being populated; snapshot it once CreateVolume has returned`,
+    );
   }
   const { lv, report } = source;
   if (lv.segType !== "thin") {
@@ -60,7 +69,9 @@ export async function createSnapshot(context: EngineContext, request: CreateSnap
     const over = thinPoolOverThreshold(poolState, deviceClass);
     if (over) throw resourceExhausted(`cannot snapshot ${lv.name}: ${over}`);
     // A snapshot may come to hold every block of its source: it counts against the ratio.
-    const budget = Math.floor((poolState.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) * report.vg.extentSizeBytes;
+    const budget =
+      Math.floor((poolState.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) *
+      report.vg.extentSizeBytes;
     if (poolState.virtualBytes + lv.sizeBytes > budget) {
       throw resourceExhausted(
         `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${poolState.virtualBytes + lv.sizeBytes} virtual bytes, ` +
@@ -99,7 +110,11 @@ export async function deleteSnapshot(context: EngineContext, id: string, options
   await removeLv(context, found, "snapshot", options);
 }
 
-export async function getSnapshot(context: EngineContext, id: string, options: CallOptions): Promise<Snapshot | undefined> {
+export async function getSnapshot(
+  context: EngineContext,
+  id: string,
+  options: CallOptions,
+): Promise<Snapshot | undefined> {
   if (!isValidLvName(id)) return undefined;
   const { found } = await context.lookup(id, options);
   const metadata = found ? metadataOf(found.lv) : undefined;

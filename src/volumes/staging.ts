@@ -130,10 +130,14 @@ export class VolumeStaging {
     const device = await deviceNumber(host, volume);
     if (existing) {
       if (existing.majorMinor !== device) {
-        throw alreadyExists(`staging_target_path ${staging} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`);
+        throw alreadyExists(
+          `staging_target_path ${staging} already has ${existing.source} (${existing.fsType}) mounted, not volume ${id}`,
+        );
       }
       if (asked && existing.fsType !== asked) {
-        throw alreadyExists(`volume ${id} is staged at ${staging} as ${existing.fsType}; this request asks for ${asked}`);
+        throw alreadyExists(
+          `volume ${id} is staged at ${staging} as ${existing.fsType}; this request asks for ${asked}`,
+        );
       }
       checkFlagsMatch(existing, access.mountFlags, `volume ${id} is staged at ${staging}`);
       return;
@@ -200,13 +204,19 @@ export class VolumeStaging {
     if (!block) {
       mount = mountAt(await host.mounts(), volumePath);
       if (!mount || mount.majorMinor !== device) {
-        throw failedPrecondition(`volume ${id} is not mounted at volume_path ${volumePath}, so its filesystem cannot be grown`);
+        throw failedPrecondition(
+          `volume ${id} is not mounted at volume_path ${volumePath}, so its filesystem cannot be grown`,
+        );
       }
     } else if (found.type === "block-device" && found.device !== device) {
       throw failedPrecondition(`volume_path ${volumePath} is the device node of another volume, not of ${id}`);
     }
     if (range && (range.requiredBytes > 0n || range.limitBytes > 0n)) {
-      volume = await this.engine.expandVolume(id, { requiredBytes: range.requiredBytes, limitBytes: range.limitBytes }, options);
+      volume = await this.engine.expandVolume(
+        id,
+        { requiredBytes: range.requiredBytes, limitBytes: range.limitBytes },
+        options,
+      );
     }
     if (mount) {
       const fs = mount;
@@ -234,7 +244,8 @@ export class VolumeStaging {
     } else {
       const mount = mountAt(await host.mounts(), volumePath);
       if (!mount) problems.push(`nothing is mounted at ${volumePath}`);
-      else if (device && mount.majorMinor !== device) problems.push(`${volumePath} holds ${mount.source}, not volume ${id}`);
+      else if (device && mount.majorMinor !== device)
+        problems.push(`${volumePath} holds ${mount.source}, not volume ${id}`);
       else {
         const fs = await hostStep(`reading filesystem usage of ${volumePath}`, () => host.filesystemUsage(volumePath));
         stats.bytes = { total: fs.totalBytes, used: fs.usedBytes, available: fs.availableBytes };
@@ -247,7 +258,10 @@ export class VolumeStaging {
     }
     return {
       ...stats,
-      condition: { abnormal: problems.length > 0, message: problems.length > 0 ? problems.join("; ") : "volume is healthy" },
+      condition: {
+        abnormal: problems.length > 0,
+        message: problems.length > 0 ? problems.join("; ") : "volume is healthy",
+      },
     };
   }
 }

@@ -116,14 +116,21 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
 /** What ControllerGetVolume says about a volume: activation, raid sync, thin pool usage. */
 function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: VolumeMetadata): VolumeCondition {
   const name = `${lv.vgName}/${lv.name}`;
-  if (metadata.populating) return { abnormal: true, message: `being populated from its source (or a copy was interrupted; CreateVolume resumes it)` };
+  if (metadata.populating)
+    return {
+      abnormal: true,
+      message: `being populated from its source (or a copy was interrupted; CreateVolume resumes it)`,
+    };
   if (lv.healthStatus !== "") return { abnormal: true, message: `logical volume ${name} health: ${lv.healthStatus}` };
   if (!lv.active) return { abnormal: true, message: `logical volume ${name} is not active` };
   if (lv.segType.startsWith("raid")) {
     const sync = lv.copyPercent ?? 0;
     return {
       abnormal: false,
-      message: sync >= 100 ? `${lv.segType} volume is active; copies in sync` : `${lv.segType} volume is active and usable; copies ${sync}% in sync`,
+      message:
+        sync >= 100
+          ? `${lv.segType} volume is active; copies in sync`
+          : `${lv.segType} volume is active and usable; copies ${sync}% in sync`,
     };
   }
   if (lv.segType === "thin") {

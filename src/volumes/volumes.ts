@@ -24,7 +24,12 @@ export async function deleteVolume(context: EngineContext, id: string, options: 
  * A volume already at least that large is left alone: expansion never shrinks. Thin volumes
  * grow only within their class's overcommit ratio and usage thresholds.
  */
-export async function expandVolume(context: EngineContext, id: string, range: CapacityRange, options: CallOptions): Promise<Volume> {
+export async function expandVolume(
+  context: EngineContext,
+  id: string,
+  range: CapacityRange,
+  options: CallOptions,
+): Promise<Volume> {
   const { state, found: located } = await context.lookup(id, options);
   let found = located;
   if (found?.lv.segType === "thin") {
@@ -44,7 +49,9 @@ export async function expandVolume(context: EngineContext, id: string, range: Ca
       if (over) throw resourceExhausted(`cannot grow ${id}: ${over}`);
       const room = thinCapacity(poolState, deviceClass, report.vg.extentSizeBytes);
       if (growth > room.availableBytes) {
-        throw resourceExhausted(`cannot grow ${id} by ${growth} bytes: ${room.availableBytes} bytes available (${room.explanation})`);
+        throw resourceExhausted(
+          `cannot grow ${id} by ${growth} bytes: ${room.availableBytes} bytes available (${room.explanation})`,
+        );
       }
     }
   } else if (growth > report.vg.freeBytes) {
@@ -55,7 +62,8 @@ export async function expandVolume(context: EngineContext, id: string, range: Ca
   try {
     await context.lvm.extendLv(lv.vgName, id, size, options);
     // LVM may round a striped or raid LV's growth beyond what was asked: those are read again.
-    const extents = lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
+    const extents =
+      lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
     await context.changed(lv.vgName, { kind: "updated", name: id, patch: { sizeBytes: size }, extents });
   } catch (error) {
     context.invalidate();
@@ -75,7 +83,9 @@ export async function ensureActive(context: EngineContext, id: string, options: 
   const volume = await getVolume(context, id, options);
   if (!volume) throw notFound(`volume ${id} does not exist on this node`);
   if (!volume.ready) {
-    throw unavailable(`volume ${id} is still being populated from its source; try again when CreateVolume has returned`);
+    throw unavailable(
+      `volume ${id} is still being populated from its source; try again when CreateVolume has returned`,
+    );
   }
   // getVolume took activation from the device node, not from the cached state (kernel state).
   if (volume.active) return volume;
@@ -97,7 +107,11 @@ export async function getVolume(context: EngineContext, id: string, options: Cal
 }
 
 /** The volume and LVM's health words for it, or undefined. */
-export async function volumeHealth(context: EngineContext, id: string, options: CallOptions): Promise<VolumeHealth | undefined> {
+export async function volumeHealth(
+  context: EngineContext,
+  id: string,
+  options: CallOptions,
+): Promise<VolumeHealth | undefined> {
   if (!isValidLvName(id)) return undefined;
   const { found: cached } = await context.lookup(id, options);
   const found = cached ? await context.withLiveActivation(cached) : undefined;
@@ -122,11 +136,20 @@ export async function listVolumes(context: EngineContext, options: CallOptions):
 }
 
 /** Removes a volume's or a snapshot's LV; one LVM no longer has is already removed. */
-export async function removeLv(context: EngineContext, { lv, report }: Located, what: "volume" | "snapshot", options: CallOptions): Promise<void> {
+export async function removeLv(
+  context: EngineContext,
+  { lv, report }: Located,
+  what: "volume" | "snapshot",
+  options: CallOptions,
+): Promise<void> {
   try {
     await context.lvm.removeLv(lv.vgName, lv.name, options);
     const extents = extentsOf(lv, report.vg.extentSizeBytes);
-    await context.changed(lv.vgName, { kind: "removed", name: lv.name, extents: extents === undefined ? undefined : -extents });
+    await context.changed(lv.vgName, {
+      kind: "removed",
+      name: lv.name,
+      extents: extents === undefined ? undefined : -extents,
+    });
   } catch (error) {
     context.invalidate();
     if (lvAlreadyGone(error)) return;

@@ -25,7 +25,11 @@ export const NODE_ID = "fast-node";
 export const TOPOLOGY_KEY = "topology.loam.csi.dev/node";
 export const DRIVER_NAME = "loam.csi.dev";
 
-export const thickClass = (extra: Partial<DeviceClass> = {}): DeviceClass => ({ ...singleThickClass(VG), name: "thick", ...extra });
+export const thickClass = (extra: Partial<DeviceClass> = {}): DeviceClass => ({
+  ...singleThickClass(VG),
+  name: "thick",
+  ...extra,
+});
 export const thinClass = (extra: Partial<DeviceClass> = {}): DeviceClass => ({
   ...singleThickClass(VG),
   name: "thin",
@@ -64,7 +68,11 @@ export async function makeEngine(setup: EngineSetup = {}): Promise<TestEngine> {
     await lvm.createThinPool({ vg: VG, name: THIN_POOL, sizeBytes: poolBytes, metadataSizeBytes: 4 * MiB });
   }
   lvm.calls.length = 0;
-  const engine = new VolumeEngine(lvm, classes, { isBlockDevice: lvm.isBlockDevice, stamp: lvm.stamp, ...setup.options });
+  const engine = new VolumeEngine(lvm, classes, {
+    isBlockDevice: lvm.isBlockDevice,
+    stamp: lvm.stamp,
+    ...setup.options,
+  });
   return { engine, lvm };
 }
 
@@ -133,5 +141,6 @@ export async function startCsi(setup: CsiSetup = {}): Promise<TestCsi> {
 
 /** Host commands (mount, mkfs, blkid) are not part of fast tests: any that runs fails the call. */
 const hostRunner = {
-  run: (argv: readonly string[]) => Promise.reject(new Error(`fast tests run no host commands; ${argv.join(" ")} was started`)),
+  run: (argv: readonly string[]) =>
+    Promise.reject(new Error(`fast tests run no host commands; ${argv.join(" ")} was started`)),
 } as unknown as NonNullable<ServerOptions["hostRunner"]>;

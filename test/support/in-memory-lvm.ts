@@ -31,7 +31,13 @@ import {
 } from "../../src/lvm/lvm.js";
 import { CommandCancelledError } from "../../src/exec/errors.js";
 import { type LvmFailure, classifyLvmFailure } from "../../src/lvm/errors.js";
-import { type LogicalVolume, type PhysicalVolume, type VolumeGroup, type VolumeGroupReport, parseFullReport } from "../../src/lvm/report.js";
+import {
+  type LogicalVolume,
+  type PhysicalVolume,
+  type VolumeGroup,
+  type VolumeGroupReport,
+  parseFullReport,
+} from "../../src/lvm/report.js";
 import { isValidVgName } from "../../src/lvm/names.js";
 
 type RunOptions = Parameters<Lvm["report"]>[1];
@@ -308,21 +314,33 @@ export class InMemoryLvmStandIn extends Lvm {
       const pool = vg.lvs.find((l) => l.lv.name === spec.thinPool && l.pool);
       // When --thinpool names no pool: the stand-in's paraphrase of LVM.
       if (!pool) throw lvmFailure(argv, [`Thin pool ${spec.vg}/${spec.thinPool} not found.`]);
-      this.add(vg, newLv(vg, base, { sizeBytes: roundUp(size, extent), segType: "thin", poolLv: spec.thinPool }), undefined);
+      this.add(
+        vg,
+        newLv(vg, base, { sizeBytes: roundUp(size, extent), segType: "thin", poolLv: spec.thinPool }),
+        undefined,
+      );
       return;
     }
     if (mirrors > 0) {
       if (stripes > 1) throw new Error("InMemoryLvmStandIn: raid10 is not modelled (loam never asks for it)");
       const data = Math.ceil(size / extent);
       const extents = this.allocateLegs(argv, vg, spec.name, mirrors + 1, data + 1);
-      this.add(vg, newLv(vg, base, { sizeBytes: data * extent, segType: "raid1", stripes: mirrors + 1, copyPercent: 100 }), extents);
+      this.add(
+        vg,
+        newLv(vg, base, { sizeBytes: data * extent, segType: "raid1", stripes: mirrors + 1, copyPercent: 100 }),
+        extents,
+      );
       return;
     }
     if (stripes > 1) {
       const perStripe = Math.ceil(size / extent / stripes);
       const extents = this.allocateLegs(argv, vg, spec.name, stripes, perStripe);
       const stripeSizeBytes = spec.stripeSizeBytes ?? 64 * 1024;
-      this.add(vg, newLv(vg, base, { sizeBytes: perStripe * stripes * extent, segType: "striped", stripes, stripeSizeBytes }), extents);
+      this.add(
+        vg,
+        newLv(vg, base, { sizeBytes: perStripe * stripes * extent, segType: "striped", stripes, stripeSizeBytes }),
+        extents,
+      );
       return;
     }
     const count = Math.ceil(size / extent);
@@ -342,13 +360,17 @@ export class InMemoryLvmStandIn extends Lvm {
       // A snapshot without --size of a thick LV: LVM asks for a size (its command-line check, exit 3).
       throw lvmFailure(argv, ["Please specify either size or extents with snapshots."], 3);
     }
-    const lv = newLv(vg, { name: spec.name, tags: [...spec.tags] }, {
-      sizeBytes: origin.lv.sizeBytes,
-      segType: "thin",
-      poolLv: origin.lv.poolLv,
-      origin: origin.lv.name,
-      active: spec.writable,
-    });
+    const lv = newLv(
+      vg,
+      { name: spec.name, tags: [...spec.tags] },
+      {
+        sizeBytes: origin.lv.sizeBytes,
+        segType: "thin",
+        poolLv: origin.lv.poolLv,
+        origin: origin.lv.name,
+        active: spec.writable,
+      },
+    );
     const made = this.add(vg, lv, undefined);
     made.activationSkip = !spec.writable;
     made.content = origin.content;
@@ -368,17 +390,30 @@ export class InMemoryLvmStandIn extends Lvm {
     const extents = this.allocateLinear(argv, vg, total, () => [
       `Volume group "${spec.vg}" has insufficient free space (${vg.vg.freeExtentCount} extents): ${total} required.`,
     ]);
-    if (spare > 0) vg.pmspare = { extents: mergeExtents(vg.pmspare?.extents, takeFrom(extents, spare)), count: (vg.pmspare?.count ?? 0) + spare };
-    const pool = this.add(vg, newLv(vg, { name: spec.name, tags: [] }, { sizeBytes: dataExtents * extent, segType: "thin-pool" }), extents);
+    if (spare > 0)
+      vg.pmspare = {
+        extents: mergeExtents(vg.pmspare?.extents, takeFrom(extents, spare)),
+        count: (vg.pmspare?.count ?? 0) + spare,
+      };
+    const pool = this.add(
+      vg,
+      newLv(vg, { name: spec.name, tags: [] }, { sizeBytes: dataExtents * extent, segType: "thin-pool" }),
+      extents,
+    );
     pool.pool = { metadataBytes: metadataExtents * extent };
   }
 
-  override async copyLv(from: { vg: string; name: string }, to: { vg: string; name: string }, options?: RunOptions): Promise<void> {
+  override async copyLv(
+    from: { vg: string; name: string },
+    to: { vg: string; name: string },
+    options?: RunOptions,
+  ): Promise<void> {
     await this.enter("copyLv", [from, to], options);
     const argv = await this.commandOf(() => super.copyLv(from, to));
     const device = (ref: { vg: string; name: string }): LvState => {
       const found = this.vgs.get(ref.vg)?.lvs.find((l) => l.lv.name === ref.name && !l.lv.internal);
-      if (!found?.lv.active) throw lvmFailure(argv, [`dd: failed to open '/dev/${ref.vg}/${ref.name}': No such file or directory`], 1);
+      if (!found?.lv.active)
+        throw lvmFailure(argv, [`dd: failed to open '/dev/${ref.vg}/${ref.name}': No such file or directory`], 1);
       return found;
     };
     const input = device(from);
@@ -399,7 +434,9 @@ export class InMemoryLvmStandIn extends Lvm {
     const found = this.lvOrFail(argv, group, name, "find");
     if (found.open) throw lvmFailure(argv, [`Logical volume ${vg}/${name} contains a filesystem in use.`]);
     if (found.pool && group.lvs.some((l) => l.lv.poolLv === name)) {
-      throw new Error("InMemoryLvmStandIn: removing a thin pool that holds thin volumes is not modelled (loam never does it)");
+      throw new Error(
+        "InMemoryLvmStandIn: removing a thin pool that holds thin volumes is not modelled (loam never does it)",
+      );
     }
     group.lvs = group.lvs.filter((l) => l !== found);
     this.release(group, found);
@@ -418,10 +455,12 @@ export class InMemoryLvmStandIn extends Lvm {
     if (found.lv.segType === "striped") wanted = Math.ceil(wanted / found.lv.stripes) * found.lv.stripes;
     // "matches existing size": the facade's success.
     if (wanted === current) return;
-    if (wanted < current) throw lvmFailure(argv, [`New size given (${wanted} extents) not larger than existing size (${current} extents)`]);
+    if (wanted < current)
+      throw lvmFailure(argv, [`New size given (${wanted} extents) not larger than existing size (${current} extents)`]);
     const growth = wanted - current;
     let more: Map<string, number> | undefined;
-    if (found.lv.segType === "striped") more = this.allocateLegs(argv, group, name, found.lv.stripes, growth / found.lv.stripes);
+    if (found.lv.segType === "striped")
+      more = this.allocateLegs(argv, group, name, found.lv.stripes, growth / found.lv.stripes);
     else if (found.lv.segType === "raid1") more = this.allocateLegs(argv, group, name, found.lv.stripes, growth);
     else if (found.lv.segType !== "thin") {
       more = this.allocateLinear(argv, group, growth, () => [
@@ -495,7 +534,9 @@ export class InMemoryLvmStandIn extends Lvm {
         const usage = this.poolUsage(vg, state);
         // Blocks as ten-thousandths, so the real parser's lvmPercent gives back the same two decimals.
         const blocks = (percent: number): string => `${Math.round(percent * 100)}/10000`;
-        lines.push(`${name}: 0 ${state.lv.sizeBytes / SECTOR} thin-pool 1 ${blocks(usage.metadataPercent)} ${blocks(usage.dataPercent)} - rw discard_passdown queue_if_no_space - 256`);
+        lines.push(
+          `${name}: 0 ${state.lv.sizeBytes / SECTOR} thin-pool 1 ${blocks(usage.metadataPercent)} ${blocks(usage.dataPercent)} - rw discard_passdown queue_if_no_space - 256`,
+        );
       }
     }
     return lines.length === 0 ? "No devices found\n" : `${lines.join("\n")}\n`;
@@ -529,7 +570,9 @@ export class InMemoryLvmStandIn extends Lvm {
     if (found) return found;
     throw lvmFailure(
       argv,
-      how === "extend" ? [`Logical volume ${name} not found in volume group ${vg.vg.name}.`] : [`Failed to find logical volume "${vg.vg.name}/${name}"`],
+      how === "extend"
+        ? [`Logical volume ${name} not found in volume group ${vg.vg.name}.`]
+        : [`Failed to find logical volume "${vg.vg.name}/${name}"`],
     );
   }
 
@@ -540,7 +583,15 @@ export class InMemoryLvmStandIn extends Lvm {
   }
 
   private add(vg: VgState, lv: LogicalVolume, extents: Map<string, number> | undefined): LvState {
-    const state: LvState = { lv, extents, seededExtents: 0, activationSkip: false, open: false, content: "", writtenBytes: 0 };
+    const state: LvState = {
+      lv,
+      extents,
+      seededExtents: 0,
+      activationSkip: false,
+      open: false,
+      content: "",
+      writtenBytes: 0,
+    };
     lv.uuid = this.nextUuid();
     vg.lvs.push(state);
     this.generation++;
@@ -548,7 +599,12 @@ export class InMemoryLvmStandIn extends Lvm {
   }
 
   /** Linear allocation: PVs in order, as many extents from each as it has free. */
-  private allocateLinear(argv: readonly string[], vg: VgState, count: number, insufficient: () => string[]): Map<string, number> {
+  private allocateLinear(
+    argv: readonly string[],
+    vg: VgState,
+    count: number,
+    insufficient: () => string[],
+  ): Map<string, number> {
     if (count > vg.vg.freeExtentCount) throw lvmFailure(argv, insufficient());
     const extent = vg.vg.extentSizeBytes;
     const taken = new Map<string, number>();
@@ -564,18 +620,31 @@ export class InMemoryLvmStandIn extends Lvm {
   }
 
   /** Stripes or raid1 copies: `legs` areas of `perLeg` extents, each on its own PV (those with most room). */
-  private allocateLegs(argv: readonly string[], vg: VgState, name: string, legs: number, perLeg: number): Map<string, number> {
+  private allocateLegs(
+    argv: readonly string[],
+    vg: VgState,
+    name: string,
+    legs: number,
+    perLeg: number,
+  ): Map<string, number> {
     if (legs > vg.pvs.length) {
-      throw lvmFailure(argv, [`Number of stripes (${legs}) must not exceed number of physical volumes (${vg.pvs.length})`]);
+      throw lvmFailure(argv, [
+        `Number of stripes (${legs}) must not exceed number of physical volumes (${vg.pvs.length})`,
+      ]);
     }
     const total = legs * perLeg;
     if (total > vg.vg.freeExtentCount) {
-      throw lvmFailure(argv, [`Volume group "${vg.vg.name}" has insufficient free space (${vg.vg.freeExtentCount} extents): ${total} required.`]);
+      throw lvmFailure(argv, [
+        `Volume group "${vg.vg.name}" has insufficient free space (${vg.vg.freeExtentCount} extents): ${total} required.`,
+      ]);
     }
     const extent = vg.vg.extentSizeBytes;
     const chosen = [...vg.pvs].sort((a, b) => b.freeBytes - a.freeBytes).slice(0, legs);
     const short = chosen.reduce((sum, pv) => sum + Math.max(0, perLeg - Math.floor(pv.freeBytes / extent)), 0);
-    if (short > 0) throw lvmFailure(argv, [`Insufficient suitable allocatable extents for logical volume ${name}: ${short} more required`]);
+    if (short > 0)
+      throw lvmFailure(argv, [
+        `Insufficient suitable allocatable extents for logical volume ${name}: ${short} more required`,
+      ]);
     const taken = new Map(chosen.map((pv) => [pv.name, perLeg]));
     this.take(vg, taken);
     return taken;
@@ -647,7 +716,14 @@ export class InMemoryLvmStandIn extends Lvm {
       }
       lvs.push(lv, ...hiddenOf(vg, state));
     }
-    if (vg.pmspare) lvs.push(hiddenLv(vg, "[lvol0_pmspare]", vg.pmspare.count * vg.vg.extentSizeBytes, "linear", ["private", "pool", "spare"]));
+    if (vg.pmspare)
+      lvs.push(
+        hiddenLv(vg, "[lvol0_pmspare]", vg.pmspare.count * vg.vg.extentSizeBytes, "linear", [
+          "private",
+          "pool",
+          "spare",
+        ]),
+      );
     return {
       vg: { ...vg.vg, tags: [...vg.vg.tags], lvCount: visible.length },
       pvs: vg.pvs.map((pv) => ({ ...pv })),
@@ -661,7 +737,11 @@ export class InMemoryLvmStandIn extends Lvm {
   }
 }
 
-function newLv(vg: VgState, base: { name: string; tags: string[] }, shape: Partial<LogicalVolume> & { sizeBytes: number; segType: string }): LogicalVolume {
+function newLv(
+  vg: VgState,
+  base: { name: string; tags: string[] },
+  shape: Partial<LogicalVolume> & { sizeBytes: number; segType: string },
+): LogicalVolume {
   return {
     name: base.name,
     vgName: vg.vg.name,
@@ -688,7 +768,16 @@ function newLv(vg: VgState, base: { name: string; tags: string[] }, shape: Parti
 /** lv_attr as LVM prints it: type, permissions, allocation, minor, state, open, target, zero, health, skip. */
 function attrOf(state: LvState, isOrigin: boolean): string {
   const lv = state.lv;
-  const type = lv.segType === "thin" ? "V" : lv.segType === "thin-pool" ? "t" : lv.segType === "raid1" ? "r" : isOrigin ? "o" : "-";
+  const type =
+    lv.segType === "thin"
+      ? "V"
+      : lv.segType === "thin-pool"
+        ? "t"
+        : lv.segType === "raid1"
+          ? "r"
+          : isOrigin
+            ? "o"
+            : "-";
   const target = lv.segType === "thin" || lv.segType === "thin-pool" ? "t" : lv.segType === "raid1" ? "r" : "-";
   const zero = target === "t" ? "z" : "-";
   return `${type}wi-${lv.active ? "a" : "-"}${state.open ? "o" : "-"}${target}${zero}-${state.activationSkip ? "k" : "-"}`;
@@ -703,7 +792,13 @@ function rolesOf(lv: LogicalVolume, isOrigin: boolean): string[] {
 }
 
 function hiddenLv(vg: VgState, name: string, sizeBytes: number, segType: string, roles: string[]): LogicalVolume {
-  return { ...newLv(vg, { name, tags: [] }, { sizeBytes, segType }), devicePath: "", attr: "ewi-------", roles, internal: true };
+  return {
+    ...newLv(vg, { name, tags: [] }, { sizeBytes, segType }),
+    devicePath: "",
+    attr: "ewi-------",
+    roles,
+    internal: true,
+  };
 }
 
 /** The sub-LVs LVM shows with -a: a pool's data and metadata, a raid1 LV's images and their metadata. */
@@ -748,7 +843,8 @@ const roundUp = (bytes: number, unit: number): number => Math.ceil(bytes / unit)
 
 /** Reports take the facade's own check of a VG name (the real method is not run for reads). */
 function checkVg(vg: string): void {
-  if (!isValidVgName(vg)) throw new InvalidLvmArgumentError(`${JSON.stringify(vg.slice(0, 80))} is not a valid volume group name`);
+  if (!isValidVgName(vg))
+    throw new InvalidLvmArgumentError(`${JSON.stringify(vg.slice(0, 80))} is not a valid volume group name`);
 }
 
 /** Sizes are checked by the real method first; this is only its rounding to sectors. */

@@ -56,7 +56,12 @@ export class InMemoryNodeHostStandIn implements NodeHost {
   // ---- test controls -------------------------------------------------------------------
 
   /** Sets what an LV's device holds (and how its first bytes look). */
-  setContent(vg: string, lv: string, content: DeviceContent, look: FirstLook = content.kind === "empty" ? "empty" : "data"): void {
+  setContent(
+    vg: string,
+    lv: string,
+    content: DeviceContent,
+    look: FirstLook = content.kind === "empty" ? "empty" : "data",
+  ): void {
     const device = this.device(`/dev/${vg}/${lv}`);
     device.content = content;
     device.look = look;
@@ -158,7 +163,11 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     if (!found) throw new HostCommandError([`mkfs.${fsType}`, device], 1, `${device}: No such file or directory`);
     // Without a force flag mkfs refuses any signature it finds (mkfs.xfs through libblkid).
     if (found.content.kind !== "empty") {
-      throw new HostCommandError([`mkfs.${fsType}`, device], 1, `mkfs.${fsType}: ${device} appears to contain an existing filesystem`);
+      throw new HostCommandError(
+        [`mkfs.${fsType}`, device],
+        1,
+        `mkfs.${fsType}: ${device} appears to contain an existing filesystem`,
+      );
     }
     found.content = { kind: "filesystem", fsType };
     found.look = "data";
@@ -172,20 +181,55 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     await this.enter("filesystemUsage", [path]);
     const mount = this.mountTable.findLast((m) => m.mountPoint === path);
     if (!mount) throw new Error(`statfs ${path}: not mounted`);
-    return { totalBytes: 1000n, usedBytes: 100n, availableBytes: 900n, totalInodes: 64n, usedInodes: 4n, freeInodes: 60n };
+    return {
+      totalBytes: 1000n,
+      usedBytes: 100n,
+      availableBytes: 900n,
+      totalInodes: 64n,
+      usedInodes: 4n,
+      freeInodes: 60n,
+    };
   }
 
-  async mountFilesystem(device: string, target: string, fsType: string, flags: readonly string[], options: HostMountOptions = {}): Promise<void> {
+  async mountFilesystem(
+    device: string,
+    target: string,
+    fsType: string,
+    flags: readonly string[],
+    options: HostMountOptions = {},
+  ): Promise<void> {
     await this.enter("mountFilesystem", [device, target, fsType, flags, { readonly: options.readonly ?? false }]);
     const found = await this.deviceAt(device);
-    if (!found) throw new HostCommandError(["mount", device, target], 32, `mount: ${target}: special device ${device} does not exist.`);
+    if (!found)
+      throw new HostCommandError(
+        ["mount", device, target],
+        32,
+        `mount: ${target}: special device ${device} does not exist.`,
+      );
     if (found.content.kind !== "filesystem" || found.content.fsType !== fsType) {
-      throw new HostCommandError(["mount", device, target], 32, `mount: ${target}: wrong fs type, bad option, bad superblock on ${device}.`);
+      throw new HostCommandError(
+        ["mount", device, target],
+        32,
+        `mount: ${target}: wrong fs type, bad option, bad superblock on ${device}.`,
+      );
     }
-    this.mountTable.push(entry({ majorMinor: found.majorMinor, mountPoint: target, fsType, source: device, mountOptions: [options.readonly ? "ro" : "rw", ...flags] }));
+    this.mountTable.push(
+      entry({
+        majorMinor: found.majorMinor,
+        mountPoint: target,
+        fsType,
+        source: device,
+        mountOptions: [options.readonly ? "ro" : "rw", ...flags],
+      }),
+    );
   }
 
-  async bindMount(source: string, target: string, perMountFlags: readonly string[], options: HostMountOptions = {}): Promise<void> {
+  async bindMount(
+    source: string,
+    target: string,
+    perMountFlags: readonly string[],
+    options: HostMountOptions = {},
+  ): Promise<void> {
     await this.enter("bindMount", [source, target, perMountFlags, { readonly: options.readonly ?? false }]);
     const mode = options.readonly ? "ro" : "rw";
     const from = this.mountTable.findLast((m) => m.mountPoint === source);
@@ -194,15 +238,29 @@ export class InMemoryNodeHostStandIn implements NodeHost {
       return;
     }
     const device = await this.deviceAt(source);
-    if (!device) throw new HostCommandError(["mount", "--bind", source, target], 32, `mount: ${target}: special device ${source} does not exist.`);
+    if (!device)
+      throw new HostCommandError(
+        ["mount", "--bind", source, target],
+        32,
+        `mount: ${target}: special device ${source} does not exist.`,
+      );
     // A device node bound onto a file: mountinfo shows devtmpfs, stat of the target shows the device.
-    this.mountTable.push(entry({ majorMinor: "0:5", mountPoint: target, fsType: "devtmpfs", source: "udev", mountOptions: [mode, ...perMountFlags] }));
+    this.mountTable.push(
+      entry({
+        majorMinor: "0:5",
+        mountPoint: target,
+        fsType: "devtmpfs",
+        source: "udev",
+        mountOptions: [mode, ...perMountFlags],
+      }),
+    );
     this.boundDevices.set(target, device.majorMinor);
   }
 
   async unmountAll(target: string): Promise<unknown> {
     await this.enter("unmountAll", [target]);
-    for (let i = this.mountTable.length - 1; i >= 0; i--) if (this.mountTable[i]?.mountPoint === target) this.mountTable.splice(i, 1);
+    for (let i = this.mountTable.length - 1; i >= 0; i--)
+      if (this.mountTable[i]?.mountPoint === target) this.mountTable.splice(i, 1);
     this.boundDevices.delete(target);
     return undefined;
   }

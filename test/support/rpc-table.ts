@@ -27,8 +27,13 @@ export type RequestOf<S extends GenService<GenServiceMethods>, K extends keyof M
   MessageInitShape<Methods<S>[K]["input"]>,
   MessageShape<Methods<S>[K]["input"]>
 >;
-export type ReplyOf<S extends GenService<GenServiceMethods>, K extends keyof Methods<S>> = MessageShape<Methods<S>[K]["output"]>;
-export type Row<S extends GenService<GenServiceMethods>, K extends keyof Methods<S>> = RpcRow<RequestOf<S, K>, ReplyOf<S, K>>;
+export type ReplyOf<S extends GenService<GenServiceMethods>, K extends keyof Methods<S>> = MessageShape<
+  Methods<S>[K]["output"]
+>;
+export type Row<S extends GenService<GenServiceMethods>, K extends keyof Methods<S>> = RpcRow<
+  RequestOf<S, K>,
+  ReplyOf<S, K>
+>;
 
 /** Sends the row's request and checks the outcome against the row. */
 export async function checkRow<M extends GenServiceMethods, K extends keyof M & string>(
@@ -43,7 +48,8 @@ export async function checkRow<M extends GenServiceMethods, K extends keyof M & 
     reply = await client.call(service, method, row.request);
   } catch (error) {
     if (!(error instanceof CsiCallError)) throw error;
-    if (row.code === undefined) assert.fail(`${row.name}: expected success, got ${status[error.code]}: ${error.details}`);
+    if (row.code === undefined)
+      assert.fail(`${row.name}: expected success, got ${status[error.code]}: ${error.details}`);
     assert.equal(status[error.code], status[row.code], `${row.name}: wrong code for "${error.details}"`);
     if (row.message) assert.match(error.details, row.message, row.name);
     return;
@@ -52,9 +58,19 @@ export async function checkRow<M extends GenServiceMethods, K extends keyof M & 
   row.reply?.(reply);
 }
 
-export const mount = (fsType = "xfs", mode = Mode.SINGLE_NODE_WRITER, extra: { mountFlags?: string[]; volumeMountGroup?: string } = {}) => ({
-  accessType: { case: "mount" as const, value: { fsType, mountFlags: extra.mountFlags ?? [], volumeMountGroup: extra.volumeMountGroup ?? "" } },
+export const mount = (
+  fsType = "xfs",
+  mode = Mode.SINGLE_NODE_WRITER,
+  extra: { mountFlags?: string[]; volumeMountGroup?: string } = {},
+) => ({
+  accessType: {
+    case: "mount" as const,
+    value: { fsType, mountFlags: extra.mountFlags ?? [], volumeMountGroup: extra.volumeMountGroup ?? "" },
+  },
   accessMode: { mode },
 });
 
-export const block = (mode = Mode.SINGLE_NODE_WRITER) => ({ accessType: { case: "block" as const, value: {} }, accessMode: { mode } });
+export const block = (mode = Mode.SINGLE_NODE_WRITER) => ({
+  accessType: { case: "block" as const, value: {} },
+  accessMode: { mode },
+});

@@ -72,10 +72,15 @@ export interface SnapshotClassManifest {
 }
 
 /** Every StorageClass and VolumeSnapshotClass in the YAML files of a folder (deploy/kubernetes). */
-export function shippedClasses(folder: string): { storageClasses: StorageClassManifest[]; snapshotClasses: SnapshotClassManifest[] } {
+export function shippedClasses(folder: string): {
+  storageClasses: StorageClassManifest[];
+  snapshotClasses: SnapshotClassManifest[];
+} {
   const storageClasses: StorageClassManifest[] = [];
   const snapshotClasses: SnapshotClassManifest[] = [];
-  for (const file of readdirSync(folder).filter((f) => f.endsWith(".yaml")).sort()) {
+  for (const file of readdirSync(folder)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
     for (const document of parseAllDocuments(readFileSync(join(folder, file), "utf8"))) {
       const object = document.toJS() as Record<string, unknown> | null;
       if (!object) continue;
@@ -97,7 +102,8 @@ function stringMap(value: unknown, where: string): Record<string, string> {
   if (value === undefined || value === null) return {};
   const result: Record<string, string> = {};
   for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-    if (typeof item !== "string") throw new Error(`${where}["${key}"] is a ${typeof item}; the Kubernetes API takes only strings`);
+    if (typeof item !== "string")
+      throw new Error(`${where}["${key}"] is a ${typeof item}; the Kubernetes API takes only strings`);
     result[key] = item;
   }
   return result;
@@ -110,21 +116,30 @@ const PROVISIONER_STRIPPED = [
   "fstype",
   "secret-name",
   "secret-namespace",
-  ...["provisioner", "controller-publish", "node-stage", "node-publish", "controller-expand", "node-expand"].flatMap((s) => [
-    `${s}-secret-name`,
-    `${s}-secret-namespace`,
-  ]),
+  ...["provisioner", "controller-publish", "node-stage", "node-publish", "controller-expand", "node-expand"].flatMap(
+    (s) => [`${s}-secret-name`, `${s}-secret-namespace`],
+  ),
 ].map((k) => RESERVED + k);
 /** The reserved keys external-snapshotter v8 strips before CreateSnapshot. */
-const SNAPSHOTTER_STRIPPED = ["snapshotter-secret-name", "snapshotter-secret-namespace", "snapshotter-list-secret-name", "snapshotter-list-secret-namespace"].map(
-  (k) => RESERVED + k,
-);
+const SNAPSHOTTER_STRIPPED = [
+  "snapshotter-secret-name",
+  "snapshotter-secret-namespace",
+  "snapshotter-list-secret-name",
+  "snapshotter-list-secret-namespace",
+].map((k) => RESERVED + k);
 
-function stripReserved(parameters: Record<string, string>, known: readonly string[], who: string): Record<string, string> {
+function stripReserved(
+  parameters: Record<string, string>,
+  known: readonly string[],
+  who: string,
+): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const [key, value] of Object.entries(parameters)) {
     if (!key.startsWith(RESERVED)) kept[key] = value;
-    else if (!known.includes(key)) throw new Error(`${who} refuses the claim itself: unknown parameter key "${key}" with reserved namespace ${RESERVED}`);
+    else if (!known.includes(key))
+      throw new Error(
+        `${who} refuses the claim itself: unknown parameter key "${key}" with reserved namespace ${RESERVED}`,
+      );
   }
   return kept;
 }
@@ -136,7 +151,11 @@ export interface NodeSegment {
 
 /** GetCapacity as external-provisioner v5's capacity controller sends it for one class and one node. */
 export function capacityRequest(sc: StorageClassManifest, node: NodeSegment): GetCapacityInit {
-  return { parameters: { ...sc.parameters }, volumeCapabilities: [], accessibleTopology: { segments: { [node.key]: node.nodeId } } };
+  return {
+    parameters: { ...sc.parameters },
+    volumeCapabilities: [],
+    accessibleTopology: { segments: { [node.key]: node.nodeId } },
+  };
 }
 
 /** GetCapacity as external-provisioner before v5 sent it: the same, with a mount capability and no access mode. */
@@ -169,7 +188,10 @@ function claimCapability(sc: StorageClassManifest, claim: Claim, mode: Mode): Ca
   return claim.volumeMode === "Block"
     ? { accessType: { case: "block", value: {} }, accessMode: { mode } }
     : {
-        accessType: { case: "mount", value: { fsType: sc.parameters[FSTYPE_KEY] ?? "", mountFlags: [...sc.mountOptions] } },
+        accessType: {
+          case: "mount",
+          value: { fsType: sc.parameters[FSTYPE_KEY] ?? "", mountFlags: [...sc.mountOptions] },
+        },
         accessMode: { mode },
       };
 }
@@ -178,8 +200,15 @@ function claimCapability(sc: StorageClassManifest, claim: Claim, mode: Mode): Ca
 export const pvNameOf = (claim: Claim): string => `pvc-${claim.uid}`;
 
 /** CreateVolume as external-provisioner v5 sends it for a claim scheduled to this node. */
-export function createVolumeRequest(sc: StorageClassManifest, claim: Claim, node: NodeSegment, options: ProvisionerOptions): CreateVolumeInit {
-  const parameters = options.unstripped ? { ...sc.parameters } : stripReserved(sc.parameters, PROVISIONER_STRIPPED, "external-provisioner");
+export function createVolumeRequest(
+  sc: StorageClassManifest,
+  claim: Claim,
+  node: NodeSegment,
+  options: ProvisionerOptions,
+): CreateVolumeInit {
+  const parameters = options.unstripped
+    ? { ...sc.parameters }
+    : stripReserved(sc.parameters, PROVISIONER_STRIPPED, "external-provisioner");
   if (options.extraCreateMetadata) {
     parameters[`${RESERVED}pvc/name`] = claim.name;
     parameters[`${RESERVED}pvc/namespace`] = claim.namespace;
@@ -207,7 +236,12 @@ export interface PersistentVolume {
   storageClass: StorageClassManifest;
 }
 
-export function persistentVolume(sc: StorageClassManifest, claim: Claim, volume: Volume, provisionerIdentity: string): PersistentVolume {
+export function persistentVolume(
+  sc: StorageClassManifest,
+  claim: Claim,
+  volume: Volume,
+  provisionerIdentity: string,
+): PersistentVolume {
   return {
     name: pvNameOf(claim),
     volumeHandle: volume.volumeId,
@@ -225,7 +259,11 @@ function nodeMode(claim: Claim): Mode {
 }
 
 /** Where kubelet stages and publishes a PV for a pod. */
-export function kubeletPaths(pv: PersistentVolume, podUid: string, kubeletDir: string): { staging: string; target: string } {
+export function kubeletPaths(
+  pv: PersistentVolume,
+  podUid: string,
+  kubeletDir: string,
+): { staging: string; target: string } {
   if (pv.claim.volumeMode === "Block") {
     return {
       staging: join(kubeletDir, "plugins/kubernetes.io/csi/volumeDevices/staging", pv.name),
@@ -258,7 +296,12 @@ export interface Pod {
 }
 
 /** NodePublishVolume as kubelet sends it; with podInfoOnMount (the shipped CSIDriver sets it) the pod's identity rides in the volume context. */
-export function nodePublishRequest(pv: PersistentVolume, pod: Pod, kubeletDir: string, podInfoOnMount: boolean): NodePublishInit {
+export function nodePublishRequest(
+  pv: PersistentVolume,
+  pod: Pod,
+  kubeletDir: string,
+  podInfoOnMount: boolean,
+): NodePublishInit {
   const paths = kubeletPaths(pv, pod.uid, kubeletDir);
   const podInfo: Record<string, string> = podInfoOnMount
     ? {
@@ -307,7 +350,9 @@ export function createSnapshotRequest(
   sourceVolumeId: string,
   options: SnapshotOptions,
 ): CreateSnapshotInit {
-  const parameters = options.unstripped ? { ...vsc.parameters } : stripReserved(vsc.parameters, SNAPSHOTTER_STRIPPED, "external-snapshotter");
+  const parameters = options.unstripped
+    ? { ...vsc.parameters }
+    : stripReserved(vsc.parameters, SNAPSHOTTER_STRIPPED, "external-snapshotter");
   if (options.extraCreateMetadata) {
     parameters[`${RESERVED}volumesnapshot/name`] = snapshot.name;
     parameters[`${RESERVED}volumesnapshot/namespace`] = snapshot.namespace;
@@ -317,12 +362,17 @@ export function createSnapshotRequest(
 }
 
 /** The node configuration (config.json) the shipped ConfigMap carries. */
-export function shippedNodeConfig(folder: string): Record<string, unknown> & { deviceClasses: Record<string, unknown>[] } {
-  for (const file of readdirSync(folder).filter((f) => f.endsWith(".yaml")).sort()) {
+export function shippedNodeConfig(
+  folder: string,
+): Record<string, unknown> & { deviceClasses: Record<string, unknown>[] } {
+  for (const file of readdirSync(folder)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
     for (const document of parseAllDocuments(readFileSync(join(folder, file), "utf8"))) {
       const object = document.toJS() as { kind?: string; data?: Record<string, string> } | null;
       const text = object?.kind === "ConfigMap" ? object.data?.["config.json"] : undefined;
-      if (text !== undefined) return JSON.parse(text) as Record<string, unknown> & { deviceClasses: Record<string, unknown>[] };
+      if (text !== undefined)
+        return JSON.parse(text) as Record<string, unknown> & { deviceClasses: Record<string, unknown>[] };
     }
   }
   throw new Error(`no ConfigMap with a config.json in ${folder}`);

@@ -23,7 +23,10 @@ test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 1
 });
 
 test("LOAM_BENCH_LOG and LOAM_BENCH_PROFILE ask for loam's debug log and a CPU profile", () => {
-  const knobs = readKnobs({ LOAM_BENCH_LOG: "/repo/.cache/loam.log", LOAM_BENCH_PROFILE: "/repo/.cache/prof" }, defaults);
+  const knobs = readKnobs(
+    { LOAM_BENCH_LOG: "/repo/.cache/loam.log", LOAM_BENCH_PROFILE: "/repo/.cache/prof" },
+    defaults,
+  );
   assert.equal(knobs.logFile, "/repo/.cache/loam.log");
   assert.equal(knobs.profileDir, "/repo/.cache/prof");
 });
@@ -34,13 +37,19 @@ test("LOAM_BENCH_SECTIONS selects sections and runs them in the fixed order, sca
 });
 
 test("an unknown section or a non-positive count is refused with the variable's name", () => {
-  assert.throws(() => readKnobs({ LOAM_BENCH_SECTIONS: "mounted,speed" }, defaults), (e: unknown) => e instanceof KnobError && /speed/.test(e.message));
+  assert.throws(
+    () => readKnobs({ LOAM_BENCH_SECTIONS: "mounted,speed" }, defaults),
+    (e: unknown) => e instanceof KnobError && /speed/.test(e.message),
+  );
   assert.throws(() => readKnobs({ LOAM_BENCH_CHURN: "0" }, defaults), /LOAM_BENCH_CHURN/);
   assert.throws(() => readKnobs({ LOAM_BENCH_SCALES: "10,ten" }, defaults), /LOAM_BENCH_SCALES/);
 });
 
 test("LOAM_BENCH_LOAM, LOAM_BENCH_OUT and LOAM_BENCH_GIT name another build, another results file and its commit", () => {
-  const knobs = readKnobs({ LOAM_BENCH_LOAM: "/before/loam.mjs", LOAM_BENCH_OUT: "/tmp/before.json", LOAM_BENCH_GIT: "f662320" }, defaults);
+  const knobs = readKnobs(
+    { LOAM_BENCH_LOAM: "/before/loam.mjs", LOAM_BENCH_OUT: "/tmp/before.json", LOAM_BENCH_GIT: "f662320" },
+    defaults,
+  );
   assert.equal(knobs.loam, "/before/loam.mjs");
   assert.equal(knobs.out, "/tmp/before.json");
   assert.equal(knobs.gitCommit, "f662320");

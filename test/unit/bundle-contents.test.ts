@@ -17,7 +17,10 @@ function origin(path: string): string {
 }
 
 test("dist/loam.mjs is built from dist/src and node_modules only", () => {
-  const meta = JSON.parse(distFile("loam.meta.json")) as { inputs: Record<string, unknown>; outputs: Record<string, unknown> };
+  const meta = JSON.parse(distFile("loam.meta.json")) as {
+    inputs: Record<string, unknown>;
+    outputs: Record<string, unknown>;
+  };
   assert.ok("dist/loam.mjs" in meta.outputs, "the metafile describes dist/loam.mjs");
   const inputs = Object.keys(meta.inputs);
   assert.ok(inputs.includes("dist/src/cli/bin.js"), "the entry point is among the inputs");

@@ -10,23 +10,66 @@ const E = 4 * MiB;
 
 function lv(partial: Partial<LogicalVolume>): LogicalVolume {
   return {
-    name: "lv", vgName: "vg", uuid: "u", sizeBytes: 0, attr: "-wi-a-----", active: true, segType: "linear", stripes: 1,
-    stripeSizeBytes: 0, segmentCount: 1, poolLv: "", origin: "", dataPercent: null, metadataPercent: null, tags: [],
-    devicePath: "", healthStatus: "", copyPercent: null, roles: ["public"], internal: false, ...partial,
+    name: "lv",
+    vgName: "vg",
+    uuid: "u",
+    sizeBytes: 0,
+    attr: "-wi-a-----",
+    active: true,
+    segType: "linear",
+    stripes: 1,
+    stripeSizeBytes: 0,
+    segmentCount: 1,
+    poolLv: "",
+    origin: "",
+    dataPercent: null,
+    metadataPercent: null,
+    tags: [],
+    devicePath: "",
+    healthStatus: "",
+    copyPercent: null,
+    roles: ["public"],
+    internal: false,
+    ...partial,
   };
 }
 
 function report(pvFreeExtents: number[], lvs: LogicalVolume[] = []): VolumeGroupReport {
   const free = pvFreeExtents.reduce((a, b) => a + b, 0);
   return {
-    vg: { name: "vg", uuid: "v", sizeBytes: 1000 * E, freeBytes: free * E, extentSizeBytes: E, extentCount: 1000, freeExtentCount: free, pvCount: pvFreeExtents.length, lvCount: lvs.length, tags: [] },
-    pvs: pvFreeExtents.map((f, i) => ({ name: `/dev/pv${i}`, vgName: "vg", uuid: `p${i}`, sizeBytes: 500 * E, freeBytes: f * E })),
+    vg: {
+      name: "vg",
+      uuid: "v",
+      sizeBytes: 1000 * E,
+      freeBytes: free * E,
+      extentSizeBytes: E,
+      extentCount: 1000,
+      freeExtentCount: free,
+      pvCount: pvFreeExtents.length,
+      lvCount: lvs.length,
+      tags: [],
+    },
+    pvs: pvFreeExtents.map((f, i) => ({
+      name: `/dev/pv${i}`,
+      vgName: "vg",
+      uuid: `p${i}`,
+      sizeBytes: 500 * E,
+      freeBytes: f * E,
+    })),
     lvs,
   };
 }
 
-const layout = (kind: VolumeLayout["kind"], extra: Partial<VolumeLayout> = {}, cls: Partial<DeviceClass> = {}): VolumeLayout => ({
-  deviceClass: { ...singleThickClass("vg"), ...cls }, kind, stripes: 1, mirrors: 0, ...extra,
+const layout = (
+  kind: VolumeLayout["kind"],
+  extra: Partial<VolumeLayout> = {},
+  cls: Partial<DeviceClass> = {},
+): VolumeLayout => ({
+  deviceClass: { ...singleThickClass("vg"), ...cls },
+  kind,
+  stripes: 1,
+  mirrors: 0,
+  ...extra,
 });
 
 test("linear: every free extent less the spare, rounded up to extents", () => {
@@ -38,25 +81,44 @@ test("striped: n times the n-th largest PV's free extents, bounded by the total,
   const two = thickCapacity(report([100, 60, 10]), layout("striped", { stripes: 2 }));
   assert.equal(two.availableBytes, 120 * E);
   assert.equal(two.minimumVolumeBytes, 2 * E);
-  assert.equal(thickCapacity(report([100, 60]), layout("striped", { stripes: 2 }, { spareBytes: 50 * E })).availableBytes, 110 * E);
+  assert.equal(
+    thickCapacity(report([100, 60]), layout("striped", { stripes: 2 }, { spareBytes: 50 * E })).availableBytes,
+    110 * E,
+  );
 });
 
 test("raid1: each copy is its data plus one metadata extent on its own PV", () => {
   assert.equal(thickCapacity(report([100, 60]), layout("raid1", { mirrors: 1 })).availableBytes, 59 * E);
-  assert.equal(thickCapacity(report([100, 100]), layout("raid1", { mirrors: 1 }, { spareBytes: 20 * E })).availableBytes, 89 * E);
+  assert.equal(
+    thickCapacity(report([100, 100]), layout("raid1", { mirrors: 1 }, { spareBytes: 20 * E })).availableBytes,
+    89 * E,
+  );
   assert.equal(thickCapacity(report([100]), layout("raid1", { mirrors: 1 })).availableBytes, 0);
 });
 
 const thinClass = (ratio: number, extra: Partial<DeviceClass> = {}): DeviceClass => ({
-  ...singleThickClass("vg"), name: "thin", type: "thin", thinPool: "pool", overprovisionRatio: ratio, ...extra,
+  ...singleThickClass("vg"),
+  name: "thin",
+  type: "thin",
+  thinPool: "pool",
+  overprovisionRatio: ratio,
+  ...extra,
 });
 
-function pooled(poolExtents: number, dataPercent: number, virtualExtents: number[], metadataPercent = 1): VolumeGroupReport {
-  return report([10], [
-    lv({ name: "pool", segType: "thin-pool", sizeBytes: poolExtents * E, dataPercent, metadataPercent }),
-    ...virtualExtents.map((v, i) => lv({ name: `t${i}`, segType: "thin", poolLv: "pool", sizeBytes: v * E })),
-    lv({ name: "elsewhere", segType: "thin", poolLv: "otherpool", sizeBytes: 999 * E }),
-  ]);
+function pooled(
+  poolExtents: number,
+  dataPercent: number,
+  virtualExtents: number[],
+  metadataPercent = 1,
+): VolumeGroupReport {
+  return report(
+    [10],
+    [
+      lv({ name: "pool", segType: "thin-pool", sizeBytes: poolExtents * E, dataPercent, metadataPercent }),
+      ...virtualExtents.map((v, i) => lv({ name: `t${i}`, segType: "thin", poolLv: "pool", sizeBytes: v * E })),
+      lv({ name: "elsewhere", segType: "thin", poolLv: "otherpool", sizeBytes: 999 * E }),
+    ],
+  );
 }
 
 test("thin ratio 1: pool size minus the virtual sizes in that pool only", () => {
@@ -78,8 +140,14 @@ test("thin ratio 5: the lesser of 5 × pool − virtual and what real data use l
 test("a pool above its data or metadata threshold offers nothing and says why", () => {
   const hot = thinPoolState(pooled(64, 91, [16]), "pool")!;
   assert.equal(thinCapacity(hot, thinClass(5), E).availableBytes, 0);
-  assert.match(thinPoolOverThreshold(hot, thinClass(5)) ?? "", /thin pool vg\/pool data usage is 91% \(above the threshold of 90%/);
+  assert.match(
+    thinPoolOverThreshold(hot, thinClass(5)) ?? "",
+    /thin pool vg\/pool data usage is 91% \(above the threshold of 90%/,
+  );
   const meta = thinPoolState(pooled(64, 1, [16], 50), "pool")!;
-  assert.match(thinPoolOverThreshold(meta, thinClass(5, { metadataThresholdPercent: 40 })) ?? "", /metadata usage is 50%/);
+  assert.match(
+    thinPoolOverThreshold(meta, thinClass(5, { metadataThresholdPercent: 40 })) ?? "",
+    /metadata usage is 50%/,
+  );
   assert.equal(thinPoolOverThreshold(meta, thinClass(5)), undefined);
 });

@@ -102,7 +102,11 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
   async function csi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     let stdout = "";
     let stderr = "";
-    const code = await runCsi(["--endpoint", endpoint, ...args], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {} });
+    const code = await runCsi(["--endpoint", endpoint, ...args], {
+      stdout: (t) => (stdout += t),
+      stderr: (t) => (stderr += t),
+      env: {},
+    });
     return { code, stdout, stderr };
   }
 
@@ -114,10 +118,27 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
 
   test("create-volume sends name, capacity range, parameters, capability, source and topology", async () => {
     const run = await csi(
-      "create-volume", "--name", "pvc-1", "--size", "1Gi", "--limit", "2G",
-      "--parameter", "deviceClass=thin", "--parameter", "stripes=2",
-      "--fs-type", "ext4", "--mount-flag", "noatime", "--access-mode", "single-node-single-writer",
-      "--from-snapshot", "snap-9", "--topology", "topology.loam.csi.dev/node=n1",
+      "create-volume",
+      "--name",
+      "pvc-1",
+      "--size",
+      "1Gi",
+      "--limit",
+      "2G",
+      "--parameter",
+      "deviceClass=thin",
+      "--parameter",
+      "stripes=2",
+      "--fs-type",
+      "ext4",
+      "--mount-flag",
+      "noatime",
+      "--access-mode",
+      "single-node-single-writer",
+      "--from-snapshot",
+      "snap-9",
+      "--topology",
+      "topology.loam.csi.dev/node=n1",
     );
     assert.equal(run.code, 0, run.stderr);
     const request = last<CreateVolumeRequest>("createVolume");
@@ -152,10 +173,23 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
     const run = await csi("--json", "list-volumes", "--max-entries", "2");
     assert.equal(run.code, 0, run.stderr);
     const reply = JSON.parse(run.stdout) as { entries: Array<{ volume: { volumeId: string } }>; nextToken: string };
-    assert.deepEqual(reply.entries.map((e) => e.volume.volumeId), volumeIds);
+    assert.deepEqual(
+      reply.entries.map((e) => e.volume.volumeId),
+      volumeIds,
+    );
     assert.equal(reply.nextToken, "");
-    const calls = seen.filter((s) => s.method === "listVolumes").slice(before).map((s) => s.request as ListVolumesRequest);
-    assert.deepEqual(calls.map((c) => [c.maxEntries, c.startingToken]), [[2, ""], [2, "2"], [2, "4"]]);
+    const calls = seen
+      .filter((s) => s.method === "listVolumes")
+      .slice(before)
+      .map((s) => s.request as ListVolumesRequest);
+    assert.deepEqual(
+      calls.map((c) => [c.maxEntries, c.startingToken]),
+      [
+        [2, ""],
+        [2, "2"],
+        [2, "4"],
+      ],
+    );
   });
 
   test("list-volumes --single-page prints one page and the next token", async () => {
@@ -168,7 +202,13 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
   });
 
   test("get-capacity sends parameters and topology and prints humanized sizes", async () => {
-    const run = await csi("get-capacity", "--parameter", "deviceClass=thick", "--topology", "topology.loam.csi.dev/node=n1");
+    const run = await csi(
+      "get-capacity",
+      "--parameter",
+      "deviceClass=thick",
+      "--topology",
+      "topology.loam.csi.dev/node=n1",
+    );
     assert.equal(run.code, 0, run.stderr);
     const request = last<GetCapacityRequest>("getCapacity");
     assert.deepEqual(request.parameters, { deviceClass: "thick" });
@@ -179,11 +219,40 @@ describe("loam csi requests, against a stand-in CSI server that records them", (
   });
 
   test("stage and publish send paths, capability and read-only", async () => {
-    assert.equal((await csi("stage", "--volume-id", "lv-1", "--staging-path", "/var/lib/kubelet/s", "--fs-type", "xfs", "--mount-flag", "nodiscard")).code, 0);
+    assert.equal(
+      (
+        await csi(
+          "stage",
+          "--volume-id",
+          "lv-1",
+          "--staging-path",
+          "/var/lib/kubelet/s",
+          "--fs-type",
+          "xfs",
+          "--mount-flag",
+          "nodiscard",
+        )
+      ).code,
+      0,
+    );
     const stage = last<NodeStageVolumeRequest>("nodeStageVolume");
     assert.equal(stage.stagingTargetPath, "/var/lib/kubelet/s");
     assert.equal(stage.volumeCapability?.accessType.case, "mount");
-    assert.equal((await csi("publish", "--volume-id", "lv-1", "--staging-path", "/var/lib/kubelet/s", "--target-path", "/var/lib/kubelet/t", "--readonly")).code, 0);
+    assert.equal(
+      (
+        await csi(
+          "publish",
+          "--volume-id",
+          "lv-1",
+          "--staging-path",
+          "/var/lib/kubelet/s",
+          "--target-path",
+          "/var/lib/kubelet/t",
+          "--readonly",
+        )
+      ).code,
+      0,
+    );
     const publish = last<NodePublishVolumeRequest>("nodePublishVolume");
     assert.equal(publish.targetPath, "/var/lib/kubelet/t");
     assert.equal(publish.stagingTargetPath, "/var/lib/kubelet/s");
@@ -230,7 +299,23 @@ describe("loam csi sizes and output", () => {
   });
 
   test("keyValues aligns values and skips undefined rows; table pads columns", () => {
-    assert.equal(keyValues([["a", "1"], ["long key", "2"], ["gone", undefined]]), "a:         1\nlong key:  2");
-    assert.equal(table(["ID", "SIZE"], [["v1", "1 GiB"], ["volume-2", "2 GiB"]]), "ID        SIZE\nv1        1 GiB\nvolume-2  2 GiB");
+    assert.equal(
+      keyValues([
+        ["a", "1"],
+        ["long key", "2"],
+        ["gone", undefined],
+      ]),
+      "a:         1\nlong key:  2",
+    );
+    assert.equal(
+      table(
+        ["ID", "SIZE"],
+        [
+          ["v1", "1 GiB"],
+          ["volume-2", "2 GiB"],
+        ],
+      ),
+      "ID        SIZE\nv1        1 GiB\nvolume-2  2 GiB",
+    );
   });
 });

@@ -55,7 +55,20 @@ describe("loam csi against a real loam node on the host", () => {
     endpoint = `unix://${join(dir, "csi.sock")}`;
     node = spawn(
       process.execPath,
-      [BIN, "node", "--endpoint", endpoint, "--volume-group", "loamcsitestvg", "--node-id", "csi-test-node", "--log-level", "error"],
+      [
+        BIN,
+        "node",
+        "--endpoint",
+        endpoint,
+        "--volume-group",
+        "loamcsitestvg",
+        "--node-id",
+        "csi-test-node",
+        "--log-level",
+        "error",
+        "--metrics-address",
+        "",
+      ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     for (let i = 0; i < 100; i++) {
@@ -82,7 +95,11 @@ describe("loam csi against a real loam node on the host", () => {
   test("--json prints the reply as protobuf JSON", async () => {
     const run = await csi(endpoint, "--json", "node-info");
     assert.equal(run.code, 0, run.stderr);
-    const reply = JSON.parse(run.stdout) as { nodeId: string; maxVolumesPerNode: string; accessibleTopology: { segments: Record<string, string> } };
+    const reply = JSON.parse(run.stdout) as {
+      nodeId: string;
+      maxVolumesPerNode: string;
+      accessibleTopology: { segments: Record<string, string> };
+    };
     assert.equal(reply.nodeId, "csi-test-node");
     assert.equal(reply.maxVolumesPerNode, "0", "int64 is a string in protobuf JSON");
     assert.deepEqual(reply.accessibleTopology.segments, { "topology.loam.csi.dev/node": "csi-test-node" });
@@ -151,7 +168,11 @@ describe("loam csi against a real loam node on the host", () => {
   });
 
   test("snapshot RPCs with no LVM reach the engine and print its UNAVAILABLE", async () => {
-    for (const args of [["create-snapshot", "--name", "s1", "--source-volume-id", "v1"], ["delete-snapshot", "--snapshot-id", "s1"], ["list-snapshots"]]) {
+    for (const args of [
+      ["create-snapshot", "--name", "s1", "--source-volume-id", "v1"],
+      ["delete-snapshot", "--snapshot-id", "s1"],
+      ["list-snapshots"],
+    ]) {
       const run = await csi(endpoint, ...args);
       assert.equal(run.code, 1, `${args[0]}: ${run.stdout}`);
       assert.match(run.stderr, new RegExp(`^loam csi ${args[0]}: UNAVAILABLE: `));
@@ -169,7 +190,10 @@ describe("loam csi against a real loam node on the host", () => {
     ];
     for (const run of runs) {
       assert.equal(run.code, 1, run.stdout);
-      assert.match(run.stderr, /^loam csi [a-z-]+: (INVALID_ARGUMENT|UNIMPLEMENTED|NOT_FOUND|UNAVAILABLE|INTERNAL): \S/);
+      assert.match(
+        run.stderr,
+        /^loam csi [a-z-]+: (INVALID_ARGUMENT|UNIMPLEMENTED|NOT_FOUND|UNAVAILABLE|INTERNAL): \S/,
+      );
     }
   });
 
@@ -207,7 +231,17 @@ describe("loam csi without a server", () => {
   });
 
   test("--block with --fs-type is refused as a usage error", async () => {
-    const run = await csi("unix:///x.sock", "stage", "--volume-id", "v", "--staging-path", "/p", "--block", "--fs-type", "xfs");
+    const run = await csi(
+      "unix:///x.sock",
+      "stage",
+      "--volume-id",
+      "v",
+      "--staging-path",
+      "/p",
+      "--block",
+      "--fs-type",
+      "xfs",
+    );
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--block cannot be combined with --fs-type/);
   });
@@ -229,10 +263,27 @@ describe("loam csi without a server", () => {
 
   test("the RPC list covers Identity, Controller and Node calls loam serves", () => {
     for (const name of [
-      "info", "capabilities", "probe",
-      "create-volume", "delete-volume", "list-volumes", "get-volume", "get-capacity", "validate-capabilities", "controller-capabilities",
-      "create-snapshot", "delete-snapshot", "list-snapshots",
-      "stage", "unstage", "publish", "unpublish", "expand", "stats", "node-info", "node-capabilities",
+      "info",
+      "capabilities",
+      "probe",
+      "create-volume",
+      "delete-volume",
+      "list-volumes",
+      "get-volume",
+      "get-capacity",
+      "validate-capabilities",
+      "controller-capabilities",
+      "create-snapshot",
+      "delete-snapshot",
+      "list-snapshots",
+      "stage",
+      "unstage",
+      "publish",
+      "unpublish",
+      "expand",
+      "stats",
+      "node-info",
+      "node-capabilities",
     ]) {
       assert.ok(CSI_SUBCOMMANDS.includes(name), name);
     }

@@ -58,6 +58,9 @@ test("flags override the config file, and the file's unknown keys and wrong type
   await writeFile(wrongType, JSON.stringify({ volumeGroup: "vg", maxVolumesPerNode: "7" }));
   await assert.rejects(loadNodeConfig(["--config", wrongType]), /maxVolumesPerNode: must be an integer/);
 
-  await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--max-volumes-per-node", "lots"]), /maxVolumesPerNode: must be a whole number/);
+  await assert.rejects(
+    loadNodeConfig(["--volume-group", "vg", "--max-volumes-per-node", "lots"]),
+    /maxVolumesPerNode: must be a whole number/,
+  );
   await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--no-such-flag", "1"]), /flags: Unknown option/);
 });

@@ -8,7 +8,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { Controller, Node, VolumeCapability_AccessMode_Mode as Mode, VolumeUsage_Unit as Unit } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  Controller,
+  Node,
+  VolumeCapability_AccessMode_Mode as Mode,
+  VolumeUsage_Unit as Unit,
+} from "../../src/gen/csi/v1/csi_pb.js";
 import { lvNameFor } from "../../src/lvm/names.js";
 import { MiB } from "../../src/volumes/size.js";
 import { InMemoryNodeHostStandIn } from "../support/in-memory-node-host.js";
@@ -39,13 +44,24 @@ type Capability = ReturnType<typeof mount> | ReturnType<typeof block>;
 const stage = (w: World, capability: Capability = mount(), volumeId = ID) =>
   w.csi.client.call(Node, "nodeStageVolume", { volumeId, stagingTargetPath: w.staging, volumeCapability: capability });
 const publish = (w: World, capability: Capability = mount(), readonly = false) =>
-  w.csi.client.call(Node, "nodePublishVolume", { volumeId: ID, stagingTargetPath: w.staging, targetPath: w.target, volumeCapability: capability, readonly });
-const argsOf = (w: World, method: string): readonly unknown[] | undefined => w.host.calls.findLast((c) => c.method === method)?.args;
+  w.csi.client.call(Node, "nodePublishVolume", {
+    volumeId: ID,
+    stagingTargetPath: w.staging,
+    targetPath: w.target,
+    volumeCapability: capability,
+    readonly,
+  });
+const argsOf = (w: World, method: string): readonly unknown[] | undefined =>
+  w.host.calls.findLast((c) => c.method === method)?.args;
 const xfsData = (w: World) => w.host.setContent(VG, ID, { kind: "filesystem", fsType: "xfs" });
 
 async function runRow(row: NodeRow): Promise<void> {
   const host = await startHost();
-  const w: World = { ...host, staging: `${host.csi.kubeletDir}/plugins/loam/globalmount`, target: `${host.csi.kubeletDir}/pods/p1/volumes/mount` };
+  const w: World = {
+    ...host,
+    staging: `${host.csi.kubeletDir}/plugins/loam/globalmount`,
+    target: `${host.csi.kubeletDir}/pods/p1/volumes/mount`,
+  };
   try {
     await w.csi.client.call(Controller, "createVolume", {
       name: "pv-1",
@@ -64,7 +80,8 @@ async function runRow(row: NodeRow): Promise<void> {
       assert.equal(status[failure.code], status[row.code], failure.details);
       if (row.message) assert.match(failure.details, row.message);
     }
-    if (row.code !== undefined && reply !== undefined) assert.fail(`expected ${status[row.code]}, but the call succeeded`);
+    if (row.code !== undefined && reply !== undefined)
+      assert.fail(`expected ${status[row.code]}, but the call succeeded`);
     if (row.changes) assert.deepEqual(w.host.changes(), row.changes);
     row.then?.(w, reply);
   } finally {
@@ -85,8 +102,17 @@ const rows: NodeRow[] = [
     when: (w) => stage(w),
     changes: ["makeDirectory", "makeFilesystem", "mountFilesystem"],
     then: (w) => {
-      assert.deepEqual(w.host.methods().filter((m) => m === "probe"), []);
-      assert.deepEqual(argsOf(w, "mountFilesystem"), [`/dev/${VG}/${ID}`, w.staging, "xfs", ["nouuid"], { readonly: false }]);
+      assert.deepEqual(
+        w.host.methods().filter((m) => m === "probe"),
+        [],
+      );
+      assert.deepEqual(argsOf(w, "mountFilesystem"), [
+        `/dev/${VG}/${ID}`,
+        w.staging,
+        "xfs",
+        ["nouuid"],
+        { readonly: false },
+      ]);
     },
   },
   {
@@ -109,7 +135,8 @@ const rows: NodeRow[] = [
     given: (w) => w.host.setContent(VG, ID, { kind: "filesystem", fsType: "ext4" }),
     when: (w) => stage(w, mount("xfs")),
     code: status.FAILED_PRECONDITION,
-    message: /^volume pv-1-\w+ already holds a ext4 filesystem but xfs was asked for; loam never reformats existing data$/,
+    message:
+      /^volume pv-1-\w+ already holds a ext4 filesystem but xfs was asked for; loam never reformats existing data$/,
     changes: ["makeDirectory"],
     then: (w) => assert.deepEqual(w.host.contentOf(VG, ID), { kind: "filesystem", fsType: "ext4" }),
   },
@@ -127,18 +154,35 @@ const rows: NodeRow[] = [
     when: (w) => stage(w),
     code: status.FAILED_PRECONDITION,
     message: /holds an iso9660 filesystem, not a filesystem; loam never formats over existing data/,
-    then: (w) => assert.deepEqual(w.host.methods().filter((m) => m === "makeFilesystem" || m === "probe"), ["makeFilesystem", "probe"]),
+    then: (w) =>
+      assert.deepEqual(
+        w.host.methods().filter((m) => m === "makeFilesystem" || m === "probe"),
+        ["makeFilesystem", "probe"],
+      ),
   },
   {
     name: "stage, a volume too small for xfs: FAILED_PRECONDITION with mkfs's words and the way out",
-    given: (w) => w.host.failNext("makeFilesystem", InMemoryNodeHostStandIn.commandFailure(["mkfs.xfs"], 1, "agsize (4096 blocks) too small, need at least 4096 blocks; must be larger than 300MB")),
+    given: (w) =>
+      w.host.failNext(
+        "makeFilesystem",
+        InMemoryNodeHostStandIn.commandFailure(
+          ["mkfs.xfs"],
+          1,
+          "agsize (4096 blocks) too small, need at least 4096 blocks; must be larger than 300MB",
+        ),
+      ),
     when: (w) => stage(w),
     code: status.FAILED_PRECONDITION,
-    message: /^making xfs on volume pv-1-\w+ if it is empty failed: agsize .* must be larger than 300MB \(ask for a larger volume or fs_type ext4\)$/,
+    message:
+      /^making xfs on volume pv-1-\w+ if it is empty failed: agsize .* must be larger than 300MB \(ask for a larger volume or fs_type ext4\)$/,
   },
   {
     name: "stage, the mount fails: INTERNAL naming the step and mount's words",
-    given: (w) => w.host.failNext("mountFilesystem", InMemoryNodeHostStandIn.commandFailure(["mount"], 32, "mount: bad superblock")),
+    given: (w) =>
+      w.host.failNext(
+        "mountFilesystem",
+        InMemoryNodeHostStandIn.commandFailure(["mount"], 32, "mount: bad superblock"),
+      ),
     when: (w) => stage(w),
     code: status.INTERNAL,
     message: /^mounting volume pv-1-\w+ at .*globalmount failed: mount exited 32: mount: bad superblock$/,
@@ -151,7 +195,15 @@ const rows: NodeRow[] = [
   },
   {
     name: "stage where another device is mounted: ALREADY_EXISTS",
-    given: (w) => void w.host.mountTable.push({ majorMinor: "8:1", mountPoint: w.staging, fsType: "ext4", source: "/dev/sda1", mountOptions: ["rw"], superOptions: ["rw"] }),
+    given: (w) =>
+      void w.host.mountTable.push({
+        majorMinor: "8:1",
+        mountPoint: w.staging,
+        fsType: "ext4",
+        source: "/dev/sda1",
+        mountOptions: ["rw"],
+        superOptions: ["rw"],
+      }),
     when: (w) => stage(w),
     code: status.ALREADY_EXISTS,
     message: /^staging_target_path .*globalmount already has \/dev\/sda1 \(ext4\) mounted, not volume pv-1-\w+$/,
@@ -198,7 +250,8 @@ const rows: NodeRow[] = [
     given: (w) => stage(w),
     when: (w) => publish(w, mount("xfs", Mode.SINGLE_NODE_WRITER, { mountFlags: ["noatime", "nouuid", "nodev"] })),
     changes: ["makeDirectory", "bindMount"],
-    then: (w) => assert.deepEqual(argsOf(w, "bindMount"), [w.staging, w.target, ["noatime", "nodev"], { readonly: false }]),
+    then: (w) =>
+      assert.deepEqual(argsOf(w, "bindMount"), [w.staging, w.target, ["noatime", "nodev"], { readonly: false }]),
   },
   {
     name: "publish read-only: bound read-only",
@@ -230,7 +283,14 @@ const rows: NodeRow[] = [
     name: "publish where another device is mounted at the target: ALREADY_EXISTS",
     given: async (w) => {
       await stage(w);
-      w.host.mountTable.push({ majorMinor: "8:2", mountPoint: w.target, fsType: "ext4", source: "/dev/sdb", mountOptions: ["rw"], superOptions: ["rw"] });
+      w.host.mountTable.push({
+        majorMinor: "8:2",
+        mountPoint: w.target,
+        fsType: "ext4",
+        source: "/dev/sdb",
+        mountOptions: ["rw"],
+        superOptions: ["rw"],
+      });
     },
     when: (w) => publish(w),
     code: status.ALREADY_EXISTS,
@@ -260,7 +320,10 @@ const rows: NodeRow[] = [
     name: "publish whose bind fails: the target it made is removed, INTERNAL",
     given: async (w) => {
       await stage(w);
-      w.host.failNext("bindMount", InMemoryNodeHostStandIn.commandFailure(["mount", "--bind"], 32, "mount: permission denied"));
+      w.host.failNext(
+        "bindMount",
+        InMemoryNodeHostStandIn.commandFailure(["mount", "--bind"], 32, "mount: permission denied"),
+      );
     },
     when: (w) => publish(w),
     code: status.INTERNAL,
@@ -305,7 +368,12 @@ const rows: NodeRow[] = [
   {
     name: "expand a staged volume: the LV grown, then its filesystem, the new size answered",
     given: (w) => stage(w),
-    when: (w) => w.csi.client.call(Node, "nodeExpandVolume", { volumeId: ID, volumePath: w.staging, capacityRange: { requiredBytes: BigInt(100 * MiB), limitBytes: 0n } }),
+    when: (w) =>
+      w.csi.client.call(Node, "nodeExpandVolume", {
+        volumeId: ID,
+        volumePath: w.staging,
+        capacityRange: { requiredBytes: BigInt(100 * MiB), limitBytes: 0n },
+      }),
     changes: ["growFilesystem"],
     then: (w, reply) => {
       assert.equal((reply as { capacityBytes: bigint }).capacityBytes, BigInt(100 * MiB));
@@ -315,7 +383,12 @@ const rows: NodeRow[] = [
   {
     name: "expand where the volume is not mounted: FAILED_PRECONDITION, the LV not grown",
     given: (w) => void w.host.directories.add(w.staging),
-    when: (w) => w.csi.client.call(Node, "nodeExpandVolume", { volumeId: ID, volumePath: w.staging, capacityRange: { requiredBytes: BigInt(100 * MiB), limitBytes: 0n } }),
+    when: (w) =>
+      w.csi.client.call(Node, "nodeExpandVolume", {
+        volumeId: ID,
+        volumePath: w.staging,
+        capacityRange: { requiredBytes: BigInt(100 * MiB), limitBytes: 0n },
+      }),
     code: status.FAILED_PRECONDITION,
     message: /is not mounted at volume_path .*, so its filesystem cannot be grown$/,
     then: (w) => assert.equal(w.csi.lvm.lv(VG, ID)?.sizeBytes, 64 * MiB),
@@ -325,8 +398,17 @@ const rows: NodeRow[] = [
     given: (w) => stage(w),
     when: (w) => w.csi.client.call(Node, "nodeGetVolumeStats", { volumeId: ID, volumePath: w.staging }),
     then: (_w, reply) => {
-      const r = reply as { usage: Array<{ unit: Unit; total: bigint }>; volumeCondition?: { abnormal: boolean; message: string } };
-      assert.deepEqual(r.usage.map((u) => [u.unit, u.total]), [[Unit.BYTES, 1000n], [Unit.INODES, 64n]]);
+      const r = reply as {
+        usage: Array<{ unit: Unit; total: bigint }>;
+        volumeCondition?: { abnormal: boolean; message: string };
+      };
+      assert.deepEqual(
+        r.usage.map((u) => [u.unit, u.total]),
+        [
+          [Unit.BYTES, 1000n],
+          [Unit.INODES, 64n],
+        ],
+      );
       assert.deepEqual([r.volumeCondition?.abnormal, r.volumeCondition?.message], [false, "volume is healthy"]);
     },
   },
@@ -338,7 +420,11 @@ const rows: NodeRow[] = [
       if (staged) staged.superOptions = ["ro"];
     },
     when: (w) => w.csi.client.call(Node, "nodeGetVolumeStats", { volumeId: ID, volumePath: w.staging }),
-    then: (_w, reply) => assert.match((reply as { volumeCondition?: { message: string } }).volumeCondition?.message ?? "", /went read-only \(a filesystem error forced it\)$/),
+    then: (_w, reply) =>
+      assert.match(
+        (reply as { volumeCondition?: { message: string } }).volumeCondition?.message ?? "",
+        /went read-only \(a filesystem error forced it\)$/,
+      ),
   },
 ];
 

@@ -18,7 +18,12 @@ import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { PARAMETERS } from "../../src/volumes/parameters.js";
 import { CONFIG_FIELDS, readConfigFile, resolveConfig } from "../../src/cli/config.js";
-import { checkVolumeSnapshotClass, renderManifests, sidecarArgs, type KubernetesObject } from "../../src/deploy/manifests.js";
+import {
+  checkVolumeSnapshotClass,
+  renderManifests,
+  sidecarArgs,
+  type KubernetesObject,
+} from "../../src/deploy/manifests.js";
 import { SIDECARS, type SidecarName, unknownFlags } from "../../src/deploy/sidecars.js";
 import { parseValues } from "../../src/deploy/values.js";
 import { VALUES_FILE, generate, runGenerator } from "../../src/deploy/generate.js";
@@ -60,7 +65,10 @@ describe("generated manifests", () => {
     const vsc = classes[0] as unknown as Record<string, unknown>;
     assert.deepEqual(checkVolumeSnapshotClass(vsc), []);
     assert.equal(vsc.driver, "loam.csi.dev");
-    assert.deepEqual(checkVolumeSnapshotClass({ ...vsc, deletionPolicy: "Keep", extra: 1 }), ["unknown field extra", "deletionPolicy must be Delete or Retain"]);
+    assert.deepEqual(checkVolumeSnapshotClass({ ...vsc, deletionPolicy: "Keep", extra: 1 }), [
+      "unknown field extra",
+      "deletionPolicy must be Delete or Retain",
+    ]);
   });
 
   test("regenerating from deploy/values.json gives exactly the committed files", async () => {
@@ -96,23 +104,46 @@ describe("generated manifests", () => {
       const c = container(SIDECARS[name].container);
       assert.deepEqual(c.args, args[name]);
       assert.equal(c.image, values.images[name]);
-      assert.deepEqual(unknownFlags(SIDECARS[name], c.image ?? "", c.args ?? []), [], `${name}: flags unknown to ${c.image}`);
+      assert.deepEqual(
+        unknownFlags(SIDECARS[name], c.image ?? "", c.args ?? []),
+        [],
+        `${name}: flags unknown to ${c.image}`,
+      );
     }
-    assert.deepEqual(unknownFlags(SIDECARS.provisioner, values.images.provisioner, ["--node-deployment", "--no-such-flag"]), ["--no-such-flag"]);
-    assert.deepEqual(unknownFlags(SIDECARS.provisioner, "registry.k8s.io/sig-storage/csi-provisioner:v0.0.1", ["--v=2"]), ["--v=2"], "an unknown version accepts nothing");
+    assert.deepEqual(
+      unknownFlags(SIDECARS.provisioner, values.images.provisioner, ["--node-deployment", "--no-such-flag"]),
+      ["--no-such-flag"],
+    );
+    assert.deepEqual(
+      unknownFlags(SIDECARS.provisioner, "registry.k8s.io/sig-storage/csi-provisioner:v0.0.1", ["--v=2"]),
+      ["--v=2"],
+      "an unknown version accepts nothing",
+    );
   });
 
   test("the provisioner runs per node with capacity and strict topology; the snapshotter per node", () => {
     const provisioner = container("csi-provisioner");
-    for (const flag of ["--node-deployment", "--enable-capacity", "--strict-topology", "--extra-create-metadata", "--capacity-ownerref-level=1"]) {
+    for (const flag of [
+      "--node-deployment",
+      "--enable-capacity",
+      "--strict-topology",
+      "--extra-create-metadata",
+      "--capacity-ownerref-level=1",
+    ]) {
       assert.ok(provisioner.args?.includes(flag), flag);
     }
-    assert.ok(!provisioner.args?.some((a) => a.startsWith("--feature-gates")), "Topology is on by default in csi-provisioner v5");
+    assert.ok(
+      !provisioner.args?.some((a) => a.startsWith("--feature-gates")),
+      "Topology is on by default in csi-provisioner v5",
+    );
     const provisionerEnv = (provisioner.env ?? []).map((e) => e.name);
     assert.deepEqual(provisionerEnv.sort(), ["NAMESPACE", "NODE_NAME", "POD_NAME"]);
     const snapshotter = container("csi-snapshotter");
     assert.ok(snapshotter.args?.includes("--node-deployment"));
-    assert.deepEqual((snapshotter.env ?? []).map((e) => e.name), ["NODE_NAME"]);
+    assert.deepEqual(
+      (snapshotter.env ?? []).map((e) => e.name),
+      ["NODE_NAME"],
+    );
     assert.ok(container("csi-resizer").args?.includes("--leader-election"));
   });
 
@@ -129,18 +160,29 @@ describe("generated manifests", () => {
       assert.ok(!(c.volumeMounts ?? []).some((m) => m.mountPropagation === "Bidirectional"), c.name);
     }
     const registrar = container("node-driver-registrar");
-    assert.ok(registrar.args?.includes(`--kubelet-registration-path=${values.kubeletDir}/plugins/loam.csi.dev/csi.sock`));
+    assert.ok(
+      registrar.args?.includes(`--kubelet-registration-path=${values.kubeletDir}/plugins/loam.csi.dev/csi.sock`),
+    );
   });
 
   test("the CSIDriver: no attach, pod info on mount, storage capacity, fsGroupPolicy File, Persistent only", () => {
     const driver = objects.find((o): o is CSIDriver => o instanceof CSIDriver);
-    assert.deepEqual(driver?.spec, { attachRequired: false, podInfoOnMount: true, storageCapacity: true, fsGroupPolicy: "File", volumeLifecycleModes: ["Persistent"] });
+    assert.deepEqual(driver?.spec, {
+      attachRequired: false,
+      podInfoOnMount: true,
+      storageCapacity: true,
+      fsGroupPolicy: "File",
+      volumeLifecycleModes: ["Persistent"],
+    });
     assert.equal(driver?.metadata?.name, values.driverName);
   });
 
   test("StorageClasses: thick xfs, thin, striped and raid1, all WaitForFirstConsumer with expansion", () => {
     const classes = objects.filter((o): o is StorageClass => o instanceof StorageClass);
-    assert.deepEqual(classes.map((c) => c.metadata?.name), ["loam-xfs", "loam-thin", "loam-striped", "loam-raid1"]);
+    assert.deepEqual(
+      classes.map((c) => c.metadata?.name),
+      ["loam-xfs", "loam-thin", "loam-striped", "loam-raid1"],
+    );
     for (const sc of classes) {
       assert.equal(sc.volumeBindingMode, "WaitForFirstConsumer");
       assert.equal(sc.allowVolumeExpansion, true);
@@ -155,17 +197,26 @@ describe("generated manifests", () => {
     const accepted = new Set(PARAMETERS.map((p) => p.key));
     for (const sc of objects.filter((o): o is StorageClass => o instanceof StorageClass)) {
       for (const key of Object.keys(sc.parameters ?? {})) {
-        assert.ok(accepted.has(key) || key === "csi.storage.k8s.io/fstype", `${sc.metadata?.name}: ${key} is not in PARAMETERS`);
+        assert.ok(
+          accepted.has(key) || key === "csi.storage.k8s.io/fstype",
+          `${sc.metadata?.name}: ${key} is not in PARAMETERS`,
+        );
       }
     }
   });
 
   test("RBAC: one ClusterRole per API-using sidecar, no wildcards, capacity objects only in loam's namespace", () => {
     const clusterRoles = objects.filter((o): o is ClusterRole => o instanceof ClusterRole);
-    assert.deepEqual(clusterRoles.map((r) => r.metadata?.name).sort(), ["loam-external-provisioner", "loam-external-resizer", "loam-external-snapshotter"]);
+    assert.deepEqual(clusterRoles.map((r) => r.metadata?.name).sort(), [
+      "loam-external-provisioner",
+      "loam-external-resizer",
+      "loam-external-snapshotter",
+    ]);
     const roles = objects.filter((o): o is Role => o instanceof Role);
     for (const rule of [...clusterRoles, ...roles].flatMap((r) => r.rules ?? [])) {
-      assert.ok(!rule.verbs.includes("*") && !(rule.resources ?? []).includes("*") && !(rule.apiGroups ?? []).includes("*"));
+      assert.ok(
+        !rule.verbs.includes("*") && !(rule.resources ?? []).includes("*") && !(rule.apiGroups ?? []).includes("*"),
+      );
     }
     const clusterResources = clusterRoles.flatMap((r) => r.rules ?? []).flatMap((r) => r.resources ?? []);
     assert.ok(!clusterResources.includes("csistoragecapacities"), "capacity objects are namespaced; a Role suffices");
@@ -173,7 +224,9 @@ describe("generated manifests", () => {
     const provisionerRole = roles.find((r) => r.metadata?.name === "loam-external-provisioner");
     assert.ok(provisionerRole?.rules?.some((r) => r.resources?.includes("csistoragecapacities")));
     assert.ok(provisionerRole?.rules?.some((r) => r.resources?.includes("pods") && r.verbs.join() === "get"));
-    const pvRule = clusterRoles.find((r) => r.metadata?.name === "loam-external-provisioner")?.rules?.find((r) => r.resources?.includes("persistentvolumes"));
+    const pvRule = clusterRoles
+      .find((r) => r.metadata?.name === "loam-external-provisioner")
+      ?.rules?.find((r) => r.resources?.includes("persistentvolumes"));
     assert.ok(pvRule?.verbs.includes("patch"), "csi-provisioner v5 patches PVs");
   });
 
@@ -181,7 +234,10 @@ describe("generated manifests", () => {
     const map = objects.find((o): o is ConfigMap => o instanceof ConfigMap);
     const config = JSON.parse(map?.data?.["config.json"] ?? "{}") as Record<string, unknown>;
     for (const key of Object.keys(config)) {
-      assert.ok((CONFIG_FIELDS as string[]).includes(key) || key === "deviceClasses", `${key} is not a NodeConfig field`);
+      assert.ok(
+        (CONFIG_FIELDS as string[]).includes(key) || key === "deviceClasses",
+        `${key} is not a NodeConfig field`,
+      );
     }
     assert.equal(config.endpoint, "unix:///csi/csi.sock");
     assert.deepEqual(config.deviceClasses, values.deviceClasses);
@@ -195,7 +251,13 @@ describe("generated manifests", () => {
       const path = join(dir, "config.json");
       await writeFile(path, map?.data?.["config.json"] ?? "");
       const config = resolveConfig(await readConfigFile(path), { nodeId: "node-1" });
-      assert.deepEqual(config.deviceClasses.map((c) => [c.name, c.type, c.default]), [["thick", "thick", true], ["thin", "thin", false]]);
+      assert.deepEqual(
+        config.deviceClasses.map((c) => [c.name, c.type, c.default]),
+        [
+          ["thick", "thick", true],
+          ["thin", "thin", false],
+        ],
+      );
       assert.equal(config.endpoint, "unix:///csi/csi.sock");
     } finally {
       await rm(dir, { recursive: true, force: true });

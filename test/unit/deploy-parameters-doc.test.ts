@@ -34,10 +34,15 @@ test("each documented row gives type, default and allowed values from PARAMETERS
 });
 
 test("the table generator escapes pipes and replaces only the marked block", () => {
-  const table = parameterTable([{ key: "a/b", type: "string", defaultValue: "x|y", allowed: "one", description: "d", metadata: false }]);
+  const table = parameterTable([
+    { key: "a/b", type: "string", defaultValue: "x|y", allowed: "one", description: "d", metadata: false },
+  ]);
   assert.match(table, /\| `a\/b` \| string \| x\\\|y \| one \| d \|/);
   const replaced = withParameterTable(`before\n${parameterTable([])}\nafter\n`, PARAMETERS);
   assert.ok(replaced.startsWith("before\n") && replaced.endsWith("\nafter\n"));
-  assert.deepEqual(documentedKeys(replaced), PARAMETERS.map((p) => p.key));
+  assert.deepEqual(
+    documentedKeys(replaced),
+    PARAMETERS.map((p) => p.key),
+  );
   assert.throws(() => withParameterTable("no markers", PARAMETERS), /lacks the parameters:begin\/end markers/);
 });

@@ -42,13 +42,19 @@ describe("values file", () => {
   });
 
   test("a bad image reference names the image field", () => {
-    rejects((v) => (v.images.loam = "Not An Image"), /^ValuesError: images\.loam: "Not An Image" is not an image reference/);
+    rejects(
+      (v) => (v.images.loam = "Not An Image"),
+      /^ValuesError: images\.loam: "Not An Image" is not an image reference/,
+    );
     rejects((v) => (v.images.loam = "ghcr.io/loam-csi/loam"), /images\.loam: .* must be pinned with a tag or a digest/);
     rejects((v) => (v.images.loam = "ghcr.io/loam-csi/loam:latest"), /images\.loam: .*:latest/);
   });
 
   test("a sidecar version whose flags are unknown is refused, naming the field and the known versions", () => {
-    rejects((v) => (v.images.provisioner = "registry.k8s.io/sig-storage/csi-provisioner:v9.9.9"), /images\.provisioner: .* tagged v9\.9\.9.*known: v5\.2\.0/);
+    rejects(
+      (v) => (v.images.provisioner = "registry.k8s.io/sig-storage/csi-provisioner:v9.9.9"),
+      /images\.provisioner: .* tagged v9\.9\.9.*known: v5\.2\.0/,
+    );
   });
 
   test("a mirrored sidecar image keeps a known tag and is accepted", () => {
@@ -59,32 +65,68 @@ describe("values file", () => {
 
   test("a device class without a volume group names deviceClasses[i].volumeGroup", () => {
     rejects((v) => delete v.deviceClasses[1].volumeGroup, /^ValuesError: deviceClasses\[1\]\.volumeGroup: is required/);
-    rejects((v) => (v.deviceClasses[0].volumeGroup = "bad vg"), /deviceClasses\[0\]\.volumeGroup: "bad vg" is not an LVM volume group name/);
+    rejects(
+      (v) => (v.deviceClasses[0].volumeGroup = "bad vg"),
+      /deviceClasses\[0\]\.volumeGroup: "bad vg" is not an LVM volume group name/,
+    );
   });
 
   test("device class mistakes name the field: thin without pool, thin with stripes, two defaults, duplicate names", () => {
-    rejects((v) => delete v.deviceClasses[1].thinPool, /deviceClasses\[1\]\.thinPool: is required for a thin device class/);
-    rejects((v) => (v.deviceClasses[1].stripes = 2), /deviceClasses\[1\]\.stripes: applies to thick device classes only/);
-    rejects((v) => (v.deviceClasses[1].default = true), /deviceClasses: exactly one device class must have "default": true/);
+    rejects(
+      (v) => delete v.deviceClasses[1].thinPool,
+      /deviceClasses\[1\]\.thinPool: is required for a thin device class/,
+    );
+    rejects(
+      (v) => (v.deviceClasses[1].stripes = 2),
+      /deviceClasses\[1\]\.stripes: applies to thick device classes only/,
+    );
+    rejects(
+      (v) => (v.deviceClasses[1].default = true),
+      /deviceClasses: exactly one device class must have "default": true/,
+    );
     rejects((v) => (v.deviceClasses[1].name = "thick"), /deviceClasses\[1\]\.name: "thick" is used by two/);
     rejects((v) => (v.deviceClasses[0].type = "raid"), /deviceClasses\[0\]\.type: "raid" is not one of thick, thin/);
     rejects((v) => (v.deviceClasses = []), /deviceClasses: needs at least one/);
-    rejects((v) => (v.deviceClasses[0].dataThresholdPercent = 80), /deviceClasses\[0\]\.dataThresholdPercent: applies to thin device classes only/);
-    rejects((v) => (v.deviceClasses[1].overprovisionRatio = 0.5), /deviceClasses\[1\]\.overprovisionRatio: must be a number from 1 to 100/);
-    rejects((v) => (v.deviceClasses[0].stripeSize = "48Ki"), /deviceClasses\[0\]\.stripeSize: "48Ki" is not a power of two/);
+    rejects(
+      (v) => (v.deviceClasses[0].dataThresholdPercent = 80),
+      /deviceClasses\[0\]\.dataThresholdPercent: applies to thin device classes only/,
+    );
+    rejects(
+      (v) => (v.deviceClasses[1].overprovisionRatio = 0.5),
+      /deviceClasses\[1\]\.overprovisionRatio: must be a number from 1 to 100/,
+    );
+    rejects(
+      (v) => (v.deviceClasses[0].stripeSize = "48Ki"),
+      /deviceClasses\[0\]\.stripeSize: "48Ki" is not a power of two/,
+    );
   });
 
   test("StorageClass mistakes name the field", () => {
-    rejects((v) => (v.storageClasses[0].deviceClass = "fast"), /storageClasses\[0\]\.deviceClass: "fast" is not one of the device classes: thick, thin/);
+    rejects(
+      (v) => (v.storageClasses[0].deviceClass = "fast"),
+      /storageClasses\[0\]\.deviceClass: "fast" is not one of the device classes: thick, thin/,
+    );
     rejects((v) => (v.storageClasses[1].stripes = 2), /storageClasses\[1\]\.stripes: device class "thin" is thin/);
     rejects((v) => (v.storageClasses[3].stripes = 2), /storageClasses\[3\]\.mirrors: cannot be combined with stripes/);
-    rejects((v) => (v.storageClasses[0].fsType = "btrfs"), /storageClasses\[0\]\.fsType: "btrfs" is not one of xfs, ext4/);
-    rejects((v) => (v.storageClasses[0].stripeSize = "64Ki"), /storageClasses\[0\]\.stripeSize: needs stripes of 2 or more/);
+    rejects(
+      (v) => (v.storageClasses[0].fsType = "btrfs"),
+      /storageClasses\[0\]\.fsType: "btrfs" is not one of xfs, ext4/,
+    );
+    rejects(
+      (v) => (v.storageClasses[0].stripeSize = "64Ki"),
+      /storageClasses\[0\]\.stripeSize: needs stripes of 2 or more/,
+    );
   });
 
   test("Kubernetes-typed fields are checked with the API schema and the error names the field", () => {
-    rejects((v) => (v.tolerations = [{ key: "a", operator: 5 }]), /^ValuesError: tolerations\[0\]\.operator: must be string/);
-    rejects((v) => (v.tolerations = [{ key: "a", effect: "NoSchedule", tolerate: true }]), /tolerations\[0\]\.tolerate: unknown key/);
+    rejects(
+      (v) => (v.tolerations = [{ key: "a", operator: 5 }]),
+      /^ValuesError: tolerations\[0\]\.operator: must be string/,
+    );
+    rejects(
+      (v) => (v.tolerations = [{ key: "a", effect: "NoSchedule", tolerate: true }]),
+      /tolerations\[0\]\.tolerate: unknown key/,
+    );
     rejects((v) => (v.resources.loam.requests.cpu = "lots"), /^ValuesError: resources\.loam\.requests\.cpu: /);
     rejects((v) => (v.nodeSelector = { "bad key!": "x" }), /nodeSelector\["bad key!"\]: is not a Kubernetes label key/);
     rejects((v) => (v.kubeletDir = "var/lib/kubelet"), /kubeletDir: "var\/lib\/kubelet" must be an absolute path/);
@@ -112,11 +154,16 @@ describe("values file", () => {
   });
 
   test("parseImage splits registry, path, tag and digest", () => {
-    assert.deepEqual(parseImage("registry.k8s.io/sig-storage/csi-provisioner:v5.2.0"), { registry: "registry.k8s.io", path: "sig-storage/csi-provisioner", tag: "v5.2.0" });
+    assert.deepEqual(parseImage("registry.k8s.io/sig-storage/csi-provisioner:v5.2.0"), {
+      registry: "registry.k8s.io",
+      path: "sig-storage/csi-provisioner",
+      tag: "v5.2.0",
+    });
     assert.deepEqual(parseImage("localhost:5000/loam:dev"), { registry: "localhost:5000", path: "loam", tag: "dev" });
     assert.deepEqual(parseImage("library/busybox:1.36"), { path: "library/busybox", tag: "1.36" });
     const digest = `sha256:${"a".repeat(64)}`;
     assert.deepEqual(parseImage(`ghcr.io/x/loam@${digest}`), { registry: "ghcr.io", path: "x/loam", digest });
-    for (const bad of ["", "UPPER/case:1", "a b:1", "x:", "ghcr.io/x/loam@sha256:abc", "x//y:1"]) assert.equal(parseImage(bad), undefined, bad);
+    for (const bad of ["", "UPPER/case:1", "a b:1", "x:", "ghcr.io/x/loam@sha256:abc", "x//y:1"])
+      assert.equal(parseImage(bad), undefined, bad);
   });
 });

@@ -6,12 +6,23 @@ import { VolumeError } from "../../src/volumes/errors.js";
 
 const thick: DeviceClass = { ...singleThickClass("vg0"), name: "fast" };
 const raid: DeviceClass = { ...singleThickClass("vg0"), name: "safe", default: false, mirrors: 1 };
-const thin: DeviceClass = { ...singleThickClass("vg0"), name: "thin", default: false, type: "thin", thinPool: "pool", overprovisionRatio: 5 };
+const thin: DeviceClass = {
+  ...singleThickClass("vg0"),
+  name: "thin",
+  default: false,
+  type: "thin",
+  thinPool: "pool",
+  overprovisionRatio: 5,
+};
 const classes = new DeviceClasses([thick, raid, thin]);
 const params = (p: Record<string, string>) => parseParameters(p);
 
 function refused(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => error instanceof VolumeError && error.kind === "invalid-argument" && pattern.test(error.message));
+  assert.throws(
+    fn,
+    (error: unknown) =>
+      error instanceof VolumeError && error.kind === "invalid-argument" && pattern.test(error.message),
+  );
 }
 
 test("no deviceClass parameter picks the default class with its own layout", () => {
@@ -27,26 +38,50 @@ test("a raid1 class gives raid1 layouts, and parameters override stripes and mir
 });
 
 test("an unknown class is refused naming the parameter and the classes allowed", () => {
-  refused(() => classes.layout(params({ "loam.csi.dev/deviceClass": "gold" }), 2), /deviceClass"\] "gold" is not a device class of this node; allowed: fast, safe, thin/);
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/deviceClass": "gold" }), 2),
+    /deviceClass"\] "gold" is not a device class of this node; allowed: fast, safe, thin/,
+  );
 });
 
 test("more stripes than physical volumes is refused with both numbers", () => {
-  refused(() => classes.layout(params({ "loam.csi.dev/stripes": "3" }), 2), /asks for 3 stripes but device class "fast" \(volume group vg0\) has 2 physical volumes; allowed: 1 to 2/);
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/stripes": "3" }), 2),
+    /asks for 3 stripes but device class "fast" \(volume group vg0\) has 2 physical volumes; allowed: 1 to 2/,
+  );
 });
 
 test("more copies than physical volumes is refused", () => {
-  refused(() => classes.layout(params({ "loam.csi.dev/mirrors": "2" }), 2), /3 copies\) but .* has 2 physical volumes; allowed: 0 to 1/);
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/mirrors": "2" }), 2),
+    /3 copies\) but .* has 2 physical volumes; allowed: 0 to 1/,
+  );
 });
 
 test("mirrors or stripes on a thin class are refused, naming the pool", () => {
-  refused(() => classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/mirrors": "1" }), 2), /mirrors"\] does not apply to thin device class "thin".*pool vg0\/pool/);
-  refused(() => classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/stripes": "2" }), 2), /stripes"\] does not apply to thin/);
-  assert.equal(classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/mirrors": "0" }), 2).kind, "thin");
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/mirrors": "1" }), 2),
+    /mirrors"\] does not apply to thin device class "thin".*pool vg0\/pool/,
+  );
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/stripes": "2" }), 2),
+    /stripes"\] does not apply to thin/,
+  );
+  assert.equal(
+    classes.layout(params({ "loam.csi.dev/deviceClass": "thin", "loam.csi.dev/mirrors": "0" }), 2).kind,
+    "thin",
+  );
 });
 
 test("stripes with mirrors, and a stripe size without stripes, are refused", () => {
-  refused(() => classes.layout(params({ "loam.csi.dev/deviceClass": "safe", "loam.csi.dev/stripes": "2" }), 3), /striped or raid1 volumes, not both/);
-  refused(() => classes.layout(params({ "loam.csi.dev/stripeSize": "64Ki" }), 2), /stripeSize"\] needs at least 2 stripes/);
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/deviceClass": "safe", "loam.csi.dev/stripes": "2" }), 3),
+    /striped or raid1 volumes, not both/,
+  );
+  refused(
+    () => classes.layout(params({ "loam.csi.dev/stripeSize": "64Ki" }), 2),
+    /stripeSize"\] needs at least 2 stripes/,
+  );
 });
 
 test("parameter values outside their allow-list are refused by parseParameters", () => {

@@ -25,13 +25,22 @@ const done = (stdout: string, exitCode = 0): CommandResult => ({ stdout, stderr:
 /** A healthy Linux host with device-mapper, every tool and a VG "vg0", described rather than real. */
 function healthy(): Described {
   return {
-    files: { "/proc/misc": " 236 device-mapper\n 183 hw_random\n", "/dev/mapper/control": "", "/var/lib/kubelet": "", "/run/loam": "" },
+    files: {
+      "/proc/misc": " 236 device-mapper\n 183 hw_random\n",
+      "/dev/mapper/control": "",
+      "/var/lib/kubelet": "",
+      "/run/loam": "",
+    },
     commands: {
-      "dmsetup targets": done("thin-pool        v1.23.0\nsnapshot         v1.16.0\nraid             v1.15.1\nmirror           v1.14.0\nstriped          v1.6.0\nlinear           v1.4.0\n"),
+      "dmsetup targets": done(
+        "thin-pool        v1.23.0\nsnapshot         v1.16.0\nraid             v1.15.1\nmirror           v1.14.0\nstriped          v1.6.0\nlinear           v1.4.0\n",
+      ),
       "lvm version": done("  LVM version:     2.03.16(2) (2022-05-18)\n  Library version: 1.02.185\n"),
       "thin_check -V": done("0.9.0\n"),
       "lvm lvmconfig --type full activation/udev_sync activation/udev_rules devices/obtain_device_list_from_udev devices/use_devicesfile devices/devicesfile":
-        done('udev_sync=0\nudev_rules=0\nobtain_device_list_from_udev=0\nuse_devicesfile=0\ndevicesfile="system.devices"\n'),
+        done(
+          'udev_sync=0\nudev_rules=0\nobtain_device_list_from_udev=0\nuse_devicesfile=0\ndevicesfile="system.devices"\n',
+        ),
     },
     programs: ["mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid"],
     writable: ["/var/lib/kubelet", "/run/loam"],
@@ -41,12 +50,41 @@ function healthy(): Described {
 
 function report(name: string, lvs: Array<Partial<LogicalVolume>>): VolumeGroupReport {
   return {
-    vg: { name, uuid: "u", sizeBytes: 10 * 2 ** 30, freeBytes: 4 * 2 ** 30, extentSizeBytes: 4 << 20, extentCount: 2560, freeExtentCount: 1024, pvCount: 1, lvCount: lvs.length, tags: [] },
+    vg: {
+      name,
+      uuid: "u",
+      sizeBytes: 10 * 2 ** 30,
+      freeBytes: 4 * 2 ** 30,
+      extentSizeBytes: 4 << 20,
+      extentCount: 2560,
+      freeExtentCount: 1024,
+      pvCount: 1,
+      lvCount: lvs.length,
+      tags: [],
+    },
     pvs: [{ name: "/dev/vda", vgName: name, uuid: "p", sizeBytes: 10 * 2 ** 30, freeBytes: 4 * 2 ** 30 }],
     lvs: lvs.map((lv) => ({
-      name: "lv", vgName: name, uuid: "l", sizeBytes: 2 ** 30, attr: "-wi-a-----", active: true, segType: "linear", stripes: 1, stripeSizeBytes: 0,
-      segmentCount: 1, poolLv: "", origin: "", dataPercent: null, metadataPercent: null, tags: [], devicePath: "", healthStatus: "",
-      copyPercent: null, roles: ["public"], internal: false, ...lv,
+      name: "lv",
+      vgName: name,
+      uuid: "l",
+      sizeBytes: 2 ** 30,
+      attr: "-wi-a-----",
+      active: true,
+      segType: "linear",
+      stripes: 1,
+      stripeSizeBytes: 0,
+      segmentCount: 1,
+      poolLv: "",
+      origin: "",
+      dataPercent: null,
+      metadataPercent: null,
+      tags: [],
+      devicePath: "",
+      healthStatus: "",
+      copyPercent: null,
+      roles: ["public"],
+      internal: false,
+      ...lv,
     })),
   };
 }
@@ -71,9 +109,29 @@ const byCheck = (findings: Finding[]): Record<string, Finding> => Object.fromEnt
 
 test("a healthy described host passes every check (stand-in probe)", async () => {
   const findings = await runChecks(options, probe(healthy()));
-  assert.deepEqual(findings.filter((f) => f.status !== "ok"), []);
+  assert.deepEqual(
+    findings.filter((f) => f.status !== "ok"),
+    [],
+  );
   const checks = byCheck(findings);
-  for (const name of ["device-mapper", "dm target thin-pool", "dm target snapshot", "dm target raid", "dm target mirror", "dm target striped", "lvm2", "thin-provisioning-tools", "mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid", "volume group vg0", "kubelet directory", "socket directory"]) {
+  for (const name of [
+    "device-mapper",
+    "dm target thin-pool",
+    "dm target snapshot",
+    "dm target raid",
+    "dm target mirror",
+    "dm target striped",
+    "lvm2",
+    "thin-provisioning-tools",
+    "mkfs.xfs",
+    "xfs_growfs",
+    "mkfs.ext4",
+    "resize2fs",
+    "blkid",
+    "volume group vg0",
+    "kubelet directory",
+    "socket directory",
+  ]) {
     assert.ok(checks[name], `missing check ${name}`);
   }
   assert.match(checks.lvm2?.detail ?? "", /LVM 2\.03\.16/);
@@ -151,14 +209,26 @@ test("the metadata area check counts the volumes that still fit: ok with room, w
   assert.match(tight?.fix ?? "", /--metadatasize/);
   assert.equal((await status(5 * 620))?.status, "fail");
   host.vgs.vg0 = report("vg0", []);
-  assert.equal(byCheck(await runChecks(options, probe(host)))["metadata area of vg0"], undefined, "no finding when LVM did not say");
+  assert.equal(
+    byCheck(await runChecks(options, probe(host)))["metadata area of vg0"],
+    undefined,
+    "no finding when LVM did not say",
+  );
 });
 
 test("doctor reads volume groups, kubelet dir, endpoint and prefix from the node's config file; flags win", async () => {
   const dir = await mkdtemp(join(tmpdir(), "loam-doctor-"));
   try {
     const config = join(dir, "config.json");
-    await writeFile(config, JSON.stringify({ volumeGroup: "vgfile", kubeletDir: "/k", endpoint: "unix:///s/csi.sock", lvmCommandPrefix: ["nsenter", "-t", "1", "-m", "--"] }));
+    await writeFile(
+      config,
+      JSON.stringify({
+        volumeGroup: "vgfile",
+        kubeletDir: "/k",
+        endpoint: "unix:///s/csi.sock",
+        lvmCommandPrefix: ["nsenter", "-t", "1", "-m", "--"],
+      }),
+    );
     const fromFile = await loadDoctorOptions(["--config", config]);
     assert.deepEqual(fromFile.options, { volumeGroups: ["vgfile"], kubeletDir: "/k", socketDir: "/s" });
     assert.deepEqual(fromFile.prefix, ["nsenter", "-t", "1", "-m", "--"]);
@@ -172,7 +242,10 @@ test("doctor reads volume groups, kubelet dir, endpoint and prefix from the node
 });
 
 test("on this host (no device-mapper) `loam doctor --json` reports it and exits 1", () => {
-  const result = spawnSync(process.execPath, [BIN, "doctor", "--json", "--volume-group", "loamnosuchvg"], { encoding: "utf8", timeout: 60_000 });
+  const result = spawnSync(process.execPath, [BIN, "doctor", "--json", "--volume-group", "loamnosuchvg"], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   assert.equal(result.status, 1, result.stderr);
   const output = JSON.parse(result.stdout) as { ok: boolean; findings: Finding[] };
   assert.equal(output.ok, false);

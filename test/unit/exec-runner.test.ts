@@ -94,11 +94,14 @@ test("timeout: `sleep 5` with a 100 ms timeout rejects with CommandTimeoutError 
 test("timeout kills the whole process group: a grandchild started by the command dies too", async () => {
   const runner = new CommandRunner();
   let grandchild = 0;
-  await assert.rejects(runner.run(["sh", "-c", "sleep 30 & echo $! >&2; wait"], { timeoutMs: 300 }), (error: unknown) => {
-    assert.ok(error instanceof CommandTimeoutError);
-    grandchild = Number.parseInt(error.stderr.trim(), 10);
-    return true;
-  });
+  await assert.rejects(
+    runner.run(["sh", "-c", "sleep 30 & echo $! >&2; wait"], { timeoutMs: 300 }),
+    (error: unknown) => {
+      assert.ok(error instanceof CommandTimeoutError);
+      grandchild = Number.parseInt(error.stderr.trim(), 10);
+      return true;
+    },
+  );
   assert.ok(grandchild > 0);
   assert.ok(await eventually(() => !alive(grandchild)), `grandchild ${grandchild} survived`);
 });
@@ -135,13 +138,19 @@ test("an already aborted signal rejects without starting the command", async () 
   const runner = new CommandRunner({ onCommand: (o) => seen.push(o) });
   const controller = new AbortController();
   controller.abort();
-  await assert.rejects(runner.run(["touch", "/tmp/loam-should-not-exist"], { signal: controller.signal }), CommandCancelledError);
+  await assert.rejects(
+    runner.run(["touch", "/tmp/loam-should-not-exist"], { signal: controller.signal }),
+    CommandCancelledError,
+  );
   assert.equal(seen[0].pid, undefined);
 });
 
 test("the default timeout applies when run gets none", async () => {
   const runner = new CommandRunner({ defaultTimeoutMs: 100 });
-  await assert.rejects(runner.run(["sleep", "5"]), (error: unknown) => error instanceof CommandTimeoutError && error.timeoutMs === 100);
+  await assert.rejects(
+    runner.run(["sleep", "5"]),
+    (error: unknown) => error instanceof CommandTimeoutError && error.timeoutMs === 100,
+  );
 });
 
 test("onCommand observes argv without the prefix, duration, exit code and failure", async () => {

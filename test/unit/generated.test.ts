@@ -205,9 +205,7 @@ void test("exactly the spec's experimental surface is flagged alpha, so an alpha
 
 void test("the option extensions keep the spec's numbers and targets", () => {
   const ext = { alpha_enum, alpha_enum_value, csi_secret, alpha_field, alpha_message, alpha_method, alpha_service };
-  const got = Object.fromEntries(
-    Object.entries(ext).map(([name, e]) => [name, `${e.extendee.typeName}:${e.number}`]),
-  );
+  const got = Object.fromEntries(Object.entries(ext).map(([name, e]) => [name, `${e.extendee.typeName}:${e.number}`]));
   assert.deepEqual(got, {
     alpha_enum: "google.protobuf.EnumOptions:1060",
     alpha_enum_value: "google.protobuf.EnumValueOptions:1060",
@@ -245,16 +243,14 @@ function kindOf(f: DescField): string {
 // spec's generated descriptor, not from our proto, so a slip in proto/ fails.
 const WIRE_SHAPE_V1_12: Record<string, string> = {
   "csi.v1.GetPluginInfoRequest": "",
-  "csi.v1.GetPluginInfoResponse":
-    "name=1:string vendor_version=2:string manifest=3:map<string,string>",
+  "csi.v1.GetPluginInfoResponse": "name=1:string vendor_version=2:string manifest=3:map<string,string>",
   "csi.v1.GetPluginCapabilitiesRequest": "",
   "csi.v1.GetPluginCapabilitiesResponse": "capabilities=1:[]csi.v1.PluginCapability",
   "csi.v1.PluginCapability":
     "service=1:csi.v1.PluginCapability.Service|type " +
     "volume_expansion=2:csi.v1.PluginCapability.VolumeExpansion|type",
   "csi.v1.PluginCapability.Service": "type=1:csi.v1.PluginCapability.Service.Type",
-  "csi.v1.PluginCapability.VolumeExpansion":
-    "type=1:csi.v1.PluginCapability.VolumeExpansion.Type",
+  "csi.v1.PluginCapability.VolumeExpansion": "type=1:csi.v1.PluginCapability.VolumeExpansion.Type",
   "csi.v1.ProbeRequest": "",
   "csi.v1.ProbeResponse": "ready=1:google.protobuf.BoolValue",
   "csi.v1.CreateVolumeRequest":
@@ -274,16 +270,13 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
     "mount=2:csi.v1.VolumeCapability.MountVolume|access_type " +
     "access_mode=3:csi.v1.VolumeCapability.AccessMode",
   "csi.v1.VolumeCapability.BlockVolume": "",
-  "csi.v1.VolumeCapability.MountVolume":
-    "fs_type=1:string mount_flags=2:[]string volume_mount_group=3:string",
-  "csi.v1.VolumeCapability.AccessMode":
-    "mode=1:csi.v1.VolumeCapability.AccessMode.Mode",
+  "csi.v1.VolumeCapability.MountVolume": "fs_type=1:string mount_flags=2:[]string volume_mount_group=3:string",
+  "csi.v1.VolumeCapability.AccessMode": "mode=1:csi.v1.VolumeCapability.AccessMode.Mode",
   "csi.v1.CapacityRange": "required_bytes=1:int64 limit_bytes=2:int64",
   "csi.v1.Volume":
     "capacity_bytes=1:int64 volume_id=2:string volume_context=3:map<string,string> " +
     "content_source=4:csi.v1.VolumeContentSource accessible_topology=5:[]csi.v1.Topology",
-  "csi.v1.TopologyRequirement":
-    "requisite=1:[]csi.v1.Topology preferred=2:[]csi.v1.Topology",
+  "csi.v1.TopologyRequirement": "requisite=1:[]csi.v1.Topology preferred=2:[]csi.v1.Topology",
   "csi.v1.Topology": "segments=1:map<string,string>",
   "csi.v1.DeleteVolumeRequest": "volume_id=1:string secrets=2:map<string,string>",
   "csi.v1.DeleteVolumeResponse": "",
@@ -291,8 +284,7 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
     "volume_id=1:string node_id=2:string volume_capability=3:csi.v1.VolumeCapability " +
     "readonly=4:bool secrets=5:map<string,string> volume_context=6:map<string,string>",
   "csi.v1.ControllerPublishVolumeResponse": "publish_context=1:map<string,string>",
-  "csi.v1.ControllerUnpublishVolumeRequest":
-    "volume_id=1:string node_id=2:string secrets=3:map<string,string>",
+  "csi.v1.ControllerUnpublishVolumeRequest": "volume_id=1:string node_id=2:string secrets=3:map<string,string>",
   "csi.v1.ControllerUnpublishVolumeResponse": "",
   "csi.v1.ValidateVolumeCapabilitiesRequest":
     "volume_id=1:string volume_context=2:map<string,string> " +
@@ -304,20 +296,16 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
     "volume_context=1:map<string,string> volume_capabilities=2:[]csi.v1.VolumeCapability " +
     "parameters=3:map<string,string> mutable_parameters=4:map<string,string>",
   "csi.v1.ListVolumesRequest": "max_entries=1:int32 starting_token=2:string",
-  "csi.v1.ListVolumesResponse":
-    "entries=1:[]csi.v1.ListVolumesResponse.Entry next_token=2:string",
-  "csi.v1.ListVolumesResponse.VolumeStatus":
-    "published_node_ids=1:[]string volume_condition=2:csi.v1.VolumeCondition",
-  "csi.v1.ListVolumesResponse.Entry":
-    "volume=1:csi.v1.Volume status=2:csi.v1.ListVolumesResponse.VolumeStatus",
+  "csi.v1.ListVolumesResponse": "entries=1:[]csi.v1.ListVolumesResponse.Entry next_token=2:string",
+  "csi.v1.ListVolumesResponse.VolumeStatus": "published_node_ids=1:[]string volume_condition=2:csi.v1.VolumeCondition",
+  "csi.v1.ListVolumesResponse.Entry": "volume=1:csi.v1.Volume status=2:csi.v1.ListVolumesResponse.VolumeStatus",
   "csi.v1.ControllerGetVolumeRequest": "volume_id=1:string",
   "csi.v1.ControllerGetVolumeResponse":
     "volume=1:csi.v1.Volume status=2:csi.v1.ControllerGetVolumeResponse.VolumeStatus",
   "csi.v1.ControllerGetVolumeResponse.VolumeStatus":
     "published_node_ids=1:[]string volume_condition=2:csi.v1.VolumeCondition",
   "csi.v1.ControllerModifyVolumeRequest":
-    "volume_id=1:string secrets=2:map<string,string> " +
-    "mutable_parameters=3:map<string,string>",
+    "volume_id=1:string secrets=2:map<string,string> " + "mutable_parameters=3:map<string,string>",
   "csi.v1.ControllerModifyVolumeResponse": "",
   "csi.v1.GetCapacityRequest":
     "volume_capabilities=1:[]csi.v1.VolumeCapability parameters=2:map<string,string> " +
@@ -326,15 +314,11 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
     "available_capacity=1:int64 maximum_volume_size=2:google.protobuf.Int64Value " +
     "minimum_volume_size=3:google.protobuf.Int64Value",
   "csi.v1.ControllerGetCapabilitiesRequest": "",
-  "csi.v1.ControllerGetCapabilitiesResponse":
-    "capabilities=1:[]csi.v1.ControllerServiceCapability",
-  "csi.v1.ControllerServiceCapability":
-    "rpc=1:csi.v1.ControllerServiceCapability.RPC|type",
-  "csi.v1.ControllerServiceCapability.RPC":
-    "type=1:csi.v1.ControllerServiceCapability.RPC.Type",
+  "csi.v1.ControllerGetCapabilitiesResponse": "capabilities=1:[]csi.v1.ControllerServiceCapability",
+  "csi.v1.ControllerServiceCapability": "rpc=1:csi.v1.ControllerServiceCapability.RPC|type",
+  "csi.v1.ControllerServiceCapability.RPC": "type=1:csi.v1.ControllerServiceCapability.RPC.Type",
   "csi.v1.CreateSnapshotRequest":
-    "source_volume_id=1:string name=2:string secrets=3:map<string,string> " +
-    "parameters=4:map<string,string>",
+    "source_volume_id=1:string name=2:string secrets=3:map<string,string> " + "parameters=4:map<string,string>",
   "csi.v1.CreateSnapshotResponse": "snapshot=1:csi.v1.Snapshot",
   "csi.v1.Snapshot":
     "size_bytes=1:int64 snapshot_id=2:string source_volume_id=3:string " +
@@ -345,16 +329,14 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
   "csi.v1.ListSnapshotsRequest":
     "max_entries=1:int32 starting_token=2:string source_volume_id=3:string " +
     "snapshot_id=4:string secrets=5:map<string,string>",
-  "csi.v1.ListSnapshotsResponse":
-    "entries=1:[]csi.v1.ListSnapshotsResponse.Entry next_token=2:string",
+  "csi.v1.ListSnapshotsResponse": "entries=1:[]csi.v1.ListSnapshotsResponse.Entry next_token=2:string",
   "csi.v1.ListSnapshotsResponse.Entry": "snapshot=1:csi.v1.Snapshot",
   "csi.v1.GetSnapshotRequest": "snapshot_id=1:string secrets=2:map<string,string>",
   "csi.v1.GetSnapshotResponse": "snapshot=1:csi.v1.Snapshot",
   "csi.v1.ControllerExpandVolumeRequest":
     "volume_id=1:string capacity_range=2:csi.v1.CapacityRange " +
     "secrets=3:map<string,string> volume_capability=4:csi.v1.VolumeCapability",
-  "csi.v1.ControllerExpandVolumeResponse":
-    "capacity_bytes=1:int64 node_expansion_required=2:bool",
+  "csi.v1.ControllerExpandVolumeResponse": "capacity_bytes=1:int64 node_expansion_required=2:bool",
   "csi.v1.NodeStageVolumeRequest":
     "volume_id=1:string publish_context=2:map<string,string> staging_target_path=3:string " +
     "volume_capability=4:csi.v1.VolumeCapability secrets=5:map<string,string> " +
@@ -369,37 +351,28 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
   "csi.v1.NodePublishVolumeResponse": "",
   "csi.v1.NodeUnpublishVolumeRequest": "volume_id=1:string target_path=2:string",
   "csi.v1.NodeUnpublishVolumeResponse": "",
-  "csi.v1.NodeGetVolumeStatsRequest":
-    "volume_id=1:string volume_path=2:string staging_target_path=3:string",
-  "csi.v1.NodeGetVolumeStatsResponse":
-    "usage=1:[]csi.v1.VolumeUsage volume_condition=2:csi.v1.VolumeCondition",
-  "csi.v1.VolumeUsage":
-    "available=1:int64 total=2:int64 used=3:int64 unit=4:csi.v1.VolumeUsage.Unit",
+  "csi.v1.NodeGetVolumeStatsRequest": "volume_id=1:string volume_path=2:string staging_target_path=3:string",
+  "csi.v1.NodeGetVolumeStatsResponse": "usage=1:[]csi.v1.VolumeUsage volume_condition=2:csi.v1.VolumeCondition",
+  "csi.v1.VolumeUsage": "available=1:int64 total=2:int64 used=3:int64 unit=4:csi.v1.VolumeUsage.Unit",
   "csi.v1.VolumeCondition": "abnormal=1:bool message=2:string",
   "csi.v1.NodeGetCapabilitiesRequest": "",
   "csi.v1.NodeGetCapabilitiesResponse": "capabilities=1:[]csi.v1.NodeServiceCapability",
   "csi.v1.NodeServiceCapability": "rpc=1:csi.v1.NodeServiceCapability.RPC|type",
   "csi.v1.NodeServiceCapability.RPC": "type=1:csi.v1.NodeServiceCapability.RPC.Type",
   "csi.v1.NodeGetInfoRequest": "",
-  "csi.v1.NodeGetInfoResponse":
-    "node_id=1:string max_volumes_per_node=2:int64 accessible_topology=3:csi.v1.Topology",
+  "csi.v1.NodeGetInfoResponse": "node_id=1:string max_volumes_per_node=2:int64 accessible_topology=3:csi.v1.Topology",
   "csi.v1.NodeExpandVolumeRequest":
     "volume_id=1:string volume_path=2:string capacity_range=3:csi.v1.CapacityRange " +
     "staging_target_path=4:string volume_capability=5:csi.v1.VolumeCapability " +
     "secrets=6:map<string,string>",
   "csi.v1.NodeExpandVolumeResponse": "capacity_bytes=1:int64",
   "csi.v1.GroupControllerGetCapabilitiesRequest": "",
-  "csi.v1.GroupControllerGetCapabilitiesResponse":
-    "capabilities=1:[]csi.v1.GroupControllerServiceCapability",
-  "csi.v1.GroupControllerServiceCapability":
-    "rpc=1:csi.v1.GroupControllerServiceCapability.RPC|type",
-  "csi.v1.GroupControllerServiceCapability.RPC":
-    "type=1:csi.v1.GroupControllerServiceCapability.RPC.Type",
+  "csi.v1.GroupControllerGetCapabilitiesResponse": "capabilities=1:[]csi.v1.GroupControllerServiceCapability",
+  "csi.v1.GroupControllerServiceCapability": "rpc=1:csi.v1.GroupControllerServiceCapability.RPC|type",
+  "csi.v1.GroupControllerServiceCapability.RPC": "type=1:csi.v1.GroupControllerServiceCapability.RPC.Type",
   "csi.v1.CreateVolumeGroupSnapshotRequest":
-    "name=1:string source_volume_ids=2:[]string secrets=3:map<string,string> " +
-    "parameters=4:map<string,string>",
-  "csi.v1.CreateVolumeGroupSnapshotResponse":
-    "group_snapshot=1:csi.v1.VolumeGroupSnapshot",
+    "name=1:string source_volume_ids=2:[]string secrets=3:map<string,string> " + "parameters=4:map<string,string>",
+  "csi.v1.CreateVolumeGroupSnapshotResponse": "group_snapshot=1:csi.v1.VolumeGroupSnapshot",
   "csi.v1.VolumeGroupSnapshot":
     "group_snapshot_id=1:string snapshots=2:[]csi.v1.Snapshot " +
     "creation_time=3:google.protobuf.Timestamp ready_to_use=4:bool",
@@ -408,12 +381,10 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
   "csi.v1.DeleteVolumeGroupSnapshotResponse": "",
   "csi.v1.GetVolumeGroupSnapshotRequest":
     "group_snapshot_id=1:string snapshot_ids=2:[]string secrets=3:map<string,string>",
-  "csi.v1.GetVolumeGroupSnapshotResponse":
-    "group_snapshot=1:csi.v1.VolumeGroupSnapshot",
+  "csi.v1.GetVolumeGroupSnapshotResponse": "group_snapshot=1:csi.v1.VolumeGroupSnapshot",
   "csi.v1.BlockMetadata": "byte_offset=1:int64 size_bytes=2:int64",
   "csi.v1.GetMetadataAllocatedRequest":
-    "snapshot_id=1:string starting_offset=2:int64 max_results=3:int32 " +
-    "secrets=4:map<string,string>",
+    "snapshot_id=1:string starting_offset=2:int64 max_results=3:int32 " + "secrets=4:map<string,string>",
   "csi.v1.GetMetadataAllocatedResponse":
     "block_metadata_type=1:csi.v1.BlockMetadataType volume_capacity_bytes=2:int64 " +
     "block_metadata=3:[]csi.v1.BlockMetadata",
@@ -442,8 +413,7 @@ const WIRE_SHAPE_V1_12: Record<string, string> = {
   "csi.v1.NodeServiceCapability.RPC.Type":
     "UNKNOWN=0 STAGE_UNSTAGE_VOLUME=1 GET_VOLUME_STATS=2 EXPAND_VOLUME=3 " +
     "VOLUME_CONDITION=4 SINGLE_NODE_MULTI_WRITER=5 VOLUME_MOUNT_GROUP=6",
-  "csi.v1.GroupControllerServiceCapability.RPC.Type":
-    "UNKNOWN=0 CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT=1",
+  "csi.v1.GroupControllerServiceCapability.RPC.Type": "UNKNOWN=0 CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT=1",
   "csi.v1.Identity":
     "GetPluginInfo(csi.v1.GetPluginInfoRequest)csi.v1.GetPluginInfoResponse " +
     "GetPluginCapabilities(csi.v1.GetPluginCapabilitiesRequest)csi.v1.GetPluginCapabilitiesResponse " +
@@ -496,7 +466,10 @@ void test("every message, enum and service has the v1.12.0 wire shape kubelet an
   for (const e of enums) shape[e.typeName] = e.values.map((v) => `${v.name}=${v.number}`).join(" ");
   for (const s of file_csi_v1_csi.services) {
     shape[s.typeName] = s.methods
-      .map((m) => `${m.name}(${m.input.typeName})${m.methodKind === "server_streaming" ? "stream " : ""}${m.output.typeName}`)
+      .map(
+        (m) =>
+          `${m.name}(${m.input.typeName})${m.methodKind === "server_streaming" ? "stream " : ""}${m.output.typeName}`,
+      )
       .join(" ");
   }
   assert.deepEqual(shape, WIRE_SHAPE_V1_12);

@@ -14,7 +14,7 @@ import { Mounter } from "../../src/host/mount.js";
 import { HostOperations } from "../../src/host/operations.js";
 import { prepareFilesystem } from "../../src/volumes/staging.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
-import { CAP_SYS_RESOURCE, LoopScratch, skipWithoutLoopDevices, hasCapability } from "./host-fixture.test.js";
+import { CAP_SYS_RESOURCE, LoopScratch, skipWithoutLoopDevices, hasCapability } from "../support/loop-devices.js";
 
 const MiB = 1024 * 1024;
 const runner = new CommandRunner({ defaultTimeoutMs: 60_000 });
@@ -98,7 +98,13 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
 
   test("xfs on a device with a zero head but an iso9660 signature at 32 KiB: mkfs.xfs refuses, blkid names it, nothing is written", async () => {
     const { device } = scratch.loop(320);
-    const descriptor = Buffer.concat([Buffer.from([1]), Buffer.from("CD001"), Buffer.from([1, 0]), Buffer.alloc(32, 0x20), Buffer.from("KEEPME".padEnd(32))]);
+    const descriptor = Buffer.concat([
+      Buffer.from([1]),
+      Buffer.from("CD001"),
+      Buffer.from([1, 0]),
+      Buffer.alloc(32, 0x20),
+      Buffer.from("KEEPME".padEnd(32)),
+    ]);
     const terminator = Buffer.concat([Buffer.from([255]), Buffer.from("CD001"), Buffer.from([1])]);
     const fd = openSync(device, "r+");
     writeSync(fd, descriptor, 0, undefined, 32 * 1024);
@@ -205,7 +211,10 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
 
   for (const fsType of ["xfs", "ext4"] as const) {
     // The kernel refuses online ext4 resize (EPERM) to a process without CAP_SYS_RESOURCE.
-    const skip = fsType === "ext4" && !hasCapability(CAP_SYS_RESOURCE) && "online ext4 resize needs CAP_SYS_RESOURCE, which this process lacks";
+    const skip =
+      fsType === "ext4" &&
+      !hasCapability(CAP_SYS_RESOURCE) &&
+      "online ext4 resize needs CAP_SYS_RESOURCE, which this process lacks";
     test(`${fsType} grows online to fill its grown device, and statfs reports the new size`, { skip }, async () => {
       const loop = scratch.loop(320);
       await makeFilesystem(runner, loop.device, fsType);
@@ -221,7 +230,10 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
       scratch.grow(loop, 640);
       await growFilesystem(runner, { fsType, device: loop.device, mountPoint: point });
       const grown = await filesystemUsage(point);
-      assert.ok(grown.totalBytes > before.totalBytes + 250n * BigInt(MiB), `total ${before.totalBytes} -> ${grown.totalBytes}`);
+      assert.ok(
+        grown.totalBytes > before.totalBytes + 250n * BigInt(MiB),
+        `total ${before.totalBytes} -> ${grown.totalBytes}`,
+      );
       await growFilesystem(runner, { fsType, device: loop.device, mountPoint: point });
       assert.equal((await filesystemUsage(point)).totalBytes, grown.totalBytes, "growing again changes nothing");
       await mounter.unmountAll(point);

@@ -49,7 +49,10 @@ test("majorMinorOf encodes device numbers as the kernel lists them in mountinfo"
 });
 
 test("blkid export output: a filesystem, a non-filesystem signature and a partition table are told apart", () => {
-  assert.deepEqual(classify(parseExport("DEVNAME=/dev/x\nUUID=u\nTYPE=xfs\nUSAGE=filesystem\n")), { kind: "filesystem", fsType: "xfs" });
+  assert.deepEqual(classify(parseExport("DEVNAME=/dev/x\nUUID=u\nTYPE=xfs\nUSAGE=filesystem\n")), {
+    kind: "filesystem",
+    fsType: "xfs",
+  });
   assert.equal(classify(parseExport("TYPE=LVM2_member\nUSAGE=raid\n")).kind, "other");
   assert.equal(classify(parseExport("TYPE=crypto_LUKS\nUSAGE=crypto\n")).kind, "other");
   assert.match(JSON.stringify(classify(parseExport("PTUUID=1\nPTTYPE=gpt\n"))), /gpt partition table/);

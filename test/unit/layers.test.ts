@@ -32,7 +32,11 @@ async function violations(baseDir: string): Promise<Violation[]> {
   const result = await cruise(paths, { ...options, baseDir });
   const output = result.output as ICruiseResult;
   return output.summary.violations
-    .map((v) => ({ rule: v.rule.name, from: v.from, to: v.to.replace(/^(\.\.\/)*node_modules\/(@[^/]+\/[^/]+|[^/]+)\/.*$/, "$2") }))
+    .map((v) => ({
+      rule: v.rule.name,
+      from: v.from,
+      to: v.to.replace(/^(\.\.\/)*node_modules\/(@[^/]+\/[^/]+|[^/]+)\/.*$/, "$2"),
+    }))
     .sort((a, b) => `${a.rule} ${a.from}`.localeCompare(`${b.rule} ${b.from}`));
 }
 
@@ -93,5 +97,9 @@ test("layer rules: every folder of src/ has its place in the rules", async () =>
     .filter((entry) => entry.isDirectory())
     .map((entry) => entry.name);
   const unplaced = folders.filter((folder) => !config.PLACED_FOLDERS.includes(folder));
-  assert.deepEqual(unplaced, [], `add these folders of src/ to a layer in .dependency-cruiser.mjs: ${unplaced.join(", ")}`);
+  assert.deepEqual(
+    unplaced,
+    [],
+    `add these folders of src/ to a layer in .dependency-cruiser.mjs: ${unplaced.join(", ")}`,
+  );
 });

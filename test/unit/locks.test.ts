@@ -52,7 +52,10 @@ test("overlapping key sets taken in opposite orders do not deadlock", async () =
 
 test("a failing holder releases the key for the next caller", async () => {
   const locks = new KeyedLocks();
-  await assert.rejects(locks.withKeys(["k"], () => Promise.reject(new Error("boom"))), /boom/);
+  await assert.rejects(
+    locks.withKeys(["k"], () => Promise.reject(new Error("boom"))),
+    /boom/,
+  );
   assert.equal(await locks.withKeys(["k"], () => Promise.resolve("after")), "after");
   assert.equal(locks.size, 0);
 });

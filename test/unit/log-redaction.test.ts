@@ -3,12 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type DescMessage,
-  create,
-  createFileRegistry,
-  setExtension,
-} from "@bufbuild/protobuf";
+import { type DescMessage, create, createFileRegistry, setExtension } from "@bufbuild/protobuf";
 import {
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
@@ -89,7 +84,9 @@ test("redactMessage blanks CreateVolume and NodeStageVolume secrets and keeps ev
     name: "pvc-1",
     parameters: { fs: "xfs" },
     secrets: { password: SECRET, token: `${SECRET}-2` },
-    volumeCapabilities: [{ accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
+    volumeCapabilities: [
+      { accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } },
+    ],
   });
   const redacted = redactMessage(CreateVolumeRequestSchema, createRequest);
   const text = JSON.stringify(redacted);
@@ -98,7 +95,11 @@ test("redactMessage blanks CreateVolume and NodeStageVolume secrets and keeps ev
   assert.deepEqual((redacted as Record<string, unknown>).parameters, { fs: "xfs" });
   assert.equal((redacted as Record<string, unknown>).name, "pvc-1");
 
-  const stage = create(NodeStageVolumeRequestSchema, { volumeId: "v", stagingTargetPath: "/x", secrets: { key: SECRET } });
+  const stage = create(NodeStageVolumeRequestSchema, {
+    volumeId: "v",
+    stagingTargetPath: "/x",
+    secrets: { key: SECRET },
+  });
   assert.ok(!JSON.stringify(redactMessage(NodeStageVolumeRequestSchema, stage)).includes(SECRET));
 });
 
@@ -114,15 +115,36 @@ function runtimeSchema(): { Outer: DescMessage } {
       {
         name: "Inner",
         field: [
-          { name: "launch_code", jsonName: "launchCode", number: 1, type: Type.STRING, label: Label.OPTIONAL, options: secretOption },
+          {
+            name: "launch_code",
+            jsonName: "launchCode",
+            number: 1,
+            type: Type.STRING,
+            label: Label.OPTIONAL,
+            options: secretOption,
+          },
           { name: "note", jsonName: "note", number: 2, type: Type.STRING, label: Label.OPTIONAL },
         ],
       },
       {
         name: "Outer",
         field: [
-          { name: "one", jsonName: "one", number: 1, type: Type.MESSAGE, typeName: ".loamtest.Inner", label: Label.OPTIONAL },
-          { name: "many", jsonName: "many", number: 2, type: Type.MESSAGE, typeName: ".loamtest.Inner", label: Label.REPEATED },
+          {
+            name: "one",
+            jsonName: "one",
+            number: 1,
+            type: Type.MESSAGE,
+            typeName: ".loamtest.Inner",
+            label: Label.OPTIONAL,
+          },
+          {
+            name: "many",
+            jsonName: "many",
+            number: 2,
+            type: Type.MESSAGE,
+            typeName: ".loamtest.Inner",
+            label: Label.REPEATED,
+          },
         ],
       },
     ],
@@ -169,7 +191,9 @@ test("a real CSI server at debug level logs request bodies with every secret bla
       .call(Controller, "createVolume", {
         name: "pvc-secret",
         capacityRange: { requiredBytes: 1n << 26n },
-        volumeCapabilities: [{ accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
+        volumeCapabilities: [
+          { accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } },
+        ],
         secrets: { password: SECRET },
       })
       .catch(() => undefined);
@@ -177,7 +201,10 @@ test("a real CSI server at debug level logs request bodies with every secret bla
       .call(Node, "nodeStageVolume", {
         volumeId: "some-volume",
         stagingTargetPath: join(dir, "stage"),
-        volumeCapability: { accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } },
+        volumeCapability: {
+          accessType: { case: "mount", value: { fsType: "xfs" } },
+          accessMode: { mode: Mode.SINGLE_NODE_WRITER },
+        },
         secrets: { "chap-password": SECRET },
       })
       .catch(() => undefined);
@@ -189,7 +216,10 @@ test("a real CSI server at debug level logs request bodies with every secret bla
   assert.ok(!out.raw().includes(SECRET), "a secret value reached the log");
   const lines = out.lines();
   const bodies = lines.filter((line) => line.msg === "rpc request");
-  assert.deepEqual(bodies.map((line) => line.method), ["Controller.CreateVolume", "Node.NodeStageVolume"]);
+  assert.deepEqual(
+    bodies.map((line) => line.method),
+    ["Controller.CreateVolume", "Node.NodeStageVolume"],
+  );
   assert.equal((bodies[0]?.request as Record<string, unknown>).secrets, REDACTED);
   assert.equal((bodies[0]?.request as Record<string, unknown>).name, "pvc-secret");
   const rpcs = lines.filter((line) => line.msg === "rpc");

@@ -84,8 +84,14 @@ test("insufficient space errors carry LVM's extent numbers in both message forms
 
 test("the message names the command and LVM's sentence without the activation warning", () => {
   const error = classify("fail-lvcreate-exists");
-  assert.equal(error.message, 'lvcreate failed with exit code 5: Logical Volume "blocker" already exists in volume group "loamfx"');
-  assert.equal(classify("fail-fullreport-vg-not-found").message.startsWith("lvm fullreport failed with exit code 5:"), true);
+  assert.equal(
+    error.message,
+    'lvcreate failed with exit code 5: Logical Volume "blocker" already exists in volume group "loamfx"',
+  );
+  assert.equal(
+    classify("fail-fullreport-vg-not-found").message.startsWith("lvm fullreport failed with exit code 5:"),
+    true,
+  );
 });
 
 test("classification needs the exit code as well as the sentence", () => {
@@ -101,7 +107,7 @@ test("LVs held open are LogicalVolumeInUseError (LVM's wording for lvremove of a
   for (const stderr of [
     "  Logical volume vg0/data contains a filesystem in use.\n",
     "  Logical volume vg0/data in use.\n",
-    "  Can't remove open logical volume \"data\"\n",
+    '  Can\'t remove open logical volume "data"\n',
   ]) {
     assert.equal(classifyLvmFailure(argv, { stdout: "", stderr, exitCode: 5 }).constructor, LogicalVolumeInUseError);
   }

@@ -82,10 +82,25 @@ test("stand-in: createLv builds a linear lvcreate that wipes signatures, zeroes,
   try {
     const tags = [encodeTag("name", "pvc-1"), encodeTag("fs", "xfs")];
     await s.lvm.createLv({ vg: "vg0", name: "pvc-1-0123456789abcdef", sizeBytes: 1000, tags });
-    assert.deepEqual(s.calls(), [[
-      "lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--size", "1024b",
-      "--name", "pvc-1-0123456789abcdef", "--addtag", tags[0], "--addtag", tags[1], "vg0",
-    ]]);
+    assert.deepEqual(s.calls(), [
+      [
+        "lvcreate",
+        "--yes",
+        "--wipesignatures",
+        "y",
+        "--zero",
+        "y",
+        "--size",
+        "1024b",
+        "--name",
+        "pvc-1-0123456789abcdef",
+        "--addtag",
+        tags[0],
+        "--addtag",
+        tags[1],
+        "vg0",
+      ],
+    ]);
   } finally {
     s.cleanup();
   }
@@ -100,14 +115,76 @@ test("stand-in: createLv builds striped, raid1, raid10 and thin layouts", async 
     await s.lvm.createLv({ ...base, mirrors: 1, stripes: 2 });
     await s.lvm.createLv({ ...base, thinPool: "pool0" });
     const calls = s.calls();
-    assert.deepEqual(calls[0], ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--size", "1048576b",
-      "--type", "striped", "--stripes", "3", "--stripesize", "64k", "--name", "v", "vg0"]);
-    assert.deepEqual(calls[1], ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--size", "1048576b",
-      "--type", "raid1", "--mirrors", "1", "--name", "v", "vg0"]);
-    assert.deepEqual(calls[2], ["lvcreate", "--yes", "--wipesignatures", "y", "--zero", "y", "--size", "1048576b",
-      "--type", "raid10", "--mirrors", "1", "--stripes", "2", "--name", "v", "vg0"]);
-    assert.deepEqual(calls[3], ["lvcreate", "--yes", "--wipesignatures", "y",
-      "--type", "thin", "--virtualsize", "1048576b", "--thinpool", "pool0", "--name", "v", "vg0"]);
+    assert.deepEqual(calls[0], [
+      "lvcreate",
+      "--yes",
+      "--wipesignatures",
+      "y",
+      "--zero",
+      "y",
+      "--size",
+      "1048576b",
+      "--type",
+      "striped",
+      "--stripes",
+      "3",
+      "--stripesize",
+      "64k",
+      "--name",
+      "v",
+      "vg0",
+    ]);
+    assert.deepEqual(calls[1], [
+      "lvcreate",
+      "--yes",
+      "--wipesignatures",
+      "y",
+      "--zero",
+      "y",
+      "--size",
+      "1048576b",
+      "--type",
+      "raid1",
+      "--mirrors",
+      "1",
+      "--name",
+      "v",
+      "vg0",
+    ]);
+    assert.deepEqual(calls[2], [
+      "lvcreate",
+      "--yes",
+      "--wipesignatures",
+      "y",
+      "--zero",
+      "y",
+      "--size",
+      "1048576b",
+      "--type",
+      "raid10",
+      "--mirrors",
+      "1",
+      "--stripes",
+      "2",
+      "--name",
+      "v",
+      "vg0",
+    ]);
+    assert.deepEqual(calls[3], [
+      "lvcreate",
+      "--yes",
+      "--wipesignatures",
+      "y",
+      "--type",
+      "thin",
+      "--virtualsize",
+      "1048576b",
+      "--thinpool",
+      "pool0",
+      "--name",
+      "v",
+      "vg0",
+    ]);
   } finally {
     s.cleanup();
   }
@@ -225,7 +302,10 @@ test("lvmPercent prints usage as lvs does", () => {
 });
 
 test("parseThinPoolStatus reads dmsetup's thin-pool line", () => {
-  const usage = parseThinPoolStatus("0 4194304 thin-pool 1 114/1024 3277/32768 - rw discard_passdown queue_if_no_space - 256\n", "vg/pool");
+  const usage = parseThinPoolStatus(
+    "0 4194304 thin-pool 1 114/1024 3277/32768 - rw discard_passdown queue_if_no_space - 256\n",
+    "vg/pool",
+  );
   assert.deepEqual(usage, { dataPercent: 10, metadataPercent: 11.13 });
   assert.throws(() => parseThinPoolStatus("0 4194304 linear 8:0 0", "vg/pool"), /not a thin-pool/);
 });
@@ -247,14 +327,19 @@ test("stand-in: thinPoolUsage lists thin-pool targets once and takes the -tpool 
 test("stand-in: an inactive thin pool is ThinPoolNotActiveError, not a failed command", async () => {
   const s = standIn("dmsetup-status-thin-pool-none");
   try {
-    await assert.rejects(s.lvm.thinPoolUsage("pvg", "pool"), (e: unknown) => e instanceof ThinPoolNotActiveError && /pvg\/pool is not active/.test(e.message));
+    await assert.rejects(
+      s.lvm.thinPoolUsage("pvg", "pool"),
+      (e: unknown) => e instanceof ThinPoolNotActiveError && /pvg\/pool is not active/.test(e.message),
+    );
   } finally {
     s.cleanup();
   }
 });
 
 test("thinPoolTargets reads dmsetup's name: status lines and nothing from 'No devices found'", () => {
-  const targets = thinPoolTargets("vg--a-pool-tpool: 0 8 thin-pool 0 1/2 0/4 - rw\nvg-b: 0 8 thin-pool 0 1/2 0/4 - rw\n");
+  const targets = thinPoolTargets(
+    "vg--a-pool-tpool: 0 8 thin-pool 0 1/2 0/4 - rw\nvg-b: 0 8 thin-pool 0 1/2 0/4 - rw\n",
+  );
   assert.deepEqual([...targets.keys()], ["vg--a-pool-tpool", "vg-b"]);
   assert.equal(targets.get("vg-b"), "0 8 thin-pool 0 1/2 0/4 - rw");
   assert.equal(thinPoolTargets("No devices found\n").size, 0);

@@ -28,21 +28,36 @@ const rows: Array<{ name: string; error: unknown; kind: string; message: string 
     kind: "resource-exhausted",
     message: "no room (Insufficient free space)",
   },
-  { name: "in use with words", error: new LogicalVolumeInUseError("open", ARGV, 5, ""), kind: "failed-precondition", message: "in use (open)" },
+  {
+    name: "in use with words",
+    error: new LogicalVolumeInUseError("open", ARGV, 5, ""),
+    kind: "failed-precondition",
+    message: "in use (open)",
+  },
   {
     name: "unreadable volume group with words",
-    error: new VolumeGroupNotFoundError("Volume group \"vg\" not found", ARGV, 5, ""),
+    error: new VolumeGroupNotFoundError('Volume group "vg" not found', ARGV, 5, ""),
     kind: "unavailable",
     message: 'unreadable (Volume group "vg" not found)',
   },
-  { name: "other LVM failure", error: new LogicalVolumeExistsError("exists ", ARGV, 5, ""), kind: "internal", message: "creating x failed: exists" },
+  {
+    name: "other LVM failure",
+    error: new LogicalVolumeExistsError("exists ", ARGV, 5, ""),
+    kind: "internal",
+    message: "creating x failed: exists",
+  },
   {
     name: "a command that timed out",
     error: new CommandTimeoutError(ARGV, 1000, ""),
     kind: "internal",
     message: `creating x failed: ${new CommandTimeoutError(ARGV, 1000, "").message.trim()}`,
   },
-  { name: "a cancelled call", error: new DOMException("gone", "AbortError"), kind: "aborted", message: "creating x was cancelled" },
+  {
+    name: "a cancelled call",
+    error: new DOMException("gone", "AbortError"),
+    kind: "aborted",
+    message: "creating x was cancelled",
+  },
   { name: "anything else", error: "boom", kind: "internal", message: "creating x failed: boom" },
 ];
 

@@ -11,7 +11,9 @@ function lvmAccepts(name: string): boolean {
     name !== "." &&
     name !== ".." &&
     !/^(snapshot|pvmove)/.test(name) &&
-    !/_(cdata|cmeta|corig|cpool|cvol|imeta|iorig|mimage|mlog|pmspare|rimage|rmeta|tdata|tmeta|vdata|vorigin|wcorig)/.test(name)
+    !/_(cdata|cmeta|corig|cpool|cvol|imeta|iorig|mimage|mlog|pmspare|rimage|rmeta|tdata|tmeta|vdata|vorigin|wcorig)/.test(
+      name,
+    )
   );
 }
 
@@ -44,8 +46,29 @@ test("lvNameFor is deterministic", () => {
 });
 
 test("lvNameFor always gives a valid LV name of at most 57 lowercase characters (random, metacharacters, unicode, 10 KiB)", () => {
-  const names = ["", "-", "---", "snapshot", "snapshot-1", "pvmove0", "SNAPSHOT", "a_mlog", "x_tdata", ".", "..", "$(reboot)", "; rm -rf /",
-    "日本語", "😀", "Ünïcödé Vølume", "x".repeat(10 * 1024), "-leading", "trailing-", "a/b", "a\nb"];
+  const names = [
+    "",
+    "-",
+    "---",
+    "snapshot",
+    "snapshot-1",
+    "pvmove0",
+    "SNAPSHOT",
+    "a_mlog",
+    "x_tdata",
+    ".",
+    "..",
+    "$(reboot)",
+    "; rm -rf /",
+    "日本語",
+    "😀",
+    "Ünïcödé Vølume",
+    "x".repeat(10 * 1024),
+    "-leading",
+    "trailing-",
+    "a/b",
+    "a\nb",
+  ];
   for (let i = 0; i < 3000; i++) names.push(randomName());
   for (const csi of names) {
     const lv = lvNameFor(csi);
@@ -82,7 +105,20 @@ test("isValidLvName agrees with LVM's rules on random strings", () => {
 });
 
 test("isValidLvName rejects what LVM rejected in the fixtures and accepts ordinary names", () => {
-  for (const bad of ["bad$name", "snapshot1", "n".repeat(128), "", "-x", ".", "..", "a b", "a/b", "vol_tmeta", "x_rimage_0", "ü"]) {
+  for (const bad of [
+    "bad$name",
+    "snapshot1",
+    "n".repeat(128),
+    "",
+    "-x",
+    ".",
+    "..",
+    "a b",
+    "a/b",
+    "vol_tmeta",
+    "x_rimage_0",
+    "ü",
+  ]) {
     assert.equal(isValidLvName(bad), false, bad);
   }
   for (const good of ["blocker", "pvc-0a1b2c3d-5f3e1c2a9b7d4e60", "a+b", "_x", ".hidden", "n".repeat(127), "lvol0"]) {

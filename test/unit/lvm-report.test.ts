@@ -35,14 +35,25 @@ test("parses a real fullreport: VG numbers, PVs, tagged linear, striped and two-
   assert.equal(vg.lvCount, 4);
   assert.deepEqual(vg.tags, ["loam.csi.dev/device-class=fast"]);
 
-  assert.deepEqual(pvs.map((pv) => [pv.name, pv.vgName, pv.sizeBytes]), [
-    ["/dev/loop0", "loamfx", 1069547520],
-    ["/dev/loop1", "loamfx", 1069547520],
-  ]);
-  assert.equal(pvs.reduce((sum, pv) => sum + pv.freeBytes, 0), vg.freeBytes);
+  assert.deepEqual(
+    pvs.map((pv) => [pv.name, pv.vgName, pv.sizeBytes]),
+    [
+      ["/dev/loop0", "loamfx", 1069547520],
+      ["/dev/loop1", "loamfx", 1069547520],
+    ],
+  );
+  assert.equal(
+    pvs.reduce((sum, pv) => sum + pv.freeBytes, 0),
+    vg.freeBytes,
+  );
 
   const byName = new Map(lvs.map((lv) => [lv.name, lv]));
-  assert.deepEqual([...byName.keys()].sort(), ["blocker", "pvc-0a1b2c3d-5f3e1c2a9b7d4e60", "striped-9f00aa11bb22cc33", "twoseg"]);
+  assert.deepEqual([...byName.keys()].sort(), [
+    "blocker",
+    "pvc-0a1b2c3d-5f3e1c2a9b7d4e60",
+    "striped-9f00aa11bb22cc33",
+    "twoseg",
+  ]);
   const tagged = byName.get("pvc-0a1b2c3d-5f3e1c2a9b7d4e60")!;
   assert.equal(tagged.sizeBytes, 104857600);
   assert.equal(tagged.vgName, "loamfx");
@@ -97,7 +108,9 @@ test("the metadata area's size and free space come from vg_mda_size and vg_mda_f
   const [full] = parseFullReport(fixture("fullreport-all-columns").stdout);
   assert.equal(full.vg.metadataAreaBytes, 1044480);
   assert.equal(full.vg.metadataFreeBytes, 518656);
-  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ vg: Array<Record<string, string>> }> };
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as {
+    report: Array<{ vg: Array<Record<string, string>> }>;
+  };
   delete doc.report[0].vg[0].vg_mda_size;
   delete doc.report[0].vg[0].vg_mda_free;
   const [narrow] = parseFullReport(JSON.stringify(doc));
@@ -106,7 +119,9 @@ test("the metadata area's size and free space come from vg_mda_size and vg_mda_f
 });
 
 test("the active flag follows lv_active and the attr letter", () => {
-  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ lv: Array<Record<string, string>> }> };
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as {
+    report: Array<{ lv: Array<Record<string, string>> }>;
+  };
   doc.report[0].lv[0].lv_active = "active";
   doc.report[0].lv[1].lv_attr = "-wi-a-----";
   const lvs = parseFullReport(JSON.stringify(doc))[0].lvs;
@@ -135,18 +150,29 @@ test("percentages parse as numbers, json_std tag arrays as lists, private roles 
 });
 
 test("sizes beyond 2^53 bytes are refused rather than rounded", () => {
-  const json = fixture("fullreport-linear-striped").stdout.replace('"vg_size":"2139095040"', '"vg_size":"9007199254740993"');
+  const json = fixture("fullreport-linear-striped").stdout.replace(
+    '"vg_size":"2139095040"',
+    '"vg_size":"9007199254740993"',
+  );
   assert.throws(() => parseFullReport(json), ReportParseError);
 });
 
 test("malformed output throws ReportParseError", () => {
-  for (const bad of ["", "not json", "{}", '{"report": [{"pv": []}]}', '{"report": [{"vg": [{"vg_name": "x", "vg_size": "-1"}]}]}']) {
+  for (const bad of [
+    "",
+    "not json",
+    "{}",
+    '{"report": [{"pv": []}]}',
+    '{"report": [{"vg": [{"vg_name": "x", "vg_size": "-1"}]}]}',
+  ]) {
     assert.throws(() => parseFullReport(bad), ReportParseError, bad);
   }
 });
 
 test("the LV's type comes from its first segment by seg_start, whatever order LVM lists segments in", () => {
-  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as { report: Array<{ seg: Array<Record<string, string>> }> };
+  const doc = JSON.parse(fixture("fullreport-linear-striped").stdout) as {
+    report: Array<{ seg: Array<Record<string, string>> }>;
+  };
   const segs = doc.report[0].seg;
   const later = segs.find((s) => s.seg_start === "8388608")!;
   Object.assign(later, { segtype: "striped", stripes: "2", stripe_size: "65536" });

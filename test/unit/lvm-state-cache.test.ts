@@ -13,9 +13,26 @@ const EXTENT = 4 * 1024 * 1024;
 
 function lv(name: string, sizeBytes: number): LogicalVolume {
   return {
-    name, vgName: "vg", uuid: name, sizeBytes, attr: "-wi-a-----", active: true, segType: "linear", stripes: 1, stripeSizeBytes: 0,
-    segmentCount: 1, poolLv: "", origin: "", dataPercent: null, metadataPercent: null, tags: [], devicePath: `/dev/vg/${name}`,
-    healthStatus: "", copyPercent: null, roles: ["public"], internal: false,
+    name,
+    vgName: "vg",
+    uuid: name,
+    sizeBytes,
+    attr: "-wi-a-----",
+    active: true,
+    segType: "linear",
+    stripes: 1,
+    stripeSizeBytes: 0,
+    segmentCount: 1,
+    poolLv: "",
+    origin: "",
+    dataPercent: null,
+    metadataPercent: null,
+    tags: [],
+    devicePath: `/dev/vg/${name}`,
+    healthStatus: "",
+    copyPercent: null,
+    roles: ["public"],
+    internal: false,
   };
 }
 
@@ -30,7 +47,18 @@ function world() {
     gate: undefined as Promise<void> | undefined,
   };
   const report = (): VolumeGroupReport => ({
-    vg: { name: "vg", uuid: "u", sizeBytes: 200 * EXTENT, freeBytes: state.free * EXTENT, extentSizeBytes: EXTENT, extentCount: 200, freeExtentCount: state.free, pvCount: 1, lvCount: state.lvs.length, tags: [] },
+    vg: {
+      name: "vg",
+      uuid: "u",
+      sizeBytes: 200 * EXTENT,
+      freeBytes: state.free * EXTENT,
+      extentSizeBytes: EXTENT,
+      extentCount: 200,
+      freeExtentCount: state.free,
+      pvCount: 1,
+      lvCount: state.lvs.length,
+      tags: [],
+    },
     pvs: [{ name: "/dev/standin0", vgName: "vg", uuid: "p", sizeBytes: 200 * EXTENT, freeBytes: state.free * EXTENT }],
     lvs: state.lvs.map((l) => ({ ...l })),
   });
@@ -65,7 +93,10 @@ test("LVM state cache (stand-in LVM): a changed stamp (someone else's commit) re
   state.stamp = "s2";
   const again = await cache.get("lookup");
   assert.equal(state.reports, 2);
-  assert.deepEqual(again.reports[0].lvs.map((l) => l.name), ["a", "b"]);
+  assert.deepEqual(
+    again.reports[0].lvs.map((l) => l.name),
+    ["a", "b"],
+  );
 });
 
 test("LVM state cache (stand-in LVM): loam's own create and remove are applied without a report, free extents exact", async () => {
@@ -75,7 +106,10 @@ test("LVM state cache (stand-in LVM): loam's own create and remove are applied w
   await cache.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
   let seen = await cache.get("capacity");
   assert.equal(state.reports, 1);
-  assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["a", "c"]);
+  assert.deepEqual(
+    seen.reports[0].lvs.map((l) => l.name),
+    ["a", "c"],
+  );
   assert.equal(seen.reports[0].vg.freeExtentCount, 95);
   assert.equal(seen.reports[0].vg.freeBytes, 95 * EXTENT);
   assert.equal(seen.exact, false, "per-PV free space is unknown after a thick allocation");
@@ -83,7 +117,10 @@ test("LVM state cache (stand-in LVM): loam's own create and remove are applied w
   await cache.apply("vg", { kind: "removed", name: "a", extents: -10 });
   seen = await cache.get("lookup");
   assert.equal(state.reports, 1);
-  assert.deepEqual(seen.reports[0].lvs.map((l) => l.name), ["c"]);
+  assert.deepEqual(
+    seen.reports[0].lvs.map((l) => l.name),
+    ["c"],
+  );
   assert.equal(seen.reports[0].vg.freeExtentCount, 105);
 });
 
@@ -139,7 +176,12 @@ test("LVM state cache (stand-in LVM): concurrent callers share one report", asyn
 
 test("LVM state cache (stand-in LVM): a cache older than its maximum age is read again", async () => {
   const { state } = world();
-  const lvm = { reportAll: () => { state.reports++; return Promise.resolve([]); } } as unknown as Lvm;
+  const lvm = {
+    reportAll: () => {
+      state.reports++;
+      return Promise.resolve([]);
+    },
+  } as unknown as Lvm;
   const cache = new LvmStateCache(lvm, ["vg"], { maxAgeMs: 0, stamp: () => Promise.resolve("same") });
   await cache.get("lookup");
   await cache.get("lookup");

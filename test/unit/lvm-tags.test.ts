@@ -1,7 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
-import { decodeTags, encodeTag, InvalidTagError, isValidTag, MAX_TAG_LENGTH, tagsWithKey } from "../../src/lvm/index.js";
+import {
+  decodeTags,
+  encodeTag,
+  InvalidTagError,
+  isValidTag,
+  MAX_TAG_LENGTH,
+  tagsWithKey,
+} from "../../src/lvm/index.js";
 
 const LVM_TAG = /^[A-Za-z0-9_+.\-/=!:&#]+$/;
 
@@ -22,7 +29,17 @@ test("encodeTag gives our prefix, the key and base64url of the UTF-8 value", () 
 });
 
 test("any Unicode string round-trips through a tag that LVM accepts", () => {
-  const samples = ["", "plain", "ünïcödé", "日本語のボリューム", "emoji 😀👍🏽", "a=b,c d", "\u0000\n\t", "$(rm -rf /)", "x".repeat(700)];
+  const samples = [
+    "",
+    "plain",
+    "ünïcödé",
+    "日本語のボリューム",
+    "emoji 😀👍🏽",
+    "a=b,c d",
+    "\u0000\n\t",
+    "$(rm -rf /)",
+    "x".repeat(700),
+  ];
   for (let i = 0; i < 500; i++) samples.push(randomUnicode(150));
   for (const value of samples) {
     const tag = encodeTag("name", value);
@@ -47,7 +64,8 @@ test("keys must be simple lowercase words", () => {
   for (const key of ["", "Name", "a=b", "a b", "-a", "a-", "ü", "a,b", "x".repeat(2000)]) {
     assert.throws(() => encodeTag(key, "v"), InvalidTagError, key);
   }
-  for (const key of ["name", "pvc", "csi.storage.k8s.io/pvc-name", "a1"]) assert.doesNotThrow(() => encodeTag(key, "v"));
+  for (const key of ["name", "pvc", "csi.storage.k8s.io/pvc-name", "a1"])
+    assert.doesNotThrow(() => encodeTag(key, "v"));
 });
 
 test("a value with a lone surrogate is rejected: it would not come back unchanged", () => {

@@ -16,7 +16,10 @@ async function recorded(fn: (lvm: Lvm) => Promise<void>): Promise<string[][]> {
   const log = join(dir, "calls.jsonl");
   try {
     await fn(new Lvm(new CommandRunner({ prefix: [process.execPath, recorder], env: { LOAM_STANDIN_LOG: log } })));
-    return readFileSync(log, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { argv: string[] }).argv);
+    return readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { argv: string[] }).argv);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -24,13 +27,34 @@ async function recorded(fn: (lvm: Lvm) => Promise<void>): Promise<string[][]> {
 
 test("stand-in: a CSI snapshot is a thin snapshot with activation skip, not activated, tagged in the same lvcreate", async () => {
   const tag = encodeTag("kind", "snapshot");
-  const calls = await recorded((lvm) => lvm.createThinSnapshot({ vg: "vg0", origin: "vol-1", name: "snap-1", tags: [tag], writable: false }));
-  assert.deepEqual(calls, [["lvcreate", "--yes", "--snapshot", "--setactivationskip", "y", "--activate", "n", "--name", "snap-1", "--addtag", tag, "vg0/vol-1"]]);
+  const calls = await recorded((lvm) =>
+    lvm.createThinSnapshot({ vg: "vg0", origin: "vol-1", name: "snap-1", tags: [tag], writable: false }),
+  );
+  assert.deepEqual(calls, [
+    [
+      "lvcreate",
+      "--yes",
+      "--snapshot",
+      "--setactivationskip",
+      "y",
+      "--activate",
+      "n",
+      "--name",
+      "snap-1",
+      "--addtag",
+      tag,
+      "vg0/vol-1",
+    ],
+  ]);
 });
 
 test("stand-in: a clone is a writable thin snapshot without activation skip, activated", async () => {
-  const calls = await recorded((lvm) => lvm.createThinSnapshot({ vg: "vg0", origin: "snap-1", name: "vol-2", tags: [], writable: true }));
-  assert.deepEqual(calls, [["lvcreate", "--yes", "--snapshot", "--setactivationskip", "n", "--activate", "y", "--name", "vol-2", "vg0/snap-1"]]);
+  const calls = await recorded((lvm) =>
+    lvm.createThinSnapshot({ vg: "vg0", origin: "snap-1", name: "vol-2", tags: [], writable: true }),
+  );
+  assert.deepEqual(calls, [
+    ["lvcreate", "--yes", "--snapshot", "--setactivationskip", "n", "--activate", "y", "--name", "vol-2", "vg0/snap-1"],
+  ]);
 });
 
 test("stand-in: copyLv runs dd between the two device paths with fsync and nothing a busybox dd lacks", async () => {
@@ -52,10 +76,25 @@ test("stand-in: thin pool creation, deactivation; names that are not LVM names n
     await lvm.createThinPool({ vg: "vg0", name: "pool", sizeBytes: 64 << 20, metadataSizeBytes: 4 << 20 });
     await lvm.deactivateLv("vg0", "snap-1");
     await assert.rejects(lvm.copyLv({ vg: "vg0", name: "../etc" }, { vg: "vg0", name: "b" }), InvalidLvmArgumentError);
-    await assert.rejects(lvm.createThinSnapshot({ vg: "vg0", origin: "a", name: "-rf", tags: [], writable: true }), InvalidLvmArgumentError);
+    await assert.rejects(
+      lvm.createThinSnapshot({ vg: "vg0", origin: "a", name: "-rf", tags: [], writable: true }),
+      InvalidLvmArgumentError,
+    );
   });
   assert.deepEqual(calls, [
-    ["lvcreate", "--yes", "--type", "thin-pool", "--size", "67108864b", "--poolmetadatasize", "4194304b", "--name", "pool", "vg0"],
+    [
+      "lvcreate",
+      "--yes",
+      "--type",
+      "thin-pool",
+      "--size",
+      "67108864b",
+      "--poolmetadatasize",
+      "4194304b",
+      "--name",
+      "pool",
+      "vg0",
+    ],
     ["lvchange", "--activate", "n", "vg0/snap-1"],
   ]);
 });

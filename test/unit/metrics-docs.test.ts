@@ -25,7 +25,8 @@ test("docs/observability.md lists every metric loam exports, with its type", asy
     assert.ok(row, `${name} is not in the docs' metric tables`);
     assert.match(row, new RegExp(`\\| ${type} \\|`), `${name} is documented with the wrong type`);
   }
-  for (const [, name] of docs.matchAll(/^\| `(loam_[a-z_]+)` \|/gm)) assert.ok(all.has(name), `the docs list ${name}, which loam does not export`);
+  for (const [, name] of docs.matchAll(/^\| `(loam_[a-z_]+)` \|/gm))
+    assert.ok(all.has(name), `the docs list ${name}, which loam does not export`);
 });
 
 test("deploy/grafana-dashboard.json is valid JSON and queries only metrics loam exports", async () => {
@@ -47,5 +48,6 @@ test("deploy/grafana-dashboard.json is valid JSON and queries only metrics loam 
   }
   const queried = new Set([...used].map((n) => n.replace(/_(bucket|count|sum)$/, "")));
   for (const name of all.keys()) assert.ok(queried.has(name), `the dashboard shows nothing of ${name}`);
-  for (const panel of dashboard.panels.filter((p) => p.type !== "row")) assert.ok((panel.targets ?? []).length > 0, `panel "${panel.title}" has no query`);
+  for (const panel of dashboard.panels.filter((p) => p.type !== "row"))
+    assert.ok((panel.targets ?? []).length > 0, `panel "${panel.title}" has no query`);
 });

@@ -50,7 +50,13 @@ test("RPC histogram counts calls by method and code; the error counter counts on
   assert.equal(sampleValue(samples, "loam_csi_rpc_duration_seconds_sum", ok), 0.712);
   assert.equal(sampleValue(samples, "loam_csi_rpc_duration_seconds_bucket", { ...ok, le: "0.025" }), 1);
   assert.equal(sampleValue(samples, "loam_csi_rpc_duration_seconds_bucket", { ...ok, le: "+Inf" }), 2);
-  assert.equal(sampleValue(samples, "loam_csi_rpc_errors_total", { method: "Controller.CreateVolume", code: "RESOURCE_EXHAUSTED" }), 1);
+  assert.equal(
+    sampleValue(samples, "loam_csi_rpc_errors_total", {
+      method: "Controller.CreateVolume",
+      code: "RESOURCE_EXHAUSTED",
+    }),
+    1,
+  );
   assert.equal(sampleValue(samples, "loam_csi_rpc_errors_total", ok), undefined);
   assert.equal(sampleValue(samples, "loam_build_info", { version: "9.9.9" }), 1);
   const types = Object.fromEntries(families.map((f) => [f.name, f.type]));
@@ -100,24 +106,44 @@ test("volume group gauges come from the report (fixture through a counting stand
   assert.equal(sampleValue(samples, "loam_volume_group_metadata_free_bytes", vg), 518656);
   assert.equal(sampleValue(samples, "loam_volumes", vg), 1, "only the LV with loam's name tag is a volume");
   assert.equal(sampleValue(samples, "loam_snapshots", vg), 0);
-  assert.equal(sampleValue(samples, "loam_volume_provisioned_bytes", { ...vg, volume_id: "pvc-0a1b2c3d-5f3e1c2a9b7d4e60" }), 104857600);
+  assert.equal(
+    sampleValue(samples, "loam_volume_provisioned_bytes", { ...vg, volume_id: "pvc-0a1b2c3d-5f3e1c2a9b7d4e60" }),
+    104857600,
+  );
   await scrape(metrics);
   assert.equal(source.calls, 2, "with no cache period every scrape reads again");
 });
 
 test("gauges follow volumes being created and deleted, and a VG that cannot be read reports up=0", async () => {
   const base = fixtureReport();
-  const extra = { ...base.lvs[1], name: "vol-two", uuid: "u2", sizeBytes: 8 * 1024 * 1024, tags: [encodeTag("name", "two"), encodeTag("pvc", "data"), encodeTag("namespace", "db")] };
+  const extra = {
+    ...base.lvs[1],
+    name: "vol-two",
+    uuid: "u2",
+    sizeBytes: 8 * 1024 * 1024,
+    tags: [encodeTag("name", "two"), encodeTag("pvc", "data"), encodeTag("namespace", "db")],
+  };
   let current: VolumeGroupReport = { ...base, lvs: [...base.lvs, extra] };
   const source = new CountingSource(() => current);
   const metrics = new LoamMetrics({ version: "t", lvmState: new LvmStateSampler(source, ["loamfx"], 0) });
   let { samples } = await scrape(metrics);
   assert.equal(sampleValue(samples, "loam_volumes", { volume_group: "loamfx" }), 2);
-  assert.equal(sampleValue(samples, "loam_volume_provisioned_bytes", { volume_id: "vol-two", pvc_namespace: "db", pvc_name: "data" }), 8 * 1024 * 1024);
+  assert.equal(
+    sampleValue(samples, "loam_volume_provisioned_bytes", {
+      volume_id: "vol-two",
+      pvc_namespace: "db",
+      pvc_name: "data",
+    }),
+    8 * 1024 * 1024,
+  );
   current = base;
   ({ samples } = await scrape(metrics));
   assert.equal(sampleValue(samples, "loam_volumes", { volume_group: "loamfx" }), 1);
-  assert.equal(sampleValue(samples, "loam_volume_provisioned_bytes", { volume_id: "vol-two" }), undefined, "a deleted volume's series disappears");
+  assert.equal(
+    sampleValue(samples, "loam_volume_provisioned_bytes", { volume_id: "vol-two" }),
+    undefined,
+    "a deleted volume's series disappears",
+  );
   current = { ...base, vg: { ...base.vg, name: "other" } };
   ({ samples } = await scrape(metrics));
   assert.equal(sampleValue(samples, "loam_volume_group_up", { volume_group: "loamfx" }), 0);
@@ -127,7 +153,15 @@ test("gauges follow volumes being created and deleted, and a VG that cannot be r
 test("thin pools: data and metadata usage as ratios and the sum of thin volumes' virtual sizes", () => {
   const base = fixtureReport();
   const template = base.lvs[1];
-  const pool = { ...template, name: "pool0", segType: "thin-pool", sizeBytes: 1000, dataPercent: 25.5, metadataPercent: 10, tags: [] };
+  const pool = {
+    ...template,
+    name: "pool0",
+    segType: "thin-pool",
+    sizeBytes: 1000,
+    dataPercent: 25.5,
+    metadataPercent: 10,
+    tags: [],
+  };
   const thin = (name: string, size: number, extraTags: string[] = [], attr = "Vwi-a-tz--") => ({
     ...template,
     name,
@@ -142,9 +176,17 @@ test("thin pools: data and metadata usage as ratios and the sum of thin volumes'
     ...base,
     lvs: [pool, thin("a", 600), thin("b", 900), thin("snap", 600, [encodeTag("kind", "snapshot")])],
   });
-  assert.deepEqual(summary.pools, [{ name: "pool0", sizeBytes: 1000, dataUsage: 0.255, metadataUsage: 0.1, provisionedBytes: 2100 }]);
-  assert.deepEqual(summary.volumes.map((v) => v.id), ["a", "b"]);
-  assert.deepEqual(summary.snapshots.map((v) => v.id), ["snap"]);
+  assert.deepEqual(summary.pools, [
+    { name: "pool0", sizeBytes: 1000, dataUsage: 0.255, metadataUsage: 0.1, provisionedBytes: 2100 },
+  ]);
+  assert.deepEqual(
+    summary.volumes.map((v) => v.id),
+    ["a", "b"],
+  );
+  assert.deepEqual(
+    summary.snapshots.map((v) => v.id),
+    ["snap"],
+  );
   assert.equal(summary.volumes[0]?.dataUsage, 0.5);
 });
 
@@ -167,7 +209,12 @@ test("the HTTP listener serves /metrics in the text format, /healthz, and /ready
   const source = new CountingSource(() => (readable ? report : { ...report, vg: { ...report.vg, name: "gone" } }));
   const lvmState = new LvmStateSampler(source, ["loamfx"], 0);
   const metrics = new LoamMetrics({ version: "t", lvmState });
-  const server = await startObservabilityServer({ address: { host: "127.0.0.1", port: 0 }, metrics, lvmState, logger: quiet });
+  const server = await startObservabilityServer({
+    address: { host: "127.0.0.1", port: 0 },
+    metrics,
+    lvmState,
+    logger: quiet,
+  });
   try {
     const get = (path: string, method = "GET") => fetch(`${server.url}${path}`, { method });
     const scraped = await get("/metrics");
@@ -189,7 +236,7 @@ test("the HTTP listener serves /metrics in the text format, /healthz, and /ready
   }
 });
 
-test("metricsAddress accepts host:port, [v6]:port, :port and \"\", and a bad value names the field", () => {
+test('metricsAddress accepts host:port, [v6]:port, :port and "", and a bad value names the field', () => {
   assert.deepEqual(parseListenAddress("127.0.0.1:9975"), { host: "127.0.0.1", port: 9975 });
   assert.deepEqual(parseListenAddress("[::1]:80"), { host: "::1", port: 80 });
   assert.deepEqual(parseListenAddress(":9975"), { host: "", port: 9975 });

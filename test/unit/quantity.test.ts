@@ -84,13 +84,17 @@ for (const [text, bytes] of ACCEPTED) {
 
 for (const [text, message] of REFUSED) {
   test(`size "${text}" is refused`, () => {
-    assert.throws(() => parseQuantity(text), (error) => error instanceof QuantityError && message.test(error.message));
+    assert.throws(
+      () => parseQuantity(text),
+      (error) => error instanceof QuantityError && message.test(error.message),
+    );
     assert.equal(tryParseQuantity(text), undefined);
   });
 }
 
 test("a refusal names the size and what is allowed", () => {
   assert.throws(() => parseQuantity("1kb"), {
-    message: /^"1kb" is not a size; allowed: .*Ki, Mi, Gi, Ti, Pi, Ei \(powers of 1024\).*k, M, G, T, P, E \(powers of 1000\).*1e9.*1\.5Gi/,
+    message:
+      /^"1kb" is not a size; allowed: .*Ki, Mi, Gi, Ti, Pi, Ei \(powers of 1024\).*k, M, G, T, P, E \(powers of 1000\).*1e9.*1\.5Gi/,
   });
 });

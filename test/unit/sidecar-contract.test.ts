@@ -48,7 +48,11 @@ const versions = Object.entries(CHECKED_VERSIONS)
 /** The shipped ConfigMap's device classes, read by loam's own config loader, on the stand-in's volume group and thin pool. */
 async function shippedDeviceClasses(): Promise<DeviceClass[]> {
   const config = shippedNodeConfig(deploy);
-  config.deviceClasses = config.deviceClasses.map((c) => ({ ...c, volumeGroup: VG, ...(typeof c.thinPool === "string" ? { thinPool: THIN_POOL } : {}) }));
+  config.deviceClasses = config.deviceClasses.map((c) => ({
+    ...c,
+    volumeGroup: VG,
+    ...(typeof c.thinPool === "string" ? { thinPool: THIN_POOL } : {}),
+  }));
   const dir = await mkdtemp(join(tmpdir(), "loam-contract-"));
   try {
     await writeFile(join(dir, "config.json"), JSON.stringify(config));
@@ -99,7 +103,11 @@ describe(`the shipped manifests against what the sidecars send (${versions})`, (
       const reply = await csi.client.call(Controller, "getCapacity", capacityRequest(sc, node));
       assert.ok(reply.availableCapacity > 0n, `${sc.name}: available ${reply.availableCapacity}`);
       assert.ok((reply.maximumVolumeSize ?? 0n) > 0n);
-      const elsewhere = await csi.client.call(Controller, "getCapacity", capacityRequest(sc, { ...node, nodeId: "node-b" }));
+      const elsewhere = await csi.client.call(
+        Controller,
+        "getCapacity",
+        capacityRequest(sc, { ...node, nodeId: "node-b" }),
+      );
       assert.equal(elsewhere.availableCapacity, 0n);
     });
 
@@ -131,7 +139,11 @@ describe(`the shipped manifests against what the sidecars send (${versions})`, (
 
     test(`${sc.name}: NodeStage and NodePublish as kubelet sends them (provisioner identity and pod info in the volume context) pass validation`, async () => {
       const claim = claimFor(`node-${sc.name}`);
-      const { volume } = await csi.client.call(Controller, "createVolume", createVolumeRequest(sc, claim, node, { extraCreateMetadata: true }));
+      const { volume } = await csi.client.call(
+        Controller,
+        "createVolume",
+        createVolumeRequest(sc, claim, node, { extraCreateMetadata: true }),
+      );
       assert.ok(volume);
       const pv = persistentVolume(sc, claim, volume, "1764512400000-4242-loam.csi.dev");
       // The stand-in has no device and the fast tests run no host command: the call may get as far
@@ -154,14 +166,26 @@ describe(`the shipped manifests against what the sidecars send (${versions})`, (
   for (const vsc of snapshotClasses) {
     test(`${vsc.name}: CreateSnapshot as the snapshotter sends it, with its metadata keys or with reserved keys left in, makes one snapshot`, async () => {
       const sc = storageClasses.find((s) => s.parameters["loam.csi.dev/deviceClass"] === "thin") ?? storageClasses[0];
-      const { volume } = await csi.client.call(Controller, "createVolume", createVolumeRequest(sc, claimFor("snap-source"), node, { extraCreateMetadata: true }));
+      const { volume } = await csi.client.call(
+        Controller,
+        "createVolume",
+        createVolumeRequest(sc, claimFor("snap-source"), node, { extraCreateMetadata: true }),
+      );
       assert.ok(volume);
       const snapshot = { name: "nightly", namespace: "prod", uid: randomUUID() };
-      const made = await csi.client.call(Controller, "createSnapshot", createSnapshotRequest(vsc, snapshot, volume.volumeId, { extraCreateMetadata: true }));
+      const made = await csi.client.call(
+        Controller,
+        "createSnapshot",
+        createSnapshotRequest(vsc, snapshot, volume.volumeId, { extraCreateMetadata: true }),
+      );
       assert.ok(made.snapshot);
       const withSecrets = {
         ...vsc,
-        parameters: { ...vsc.parameters, "csi.storage.k8s.io/snapshotter-secret-name": "s", "csi.storage.k8s.io/snapshotter-secret-namespace": "ns" },
+        parameters: {
+          ...vsc.parameters,
+          "csi.storage.k8s.io/snapshotter-secret-name": "s",
+          "csi.storage.k8s.io/snapshotter-secret-namespace": "ns",
+        },
       };
       const again = await csi.client.call(
         Controller,
@@ -179,7 +203,11 @@ describe(`the shipped manifests against what the sidecars send (${versions})`, (
     const typo = { ...sc, parameters: { ...sc.parameters, "loam.csi.dev/devceClass": "thick" } };
     for (const call of [
       csi.client.call(Controller, "getCapacity", capacityRequest(typo, node)),
-      csi.client.call(Controller, "createVolume", createVolumeRequest(typo, claimFor("typo"), node, { extraCreateMetadata: true })),
+      csi.client.call(
+        Controller,
+        "createVolume",
+        createVolumeRequest(typo, claimFor("typo"), node, { extraCreateMetadata: true }),
+      ),
     ]) {
       await assert.rejects(call, (error: unknown) => {
         assert.ok(error instanceof CsiCallError);

@@ -39,14 +39,29 @@ test("rounding never goes above the limit", () => {
   // With only a ceiling, the largest whole-extent size under it is chosen.
   assert.equal(sizeForRange(range(0, 6 * MiB), extent), 4 * MiB);
   // With a floor whose rounded size passes the ceiling, there is no valid size.
-  assert.equal(kindOf(() => sizeForRange(range(4 * MiB + 1, 6 * MiB), extent)), "out-of-range");
+  assert.equal(
+    kindOf(() => sizeForRange(range(4 * MiB + 1, 6 * MiB), extent)),
+    "out-of-range",
+  );
 });
 
 test("impossible ranges are OUT_OF_RANGE", () => {
-  assert.equal(kindOf(() => sizeForRange(range(10 * MiB, 5 * MiB), extent)), "out-of-range");
-  assert.equal(kindOf(() => sizeForRange(range(0, MiB), extent)), "out-of-range");
-  assert.equal(kindOf(() => sizeForRange(range(BigInt(MAX_VOLUME_BYTES) + 1n, 0), extent)), "out-of-range");
-  assert.equal(kindOf(() => sizeForRange(range(2n ** 62n, 0), extent)), "out-of-range");
+  assert.equal(
+    kindOf(() => sizeForRange(range(10 * MiB, 5 * MiB), extent)),
+    "out-of-range",
+  );
+  assert.equal(
+    kindOf(() => sizeForRange(range(0, MiB), extent)),
+    "out-of-range",
+  );
+  assert.equal(
+    kindOf(() => sizeForRange(range(BigInt(MAX_VOLUME_BYTES) + 1n, 0), extent)),
+    "out-of-range",
+  );
+  assert.equal(
+    kindOf(() => sizeForRange(range(2n ** 62n, 0), extent)),
+    "out-of-range",
+  );
 });
 
 test("negative sizes are INVALID_ARGUMENT naming the field", () => {

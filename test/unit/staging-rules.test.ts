@@ -39,26 +39,51 @@ function standInHost(device: StandInDevice): { host: NodeHost; steps: string[] }
   return { host, steps };
 }
 
-const cases: Array<{ what: string; device: StandInDevice; fsType: "xfs" | "ext4"; steps: string[]; result: unknown }> = [
-  { what: "an empty device is formatted without blkid", device: { look: "empty", content: { kind: "empty" } }, fsType: "xfs", steps: ["mkfs.xfs"], result: { kind: "formatted" } },
-  { what: "xfs on a zero head goes straight to mkfs.xfs", device: { look: "zero-head", content: { kind: "empty" } }, fsType: "xfs", steps: ["mkfs.xfs"], result: { kind: "formatted" } },
-  {
-    what: "xfs on a zero head with a signature: mkfs.xfs refuses, blkid names it",
-    device: { look: "zero-head", content: { kind: "filesystem", fsType: "iso9660" } },
-    fsType: "xfs",
-    steps: ["mkfs.xfs", "blkid"],
-    result: { kind: "filesystem", fsType: "iso9660" },
-  },
-  { what: "ext4 on a zero head asks blkid first", device: { look: "zero-head", content: { kind: "empty" } }, fsType: "ext4", steps: ["blkid", "mkfs.ext4"], result: { kind: "formatted" } },
-  {
-    what: "data at the head is never formatted",
-    device: { look: "data", content: { kind: "other", description: "a dos partition table" } },
-    fsType: "xfs",
-    steps: ["blkid"],
-    result: { kind: "other", description: "a dos partition table" },
-  },
-  { what: "an existing filesystem is kept", device: { look: "data", content: { kind: "filesystem", fsType: "ext4" } }, fsType: "ext4", steps: ["blkid"], result: { kind: "filesystem", fsType: "ext4" } },
-];
+const cases: Array<{ what: string; device: StandInDevice; fsType: "xfs" | "ext4"; steps: string[]; result: unknown }> =
+  [
+    {
+      what: "an empty device is formatted without blkid",
+      device: { look: "empty", content: { kind: "empty" } },
+      fsType: "xfs",
+      steps: ["mkfs.xfs"],
+      result: { kind: "formatted" },
+    },
+    {
+      what: "xfs on a zero head goes straight to mkfs.xfs",
+      device: { look: "zero-head", content: { kind: "empty" } },
+      fsType: "xfs",
+      steps: ["mkfs.xfs"],
+      result: { kind: "formatted" },
+    },
+    {
+      what: "xfs on a zero head with a signature: mkfs.xfs refuses, blkid names it",
+      device: { look: "zero-head", content: { kind: "filesystem", fsType: "iso9660" } },
+      fsType: "xfs",
+      steps: ["mkfs.xfs", "blkid"],
+      result: { kind: "filesystem", fsType: "iso9660" },
+    },
+    {
+      what: "ext4 on a zero head asks blkid first",
+      device: { look: "zero-head", content: { kind: "empty" } },
+      fsType: "ext4",
+      steps: ["blkid", "mkfs.ext4"],
+      result: { kind: "formatted" },
+    },
+    {
+      what: "data at the head is never formatted",
+      device: { look: "data", content: { kind: "other", description: "a dos partition table" } },
+      fsType: "xfs",
+      steps: ["blkid"],
+      result: { kind: "other", description: "a dos partition table" },
+    },
+    {
+      what: "an existing filesystem is kept",
+      device: { look: "data", content: { kind: "filesystem", fsType: "ext4" } },
+      fsType: "ext4",
+      steps: ["blkid"],
+      result: { kind: "filesystem", fsType: "ext4" },
+    },
+  ];
 
 for (const { what, device, fsType, steps, result } of cases) {
   test(`prepareFilesystem: ${what}`, async () => {
@@ -69,7 +94,11 @@ for (const { what, device, fsType, steps, result } of cases) {
 }
 
 test("prepareFilesystem: xfs on a zero head that mkfs.xfs refuses for its own reason rejects with mkfs's error once blkid finds nothing", async () => {
-  const standIn = standInHost({ look: "zero-head", content: { kind: "empty" }, mkfsFails: "agsize must be larger than 300MB" });
+  const standIn = standInHost({
+    look: "zero-head",
+    content: { kind: "empty" },
+    mkfsFails: "agsize must be larger than 300MB",
+  });
   await assert.rejects(prepareFilesystem(standIn.host, "/dev/vg/lv", "xfs"), /must be larger than 300MB/);
   assert.deepEqual(standIn.steps, ["mkfs.xfs", "blkid"]);
 });
@@ -83,7 +112,10 @@ test("stageMountFlags: xfs gets nouuid once; ext4 is left as asked", () => {
 test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTERNAL naming the step, a timeout passes through", () => {
   const small = hostFailure(new HostCommandError(["mkfs.xfs"], 1, "agsize must be larger than 300MB\n"), "making xfs");
   assert.ok(small instanceof VolumeError && small.kind === "failed-precondition");
-  assert.equal(small.message, "making xfs failed: agsize must be larger than 300MB (ask for a larger volume or fs_type ext4)");
+  assert.equal(
+    small.message,
+    "making xfs failed: agsize must be larger than 300MB (ask for a larger volume or fs_type ext4)",
+  );
   const other = hostFailure(new HostCommandError(["mount"], 32, "wrong fs type"), "mounting");
   assert.ok(other instanceof VolumeError && other.kind === "internal");
   assert.equal(other.message, "mounting failed: mount exited 32: wrong fs type");

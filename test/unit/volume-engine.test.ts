@@ -75,24 +75,44 @@ async function sources({ engine, lvm }: World): Promise<void> {
 }
 
 /** A clone interrupted at `failing`, then retried: the mark is seen, then the retry completes it. */
-function crashRow(name: string, clone: CreateVolumeRequest, failing: "copyLv" | "extendLv" | "removeTags", content: string, resumedBy: string[]): EngineRow {
+function crashRow(
+  name: string,
+  clone: CreateVolumeRequest,
+  failing: "copyLv" | "extendLv" | "removeTags",
+  content: string,
+  resumedBy: string[],
+): EngineRow {
   return {
     name,
     given: async (w) => {
       await sources(w);
       w.lvm.failNext(failing, (call) => lvmFailure([call.method], ["Input/output error"], 5));
-      await assert.rejects(w.engine.createVolume(clone), (e: unknown) => e instanceof VolumeError && e.kind === "internal" && /populating/.test(e.message));
+      await assert.rejects(
+        w.engine.createVolume(clone),
+        (e: unknown) => e instanceof VolumeError && e.kind === "internal" && /populating/.test(e.message),
+      );
       assert.ok(populating(w, clone.name), "the LV keeps its populating mark");
       const seen = await w.engine.getVolume(id(clone.name));
       assert.equal(seen?.ready, false);
       assert.match(seen?.condition.message ?? "", /being populated from its source/);
       await assert.rejects(w.engine.ensureActive(id(clone.name)), /still being populated/);
-      await assert.rejects(w.engine.createSnapshot({ name: "early", sourceVolumeId: id(clone.name) }), /still being populated|thick/);
-      await assert.rejects(w.engine.createVolume(request("clone-of-unfinished", undefined, { contentSource: { kind: "volume", id: id(clone.name) } })), /still being populated/);
+      await assert.rejects(
+        w.engine.createSnapshot({ name: "early", sourceVolumeId: id(clone.name) }),
+        /still being populated|thick/,
+      );
+      await assert.rejects(
+        w.engine.createVolume(
+          request("clone-of-unfinished", undefined, { contentSource: { kind: "volume", id: id(clone.name) } }),
+        ),
+        /still being populated/,
+      );
     },
     when: (w) => w.engine.createVolume(clone),
     then: (w, volume) => {
-      assert.deepEqual(w.lvm.methods().filter((m) => m !== "reportAll" && m !== "thinPoolUsage"), resumedBy);
+      assert.deepEqual(
+        w.lvm.methods().filter((m) => m !== "reportAll" && m !== "thinPoolUsage"),
+        resumedBy,
+      );
       assert.equal((volume as { ready: boolean }).ready, true);
       assert.equal(populating(w, clone.name), false);
       assert.equal(w.lvm.contentOf(VG, id(clone.name)), content);
@@ -132,9 +152,18 @@ const rows: EngineRow[] = [
   {
     name: "a thin restore of the snapshot's own size is complete when lvcreate returns: no mark, nothing more",
     given: sources,
-    when: (w) => w.engine.createVolume(request("clone", undefined, { parameters: thin, contentSource: { kind: "snapshot", id: snapshotLvNameFor("snap") } })),
+    when: (w) =>
+      w.engine.createVolume(
+        request("clone", undefined, {
+          parameters: thin,
+          contentSource: { kind: "snapshot", id: snapshotLvNameFor("snap") },
+        }),
+      ),
     then: (w) => {
-      assert.deepEqual(w.lvm.methods().filter((m) => m !== "reportAll" && m !== "thinPoolUsage"), ["createThinSnapshot"]);
+      assert.deepEqual(
+        w.lvm.methods().filter((m) => m !== "reportAll" && m !== "thinPoolUsage"),
+        ["createThinSnapshot"],
+      );
       assert.equal(populating(w, "clone"), false);
       assert.equal(w.lvm.lv(VG, id("clone"))?.active, true, "a restored volume is writable and active");
     },
@@ -165,7 +194,11 @@ const rows: EngineRow[] = [
         if (call.method !== "createLv" || once) return;
         once = true;
         const spec = call.args[0] as Parameters<InMemoryLvmStandIn["createLv"]>[0];
-        await w.lvm.createLv({ ...spec, thinPool: undefined, tags: spec.tags.filter((t) => !t.startsWith("loam.csi.dev/params=")).concat("loam.csi.dev/params=W10") });
+        await w.lvm.createLv({
+          ...spec,
+          thinPool: undefined,
+          tags: spec.tags.filter((t) => !t.startsWith("loam.csi.dev/params=")).concat("loam.csi.dev/params=W10"),
+        });
       });
     },
     when: (w) => w.engine.createVolume(request("raced", 64, { parameters: thin })),
@@ -190,10 +223,17 @@ const rows: EngineRow[] = [
   },
   {
     name: "lvcreate refused for space the cached figures promised: RESOURCE_EXHAUSTED with LVM's words",
-    given: (w) => Promise.resolve(w.lvm.failNext("createLv", lvmFailure(["lvcreate"], [`Volume group "${VG}" has insufficient free space (3 extents): 16 required.`]))),
+    given: (w) =>
+      Promise.resolve(
+        w.lvm.failNext(
+          "createLv",
+          lvmFailure(["lvcreate"], [`Volume group "${VG}" has insufficient free space (3 extents): 16 required.`]),
+        ),
+      ),
     when: (w) => w.engine.createVolume(request("nospace", 64)),
     kind: "resource-exhausted",
-    message: /not enough space in device class "thick" \(volume group loamfx\): requested 67108864 bytes \(lvcreate failed with exit code 5: Volume group "loamfx" has insufficient free space/,
+    message:
+      /not enough space in device class "thick" \(volume group loamfx\): requested 67108864 bytes \(lvcreate failed with exit code 5: Volume group "loamfx" has insufficient free space/,
     then: (w) => assert.equal(w.lvm.lv(VG, id("nospace")), undefined),
   },
   {
@@ -233,7 +273,8 @@ const rows: EngineRow[] = [
     given: (w) => w.engine.createVolume(request("grow", 64)),
     when: (w) => w.engine.expandVolume(id("grow"), mib(2000)),
     kind: "resource-exhausted",
-    message: /not enough space in volume group loamfx to grow grow-\w+: needs 2030043136 more bytes, free 1526726656 bytes/,
+    message:
+      /not enough space in volume group loamfx to grow grow-\w+: needs 2030043136 more bytes, free 1526726656 bytes/,
   },
   {
     name: "growing a striped volume: whole stripes",
@@ -246,7 +287,8 @@ const rows: EngineRow[] = [
     given: (w) => w.engine.createVolume(request("grow", 64, { parameters: thin })),
     when: (w) => w.engine.expandVolume(id("grow"), mib(4096)),
     kind: "resource-exhausted",
-    message: /cannot grow grow-\w+ by 4227858432 bytes: 536870912 bytes available \(thin pool loamfx\/pool: pool 536870912 × ratio 4/,
+    message:
+      /cannot grow grow-\w+ by 4227858432 bytes: 536870912 bytes available \(thin pool loamfx\/pool: pool 536870912 × ratio 4/,
   },
   {
     name: "growing a volume that does not exist: NOT_FOUND",
@@ -304,7 +346,10 @@ const rows: EngineRow[] = [
     when: (w) => w.engine.ensureActive(id("asleep")),
     then: (w, volume) => {
       assert.equal((volume as { active: boolean }).active, true);
-      assert.deepEqual(w.lvm.callsOf("activateLv").map((c) => c.args[1]), [id("asleep")]);
+      assert.deepEqual(
+        w.lvm.callsOf("activateLv").map((c) => c.args[1]),
+        [id("asleep")],
+      );
     },
   },
   {
@@ -320,7 +365,8 @@ const rows: EngineRow[] = [
     },
     when: (w) => w.engine.createSnapshot({ name: "one-too-many", sourceVolumeId: id("thin-4") }),
     kind: "resource-exhausted",
-    message: /cannot snapshot thin-4-\w+: thin pool loamfx\/pool would hold 2684354560 virtual bytes, above pool 536870912 × ratio 4 = 2147483648 bytes of device class "thin"/,
+    message:
+      /cannot snapshot thin-4-\w+: thin pool loamfx\/pool would hold 2684354560 virtual bytes, above pool 536870912 × ratio 4 = 2147483648 bytes of device class "thin"/,
   },
   {
     name: "one thin volume larger than the pool's free data, though within its ratio: RESOURCE_EXHAUSTED",
@@ -334,22 +380,48 @@ for (const row of rows) test(`engine: ${row.name}`, { timeout: 10_000 }, () => r
 
 test("engine: a class whose thin pool is missing reports no capacity, and creation says how to fix it", async () => {
   const { engine } = await makeEngine({ thinPoolBytes: 0 });
-  assert.deepEqual(await engine.capacity({ parameters: thin }), { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: E });
-  await assert.rejects(engine.createVolume(request("t", 8, { parameters: thin })), (e: unknown) => e instanceof VolumeError && e.kind === "failed-precondition" && /thin pool loamfx\/pool of device class "thin" does not exist; create it/.test(e.message));
+  assert.deepEqual(await engine.capacity({ parameters: thin }), {
+    availableBytes: 0,
+    maximumVolumeBytes: 0,
+    minimumVolumeBytes: E,
+  });
+  await assert.rejects(
+    engine.createVolume(request("t", 8, { parameters: thin })),
+    (e: unknown) =>
+      e instanceof VolumeError &&
+      e.kind === "failed-precondition" &&
+      /thin pool loamfx\/pool of device class "thin" does not exist; create it/.test(e.message),
+  );
 });
 
 test("engine: a volume group that cannot be read is UNAVAILABLE", async () => {
   const { engine } = await makeEngine({ classes: [thickClass({ volumeGroup: "novg" })] });
-  await assert.rejects(engine.probe(), (e: unknown) => e instanceof VolumeError && e.kind === "unavailable" && /volume group\(s\) novg cannot be read: lvm fullreport failed with exit code 5: Volume group "novg" not found/.test(e.message));
+  await assert.rejects(
+    engine.probe(),
+    (e: unknown) =>
+      e instanceof VolumeError &&
+      e.kind === "unavailable" &&
+      /volume group\(s\) novg cannot be read: lvm fullreport failed with exit code 5: Volume group "novg" not found/.test(
+        e.message,
+      ),
+  );
 });
 
 test("engine: spare bytes of a class are kept out of its capacity and of creation", async () => {
-  const { engine } = await makeEngine({ classes: [thickClass({ spareBytes: 100 * MiB }), thinClass({ spareBytes: 12 * MiB })] });
+  const { engine } = await makeEngine({
+    classes: [thickClass({ spareBytes: 100 * MiB }), thinClass({ spareBytes: 12 * MiB })],
+  });
   assert.equal((await engine.capacity({ parameters: thick })).availableBytes, 355 * E);
   assert.equal((await engine.capacity({ parameters: thin })).availableBytes, 125 * E);
-  await assert.rejects(engine.createVolume(request("too-big", 356 * 4)), (e: unknown) => e instanceof VolumeError && e.kind === "resource-exhausted");
+  await assert.rejects(
+    engine.createVolume(request("too-big", 356 * 4)),
+    (e: unknown) => e instanceof VolumeError && e.kind === "resource-exhausted",
+  );
 });
 
 test("engine: the stand-in's failure errors are the facade's classes", () => {
-  assert.ok(lvmFailure(["lvcreate"], ['Volume group "vg" has insufficient free space (1 extents): 2 required.']) instanceof InsufficientSpaceError);
+  assert.ok(
+    lvmFailure(["lvcreate"], ['Volume group "vg" has insufficient free space (1 extents): 2 required.']) instanceof
+      InsufficientSpaceError,
+  );
 });

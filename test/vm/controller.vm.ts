@@ -2,7 +2,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { Controller, Identity, Node, PluginCapability_Service_Type as ServiceType } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  Controller,
+  Identity,
+  Node,
+  PluginCapability_Service_Type as ServiceType,
+} from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB } from "../../src/volumes/size.js";
 import { type Harness, NODE_ID, TOPOLOGY_KEY, VG } from "./harness.js";
 import { createRequest, rejectsWith } from "./support.js";
@@ -41,7 +46,10 @@ export function controllerTests(h: () => Harness): void {
       assert.equal(lv.segType, "linear");
       assert.ok(lv.active, "the LV is active");
       await h().client.call(Controller, "deleteVolume", { volumeId: volume.volumeId });
-      assert.equal((await h().report()).lvs.find((l) => l.name === volume.volumeId), undefined);
+      assert.equal(
+        (await h().report()).lvs.find((l) => l.name === volume.volumeId),
+        undefined,
+      );
     });
 
     test("DeleteVolume of an unknown id succeeds, and twice in a row succeeds", async () => {
@@ -74,7 +82,9 @@ export function controllerTests(h: () => Harness): void {
 
     test("16 parallel CreateVolume calls with one name make exactly one LV", async () => {
       const replies = await Promise.all(
-        Array.from({ length: 16 }, () => h().client.call(Controller, "createVolume", createRequest("cv-parallel", 32 * MiB))),
+        Array.from({ length: 16 }, () =>
+          h().client.call(Controller, "createVolume", createRequest("cv-parallel", 32 * MiB)),
+        ),
       );
       const ids = new Set(replies.map((r) => r.volume?.volumeId));
       assert.equal(ids.size, 1);
@@ -118,8 +128,20 @@ export function controllerTests(h: () => Harness): void {
 
   describe("capacity and listing", () => {
     test("GetCapacity equals the free bytes vgs reports, and minimum is one extent", async () => {
-      const vgs = await h().must(["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_free,vg_extent_size", VG]);
-      const row = (JSON.parse(vgs.stdout) as { report: Array<{ vg: Array<{ vg_free: string; vg_extent_size: string }> }> }).report[0].vg[0];
+      const vgs = await h().must([
+        "vgs",
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        "vg_free,vg_extent_size",
+        VG,
+      ]);
+      const row = (
+        JSON.parse(vgs.stdout) as { report: Array<{ vg: Array<{ vg_free: string; vg_extent_size: string }> }> }
+      ).report[0].vg[0];
       const capacity = await h().client.call(Controller, "getCapacity", {});
       assert.equal(capacity.availableCapacity, BigInt(row.vg_free));
       assert.equal(capacity.maximumVolumeSize, BigInt(row.vg_free));
@@ -127,16 +149,24 @@ export function controllerTests(h: () => Harness): void {
     });
 
     test("GetCapacity for this node's segment counts; another node's segment is 0", async () => {
-      const mine = await h().client.call(Controller, "getCapacity", { accessibleTopology: { segments: { [TOPOLOGY_KEY]: NODE_ID } } });
+      const mine = await h().client.call(Controller, "getCapacity", {
+        accessibleTopology: { segments: { [TOPOLOGY_KEY]: NODE_ID } },
+      });
       assert.ok(mine.availableCapacity > 0n);
-      const other = await h().client.call(Controller, "getCapacity", { accessibleTopology: { segments: { [TOPOLOGY_KEY]: "other" } } });
+      const other = await h().client.call(Controller, "getCapacity", {
+        accessibleTopology: { segments: { [TOPOLOGY_KEY]: "other" } },
+      });
       assert.equal(other.availableCapacity, 0n);
     });
 
     test("ListVolumes pages 25 volumes by 10 with tokens, and refuses a token it did not issue", async () => {
       const ids: string[] = [];
       for (let i = 0; i < 25; i++) {
-        const { volume } = await h().client.call(Controller, "createVolume", createRequest(`page-${String(i).padStart(2, "0")}`, 4 * MiB));
+        const { volume } = await h().client.call(
+          Controller,
+          "createVolume",
+          createRequest(`page-${String(i).padStart(2, "0")}`, 4 * MiB),
+        );
         ids.push(volume!.volumeId);
       }
       const seen: string[] = [];
@@ -150,7 +180,11 @@ export function controllerTests(h: () => Harness): void {
       } while (token);
       assert.deepEqual(sizes, [10, 10, 5]);
       assert.deepEqual([...seen].sort(), [...ids].sort());
-      await rejectsWith(h().client.call(Controller, "listVolumes", { maxEntries: 10, startingToken: "page-07" }), status.ABORTED, /starting_token was not issued/);
+      await rejectsWith(
+        h().client.call(Controller, "listVolumes", { maxEntries: 10, startingToken: "page-07" }),
+        status.ABORTED,
+        /starting_token was not issued/,
+      );
       for (const id of ids) await h().client.call(Controller, "deleteVolume", { volumeId: id });
     });
 
@@ -160,7 +194,11 @@ export function controllerTests(h: () => Harness): void {
       assert.equal(got.volume?.capacityBytes, volume!.capacityBytes);
       assert.equal(got.status?.volumeCondition?.abnormal, false);
       await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });
-      await rejectsWith(h().client.call(Controller, "controllerGetVolume", { volumeId: volume!.volumeId }), status.NOT_FOUND, /does not exist/);
+      await rejectsWith(
+        h().client.call(Controller, "controllerGetVolume", { volumeId: volume!.volumeId }),
+        status.NOT_FOUND,
+        /does not exist/,
+      );
     });
 
     test("NodeGetInfo gives the node id and its topology", async () => {

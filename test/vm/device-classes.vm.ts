@@ -29,7 +29,11 @@ export interface PoolPlan {
  * Makes the pools (and the second VG on the third disk, when there is one), writes a config
  * file with these classes and restarts loam on it. Returns the undo.
  */
-export async function useDeviceClasses(h: () => Harness, pools: PoolPlan[], classes: object[]): Promise<() => Promise<void>> {
+export async function useDeviceClasses(
+  h: () => Harness,
+  pools: PoolPlan[],
+  classes: object[],
+): Promise<() => Promise<void>> {
   for (const pool of pools) await h().lvm.createThinPool({ vg: VG, name: pool.name, sizeBytes: pool.sizeBytes });
   const third = vmDisks()[2];
   if (third) {
@@ -44,8 +48,10 @@ export async function useDeviceClasses(h: () => Harness, pools: PoolPlan[], clas
     await h().killLoam("SIGTERM");
     const { lvs } = await h().report();
     // Thin LVs first, then their pools: lvremove of a pool with thin LVs in it asks questions.
-    for (const lv of lvs.filter((l) => !l.internal && l.segType === "thin")) await h().must(["lvremove", "-y", `${VG}/${lv.name}`]);
-    for (const lv of lvs.filter((l) => !l.internal && l.segType !== "thin")) await h().must(["lvremove", "-y", `${VG}/${lv.name}`]);
+    for (const lv of lvs.filter((l) => !l.internal && l.segType === "thin"))
+      await h().must(["lvremove", "-y", `${VG}/${lv.name}`]);
+    for (const lv of lvs.filter((l) => !l.internal && l.segType !== "thin"))
+      await h().must(["lvremove", "-y", `${VG}/${lv.name}`]);
     if (third) await h().must(["vgremove", "-ff", "-y", VG2]);
     await h().startLoam();
   };
@@ -60,13 +66,39 @@ export async function sha256(path: string, bytes?: number): Promise<string> {
 
 /** Random data at an offset, written through to the device. */
 export async function writeRandom(h: () => Harness, device: string, mib: number, seekMiB = 0): Promise<void> {
-  await h().must(["dd", "if=/dev/urandom", `of=${device}`, "bs=1M", `count=${mib}`, `seek=${seekMiB}`, "oflag=direct", "conv=fsync,notrunc", "status=none"]);
+  await h().must([
+    "dd",
+    "if=/dev/urandom",
+    `of=${device}`,
+    "bs=1M",
+    `count=${mib}`,
+    `seek=${seekMiB}`,
+    "oflag=direct",
+    "conv=fsync,notrunc",
+    "status=none",
+  ]);
 }
 
 type Row = Record<string, string>;
 
-async function rows(h: () => Harness, command: string, section: string, columns: string, ...extra: string[]): Promise<Row[]> {
-  const out = await h().must([command, "--reportformat", "json", "--units", "b", "--nosuffix", "-o", columns, ...extra]);
+async function rows(
+  h: () => Harness,
+  command: string,
+  section: string,
+  columns: string,
+  ...extra: string[]
+): Promise<Row[]> {
+  const out = await h().must([
+    command,
+    "--reportformat",
+    "json",
+    "--units",
+    "b",
+    "--nosuffix",
+    "-o",
+    columns,
+    ...extra,
+  ]);
   return (JSON.parse(out.stdout) as { report: Array<Record<string, Row[]>> }).report[0][section];
 }
 
@@ -74,12 +106,19 @@ async function rows(h: () => Harness, command: string, section: string, columns:
 async function figures(h: () => Harness) {
   const vg = (await rows(h, "vgs", "vg", "vg_free_count,vg_extent_size", VG))[0];
   const extent = Number(vg.vg_extent_size);
-  const pvFree = (await rows(h, "pvs", "pv", "pv_name,pv_free", "--select", `vg_name=${VG}`)).map((r) => Number(r.pv_free) / extent).sort((a, b) => b - a);
+  const pvFree = (await rows(h, "pvs", "pv", "pv_name,pv_free", "--select", `vg_name=${VG}`))
+    .map((r) => Number(r.pv_free) / extent)
+    .sort((a, b) => b - a);
   const lvs = await rows(h, "lvs", "lv", "lv_name,lv_size,segtype,pool_lv,data_percent,metadata_percent", VG);
   return { freeExtents: Number(vg.vg_free_count), extent, pvFree, lvs };
 }
 
-async function expectedThick(h: () => Harness, kind: "linear" | "striped" | "raid1", n: number, spareBytes = 0): Promise<number> {
+async function expectedThick(
+  h: () => Harness,
+  kind: "linear" | "striped" | "raid1",
+  n: number,
+  spareBytes = 0,
+): Promise<number> {
   const f = await figures(h);
   const usable = f.freeExtents - Math.ceil(spareBytes / f.extent);
   if (kind === "linear") return usable * f.extent;
@@ -91,7 +130,9 @@ async function expectedThin(h: () => Harness, pool: string, ratio: number): Prom
   const f = await figures(h);
   const row = f.lvs.find((r) => r.lv_name === pool)!;
   const size = Number(row.lv_size);
-  const virtual = f.lvs.filter((r) => r.segtype === "thin" && r.pool_lv === pool).reduce((sum, r) => sum + Number(r.lv_size), 0);
+  const virtual = f.lvs
+    .filter((r) => r.segtype === "thin" && r.pool_lv === pool)
+    .reduce((sum, r) => sum + Number(r.lv_size), 0);
   const used = Math.ceil((size * Number(row.data_percent)) / 100 / f.extent) * f.extent;
   const byRatio = Math.floor((size * ratio) / f.extent) * f.extent - virtual;
   return Math.max(0, Math.floor(Math.min(byRatio, size - used) / f.extent) * f.extent);
@@ -108,22 +149,42 @@ function inClass(name: string, deviceClass: string, bytes: number, extra: Record
 }
 
 async function lvsRow(h: () => Harness, vg: string, id: string): Promise<Row> {
-  const found = await rows(h, "lvs", "lv", "lv_name,segtype,stripes,stripe_size,data_copies,pool_lv,lv_size", `${vg}/${id}`);
+  const found = await rows(
+    h,
+    "lvs",
+    "lv",
+    "lv_name,segtype,stripes,stripe_size,data_copies,pool_lv,lv_size",
+    `${vg}/${id}`,
+  );
   return found[0];
 }
 
 /** Exactly the reported capacity fits; one extent more is RESOURCE_EXHAUSTED and makes nothing. */
-async function exactFit(h: () => Harness, deviceClass: string, expected: number, extra: Record<string, string> = {}, stripes = 1): Promise<void> {
+async function exactFit(
+  h: () => Harness,
+  deviceClass: string,
+  expected: number,
+  extra: Record<string, string> = {},
+  stripes = 1,
+): Promise<void> {
   const extent = (await figures(h)).extent;
   assert.ok(expected > 0, `class ${deviceClass} should have room`);
   await rejectsWith(
-    h().client.call(Controller, "createVolume", inClass(`fit-${deviceClass}-over`, deviceClass, expected + extent, extra)),
+    h().client.call(
+      Controller,
+      "createVolume",
+      inClass(`fit-${deviceClass}-over`, deviceClass, expected + extent, extra),
+    ),
     status.RESOURCE_EXHAUSTED,
     // A striped request is rounded up to whole extents on every stripe.
     new RegExp(`requested ${expected + stripes * extent} bytes, free ${expected} bytes`),
   );
   assert.deepEqual(await h().lvsNamed(`fit-${deviceClass}-over`), []);
-  const { volume } = await h().client.call(Controller, "createVolume", inClass(`fit-${deviceClass}`, deviceClass, expected, extra));
+  const { volume } = await h().client.call(
+    Controller,
+    "createVolume",
+    inClass(`fit-${deviceClass}`, deviceClass, expected, extra),
+  );
   assert.equal(Number(volume!.capacityBytes), expected);
   await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });
 }
@@ -154,10 +215,24 @@ export function deviceClassTests(h: () => Harness): void {
       // "n-th largest PV" terms of the formulas matter: 50 extents on one, 30 on the other.
       const [first, secondDisk] = vmDisks();
       const { pvs, vg } = await h().report();
-      for (const [disk, keep] of [[first, 50], [secondDisk, 30]] as const) {
+      for (const [disk, keep] of [
+        [first, 50],
+        [secondDisk, 30],
+      ] as const) {
         const pv = pvs.find((p) => p.name === disk)!;
         const extents = Math.floor(pv.freeBytes / vg.extentSizeBytes) - keep;
-        await h().must(["lvcreate", "-y", "-an", "-Zn", "-l", String(extents), "-n", `filler-${disk.slice(-3)}`, VG, disk]);
+        await h().must([
+          "lvcreate",
+          "-y",
+          "-an",
+          "-Zn",
+          "-l",
+          String(extents),
+          "-n",
+          `filler-${disk.slice(-3)}`,
+          VG,
+          disk,
+        ]);
       }
     });
     after(async () => {
@@ -167,14 +242,26 @@ export function deviceClassTests(h: () => Harness): void {
     test("each layout is made as asked, takes writes, and lvs shows its segtype, stripes, copies and pool", async () => {
       const made: Array<[string, Record<string, string>, (row: Row) => void]> = [
         ["plain", {}, (r) => assert.equal(r.segtype, "linear")],
-        ["striped", {}, (r) => assert.deepEqual([r.segtype, r.stripes, r.stripe_size], ["striped", "2", String(64 * 1024)])],
-        ["plain", { "loam.csi.dev/stripes": "2", "loam.csi.dev/stripeSize": "128Ki" }, (r) => assert.deepEqual([r.segtype, r.stripes, r.stripe_size], ["striped", "2", String(128 * 1024)])],
+        [
+          "striped",
+          {},
+          (r) => assert.deepEqual([r.segtype, r.stripes, r.stripe_size], ["striped", "2", String(64 * 1024)]),
+        ],
+        [
+          "plain",
+          { "loam.csi.dev/stripes": "2", "loam.csi.dev/stripeSize": "128Ki" },
+          (r) => assert.deepEqual([r.segtype, r.stripes, r.stripe_size], ["striped", "2", String(128 * 1024)]),
+        ],
         ["mirror", {}, (r) => assert.deepEqual([r.segtype, r.data_copies], ["raid1", "2"])],
         ["plain", { "loam.csi.dev/mirrors": "1" }, (r) => assert.deepEqual([r.segtype, r.data_copies], ["raid1", "2"])],
         ["thin1", {}, (r) => assert.deepEqual([r.segtype, r.pool_lv], ["thin", "pool1"])],
       ];
       for (const [i, [deviceClass, extra, check]] of made.entries()) {
-        const { volume } = await h().client.call(Controller, "createVolume", inClass(`layout-${i}`, deviceClass, 8 * MiB, extra));
+        const { volume } = await h().client.call(
+          Controller,
+          "createVolume",
+          inClass(`layout-${i}`, deviceClass, 8 * MiB, extra),
+        );
         const id = volume!.volumeId;
         check(await lvsRow(h, VG, id));
         const device = `/dev/${VG}/${id}`;
@@ -183,7 +270,8 @@ export function deviceClassTests(h: () => Harness): void {
         assert.equal(await sha256(device, 2 * MiB), written, `${deviceClass} reads back what was written`);
         const got = await h().client.call(Controller, "controllerGetVolume", { volumeId: id });
         assert.equal(got.status?.volumeCondition?.abnormal, false);
-        if (deviceClass === "mirror") assert.match(got.status.volumeCondition.message, /raid1 volume is active.*(in sync|% in sync)/);
+        if (deviceClass === "mirror")
+          assert.match(got.status.volumeCondition.message, /raid1 volume is active.*(in sync|% in sync)/);
         if (deviceClass === "thin1") assert.match(got.status.volumeCondition.message, /pool loamvg\/pool1 data/);
         await h().client.call(Controller, "deleteVolume", { volumeId: id });
       }
@@ -294,9 +382,25 @@ export function deviceClassTests(h: () => Harness): void {
 
     test("a config with an overprovision ratio below 1 stops loam at start, naming the field", async () => {
       const bad = "/run/loam-test/bad-classes.json";
-      await writeFile(bad, JSON.stringify({ deviceClasses: [{ name: "a", volumeGroup: VG, default: true }, { name: "b", volumeGroup: VG, type: "thin", thinPool: "pool1", overprovisionRatio: 0.5 }] }));
+      await writeFile(
+        bad,
+        JSON.stringify({
+          deviceClasses: [
+            { name: "a", volumeGroup: VG, default: true },
+            { name: "b", volumeGroup: VG, type: "thin", thinPool: "pool1", overprovisionRatio: 0.5 },
+          ],
+        }),
+      );
       const run = await h().must(
-        [process.execPath, join(repoRoot(), "dist", "loam.mjs"), "node", "--config", bad, "--endpoint", "unix:///run/loam-test/bad.sock"],
+        [
+          process.execPath,
+          join(repoRoot(), "dist", "loam.mjs"),
+          "node",
+          "--config",
+          bad,
+          "--endpoint",
+          "unix:///run/loam-test/bad.sock",
+        ],
         { allowFailure: true },
       );
       assert.notEqual(run.exitCode, 0);

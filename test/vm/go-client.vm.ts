@@ -12,8 +12,13 @@ export function goClientTests(h: () => Harness): void {
   describe("grpc-go client", () => {
     test("GetPluginInfo, CreateVolume, ListVolumes and DeleteVolume from grpc-go over unix://", async () => {
       const client = join(repoRoot(), "dist", "go", "csi-client");
-      const { stdout } = await run(client, ["--endpoint", ENDPOINT, "--name", "go-client-volume", "lifecycle"], { timeout: 120_000 });
-      const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const { stdout } = await run(client, ["--endpoint", ENDPOINT, "--name", "go-client-volume", "lifecycle"], {
+        timeout: 120_000,
+      });
+      const lines = stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.ok(lines.length >= 5, stdout);
       assert.deepEqual(await h().lvsNamed("go-client-volume"), [], "the Go client deleted what it created");
     });

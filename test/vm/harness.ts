@@ -36,7 +36,8 @@ export function repoRoot(): string {
 
 export function vmDisks(): string[] {
   const disks = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
-  if (disks.length < 2) throw new Error("LOAM_VM_DISKS must list at least two disks: run this suite through scripts/vm");
+  if (disks.length < 2)
+    throw new Error("LOAM_VM_DISKS must list at least two disks: run this suite through scripts/vm");
   return disks;
 }
 
@@ -64,7 +65,20 @@ export class Harness {
   async startLoam(extraArgs: string[] = []): Promise<void> {
     const bundle = join(repoRoot(), "dist", "loam.mjs");
     // With --config the file says which device classes (and VGs) to use.
-    const args = [bundle, "node", "--endpoint", ENDPOINT, ...(extraArgs.includes("--config") ? [] : ["--volume-group", VG]), "--node-id", NODE_ID, "--log-level", "info", "--kubelet-dir", KUBELET_DIR, ...extraArgs];
+    const args = [
+      bundle,
+      "node",
+      "--endpoint",
+      ENDPOINT,
+      ...(extraArgs.includes("--config") ? [] : ["--volume-group", VG]),
+      "--node-id",
+      NODE_ID,
+      "--log-level",
+      "info",
+      "--kubelet-dir",
+      KUBELET_DIR,
+      ...extraArgs,
+    ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"] });
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {

@@ -48,8 +48,15 @@ async function timed<T>(t: TestContext, what: string, fn: () => Promise<T>): Pro
 }
 
 export function nodeTests(h: () => Harness): void {
-  const create = async (name: string, bytes: number, capability: ReturnType<typeof mountCapability> | ReturnType<typeof blockCapability>) => {
-    const { volume } = await h().client.call(Controller, "createVolume", { ...createRequest(name, bytes), volumeCapabilities: [capability] });
+  const create = async (
+    name: string,
+    bytes: number,
+    capability: ReturnType<typeof mountCapability> | ReturnType<typeof blockCapability>,
+  ) => {
+    const { volume } = await h().client.call(Controller, "createVolume", {
+      ...createRequest(name, bytes),
+      volumeCapabilities: [capability],
+    });
     assert.ok(volume);
     return volume.volumeId;
   };
@@ -62,12 +69,20 @@ export function nodeTests(h: () => Harness): void {
       const rpcs = first.capabilities.map((c) => (c.type.case === "rpc" ? c.type.value.type : undefined));
       assert.deepEqual(
         [...rpcs].sort(),
-        [Rpc.STAGE_UNSTAGE_VOLUME, Rpc.EXPAND_VOLUME, Rpc.GET_VOLUME_STATS, Rpc.VOLUME_CONDITION, Rpc.SINGLE_NODE_MULTI_WRITER].sort(),
+        [
+          Rpc.STAGE_UNSTAGE_VOLUME,
+          Rpc.EXPAND_VOLUME,
+          Rpc.GET_VOLUME_STATS,
+          Rpc.VOLUME_CONDITION,
+          Rpc.SINGLE_NODE_MULTI_WRITER,
+        ].sort(),
       );
       assert.deepEqual(again, first);
       const plugin = await h().client.call(Identity, "getPluginCapabilities", {});
       assert.ok(
-        plugin.capabilities.some((c) => c.type.case === "volumeExpansion" && c.type.value.type === ExpansionType.ONLINE),
+        plugin.capabilities.some(
+          (c) => c.type.case === "volumeExpansion" && c.type.value.type === ExpansionType.ONLINE,
+        ),
         "online volume expansion is advertised",
       );
       const info = await h().client.call(Node, "nodeGetInfo", {});
@@ -86,14 +101,20 @@ export function nodeTests(h: () => Harness): void {
         const stage = { volumeId: id, stagingTargetPath: staging, volumeCapability: capability };
         const publish = { ...stage, targetPath: target, readonly: false };
 
-        await timed(t, `${fsType} NodeStageVolume (mkfs + mount)`, () => h().client.call(Node, "nodeStageVolume", stage));
+        await timed(t, `${fsType} NodeStageVolume (mkfs + mount)`, () =>
+          h().client.call(Node, "nodeStageVolume", stage),
+        );
         await timed(t, `${fsType} NodeStageVolume again`, () => h().client.call(Node, "nodeStageVolume", stage));
         assert.ok(mountedAt(staging));
         assert.match(readFileSync("/proc/self/mountinfo", "utf8"), new RegExp(` ${staging} .* - ${fsType} `));
 
         await timed(t, `${fsType} NodePublishVolume`, () => h().client.call(Node, "nodePublishVolume", publish));
         await h().client.call(Node, "nodePublishVolume", publish);
-        await rejectsWith(h().client.call(Node, "nodePublishVolume", { ...publish, readonly: true }), status.ALREADY_EXISTS, /read-write/);
+        await rejectsWith(
+          h().client.call(Node, "nodePublishVolume", { ...publish, readonly: true }),
+          status.ALREADY_EXISTS,
+          /read-write/,
+        );
 
         const file = join(target, "data.bin");
         writeFileSync(file, randomBytes(2 * MiB));
@@ -102,28 +123,51 @@ export function nodeTests(h: () => Harness): void {
         const statsBefore = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: id, volumePath: target });
         const bytesBefore = statsBefore.usage.find((u) => u.unit === Unit.BYTES);
         assert.ok(bytesBefore && bytesBefore.used >= BigInt(2 * MiB), "the written file shows in used bytes");
-        assert.ok(statsBefore.usage.some((u) => u.unit === Unit.INODES && u.used > 0n), "inodes are reported");
+        assert.ok(
+          statsBefore.usage.some((u) => u.unit === Unit.INODES && u.used > 0n),
+          "inodes are reported",
+        );
         assert.equal(statsBefore.volumeCondition?.abnormal, false);
 
-        const expand = { volumeId: id, volumePath: target, capacityRange: { requiredBytes: BigInt(grown), limitBytes: 0n }, volumeCapability: capability };
-        const expanded = await timed(t, `${fsType} NodeExpandVolume (lvextend + grow)`, () => h().client.call(Node, "nodeExpandVolume", expand));
+        const expand = {
+          volumeId: id,
+          volumePath: target,
+          capacityRange: { requiredBytes: BigInt(grown), limitBytes: 0n },
+          volumeCapability: capability,
+        };
+        const expanded = await timed(t, `${fsType} NodeExpandVolume (lvextend + grow)`, () =>
+          h().client.call(Node, "nodeExpandVolume", expand),
+        );
         assert.equal(expanded.capacityBytes, BigInt(grown));
         assert.deepEqual(await h().client.call(Node, "nodeExpandVolume", expand), expanded);
         assert.equal((await h().report()).lvs.find((lv) => lv.name === id)?.sizeBytes, grown);
 
         const statsAfter = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: id, volumePath: target });
         const bytesAfter = statsAfter.usage.find((u) => u.unit === Unit.BYTES);
-        assert.ok(bytesAfter && bytesAfter.total - bytesBefore.total > BigInt(Math.floor(((grown - size) * 8) / 10)), `total ${bytesBefore.total} -> ${bytesAfter?.total}`);
+        assert.ok(
+          bytesAfter && bytesAfter.total - bytesBefore.total > BigInt(Math.floor(((grown - size) * 8) / 10)),
+          `total ${bytesBefore.total} -> ${bytesAfter?.total}`,
+        );
 
-        await timed(t, `${fsType} NodeUnpublishVolume`, () => h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target }));
+        await timed(t, `${fsType} NodeUnpublishVolume`, () =>
+          h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target }),
+        );
         await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target });
         assert.equal(existsSync(target), false, "unpublish removes the target directory");
-        await timed(t, `${fsType} NodeUnstageVolume`, () => h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging }));
+        await timed(t, `${fsType} NodeUnstageVolume`, () =>
+          h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging }),
+        );
         await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
         assert.equal(mountedAt(staging), false);
 
-        await timed(t, `${fsType} NodeStageVolume of a volume with data`, () => h().client.call(Node, "nodeStageVolume", stage));
-        assert.equal(sha256(join(staging, "data.bin")), checksum, "restage found the same data: nothing was reformatted");
+        await timed(t, `${fsType} NodeStageVolume of a volume with data`, () =>
+          h().client.call(Node, "nodeStageVolume", stage),
+        );
+        assert.equal(
+          sha256(join(staging, "data.bin")),
+          checksum,
+          "restage found the same data: nothing was reformatted",
+        );
         await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
         await remove(id);
       });
@@ -134,13 +178,30 @@ export function nodeTests(h: () => Harness): void {
       const id = await create("node-ro", 32 * MiB, capability);
       const { staging, target } = pathsFor("ro");
       const other = pathsFor("ro-writer").target;
-      await h().client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
-      await h().client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability, readonly: true });
-      await h().client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: staging, targetPath: other, volumeCapability: capability, readonly: false });
+      await h().client.call(Node, "nodeStageVolume", {
+        volumeId: id,
+        stagingTargetPath: staging,
+        volumeCapability: capability,
+      });
+      await h().client.call(Node, "nodePublishVolume", {
+        volumeId: id,
+        stagingTargetPath: staging,
+        targetPath: target,
+        volumeCapability: capability,
+        readonly: true,
+      });
+      await h().client.call(Node, "nodePublishVolume", {
+        volumeId: id,
+        stagingTargetPath: staging,
+        targetPath: other,
+        volumeCapability: capability,
+        readonly: false,
+      });
       assert.throws(() => writeFileSync(join(target, "x"), "x"), /EROFS/);
       writeFileSync(join(other, "y"), "y");
       assert.equal(readFileSync(join(target, "y"), "utf8"), "y", "the read-only view sees the writer's file");
-      for (const path of [target, other]) await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: path });
+      for (const path of [target, other])
+        await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: path });
       await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
       await remove(id);
     });
@@ -175,7 +236,11 @@ export function nodeTests(h: () => Harness): void {
       assert.equal(stats.usage.find((u) => u.unit === Unit.BYTES)?.total, BigInt(32 * MiB));
       assert.equal(stats.volumeCondition?.abnormal, false);
 
-      await rejectsWith(h().client.call(Node, "nodePublishVolume", { ...publish, targetPath: `${target}-ro`, readonly: true }), status.INVALID_ARGUMENT, /read-only bind mount of a device node/);
+      await rejectsWith(
+        h().client.call(Node, "nodePublishVolume", { ...publish, targetPath: `${target}-ro`, readonly: true }),
+        status.INVALID_ARGUMENT,
+        /read-only bind mount of a device node/,
+      );
       await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target });
       await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target });
       assert.equal(existsSync(target), false, "unpublish removes the device file");
@@ -190,21 +255,48 @@ export function nodeTests(h: () => Harness): void {
       const neighbour = await create("node-neighbour", 32 * MiB, capability);
       const a = pathsFor("full");
       const b = pathsFor("neighbour");
-      for (const [id, p] of [[small, a], [neighbour, b]] as const) {
-        await h().client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: p.staging, volumeCapability: capability });
-        await h().client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: p.staging, targetPath: p.target, volumeCapability: capability, readonly: false });
+      for (const [id, p] of [
+        [small, a],
+        [neighbour, b],
+      ] as const) {
+        await h().client.call(Node, "nodeStageVolume", {
+          volumeId: id,
+          stagingTargetPath: p.staging,
+          volumeCapability: capability,
+        });
+        await h().client.call(Node, "nodePublishVolume", {
+          volumeId: id,
+          stagingTargetPath: p.staging,
+          targetPath: p.target,
+          volumeCapability: capability,
+          readonly: false,
+        });
       }
-      const neighbourBefore = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: neighbour, volumePath: b.target });
-      const fill = await h().must(["dd", "if=/dev/zero", `of=${join(a.target, "fill")}`, "bs=1M", "count=64"], { allowFailure: true });
+      const neighbourBefore = await h().client.call(Node, "nodeGetVolumeStats", {
+        volumeId: neighbour,
+        volumePath: b.target,
+      });
+      const fill = await h().must(["dd", "if=/dev/zero", `of=${join(a.target, "fill")}`, "bs=1M", "count=64"], {
+        allowFailure: true,
+      });
       assert.notEqual(fill.exitCode, 0, "dd past the volume's size fails");
       assert.match(fill.stderr, /No space left on device/);
       const full = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: small, volumePath: a.target });
       assert.equal(full.usage.find((u) => u.unit === Unit.BYTES)?.available, 0n);
 
       await h().must(["dd", "if=/dev/zero", `of=${join(b.target, "ok")}`, "bs=1M", "count=8", "conv=fsync"]);
-      const neighbourAfter = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: neighbour, volumePath: b.target });
-      assert.equal(neighbourAfter.usage.find((u) => u.unit === Unit.BYTES)?.total, neighbourBefore.usage.find((u) => u.unit === Unit.BYTES)?.total);
-      for (const [id, p] of [[small, a], [neighbour, b]] as const) {
+      const neighbourAfter = await h().client.call(Node, "nodeGetVolumeStats", {
+        volumeId: neighbour,
+        volumePath: b.target,
+      });
+      assert.equal(
+        neighbourAfter.usage.find((u) => u.unit === Unit.BYTES)?.total,
+        neighbourBefore.usage.find((u) => u.unit === Unit.BYTES)?.total,
+      );
+      for (const [id, p] of [
+        [small, a],
+        [neighbour, b],
+      ] as const) {
         await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: p.target });
         await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: p.staging });
         await remove(id);
@@ -214,10 +306,18 @@ export function nodeTests(h: () => Harness): void {
     test("existing data is never formatted over: another filesystem or unknown bytes give FAILED_PRECONDITION", async () => {
       const xfsId = await create("node-keep-xfs", 320 * MiB, mountCapability("xfs"));
       const { staging } = pathsFor("keep");
-      await h().client.call(Node, "nodeStageVolume", { volumeId: xfsId, stagingTargetPath: staging, volumeCapability: mountCapability("xfs") });
+      await h().client.call(Node, "nodeStageVolume", {
+        volumeId: xfsId,
+        stagingTargetPath: staging,
+        volumeCapability: mountCapability("xfs"),
+      });
       await h().client.call(Node, "nodeUnstageVolume", { volumeId: xfsId, stagingTargetPath: staging });
       await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", { volumeId: xfsId, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
+        h().client.call(Node, "nodeStageVolume", {
+          volumeId: xfsId,
+          stagingTargetPath: staging,
+          volumeCapability: mountCapability("ext4"),
+        }),
         status.FAILED_PRECONDITION,
         /already holds a xfs filesystem but ext4 was asked for/,
       );
@@ -229,12 +329,20 @@ export function nodeTests(h: () => Harness): void {
       writeFileSync(junk, randomBytes(64 * 1024));
       await h().must(["dd", `if=${junk}`, `of=/dev/${VG}/${rawId}`, "bs=64k", "count=1", "conv=fsync"]);
       await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", { volumeId: rawId, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
+        h().client.call(Node, "nodeStageVolume", {
+          volumeId: rawId,
+          stagingTargetPath: staging,
+          volumeCapability: mountCapability("ext4"),
+        }),
         status.FAILED_PRECONDITION,
         /never formats over existing data/,
       );
       await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", { volumeId: rawId, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
+        h().client.call(Node, "nodeStageVolume", {
+          volumeId: rawId,
+          stagingTargetPath: staging,
+          volumeCapability: mountCapability("ext4"),
+        }),
         status.FAILED_PRECONDITION,
         /never formats over existing data/,
       );
@@ -250,7 +358,11 @@ export function nodeTests(h: () => Harness): void {
       assert.equal(stats.volumeCondition?.abnormal, true);
       assert.match(stats.volumeCondition?.message ?? "", /not active/);
       assert.match(stats.volumeCondition?.message ?? "", /nothing is mounted/);
-      await h().client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
+      await h().client.call(Node, "nodeStageVolume", {
+        volumeId: id,
+        stagingTargetPath: staging,
+        volumeCapability: capability,
+      });
       const healthy = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: id, volumePath: staging });
       assert.equal(healthy.volumeCondition?.abnormal, false, healthy.volumeCondition?.message);
       await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
@@ -276,19 +388,36 @@ export function nodeTests(h: () => Harness): void {
       ];
       for (const [path, why] of attempts) {
         await rejectsWith(
-          h().client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: path, volumeCapability: capability }),
+          h().client.call(Node, "nodeStageVolume", {
+            volumeId: id,
+            stagingTargetPath: path,
+            volumeCapability: capability,
+          }),
           status.INVALID_ARGUMENT,
           new RegExp(`staging_target_path .*${why.source}`),
         );
       }
-      await h().client.call(Node, "nodeStageVolume", { volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
+      await h().client.call(Node, "nodeStageVolume", {
+        volumeId: id,
+        stagingTargetPath: staging,
+        volumeCapability: capability,
+      });
       await rejectsWith(
-        h().client.call(Node, "nodePublishVolume", { volumeId: id, stagingTargetPath: staging, targetPath: join(link, "mount"), volumeCapability: capability }),
+        h().client.call(Node, "nodePublishVolume", {
+          volumeId: id,
+          stagingTargetPath: staging,
+          targetPath: join(link, "mount"),
+          volumeCapability: capability,
+        }),
         status.INVALID_ARGUMENT,
         /target_path .*not under/,
       );
       assert.equal(existsSync("/tmp/loam-outside/mount"), false, "nothing was created outside");
-      assert.equal(mountedAt("/tmp/loam-outside/stage") || mountedAt("/tmp/loam-outside/mount"), false, "nothing was mounted outside");
+      assert.equal(
+        mountedAt("/tmp/loam-outside/stage") || mountedAt("/tmp/loam-outside/mount"),
+        false,
+        "nothing was mounted outside",
+      );
       await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
       await remove(id);
     });
@@ -311,29 +440,61 @@ export function nodeTests(h: () => Harness): void {
       const path = join(KUBELET_DIR, "pods", "fields");
       const full = {
         stage: { volumeId: "v-0123456789abcdef", stagingTargetPath: path, volumeCapability: capability },
-        publish: { volumeId: "v-0123456789abcdef", stagingTargetPath: path, targetPath: `${path}/t`, volumeCapability: capability },
+        publish: {
+          volumeId: "v-0123456789abcdef",
+          stagingTargetPath: path,
+          targetPath: `${path}/t`,
+          volumeCapability: capability,
+        },
         unpublish: { volumeId: "v-0123456789abcdef", targetPath: `${path}/t` },
         unstage: { volumeId: "v-0123456789abcdef", stagingTargetPath: path },
         expand: { volumeId: "v-0123456789abcdef", volumePath: path },
         stats: { volumeId: "v-0123456789abcdef", volumePath: path },
       };
       const cases: Array<[string, () => Promise<unknown>, string]> = [];
-      const drop = <T extends object>(request: T, key: keyof T): T => ({ ...request, [key]: key === "volumeCapability" ? undefined : "" });
+      const drop = <T extends object>(request: T, key: keyof T): T => ({
+        ...request,
+        [key]: key === "volumeCapability" ? undefined : "",
+      });
       for (const key of ["volumeId", "stagingTargetPath", "volumeCapability"] as const) {
-        cases.push(["NodeStageVolume", () => h().client.call(Node, "nodeStageVolume", drop(full.stage, key)), snake(key)]);
+        cases.push([
+          "NodeStageVolume",
+          () => h().client.call(Node, "nodeStageVolume", drop(full.stage, key)),
+          snake(key),
+        ]);
       }
       for (const key of ["volumeId", "stagingTargetPath", "targetPath", "volumeCapability"] as const) {
-        cases.push(["NodePublishVolume", () => h().client.call(Node, "nodePublishVolume", drop(full.publish, key)), snake(key)]);
+        cases.push([
+          "NodePublishVolume",
+          () => h().client.call(Node, "nodePublishVolume", drop(full.publish, key)),
+          snake(key),
+        ]);
       }
       for (const key of ["volumeId", "targetPath"] as const) {
-        cases.push(["NodeUnpublishVolume", () => h().client.call(Node, "nodeUnpublishVolume", drop(full.unpublish, key)), snake(key)]);
+        cases.push([
+          "NodeUnpublishVolume",
+          () => h().client.call(Node, "nodeUnpublishVolume", drop(full.unpublish, key)),
+          snake(key),
+        ]);
       }
       for (const key of ["volumeId", "stagingTargetPath"] as const) {
-        cases.push(["NodeUnstageVolume", () => h().client.call(Node, "nodeUnstageVolume", drop(full.unstage, key)), snake(key)]);
+        cases.push([
+          "NodeUnstageVolume",
+          () => h().client.call(Node, "nodeUnstageVolume", drop(full.unstage, key)),
+          snake(key),
+        ]);
       }
       for (const key of ["volumeId", "volumePath"] as const) {
-        cases.push(["NodeExpandVolume", () => h().client.call(Node, "nodeExpandVolume", drop(full.expand, key)), snake(key)]);
-        cases.push(["NodeGetVolumeStats", () => h().client.call(Node, "nodeGetVolumeStats", drop(full.stats, key)), snake(key)]);
+        cases.push([
+          "NodeExpandVolume",
+          () => h().client.call(Node, "nodeExpandVolume", drop(full.expand, key)),
+          snake(key),
+        ]);
+        cases.push([
+          "NodeGetVolumeStats",
+          () => h().client.call(Node, "nodeGetVolumeStats", drop(full.stats, key)),
+          snake(key),
+        ]);
       }
       for (const [method, call, field] of cases) {
         const error = await rejectsWith(call(), status.INVALID_ARGUMENT, new RegExp(`^${field} is required`));

@@ -30,10 +30,13 @@ async function scrape(): Promise<Sample[]> {
   return parseExposition(await response.text()).samples;
 }
 
-const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number => sampleValue(samples, name, labels) ?? 0;
+const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number =>
+  sampleValue(samples, name, labels) ?? 0;
 
 async function runLoam(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(repoRoot(), "dist", "loam.mjs"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(repoRoot(), "dist", "loam.mjs"), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -55,31 +58,57 @@ export function observabilityTests(h: () => Harness): void {
       assert.ok(volume);
       const created = await scrape();
       assert.equal(value(created, "loam_volumes", vg), value(before, "loam_volumes", vg) + 1);
-      assert.equal(value(created, "loam_volume_group_free_bytes", vg), value(before, "loam_volume_group_free_bytes", vg) - Number(volume.capacityBytes));
-      assert.equal(value(created, "loam_volume_group_allocated_bytes", vg), value(before, "loam_volume_group_allocated_bytes", vg) + Number(volume.capacityBytes));
       assert.equal(
-        sampleValue(created, "loam_volume_provisioned_bytes", { ...vg, volume_id: volume.volumeId, pvc_namespace: "prod", pvc_name: "data-db-0" }),
+        value(created, "loam_volume_group_free_bytes", vg),
+        value(before, "loam_volume_group_free_bytes", vg) - Number(volume.capacityBytes),
+      );
+      assert.equal(
+        value(created, "loam_volume_group_allocated_bytes", vg),
+        value(before, "loam_volume_group_allocated_bytes", vg) + Number(volume.capacityBytes),
+      );
+      assert.equal(
+        sampleValue(created, "loam_volume_provisioned_bytes", {
+          ...vg,
+          volume_id: volume.volumeId,
+          pvc_namespace: "prod",
+          pvc_name: "data-db-0",
+        }),
         Number(volume.capacityBytes),
       );
       const ok = { method: "Controller.CreateVolume", code: "OK" };
-      assert.equal(value(created, "loam_csi_rpc_duration_seconds_count", ok), value(before, "loam_csi_rpc_duration_seconds_count", ok) + 1);
-      assert.ok(value(created, "loam_lvm_command_duration_seconds_count", { command: "lvcreate" }) > value(before, "loam_lvm_command_duration_seconds_count", { command: "lvcreate" }));
+      assert.equal(
+        value(created, "loam_csi_rpc_duration_seconds_count", ok),
+        value(before, "loam_csi_rpc_duration_seconds_count", ok) + 1,
+      );
+      assert.ok(
+        value(created, "loam_lvm_command_duration_seconds_count", { command: "lvcreate" }) >
+          value(before, "loam_lvm_command_duration_seconds_count", { command: "lvcreate" }),
+      );
       assert.equal(value(created, "loam_volume_group_size_bytes", vg), (await h().report()).vg.sizeBytes);
 
       await h().client.call(Controller, "deleteVolume", { volumeId: volume.volumeId });
       const deleted = await scrape();
       assert.equal(value(deleted, "loam_volumes", vg), value(before, "loam_volumes", vg));
-      assert.equal(value(deleted, "loam_volume_group_free_bytes", vg), value(before, "loam_volume_group_free_bytes", vg));
+      assert.equal(
+        value(deleted, "loam_volume_group_free_bytes", vg),
+        value(before, "loam_volume_group_free_bytes", vg),
+      );
       assert.equal(sampleValue(deleted, "loam_volume_provisioned_bytes", { volume_id: volume.volumeId }), undefined);
       const deletes = { method: "Controller.DeleteVolume", code: "OK" };
-      assert.equal(value(deleted, "loam_csi_rpc_duration_seconds_count", deletes), value(created, "loam_csi_rpc_duration_seconds_count", deletes) + 1);
+      assert.equal(
+        value(deleted, "loam_csi_rpc_duration_seconds_count", deletes),
+        value(created, "loam_csi_rpc_duration_seconds_count", deletes) + 1,
+      );
     });
 
     test("a scrape runs exactly one LVM report", async () => {
       const fullreport = { command: "fullreport" };
       const first = await scrape();
       const second = await scrape();
-      assert.equal(value(second, "loam_lvm_command_duration_seconds_count", fullreport), value(first, "loam_lvm_command_duration_seconds_count", fullreport) + 1);
+      assert.equal(
+        value(second, "loam_lvm_command_duration_seconds_count", fullreport),
+        value(first, "loam_lvm_command_duration_seconds_count", fullreport) + 1,
+      );
     });
 
     test("while the volume group cannot be read, /readyz fails, up is 0 and the failing report counts as a failure", async () => {
@@ -109,12 +138,18 @@ export function observabilityTests(h: () => Harness): void {
       const from = h().logs.length;
       await h().startLoam(["--log-level", "debug"]);
       try {
-        const { volume } = await h().client.call(Controller, "createVolume", { ...createRequest("obs-secrets"), secrets: { password: SECRET } });
+        const { volume } = await h().client.call(Controller, "createVolume", {
+          ...createRequest("obs-secrets"),
+          secrets: { password: SECRET },
+        });
         await h()
           .client.call(Node, "nodeStageVolume", {
             volumeId: "obs-no-such-volume",
             stagingTargetPath: "/var/lib/kubelet/plugins/kubernetes.io/csi/obs/staging",
-            volumeCapability: { accessType: { case: "mount", value: { fsType: "xfs" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } },
+            volumeCapability: {
+              accessType: { case: "mount", value: { fsType: "xfs" } },
+              accessMode: { mode: Mode.SINGLE_NODE_WRITER },
+            },
             secrets: { "chap-password": SECRET },
           })
           .catch(() => undefined);
@@ -130,7 +165,8 @@ export function observabilityTests(h: () => Harness): void {
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
       const bodies = lines.filter((line) => line.msg === "rpc request").map((line) => line.method);
-      for (const method of ["Controller.CreateVolume", "Node.NodeStageVolume", "Controller.DeleteVolume"]) assert.ok(bodies.includes(method), `no request body logged for ${method}`);
+      for (const method of ["Controller.CreateVolume", "Node.NodeStageVolume", "Controller.DeleteVolume"])
+        assert.ok(bodies.includes(method), `no request body logged for ${method}`);
       const rpc = lines.find((line) => line.msg === "rpc" && line.method === "Controller.DeleteVolume");
       assert.ok(rpc, "one line per RPC");
       assert.equal(rpc.code, "OK");
@@ -142,20 +178,52 @@ export function observabilityTests(h: () => Harness): void {
     test("loam doctor passes on the VM (device-mapper, targets, LVM, tools, the VG and the room in its metadata area)", async () => {
       const kubelet = await mkdtemp(join(tmpdir(), "kubelet-"));
       try {
-        const result = await runLoam(["doctor", "--json", "--volume-group", VG, "--kubelet-dir", kubelet, "--endpoint", ENDPOINT]);
-        const report = JSON.parse(result.stdout) as { ok: boolean; findings: Array<{ check: string; status: string; detail: string }> };
+        const result = await runLoam([
+          "doctor",
+          "--json",
+          "--volume-group",
+          VG,
+          "--kubelet-dir",
+          kubelet,
+          "--endpoint",
+          ENDPOINT,
+        ]);
+        const report = JSON.parse(result.stdout) as {
+          ok: boolean;
+          findings: Array<{ check: string; status: string; detail: string }>;
+        };
         const failures = report.findings.filter((f) => f.status === "fail");
         assert.deepEqual(failures, [], result.stdout);
         assert.equal(result.code, 0, result.stderr);
         const status = Object.fromEntries(report.findings.map((f) => [f.check, f.status]));
-        for (const check of ["device-mapper", "dm target striped", "dm target thin-pool", "dm target snapshot", "dm target raid", "dm target mirror", "lvm2", `volume group ${VG}`]) {
-          assert.equal(status[check], "ok", `${check}: ${JSON.stringify(report.findings.find((f) => f.check === check))}`);
+        for (const check of [
+          "device-mapper",
+          "dm target striped",
+          "dm target thin-pool",
+          "dm target snapshot",
+          "dm target raid",
+          "dm target mirror",
+          "lvm2",
+          `volume group ${VG}`,
+        ]) {
+          assert.equal(
+            status[check],
+            "ok",
+            `${check}: ${JSON.stringify(report.findings.find((f) => f.check === check))}`,
+          );
         }
         // The metadata area check counts volumes from LVM's own vg_mda_free.
-        const mdaFree = Number((await h().must(["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_mda_free", VG])).stdout.trim());
+        const mdaFree = Number(
+          (
+            await h().must(["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_mda_free", VG])
+          ).stdout.trim(),
+        );
         const metadata = report.findings.find((f) => f.check === `metadata area of ${VG}`);
         assert.equal(metadata?.status, "ok", JSON.stringify(metadata));
-        assert.match(metadata.detail, new RegExp(`room for about ${Math.floor(mdaFree / METADATA_BYTES_PER_VOLUME)} more volume`));
+        assert.match(
+          metadata.detail,
+          new RegExp(`room for about ${Math.floor(mdaFree / METADATA_BYTES_PER_VOLUME)} more volume`),
+        );
       } finally {
         await rm(kubelet, { recursive: true, force: true });
       }
@@ -170,16 +238,26 @@ export function observabilityTests(h: () => Harness): void {
       try {
         const json = await runLoam(["status", "--json", "--volume-group", VG]);
         assert.equal(json.code, 0, json.stderr);
-        const parsed = JSON.parse(json.stdout) as { volumeGroups: Array<{ name: string; ok: boolean; sizeBytes: number; volumes: Array<{ id: string; name: string; pvcName: string; pvcNamespace: string; sizeBytes: number }> }> };
+        const parsed = JSON.parse(json.stdout) as {
+          volumeGroups: Array<{
+            name: string;
+            ok: boolean;
+            sizeBytes: number;
+            volumes: Array<{ id: string; name: string; pvcName: string; pvcNamespace: string; sizeBytes: number }>;
+          }>;
+        };
         const entry = parsed.volumeGroups[0];
         assert.equal(entry?.name, VG);
         assert.equal(entry.ok, true);
         const listed = entry.volumes.find((v) => v.id === volume!.volumeId);
-        assert.deepEqual(listed && { name: listed.name, pvc: `${listed.pvcNamespace}/${listed.pvcName}`, size: listed.sizeBytes }, {
-          name: "obs-status",
-          pvc: "web/cache",
-          size: Number(volume!.capacityBytes),
-        });
+        assert.deepEqual(
+          listed && { name: listed.name, pvc: `${listed.pvcNamespace}/${listed.pvcName}`, size: listed.sizeBytes },
+          {
+            name: "obs-status",
+            pvc: "web/cache",
+            size: Number(volume!.capacityBytes),
+          },
+        );
         const table = await runLoam(["status", "--volume-group", VG]);
         assert.equal(table.code, 0);
         assert.match(table.stdout, new RegExp(`^VOLUME GROUP\\s+SIZE`));

@@ -15,10 +15,14 @@ import { GiB, MiB } from "../../src/volumes/size.js";
 import { type Harness, SOCKET, VG } from "./harness.js";
 import { type CreateInit, createRequest, mountCapability, rejectsWith } from "./support.js";
 
-
 const badCreates: Array<[string, CreateInit, status, RegExp]> = [
   ["missing name", { ...createRequest(""), name: "" }, status.INVALID_ARGUMENT, /^name is required/],
-  ["missing capabilities", { ...createRequest("bad-1"), volumeCapabilities: [] }, status.INVALID_ARGUMENT, /volume_capabilities is required/],
+  [
+    "missing capabilities",
+    { ...createRequest("bad-1"), volumeCapabilities: [] },
+    status.INVALID_ARGUMENT,
+    /volume_capabilities is required/,
+  ],
   [
     "capability without access type",
     { ...createRequest("bad-2"), volumeCapabilities: [{ accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] },
@@ -37,18 +41,38 @@ const badCreates: Array<[string, CreateInit, status, RegExp]> = [
     status.INVALID_ARGUMENT,
     /MULTI_NODE_MULTI_WRITER is not supported \(a local LVM volume can only be reached from the node that holds it\)/,
   ],
-  ["unsupported filesystem", { ...createRequest("bad-5"), volumeCapabilities: [mountCapability("btrfs")] }, status.INVALID_ARGUMENT, /fs_type "btrfs" is not supported; allowed: xfs, ext4/],
+  [
+    "unsupported filesystem",
+    { ...createRequest("bad-5"), volumeCapabilities: [mountCapability("btrfs")] },
+    status.INVALID_ARGUMENT,
+    /fs_type "btrfs" is not supported; allowed: xfs, ext4/,
+  ],
   [
     "dangerous mount flag",
     {
       ...createRequest("bad-6"),
-      volumeCapabilities: [{ accessType: { case: "mount", value: { fsType: "xfs", mountFlags: ["suid"] } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } }],
+      volumeCapabilities: [
+        {
+          accessType: { case: "mount", value: { fsType: "xfs", mountFlags: ["suid"] } },
+          accessMode: { mode: Mode.SINGLE_NODE_WRITER },
+        },
+      ],
     },
     status.INVALID_ARGUMENT,
     /mount_flags contains "suid"/,
   ],
-  ["shell metacharacters in the name", createRequest("$(touch /tmp/pwned)"), status.INVALID_ARGUMENT, /characters loam does not accept/],
-  ["semicolon in the name", createRequest("a;lvremove -y loamvg"), status.INVALID_ARGUMENT, /characters loam does not accept/],
+  [
+    "shell metacharacters in the name",
+    createRequest("$(touch /tmp/pwned)"),
+    status.INVALID_ARGUMENT,
+    /characters loam does not accept/,
+  ],
+  [
+    "semicolon in the name",
+    createRequest("a;lvremove -y loamvg"),
+    status.INVALID_ARGUMENT,
+    /characters loam does not accept/,
+  ],
   ["backticks in the name", createRequest("`reboot`"), status.INVALID_ARGUMENT, /characters loam does not accept/],
   ["path in the name", createRequest("../../etc/passwd"), status.INVALID_ARGUMENT, /characters loam does not accept/],
   ["10 KiB name", createRequest("n".repeat(10 * 1024)), status.INVALID_ARGUMENT, /10240 characters long; at most 128/],
@@ -70,7 +94,12 @@ const badCreates: Array<[string, CreateInit, status, RegExp]> = [
     status.OUT_OF_RANGE,
     /required_bytes \(1073741824\) is larger than capacity_range.limit_bytes \(1048576\)/,
   ],
-  ["unknown parameter", { ...createRequest("bad-10"), parameters: { fsType: "xfs" } }, status.INVALID_ARGUMENT, /unknown key "fsType"/],
+  [
+    "unknown parameter",
+    { ...createRequest("bad-10"), parameters: { fsType: "xfs" } },
+    status.INVALID_ARGUMENT,
+    /unknown key "fsType"/,
+  ],
   [
     "content source",
     { ...createRequest("bad-11"), volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "snap" } } } },
@@ -85,7 +114,12 @@ async function processRunning(program: string): Promise<boolean> {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
     const argv0 = cmdline.split("\0")[0] ?? "";
-    if (argv0 === program || argv0.endsWith(`/${program}`) || (argv0.endsWith("lvm") && cmdline.split("\0")[1] === program)) return true;
+    if (
+      argv0 === program ||
+      argv0.endsWith(`/${program}`) ||
+      (argv0.endsWith("lvm") && cmdline.split("\0")[1] === program)
+    )
+      return true;
   }
   return false;
 }
@@ -106,25 +140,57 @@ export function robustnessTests(h: () => Harness): void {
     test("every other required field, when missing, is INVALID_ARGUMENT naming it", async () => {
       const c = h().client;
       await rejectsWith(c.call(Controller, "deleteVolume", {}), status.INVALID_ARGUMENT, /^volume_id is required/);
-      await rejectsWith(c.call(Controller, "validateVolumeCapabilities", { volumeCapabilities: [mountCapability()] }), status.INVALID_ARGUMENT, /^volume_id is required/);
-      await rejectsWith(c.call(Controller, "validateVolumeCapabilities", { volumeId: "x" }), status.INVALID_ARGUMENT, /^volume_capabilities is required/);
-      await rejectsWith(c.call(Controller, "controllerGetVolume", {}), status.INVALID_ARGUMENT, /^volume_id is required/);
-      await rejectsWith(c.call(Controller, "listVolumes", { maxEntries: -1 }), status.INVALID_ARGUMENT, /max_entries must not be negative/);
-      await rejectsWith(c.call(Controller, "getCapacity", { parameters: { stripes: "99" } }), status.INVALID_ARGUMENT, /unknown key "stripes"/);
+      await rejectsWith(
+        c.call(Controller, "validateVolumeCapabilities", { volumeCapabilities: [mountCapability()] }),
+        status.INVALID_ARGUMENT,
+        /^volume_id is required/,
+      );
+      await rejectsWith(
+        c.call(Controller, "validateVolumeCapabilities", { volumeId: "x" }),
+        status.INVALID_ARGUMENT,
+        /^volume_capabilities is required/,
+      );
+      await rejectsWith(
+        c.call(Controller, "controllerGetVolume", {}),
+        status.INVALID_ARGUMENT,
+        /^volume_id is required/,
+      );
+      await rejectsWith(
+        c.call(Controller, "listVolumes", { maxEntries: -1 }),
+        status.INVALID_ARGUMENT,
+        /max_entries must not be negative/,
+      );
+      await rejectsWith(
+        c.call(Controller, "getCapacity", { parameters: { stripes: "99" } }),
+        status.INVALID_ARGUMENT,
+        /unknown key "stripes"/,
+      );
     });
 
     test("after all the bad input nothing was created on the VG and the driver is still up", async () => {
       const before = h().pid;
       const { lvs } = await h().report();
-      assert.deepEqual(lvs.map((l) => l.name), lvsBefore, "no LV was made by a refused request");
+      assert.deepEqual(
+        lvs.map((l) => l.name),
+        lvsBefore,
+        "no LV was made by a refused request",
+      );
       assert.equal((await h().client.call(Identity, "probe", {})).ready, true);
       assert.equal(h().pid, before);
       await assert.rejects(stat("/tmp/pwned"), /ENOENT/);
     });
 
     test("RPCs loam does not offer answer UNIMPLEMENTED", async () => {
-      await rejectsWith(h().client.call(Controller, "controllerPublishVolume", { volumeId: "x", nodeId: "y" }), status.UNIMPLEMENTED, /not implemented/);
-      await rejectsWith(h().client.call(GroupController, "groupControllerGetCapabilities", {}), status.UNIMPLEMENTED, /.*/);
+      await rejectsWith(
+        h().client.call(Controller, "controllerPublishVolume", { volumeId: "x", nodeId: "y" }),
+        status.UNIMPLEMENTED,
+        /not implemented/,
+      );
+      await rejectsWith(
+        h().client.call(GroupController, "groupControllerGetCapabilities", {}),
+        status.UNIMPLEMENTED,
+        /.*/,
+      );
     });
   });
 
@@ -162,7 +228,15 @@ export function robustnessTests(h: () => Harness): void {
       await h().must(["lvcreate", "-y", "--type", "thin-pool", "-L", "64M", "-n", "viewpool", VG]);
       try {
         await h().must(["lvcreate", "-y", "-V", "64M", "--thinpool", "viewpool", "-n", "viewthin", VG]);
-        await h().must(["dd", "if=/dev/urandom", `of=/dev/${VG}/viewthin`, "bs=1M", "count=11", "oflag=direct", "status=none"]);
+        await h().must([
+          "dd",
+          "if=/dev/urandom",
+          `of=/dev/${VG}/viewthin`,
+          "bs=1M",
+          "count=11",
+          "oflag=direct",
+          "status=none",
+        ]);
         const usage = await h().lvm.thinPoolUsage(VG, "viewpool");
         const pool = (await h().report()).lvs.find((lv) => lv.name === "viewpool");
         assert.ok(usage.dataPercent > 0);
@@ -186,7 +260,9 @@ export function robustnessTests(h: () => Harness): void {
       const when = delayMs < 0 ? "while lvcreate runs" : `${delayMs} ms into the call`;
       test(`SIGKILL ${when}: after restart the volume is listed or cleanly absent, and the retry makes exactly one LV`, async () => {
         const name = `restart-${delayMs < 0 ? "lvcreate" : delayMs}`;
-        const pending = h().client.call(Controller, "createVolume", createRequest(name, 256 * MiB)).catch((e: unknown) => e);
+        const pending = h()
+          .client.call(Controller, "createVolume", createRequest(name, 256 * MiB))
+          .catch((e: unknown) => e);
         if (delayMs < 0) {
           const deadline = Date.now() + 20_000;
           while (!(await processRunning("lvcreate")) && Date.now() < deadline) await sleep(5);
@@ -197,7 +273,8 @@ export function robustnessTests(h: () => Harness): void {
         const outcome = await pending;
         // The call either failed with the connection (UNAVAILABLE, which the provisioner retries)
         // or was answered before the kill; an answered volume must survive the restart.
-        const acknowledged = outcome instanceof CsiCallError ? undefined : (outcome as { volume?: { volumeId: string } }).volume?.volumeId;
+        const acknowledged =
+          outcome instanceof CsiCallError ? undefined : (outcome as { volume?: { volumeId: string } }).volume?.volumeId;
         if (outcome instanceof CsiCallError) assert.equal(outcome.code, status.UNAVAILABLE, outcome.message);
         else assert.ok(acknowledged, `the call ended with neither an error nor a volume: ${String(outcome)}`);
         // An orphaned lvcreate may still be finishing; LVM's own VG lock orders it before our reads.
@@ -205,8 +282,13 @@ export function robustnessTests(h: () => Harness): void {
         const listed = (await h().client.call(Controller, "listVolumes", {})).entries.map((e) => e.volume!.volumeId);
         const made = await h().lvsNamed(name);
         assert.ok(made.length <= 1, `at most one LV after the crash, found ${made.join(", ")}`);
-        assert.deepEqual(listed.filter((id) => made.includes(id)), made, "what LVM holds is what ListVolumes shows");
-        if (acknowledged) assert.deepEqual(made, [acknowledged], "an acknowledged volume is still there after the crash");
+        assert.deepEqual(
+          listed.filter((id) => made.includes(id)),
+          made,
+          "what LVM holds is what ListVolumes shows",
+        );
+        if (acknowledged)
+          assert.deepEqual(made, [acknowledged], "an acknowledged volume is still there after the crash");
         const { volume } = await h().client.call(Controller, "createVolume", createRequest(name, 256 * MiB));
         assert.deepEqual(await h().lvsNamed(name), [volume!.volumeId]);
         await h().client.call(Controller, "deleteVolume", { volumeId: volume!.volumeId });

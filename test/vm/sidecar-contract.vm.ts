@@ -50,7 +50,9 @@ export function sidecarContractTests(h: () => Harness): void {
       // The shipped device classes, on the test VG (the ConfigMap names the VG "loam").
       const config = shippedNodeConfig(deploy);
       const classes: Record<string, unknown>[] = config.deviceClasses.map((c) => ({ ...c, volumeGroup: VG }));
-      const pools = classes.flatMap((c) => (typeof c.thinPool === "string" ? [{ name: c.thinPool, sizeBytes: 1 * GiB }] : []));
+      const pools = classes.flatMap((c) =>
+        typeof c.thinPool === "string" ? [{ name: c.thinPool, sizeBytes: 1 * GiB }] : [],
+      );
       undo = await useDeviceClasses(h, pools, classes);
     });
     after(async () => {
@@ -68,7 +70,11 @@ export function sidecarContractTests(h: () => Harness): void {
         assert.ok(v5.availableCapacity > 0n, `${sc.name}: ${v5.availableCapacity}`);
         const older = await h().client.call(Controller, "getCapacity", capacityRequestBeforeV5(sc, node));
         assert.equal(older.availableCapacity, v5.availableCapacity);
-        const elsewhere = await h().client.call(Controller, "getCapacity", capacityRequest(sc, { ...node, nodeId: "another-node" }));
+        const elsewhere = await h().client.call(
+          Controller,
+          "getCapacity",
+          capacityRequest(sc, { ...node, nodeId: "another-node" }),
+        );
         assert.equal(elsewhere.availableCapacity, 0n);
       });
 
@@ -111,16 +117,29 @@ export function sidecarContractTests(h: () => Harness): void {
           if (volumeMode === "Filesystem") writeFileSync(join(publish.targetPath!, "hello"), "from a pod\n");
 
           const grown = 2 * claim.bytes;
-          const expanded = await h().client.call(Node, "nodeExpandVolume", nodeExpandRequest(pv, pod, KUBELET_DIR, grown));
+          const expanded = await h().client.call(
+            Node,
+            "nodeExpandVolume",
+            nodeExpandRequest(pv, pod, KUBELET_DIR, grown),
+          );
           assert.ok(expanded.capacityBytes >= BigInt(grown));
           if (volumeMode === "Filesystem") {
-            const stats = await h().client.call(Node, "nodeGetVolumeStats", { volumeId: pv.volumeHandle, volumePath: publish.targetPath! });
+            const stats = await h().client.call(Node, "nodeGetVolumeStats", {
+              volumeId: pv.volumeHandle,
+              volumePath: publish.targetPath!,
+            });
             assert.ok(stats.usage.length > 0);
             assert.equal(readFileSync(join(publish.targetPath!, "hello"), "utf8"), "from a pod\n");
           }
 
-          await h().client.call(Node, "nodeUnpublishVolume", { volumeId: pv.volumeHandle, targetPath: publish.targetPath! });
-          await h().client.call(Node, "nodeUnstageVolume", { volumeId: pv.volumeHandle, stagingTargetPath: stage.stagingTargetPath! });
+          await h().client.call(Node, "nodeUnpublishVolume", {
+            volumeId: pv.volumeHandle,
+            targetPath: publish.targetPath!,
+          });
+          await h().client.call(Node, "nodeUnstageVolume", {
+            volumeId: pv.volumeHandle,
+            stagingTargetPath: stage.stagingTargetPath!,
+          });
           assert.ok(!mounted(publish.targetPath!));
           await h().client.call(Controller, "deleteVolume", { volumeId: pv.volumeHandle });
         });
@@ -138,7 +157,11 @@ export function sidecarContractTests(h: () => Harness): void {
           accessMode: "ReadWriteOnce",
           volumeMode: "Filesystem",
         };
-        const { volume } = await h().client.call(Controller, "createVolume", createVolumeRequest(sc, claim, node, { extraCreateMetadata: true }));
+        const { volume } = await h().client.call(
+          Controller,
+          "createVolume",
+          createVolumeRequest(sc, claim, node, { extraCreateMetadata: true }),
+        );
         assert.ok(volume);
         const snapshot = { name: "nightly", namespace: "prod", uid: randomUUID() };
         const made = await h().client.call(
@@ -149,12 +172,19 @@ export function sidecarContractTests(h: () => Harness): void {
         assert.ok(made.snapshot?.readyToUse);
         const withSecrets = {
           ...vsc,
-          parameters: { ...vsc.parameters, "csi.storage.k8s.io/snapshotter-secret-name": "s", "csi.storage.k8s.io/snapshotter-secret-namespace": "ns" },
+          parameters: {
+            ...vsc.parameters,
+            "csi.storage.k8s.io/snapshotter-secret-name": "s",
+            "csi.storage.k8s.io/snapshotter-secret-namespace": "ns",
+          },
         };
         const again = await h().client.call(
           Controller,
           "createSnapshot",
-          createSnapshotRequest(withSecrets, snapshot, volume.volumeId, { extraCreateMetadata: false, unstripped: true }),
+          createSnapshotRequest(withSecrets, snapshot, volume.volumeId, {
+            extraCreateMetadata: false,
+            unstripped: true,
+          }),
         );
         assert.equal(again.snapshot?.snapshotId, made.snapshot?.snapshotId);
         await h().client.call(Controller, "deleteSnapshot", { snapshotId: made.snapshot.snapshotId });

@@ -15,17 +15,24 @@ import { sha256, useDeviceClasses, writeRandom } from "./device-classes.vm.js";
 const PARAM = "loam.csi.dev/deviceClass";
 const MNT = "/run/loam-test/mnt";
 
-const thinRequest = (name: string, bytes = 16 * MiB) => ({ ...createRequest(name, bytes), parameters: { [PARAM]: "thin" } });
+const thinRequest = (name: string, bytes = 16 * MiB) => ({
+  ...createRequest(name, bytes),
+  parameters: { [PARAM]: "thin" },
+});
 const device = (id: string): string => `/dev/${VG}/${id}`;
 
 export function snapshotTests(h: () => Harness): void {
   describe("snapshots, restores and clones", () => {
     let undo: (() => Promise<void>) | undefined;
     before(async () => {
-      undo = await useDeviceClasses(h, [{ name: "snappool", sizeBytes: 256 * MiB }], [
-        { name: "thick", volumeGroup: VG, default: true },
-        { name: "thin", volumeGroup: VG, type: "thin", thinPool: "snappool", overprovisionRatio: 4 },
-      ]);
+      undo = await useDeviceClasses(
+        h,
+        [{ name: "snappool", sizeBytes: 256 * MiB }],
+        [
+          { name: "thick", volumeGroup: VG, default: true },
+          { name: "thin", volumeGroup: VG, type: "thin", thinPool: "snappool", overprovisionRatio: 4 },
+        ],
+      );
       await mkdir(MNT, { recursive: true });
     });
     after(async () => {
@@ -45,7 +52,8 @@ export function snapshotTests(h: () => Harness): void {
     test("ControllerGetCapabilities offers snapshots, listing and cloning", async () => {
       const { capabilities } = await h().client.call(Controller, "controllerGetCapabilities", {});
       const rpcs = capabilities.map((c) => (c.type.case === "rpc" ? c.type.value.type : undefined));
-      for (const rpc of [Rpc.CREATE_DELETE_SNAPSHOT, Rpc.LIST_SNAPSHOTS, Rpc.CLONE_VOLUME]) assert.ok(rpcs.includes(rpc), Rpc[rpc]);
+      for (const rpc of [Rpc.CREATE_DELETE_SNAPSHOT, Rpc.LIST_SNAPSHOTS, Rpc.CLONE_VOLUME])
+        assert.ok(rpcs.includes(rpc), Rpc[rpc]);
     });
 
     test("a thin snapshot holds the source as it was; later writes to the source do not reach it; a restore shows it", async () => {
@@ -68,10 +76,17 @@ export function snapshotTests(h: () => Harness): void {
       assert.equal(await snapshotHash(snapshot.snapshotId), before, "snapshot equals the source at snapshot time");
       await writeRandom(h, device(id), 4, 4);
       assert.notEqual(await sha256(device(id)), before);
-      assert.equal(await snapshotHash(snapshot.snapshotId), before, "later writes to the source do not change the snapshot");
+      assert.equal(
+        await snapshotHash(snapshot.snapshotId),
+        before,
+        "later writes to the source do not change the snapshot",
+      );
 
       // Restore into a larger volume: the first 16 MiB are the snapshot's.
-      const restore = { ...thinRequest("snap-restore", 32 * MiB), volumeContentSource: { type: { case: "snapshot" as const, value: { snapshotId: snapshot.snapshotId } } } };
+      const restore = {
+        ...thinRequest("snap-restore", 32 * MiB),
+        volumeContentSource: { type: { case: "snapshot" as const, value: { snapshotId: snapshot.snapshotId } } },
+      };
       const restored = (await h().client.call(Controller, "createVolume", restore)).volume!;
       assert.equal(Number(restored.capacityBytes), 32 * MiB);
       assert.equal(restored.contentSource?.type.case, "snapshot");
@@ -106,7 +121,10 @@ export function snapshotTests(h: () => Harness): void {
       await writeFile(`${MNT}/data.txt`, "later\n");
       await h().must(["umount", MNT]);
 
-      const restore = { ...thinRequest("fs-restore"), volumeContentSource: { type: { case: "snapshot" as const, value: { snapshotId: snapshot!.snapshotId } } } };
+      const restore = {
+        ...thinRequest("fs-restore"),
+        volumeContentSource: { type: { case: "snapshot" as const, value: { snapshotId: snapshot!.snapshotId } } },
+      };
       const restored = (await h().client.call(Controller, "createVolume", restore)).volume!;
       await h().must(["mount", device(restored.volumeId), MNT]);
       try {
@@ -127,7 +145,10 @@ export function snapshotTests(h: () => Harness): void {
       try {
         await writeFile(`${MNT}/live.txt`, "written while mounted\n");
         await h().must(["sync"]);
-        const clone = { ...thinRequest("live-clone"), volumeContentSource: { type: { case: "volume" as const, value: { volumeId: id } } } };
+        const clone = {
+          ...thinRequest("live-clone"),
+          volumeContentSource: { type: { case: "volume" as const, value: { volumeId: id } } },
+        };
         const cloned = (await h().client.call(Controller, "createVolume", clone)).volume!;
         assert.equal(cloned.contentSource?.type.case, "volume");
         await h().must(["umount", MNT]);
@@ -142,18 +163,32 @@ export function snapshotTests(h: () => Harness): void {
     });
 
     test("thick clones are block copies: same checksum, larger target allowed, and a thick volume into the thin class", async () => {
-      const { volume } = await h().client.call(Controller, "createVolume", { ...createRequest("thick-src", 16 * MiB), parameters: {} });
+      const { volume } = await h().client.call(Controller, "createVolume", {
+        ...createRequest("thick-src", 16 * MiB),
+        parameters: {},
+      });
       const id = volume!.volumeId;
       await writeRandom(h, device(id), 16);
       const sum = await sha256(device(id));
       const source = { type: { case: "volume" as const, value: { volumeId: id } } };
 
-      const thick = (await h().client.call(Controller, "createVolume", { ...createRequest("thick-clone", 24 * MiB), parameters: {}, volumeContentSource: source })).volume!;
+      const thick = (
+        await h().client.call(Controller, "createVolume", {
+          ...createRequest("thick-clone", 24 * MiB),
+          parameters: {},
+          volumeContentSource: source,
+        })
+      ).volume!;
       const tlv = (await h().report()).lvs.find((l) => l.name === thick.volumeId)!;
       assert.deepEqual([tlv.segType, tlv.sizeBytes], ["linear", 24 * MiB]);
       assert.equal(await sha256(device(thick.volumeId), 16 * MiB), sum);
 
-      const thin = (await h().client.call(Controller, "createVolume", { ...thinRequest("thick-to-thin"), volumeContentSource: source })).volume!;
+      const thin = (
+        await h().client.call(Controller, "createVolume", {
+          ...thinRequest("thick-to-thin"),
+          volumeContentSource: source,
+        })
+      ).volume!;
       assert.equal((await h().report()).lvs.find((l) => l.name === thin.volumeId)?.segType, "thin");
       assert.equal(await sha256(device(thin.volumeId)), sum);
 
@@ -162,14 +197,17 @@ export function snapshotTests(h: () => Harness): void {
         status.FAILED_PRECONDITION,
         /is a thick linear volume .*snapshots need a thin device class/,
       );
-      for (const v of [thick.volumeId, thin.volumeId, id]) await h().client.call(Controller, "deleteVolume", { volumeId: v });
+      for (const v of [thick.volumeId, thin.volumeId, id])
+        await h().client.call(Controller, "deleteVolume", { volumeId: v });
     });
 
     test("CreateSnapshot is idempotent by name; another source is ALREADY_EXISTS; ListSnapshots filters and pages", async () => {
       const a = (await h().client.call(Controller, "createVolume", thinRequest("list-a", 8 * MiB))).volume!.volumeId;
       const b = (await h().client.call(Controller, "createVolume", thinRequest("list-b", 8 * MiB))).volume!.volumeId;
-      const first = (await h().client.call(Controller, "createSnapshot", { name: "list-s1", sourceVolumeId: a })).snapshot!;
-      const again = (await h().client.call(Controller, "createSnapshot", { name: "list-s1", sourceVolumeId: a })).snapshot!;
+      const first = (await h().client.call(Controller, "createSnapshot", { name: "list-s1", sourceVolumeId: a }))
+        .snapshot!;
+      const again = (await h().client.call(Controller, "createSnapshot", { name: "list-s1", sourceVolumeId: a }))
+        .snapshot!;
       assert.equal(again.snapshotId, first.snapshotId);
       assert.equal(again.creationTime?.seconds, first.creationTime?.seconds);
       await rejectsWith(
@@ -193,13 +231,20 @@ export function snapshotTests(h: () => Harness): void {
       const ofA = await h().client.call(Controller, "listSnapshots", { sourceVolumeId: a });
       assert.equal(ofA.entries.length, 2);
       assert.ok(ofA.entries.every((e) => e.snapshot?.sourceVolumeId === a));
-      assert.equal((await h().client.call(Controller, "listSnapshots", { snapshotId: "snap-no-such-0123456789abcdef" })).entries.length, 0);
+      assert.equal(
+        (await h().client.call(Controller, "listSnapshots", { snapshotId: "snap-no-such-0123456789abcdef" })).entries
+          .length,
+        0,
+      );
       const got = await h().client.call(Controller, "getSnapshot", { snapshotId: first.snapshotId });
       assert.equal(got.snapshot?.sourceVolumeId, a);
 
       // DeleteVolume with a snapshot's id leaves the snapshot alone.
       await h().client.call(Controller, "deleteVolume", { volumeId: first.snapshotId });
-      assert.equal((await h().client.call(Controller, "listSnapshots", { snapshotId: first.snapshotId })).entries.length, 1);
+      assert.equal(
+        (await h().client.call(Controller, "listSnapshots", { snapshotId: first.snapshotId })).entries.length,
+        1,
+      );
       for (const id of all) await h().client.call(Controller, "deleteSnapshot", { snapshotId: id });
       for (const id of [a, b]) await h().client.call(Controller, "deleteVolume", { volumeId: id });
       assert.equal((await h().client.call(Controller, "listSnapshots", {})).entries.length, 0);
@@ -207,9 +252,13 @@ export function snapshotTests(h: () => Harness): void {
 
     test("restores that cannot be: unknown source is NOT_FOUND, a limit below the source is OUT_OF_RANGE", async () => {
       const a = (await h().client.call(Controller, "createVolume", thinRequest("bad-src", 16 * MiB))).volume!.volumeId;
-      const snap = (await h().client.call(Controller, "createSnapshot", { name: "bad-snap", sourceVolumeId: a })).snapshot!;
+      const snap = (await h().client.call(Controller, "createSnapshot", { name: "bad-snap", sourceVolumeId: a }))
+        .snapshot!;
       await rejectsWith(
-        h().client.call(Controller, "createVolume", { ...thinRequest("bad-r1"), volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "snap-nope-0123456789abcdef" } } } }),
+        h().client.call(Controller, "createVolume", {
+          ...thinRequest("bad-r1"),
+          volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "snap-nope-0123456789abcdef" } } },
+        }),
         status.NOT_FOUND,
         /snapshot snap-nope-0123456789abcdef \(volume_content_source\) does not exist/,
       );

@@ -30,7 +30,8 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
 for (const name of only) {
-  if (!GROUPS[name]) throw new Error(`LOAM_VM_ONLY names unknown group "${name}"; groups: ${Object.keys(GROUPS).join(", ")}`);
+  if (!GROUPS[name])
+    throw new Error(`LOAM_VM_ONLY names unknown group "${name}"; groups: ${Object.keys(GROUPS).join(", ")}`);
 }
 
 let harness: Harness | undefined;

@@ -21,12 +21,23 @@ export async function loamChurn(client: CsiClient, cycles: number, concurrency: 
   const worker = async (): Promise<void> => {
     while (next < cycles) {
       const i = next++;
-      const reply = await client.call(Controller, "createVolume", createInit(`bench-churn-c${concurrency}-${i}`, CHURN_BYTES, "thick"));
+      const reply = await client.call(
+        Controller,
+        "createVolume",
+        createInit(`bench-churn-c${concurrency}-${i}`, CHURN_BYTES, "thick"),
+      );
       await client.call(Controller, "deleteVolume", { volumeId: reply.volume?.volumeId ?? "" });
     }
   };
   const ms = await timed(() => Promise.all(Array.from({ length: concurrency }, worker)));
-  return { who: "loam", label: "loam (CSI)", concurrency, cycles, seconds: ms / 1000, volumesPerSecond: cycles / (ms / 1000) };
+  return {
+    who: "loam",
+    label: "loam (CSI)",
+    concurrency,
+    cycles,
+    seconds: ms / 1000,
+    volumesPerSecond: cycles / (ms / 1000),
+  };
 }
 
 export async function bareChurn(cycles: number): Promise<ChurnResult> {
@@ -36,5 +47,12 @@ export async function bareChurn(cycles: number): Promise<ChurnResult> {
       await must(["lvremove", "-y", `${VG}/bare_churn_${i}`]);
     }
   });
-  return { who: "bare", label: "bare serial lvcreate/lvremove", concurrency: 1, cycles, seconds: ms / 1000, volumesPerSecond: cycles / (ms / 1000) };
+  return {
+    who: "bare",
+    label: "bare serial lvcreate/lvremove",
+    concurrency: 1,
+    cycles,
+    seconds: ms / 1000,
+    volumesPerSecond: cycles / (ms / 1000),
+  };
 }

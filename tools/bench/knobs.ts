@@ -61,7 +61,10 @@ function positiveIntegers(env: Env, name: string, fallback: number[]): number[] 
 function sections(env: Env): Section[] {
   const text = env.LOAM_BENCH_SECTIONS;
   if (text === undefined || text === "" || text === "all") return [...SECTIONS];
-  const chosen = text.split(",").map((s) => s.trim()).filter(Boolean);
+  const chosen = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const s of chosen) {
     if (!(SECTIONS as readonly string[]).includes(s)) {
       throw new KnobError(`LOAM_BENCH_SECTIONS has unknown section "${s}"; known: ${SECTIONS.join(", ")}`);

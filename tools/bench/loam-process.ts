@@ -16,15 +16,18 @@ export const KUBELET = "/var/lib/kubelet";
 async function writeConfig(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "loam-bench-config-"));
   const path = join(dir, "config.json");
-  await writeFile(path, JSON.stringify({
-    endpoint: ENDPOINT,
-    nodeId: "bench-node",
-    kubeletDir: KUBELET,
-    deviceClasses: [
-      { name: "thick", volumeGroup: VG, type: "thick", default: true },
-      { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
-    ],
-  }));
+  await writeFile(
+    path,
+    JSON.stringify({
+      endpoint: ENDPOINT,
+      nodeId: "bench-node",
+      kubeletDir: KUBELET,
+      deviceClasses: [
+        { name: "thick", volumeGroup: VG, type: "thick", default: true },
+        { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
+      ],
+    }),
+  );
   return path;
 }
 
@@ -39,7 +42,10 @@ export async function startLoam(bundle: string, diagnostics: Diagnostics = {}): 
   const { logFile, profileDir } = diagnostics;
   const argv = [
     ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
-    bundle, "node", "--config", await writeConfig(),
+    bundle,
+    "node",
+    "--config",
+    await writeConfig(),
     ...(logFile ? ["--log-level", "debug"] : []),
   ];
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });

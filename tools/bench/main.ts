@@ -33,13 +33,19 @@ async function machine(): Promise<BenchResults["machine"]> {
     memoryBytes: totalmem(),
     inVm: Boolean(process.env.LOAM_VM_DISKS),
     node: process.version,
-    lvm: (await must(["lvm", "version"])).split("\n")[0]?.replace(/^\s*LVM version:\s*/, "").trim() ?? "",
+    lvm:
+      (await must(["lvm", "version"]))
+        .split("\n")[0]
+        ?.replace(/^\s*LVM version:\s*/, "")
+        .trim() ?? "",
     kernel: release(),
   };
 }
 
 async function bench(results: BenchResults): Promise<void> {
-  say(`loam bench: sections ${knobs.sections.join(", ")}; loam ${knobs.loam}${knobs.gitCommit ? ` (${knobs.gitCommit})` : ""}`);
+  say(
+    `loam bench: sections ${knobs.sections.join(", ")}; loam ${knobs.loam}${knobs.gitCommit ? ` (${knobs.gitCommit})` : ""}`,
+  );
   await createVolumeGroup();
   results.machine = await machine();
   let child: ChildProcess = await startLoam(knobs.loam, knobs);
@@ -74,28 +80,40 @@ async function bench(results: BenchResults): Promise<void> {
       }
     });
 
-    await run("rpc", `RPC overhead: grpc-go client, concurrency ${knobs.rpcConcurrency}, ${knobs.rpcSeconds} s each`, async () => {
-      const rpc: LoadResult[] = (results.rpc = []);
-      for (const name of LOAD_RPCS) {
-        const result = await rpcLoad(GO_CLIENT, name, knobs.rpcConcurrency, knobs.rpcSeconds);
-        rpc.push(result);
-        say(`   ${name}: ${result.calls} calls in ${result.seconds.toFixed(1)} s = ${result.callsPerSecond.toFixed(1)} calls/s, p50 ${result.p50Ms?.toFixed(2) ?? "n/a"} ms, p99 ${result.p99Ms?.toFixed(2) ?? "n/a"} ms`);
-      }
-    });
+    await run(
+      "rpc",
+      `RPC overhead: grpc-go client, concurrency ${knobs.rpcConcurrency}, ${knobs.rpcSeconds} s each`,
+      async () => {
+        const rpc: LoadResult[] = (results.rpc = []);
+        for (const name of LOAD_RPCS) {
+          const result = await rpcLoad(GO_CLIENT, name, knobs.rpcConcurrency, knobs.rpcSeconds);
+          rpc.push(result);
+          say(
+            `   ${name}: ${result.calls} calls in ${result.seconds.toFixed(1)} s = ${result.callsPerSecond.toFixed(1)} calls/s, p50 ${result.p50Ms?.toFixed(2) ?? "n/a"} ms, p99 ${result.p99Ms?.toFixed(2) ?? "n/a"} ms`,
+          );
+        }
+      },
+    );
 
-    await run("scale", `scale: ${knobs.scales.join(" and ")} existing volumes, ${knobs.scaleSamples} samples per RPC`, async () => {
-      const scale: ScaleResult[] = (results.scale = []);
-      scale.push(...(await scaleSection(knobs.scales, {
-        samples: knobs.scaleSamples,
-        listSamples: knobs.listSamples,
-        pageSize: knobs.listPageSize,
-        restartLoam: async () => {
-          await stopLoam(child);
-          child = await startLoam(knobs.loam, knobs);
-          return child;
-        },
-      })));
-    });
+    await run(
+      "scale",
+      `scale: ${knobs.scales.join(" and ")} existing volumes, ${knobs.scaleSamples} samples per RPC`,
+      async () => {
+        const scale: ScaleResult[] = (results.scale = []);
+        scale.push(
+          ...(await scaleSection(knobs.scales, {
+            samples: knobs.scaleSamples,
+            listSamples: knobs.listSamples,
+            pageSize: knobs.listPageSize,
+            restartLoam: async () => {
+              await stopLoam(child);
+              child = await startLoam(knobs.loam, knobs);
+              return child;
+            },
+          })),
+        );
+      },
+    );
   } finally {
     client.close();
   }
@@ -104,7 +122,15 @@ async function bench(results: BenchResults): Promise<void> {
 const results: BenchResults = {
   startedAt: new Date().toISOString(),
   finishedAt: "",
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", memoryBytes: totalmem(), inVm: Boolean(process.env.LOAM_VM_DISKS), node: process.version, lvm: "", kernel: release() },
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "",
+    memoryBytes: totalmem(),
+    inVm: Boolean(process.env.LOAM_VM_DISKS),
+    node: process.version,
+    lvm: "",
+    kernel: release(),
+  },
   loam: { bundle: resolve(knobs.loam), ...(knobs.gitCommit ? { gitCommit: knobs.gitCommit } : {}) },
   knobs,
   failures: [],

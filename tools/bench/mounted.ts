@@ -53,21 +53,43 @@ export interface MountedResult {
 /** `count` samples from the grpc-go client, named `<prefix>-0`, `<prefix>-1`, ... */
 async function loamMounted(client: string, prefix: string, kind: Kind, count: number): Promise<LoamSample[]> {
   const out = await must([
-    client, "--endpoint", ENDPOINT, "--kubelet-dir", KUBELET, "--name", prefix, "--count", String(count),
-    "--size", String(GiB), "--fs-type", "xfs", "--parameter", `loam.csi.dev/deviceClass=${kind}`, "mounted",
+    client,
+    "--endpoint",
+    ENDPOINT,
+    "--kubelet-dir",
+    KUBELET,
+    "--name",
+    prefix,
+    "--count",
+    String(count),
+    "--size",
+    String(GiB),
+    "--fs-type",
+    "xfs",
+    "--parameter",
+    `loam.csi.dev/deviceClass=${kind}`,
+    "mounted",
   ]);
-  const lines = out.trim().split("\n").map((line) => JSON.parse(line) as { call: string; reply?: Record<string, number> });
-  return lines.filter((l) => l.call === "mounted").map(({ reply = {} }) => ({
-    createMs: Number(reply.create_ms), stageMs: Number(reply.stage_ms), publishMs: Number(reply.publish_ms),
-  }));
+  const lines = out
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { call: string; reply?: Record<string, number> });
+  return lines
+    .filter((l) => l.call === "mounted")
+    .map(({ reply = {} }) => ({
+      createMs: Number(reply.create_ms),
+      stageMs: Number(reply.stage_ms),
+      publishMs: Number(reply.publish_ms),
+    }));
 }
 
 async function bareMounted(name: string, kind: Kind): Promise<BareSample> {
   const mountPoint = join("/mnt/loam-bench", name);
   await mkdir(mountPoint, { recursive: true });
-  const create = kind === "thick"
-    ? ["lvcreate", "-y", "-n", name, "-L", "1G", VG]
-    : ["lvcreate", "-y", "-n", name, "-V", "1G", "--thin", `${VG}/${POOL}`];
+  const create =
+    kind === "thick"
+      ? ["lvcreate", "-y", "-n", name, "-L", "1G", VG]
+      : ["lvcreate", "-y", "-n", name, "-V", "1G", "--thin", `${VG}/${POOL}`];
   const device = `/dev/${VG}/${name}`;
   const lvcreateMs = await timed(() => must(create));
   const mkfsMs = await timed(() => must(["mkfs.xfs", "-q", "-K", device]));
@@ -98,15 +120,20 @@ export async function timeToMounted(client: string, kind: Kind, repeats: number)
   for (let start = 0; start < repeats; start += MOUNTED_BLOCK) {
     const block = Array.from({ length: Math.min(MOUNTED_BLOCK, repeats - start) }, (_, j) => start + j);
     const samples = await loamMounted(client, `bench-mnt-${kind}-${start}`, kind, block.length);
-    if (samples.length !== block.length) throw new Error(`the grpc-go client reported ${samples.length} samples, not ${block.length}`);
+    if (samples.length !== block.length)
+      throw new Error(`the grpc-go client reported ${samples.length} samples, not ${block.length}`);
     samples.forEach((l, j) => {
       loamSamples.push(l);
-      say(`   ${kind} loam #${start + j + 1}: ${sumOf(l).toFixed(0)} ms (create ${l.createMs.toFixed(0)}, stage ${l.stageMs.toFixed(0)}, publish ${l.publishMs.toFixed(0)})`);
+      say(
+        `   ${kind} loam #${start + j + 1}: ${sumOf(l).toFixed(0)} ms (create ${l.createMs.toFixed(0)}, stage ${l.stageMs.toFixed(0)}, publish ${l.publishMs.toFixed(0)})`,
+      );
     });
     for (const i of block) {
       const b = await bareMounted(`bare_mnt_${kind}_${i}`, kind);
       bareSamples.push(b);
-      say(`   ${kind} bare #${i + 1}: ${bareSum(b).toFixed(0)} ms (lvcreate ${b.lvcreateMs.toFixed(0)}, mkfs ${b.mkfsMs.toFixed(0)}, mount ${b.mountMs.toFixed(0)}; bind ${b.bindMs.toFixed(0)})`);
+      say(
+        `   ${kind} bare #${i + 1}: ${bareSum(b).toFixed(0)} ms (lvcreate ${b.lvcreateMs.toFixed(0)}, mkfs ${b.mkfsMs.toFixed(0)}, mount ${b.mountMs.toFixed(0)}; bind ${b.bindMs.toFixed(0)})`,
+      );
     }
   }
   const loamMs = loamSamples.map(sumOf);
@@ -114,8 +141,16 @@ export async function timeToMounted(client: string, kind: Kind, repeats: number)
   const loamMedianMs = median(loamMs);
   const bareMedianMs = median(bareMs);
   return {
-    kind, loamMs, bareMs, loamMedianMs, bareMedianMs, ratio: loamMedianMs / bareMedianMs,
+    kind,
+    loamMs,
+    bareMs,
+    loamMedianMs,
+    bareMedianMs,
+    ratio: loamMedianMs / bareMedianMs,
     floorRatio: loamMedianMs / median(bareSamples.map((b) => bareSum(b) + b.bindMs)),
-    loamStepMediansMs: medians(loamSamples), bareStepMediansMs: medians(bareSamples), loamSamples, bareSamples,
+    loamStepMediansMs: medians(loamSamples),
+    bareStepMediansMs: medians(bareSamples),
+    loamSamples,
+    bareSamples,
   };
 }

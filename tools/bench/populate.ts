@@ -44,7 +44,16 @@ interface PvSegmentRow {
 }
 
 async function freeSegments(keys: Map<string, string>): Promise<FreeSegment[]> {
-  const json = await must(["pvs", "--segments", "--reportformat", "json", "-o", "pv_name,pvseg_start,pvseg_size,lv_name", "--select", `vg_name=${VG}`]);
+  const json = await must([
+    "pvs",
+    "--segments",
+    "--reportformat",
+    "json",
+    "-o",
+    "pv_name,pvseg_start,pvseg_size,lv_name",
+    "--select",
+    `vg_name=${VG}`,
+  ]);
   const rows = (JSON.parse(json) as { report: Array<{ pvseg?: PvSegmentRow[] }> }).report.flatMap((r) => r.pvseg ?? []);
   return rows
     .filter((row) => row.lv_name === "")

@@ -26,9 +26,21 @@ export async function rpcLoad(client: string, rpc: string, concurrency: number, 
   await access(client).catch(() => {
     throw new Error(`${client} is missing: run scripts/build-go-client before the bench`);
   });
-  const out = await must([client, "--endpoint", ENDPOINT, "--rpc", rpc, "--concurrency", String(concurrency), "--duration", `${seconds}s`, "load"]);
+  const out = await must([
+    client,
+    "--endpoint",
+    ENDPOINT,
+    "--rpc",
+    rpc,
+    "--concurrency",
+    String(concurrency),
+    "--duration",
+    `${seconds}s`,
+    "load",
+  ]);
   const line = out.trim().split("\n").pop() ?? "";
   const result = JSON.parse(line) as LoadResult;
-  if (result.errors > 0) throw new Error(`${rpc}: ${result.errors} of ${result.calls} calls failed: ${result.firstError ?? ""}`);
+  if (result.errors > 0)
+    throw new Error(`${rpc}: ${result.errors} of ${result.calls} calls failed: ${result.firstError ?? ""}`);
   return result;
 }

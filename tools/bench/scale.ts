@@ -46,7 +46,10 @@ export interface ScaleOptions {
 const SAMPLE_BYTES = 64 * MiB;
 // xfs refuses filesystems under 300 MiB; ext4 keeps the staged sample volumes small.
 const ext4 = mountCapability("ext4");
-const capacityRequest = { volumeCapabilities: [mountCapability("xfs")], parameters: { "loam.csi.dev/deviceClass": "thick" } };
+const capacityRequest = {
+  volumeCapabilities: [mountCapability("xfs")],
+  parameters: { "loam.csi.dev/deviceClass": "thick" },
+};
 
 async function listAll(client: CsiClient, pageSize: number): Promise<number> {
   let token = "";
@@ -63,7 +66,14 @@ async function listAll(client: CsiClient, pageSize: number): Promise<number> {
 async function sampleCreate(client: CsiClient, scale: number, i: number): Promise<number> {
   let id = "";
   const ms = await timed(async () => {
-    id = (await client.call(Controller, "createVolume", createInit(`bench-scale${scale}-create-${i}`, SAMPLE_BYTES, "thick"))).volume?.volumeId ?? "";
+    id =
+      (
+        await client.call(
+          Controller,
+          "createVolume",
+          createInit(`bench-scale${scale}-create-${i}`, SAMPLE_BYTES, "thick"),
+        )
+      ).volume?.volumeId ?? "";
   });
   await client.call(Controller, "deleteVolume", { volumeId: id });
   return ms;
@@ -77,8 +87,15 @@ async function sampleBareCreate(scale: number, i: number): Promise<number> {
 }
 
 /** One ext4 volume, created and staged untimed; each publish sample bind-mounts it into another pod. */
-async function stagedVolume(client: CsiClient, scale: number): Promise<{ id: string; staging: string; tearDown: () => Promise<void> }> {
-  const reply = await client.call(Controller, "createVolume", createInit(`bench-scale${scale}-publish`, SAMPLE_BYTES, "thick", "ext4"));
+async function stagedVolume(
+  client: CsiClient,
+  scale: number,
+): Promise<{ id: string; staging: string; tearDown: () => Promise<void> }> {
+  const reply = await client.call(
+    Controller,
+    "createVolume",
+    createInit(`bench-scale${scale}-publish`, SAMPLE_BYTES, "thick", "ext4"),
+  );
   const id = reply.volume?.volumeId ?? "";
   const { staging } = csiPaths(id);
   await mkdir(staging, { recursive: true });
@@ -99,7 +116,13 @@ async function samplePublish(client: CsiClient, volume: { id: string; staging: s
   const pod = `bench-pod-${i}`;
   const { target } = csiPaths(volume.id, pod);
   const ms = await timed(() =>
-    client.call(Node, "nodePublishVolume", { volumeId: volume.id, stagingTargetPath: volume.staging, targetPath: target, volumeCapability: ext4 }));
+    client.call(Node, "nodePublishVolume", {
+      volumeId: volume.id,
+      stagingTargetPath: volume.staging,
+      targetPath: target,
+      volumeCapability: ext4,
+    }),
+  );
   await client.call(Node, "nodeUnpublishVolume", { volumeId: volume.id, targetPath: target });
   await rm(join(PODS_ROOT, pod), { recursive: true, force: true });
   return ms;
@@ -138,8 +161,10 @@ export async function scaleSection(scales: readonly number[], options: ScaleOpti
     say(`   ${volumes} volumes: populating ${volumes - existing} in one metadata commit`);
     const populated = volumes > existing ? await populate(existing, volumes - existing) : undefined;
     if (populated) {
-      say(`      ${populated.added} LVs in ${populated.seconds.toFixed(1)} s; metadata ${populated.metadataBytesAfter} bytes ` +
-        `(${populated.metadataBytesPerVolume.toFixed(0)} per volume as text, ${populated.metadataAreaBytesPerVolume.toFixed(0)} in the metadata area), metadata area ${populated.metadataAreaBytes} bytes, ${populated.metadataAreaFreeBytes} free`);
+      say(
+        `      ${populated.added} LVs in ${populated.seconds.toFixed(1)} s; metadata ${populated.metadataBytesAfter} bytes ` +
+          `(${populated.metadataBytesPerVolume.toFixed(0)} per volume as text, ${populated.metadataAreaBytesPerVolume.toFixed(0)} in the metadata area), metadata area ${populated.metadataAreaBytes} bytes, ${populated.metadataAreaFreeBytes} free`,
+      );
     }
     existing = Math.max(existing, volumes);
     const child = await options.restartLoam();
@@ -156,10 +181,14 @@ export async function scaleSection(scales: readonly number[], options: ScaleOpti
         const samplesMs = await sampleRpc(rpc, client, volumes, options);
         const d = distribution(samplesMs);
         rpcs.push({ rpc, ...d, samplesMs });
-        say(`      ${rpc.padEnd(18)} p50 ${d.p50Ms.toFixed(0).padStart(6)} ms  p99 ${d.p99Ms.toFixed(0).padStart(6)} ms  (${d.samples} samples)`);
+        say(
+          `      ${rpc.padEnd(18)} p50 ${d.p50Ms.toFixed(0).padStart(6)} ms  p99 ${d.p99Ms.toFixed(0).padStart(6)} ms  (${d.samples} samples)`,
+        );
       }
       const memoryAfterSamples = await memoryOf(pid);
-      say(`      loam VmRSS ${(memoryAfterSamples.rssBytes / MiB).toFixed(1)} MiB (peak ${(memoryAfterSamples.peakRssBytes / MiB).toFixed(1)} MiB; ${listed} volumes listed)`);
+      say(
+        `      loam VmRSS ${(memoryAfterSamples.rssBytes / MiB).toFixed(1)} MiB (peak ${(memoryAfterSamples.peakRssBytes / MiB).toFixed(1)} MiB; ${listed} volumes listed)`,
+      );
       const result: ScaleResult = { volumes, listed, rpcs, memoryAfterStart, memoryAfterSamples };
       if (populated) result.populate = populated;
       results.push(result);

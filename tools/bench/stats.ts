@@ -37,7 +37,11 @@ export function distribution(valuesMs: readonly number[]): Distribution {
 /** Median of each field across samples. */
 export function medians<T extends object>(samples: readonly T[]): Record<keyof T, number> {
   const keys = Object.keys(samples[0] ?? {}) as Array<keyof T>;
-  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k] as number))])) as Record<keyof T, number>;
+  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k] as number))])) as Record<
+    keyof T,
+    number
+  >;
 }
 
-export const sumOf = (sample: object): number => Object.values(sample as Record<string, number>).reduce((a, b) => a + b, 0);
+export const sumOf = (sample: object): number =>
+  Object.values(sample as Record<string, number>).reduce((a, b) => a + b, 0);

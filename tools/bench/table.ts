@@ -7,7 +7,8 @@ function table(header: string[], rows: Array<Array<string | number>>): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? "").length)));
   // First column left-aligned (names), the rest right-aligned (numbers).
-  const line = (r: string[]): string => "   " + r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
+  const line = (r: string[]): string =>
+    "   " + r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ");
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.slice(1).map(line)].join("\n");
 }
 
@@ -17,34 +18,86 @@ export function formatResults(r: BenchResults): string {
   const out: string[] = [];
   if (r.timeToMounted?.length) {
     out.push(`\n── time to mounted, 1 GiB xfs (medians of ${r.knobs.repeats}, ms)`);
-    out.push(table(
-      ["kind", "loam", "create", "stage", "publish", "bare", "lvcreate", "mkfs", "mount", "loam/bare", "bind", "loam/(bare+bind)"],
-      r.timeToMounted.map((m) => [
-        m.kind, ms(m.loamMedianMs), ms(m.loamStepMediansMs.createMs), ms(m.loamStepMediansMs.stageMs), ms(m.loamStepMediansMs.publishMs),
-        ms(m.bareMedianMs), ms(m.bareStepMediansMs.lvcreateMs), ms(m.bareStepMediansMs.mkfsMs), ms(m.bareStepMediansMs.mountMs), m.ratio.toFixed(2),
-        m.bareStepMediansMs.bindMs === undefined ? "-" : ms(m.bareStepMediansMs.bindMs), m.floorRatio === undefined ? "-" : m.floorRatio.toFixed(2),
-      ]),
-    ));
+    out.push(
+      table(
+        [
+          "kind",
+          "loam",
+          "create",
+          "stage",
+          "publish",
+          "bare",
+          "lvcreate",
+          "mkfs",
+          "mount",
+          "loam/bare",
+          "bind",
+          "loam/(bare+bind)",
+        ],
+        r.timeToMounted.map((m) => [
+          m.kind,
+          ms(m.loamMedianMs),
+          ms(m.loamStepMediansMs.createMs),
+          ms(m.loamStepMediansMs.stageMs),
+          ms(m.loamStepMediansMs.publishMs),
+          ms(m.bareMedianMs),
+          ms(m.bareStepMediansMs.lvcreateMs),
+          ms(m.bareStepMediansMs.mkfsMs),
+          ms(m.bareStepMediansMs.mountMs),
+          m.ratio.toFixed(2),
+          m.bareStepMediansMs.bindMs === undefined ? "-" : ms(m.bareStepMediansMs.bindMs),
+          m.floorRatio === undefined ? "-" : m.floorRatio.toFixed(2),
+        ]),
+      ),
+    );
   }
   if (r.churn?.length) {
     out.push(`\n── churn: ${r.knobs.churnCycles} create + delete cycles, 64 MiB thick`);
-    out.push(table(["who", "concurrency", "seconds", "volumes/s"], r.churn.map((c) => [c.label, c.concurrency, c.seconds.toFixed(1), c.volumesPerSecond.toFixed(2)])));
+    out.push(
+      table(
+        ["who", "concurrency", "seconds", "volumes/s"],
+        r.churn.map((c) => [c.label, c.concurrency, c.seconds.toFixed(1), c.volumesPerSecond.toFixed(2)]),
+      ),
+    );
   }
   if (r.scale?.length) {
-    out.push(`\n── scale: p50 / p99 ms (${r.knobs.scaleSamples} samples each; ListVolumes: ${r.knobs.listSamples} whole walks, ${r.knobs.listPageSize} per page)`);
+    out.push(
+      `\n── scale: p50 / p99 ms (${r.knobs.scaleSamples} samples each; ListVolumes: ${r.knobs.listSamples} whole walks, ${r.knobs.listPageSize} per page)`,
+    );
     const rows: Array<Array<string | number>> = [];
     for (const s of r.scale) {
       for (const rpc of s.rpcs) rows.push([`${s.volumes} volumes`, rpc.rpc, ms(rpc.p50Ms), ms(rpc.p99Ms), rpc.samples]);
-      rows.push([`${s.volumes} volumes`, "loam VmRSS MiB", (s.memoryAfterSamples.rssBytes / MiB).toFixed(1), `peak ${(s.memoryAfterSamples.peakRssBytes / MiB).toFixed(1)}`, ""]);
+      rows.push([
+        `${s.volumes} volumes`,
+        "loam VmRSS MiB",
+        (s.memoryAfterSamples.rssBytes / MiB).toFixed(1),
+        `peak ${(s.memoryAfterSamples.peakRssBytes / MiB).toFixed(1)}`,
+        "",
+      ]);
     }
     out.push(table(["scale", "rpc", "p50", "p99", "samples"], rows));
     const populated = r.scale.find((s) => s.populate)?.populate;
-    if (populated) out.push(`   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume in vgcfgbackup text, ${populated.metadataAreaBytesPerVolume?.toFixed(0) ?? "?"} in the metadata area`);
+    if (populated)
+      out.push(
+        `   metadata: ${populated.metadataBytesPerVolume.toFixed(0)} bytes per loam volume in vgcfgbackup text, ${populated.metadataAreaBytesPerVolume?.toFixed(0) ?? "?"} in the metadata area`,
+      );
   }
   if (r.rpc?.length) {
     out.push("\n── RPC overhead (grpc-go client)");
-    out.push(table(["rpc", "concurrency", "calls/s", "p50 ms", "p99 ms", "calls", "errors"],
-      r.rpc.map((l) => [l.rpc, l.concurrency, l.callsPerSecond.toFixed(1), l.p50Ms?.toFixed(2) ?? "n/a", l.p99Ms?.toFixed(2) ?? "n/a", l.calls, l.errors])));
+    out.push(
+      table(
+        ["rpc", "concurrency", "calls/s", "p50 ms", "p99 ms", "calls", "errors"],
+        r.rpc.map((l) => [
+          l.rpc,
+          l.concurrency,
+          l.callsPerSecond.toFixed(1),
+          l.p50Ms?.toFixed(2) ?? "n/a",
+          l.p99Ms?.toFixed(2) ?? "n/a",
+          l.calls,
+          l.errors,
+        ]),
+      ),
+    );
   }
   for (const f of r.failures) out.push(`\nFAILED ${f.section}: ${f.error}`);
   return out.join("\n");

@@ -85,9 +85,15 @@ function closingBrace(text: string, open: number): number {
 }
 
 /** The metadata with the LVs added to the volume group's logical_volumes section (made if missing). */
-export function addLogicalVolumes(metadata: string, lvs: readonly GeneratedLv[], options: { creationTime: number; host: string; id?: () => string }): string {
+export function addLogicalVolumes(
+  metadata: string,
+  lvs: readonly GeneratedLv[],
+  options: { creationTime: number; host: string; id?: () => string },
+): string {
   const id = options.id ?? (() => lvmId());
-  const sections = lvs.map((lv) => lvSection(lv, { id: id(), creationTime: options.creationTime, host: options.host })).join("\n\n");
+  const sections = lvs
+    .map((lv) => lvSection(lv, { id: id(), creationTime: options.creationTime, host: options.host }))
+    .join("\n\n");
   const header = /^\tlogical_volumes \{$/m.exec(metadata);
   if (header) {
     const end = closingBrace(metadata, header.index + header[0].length - 1);
@@ -108,10 +114,14 @@ export function pvKeys(metadata: string): Map<string, string> {
 }
 
 /** One extent per LV from the free segments, in order; throws when they run out. */
-export function allocateExtents(free: readonly FreeSegment[], count: number): Array<{ pv: string; startExtent: number }> {
+export function allocateExtents(
+  free: readonly FreeSegment[],
+  count: number,
+): Array<{ pv: string; startExtent: number }> {
   const out: Array<{ pv: string; startExtent: number }> = [];
   for (const segment of free) {
-    for (let e = 0; e < segment.size && out.length < count; e++) out.push({ pv: segment.pv, startExtent: segment.start + e });
+    for (let e = 0; e < segment.size && out.length < count; e++)
+      out.push({ pv: segment.pv, startExtent: segment.start + e });
     if (out.length === count) return out;
   }
   throw new Error(`only ${out.length} free extents for ${count} volumes`);

@@ -40,7 +40,9 @@ async function step<T>(title: string, fn: () => Promise<T>): Promise<T> {
     say(`   ✔ ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     return result;
   } catch (error) {
-    say(`   ✘ ${((performance.now() - t0) / 1000).toFixed(2)} s: ${error instanceof Error ? error.message : String(error)}`);
+    say(
+      `   ✘ ${((performance.now() - t0) / 1000).toFixed(2)} s: ${error instanceof Error ? error.message : String(error)}`,
+    );
     throw error;
   }
 }
@@ -67,7 +69,9 @@ async function csiJson<T>(...args: string[]): Promise<T> {
 }
 
 async function startLoam(configPath: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [LOAM, "node", "--config", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [LOAM, "node", "--config", configPath], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let logs = "";
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => (logs += chunk));
@@ -93,7 +97,9 @@ function sha256(data: Buffer | string): string {
 async function demo(): Promise<void> {
   say("loam demo: local persistent volumes from LVM, driven through CSI with `loam csi`");
   const devices = await step("Two disks for the node", async () => {
-    const { devices: found, release } = await scratchDisks("demo", "2G", (argv) => sh(argv, { quiet: argv[0] === "losetup" }));
+    const { devices: found, release } = await scratchDisks("demo", "2G", (argv) =>
+      sh(argv, { quiet: argv[0] === "losetup" }),
+    );
     cleanups.push(release);
     say(`   disks: ${found.join(", ")}`);
     return found;
@@ -108,39 +114,78 @@ async function demo(): Promise<void> {
 
   const configDir = await mkdtemp(join(tmpdir(), "loam-demo-config-"));
   const configPath = join(configDir, "config.json");
-  await step("Start `loam node` with two device classes (thick on the VG, thin in the pool, overcommit 4x)", async () => {
-    const config = {
-      endpoint: ENDPOINT,
-      nodeId: "demo-node",
-      kubeletDir: KUBELET,
-      deviceClasses: [
-        { name: "thick", volumeGroup: VG, type: "thick", default: true },
-        { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
-      ],
-    };
-    await writeFile(configPath, JSON.stringify(config, null, 2));
-    say(JSON.stringify(config, null, 2).replace(/^/gm, "     "));
-    await startLoam(configPath);
-    await csi("info");
-  });
+  await step(
+    "Start `loam node` with two device classes (thick on the VG, thin in the pool, overcommit 4x)",
+    async () => {
+      const config = {
+        endpoint: ENDPOINT,
+        nodeId: "demo-node",
+        kubeletDir: KUBELET,
+        deviceClasses: [
+          { name: "thick", volumeGroup: VG, type: "thick", default: true },
+          { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
+        ],
+      };
+      await writeFile(configPath, JSON.stringify(config, null, 2));
+      say(JSON.stringify(config, null, 2).replace(/^/gm, "     "));
+      await startLoam(configPath);
+      await csi("info");
+    },
+  );
 
   // external-provisioner (v5.2.0, the version deploy/ pins and the contract tests check) sends
   // GetCapacity each StorageClass's parameters exactly as stored, csi.storage.k8s.io/fstype included.
-  await step("Capacity the scheduler would see, asked as csi-provisioner v5.2.0 asks for the shipped loam-xfs and loam-thin classes", async () => {
-    await csi("get-capacity", "--parameter", "csi.storage.k8s.io/fstype=xfs", "--parameter", "loam.csi.dev/deviceClass=thick");
-    await csi("get-capacity", "--parameter", "csi.storage.k8s.io/fstype=xfs", "--parameter", "loam.csi.dev/deviceClass=thin");
-  });
+  await step(
+    "Capacity the scheduler would see, asked as csi-provisioner v5.2.0 asks for the shipped loam-xfs and loam-thin classes",
+    async () => {
+      await csi(
+        "get-capacity",
+        "--parameter",
+        "csi.storage.k8s.io/fstype=xfs",
+        "--parameter",
+        "loam.csi.dev/deviceClass=thick",
+      );
+      await csi(
+        "get-capacity",
+        "--parameter",
+        "csi.storage.k8s.io/fstype=xfs",
+        "--parameter",
+        "loam.csi.dev/deviceClass=thin",
+      );
+    },
+  );
 
   const thin = await step("Create a 512 MiB thin volume", async () => {
-    await csi("create-volume", "--name", "demo-thin", "--size", "512Mi", "--parameter", "loam.csi.dev/deviceClass=thin");
+    await csi(
+      "create-volume",
+      "--name",
+      "demo-thin",
+      "--size",
+      "512Mi",
+      "--parameter",
+      "loam.csi.dev/deviceClass=thin",
+    );
     return lvNameFor("demo-thin");
   });
 
-  const striped = await step("Create a 512 MiB volume striped across both disks, and look at both with lvs", async () => {
-    await csi("create-volume", "--name", "demo-striped", "--size", "512Mi", "--parameter", "loam.csi.dev/deviceClass=thick", "--parameter", "loam.csi.dev/stripes=2");
-    await sh(["lvs", "-o", "lv_name,lv_size,segtype,stripes,pool_lv", VG]);
-    return lvNameFor("demo-striped");
-  });
+  const striped = await step(
+    "Create a 512 MiB volume striped across both disks, and look at both with lvs",
+    async () => {
+      await csi(
+        "create-volume",
+        "--name",
+        "demo-striped",
+        "--size",
+        "512Mi",
+        "--parameter",
+        "loam.csi.dev/deviceClass=thick",
+        "--parameter",
+        "loam.csi.dev/stripes=2",
+      );
+      await sh(["lvs", "-o", "lv_name,lv_size,segtype,stripes,pool_lv", VG]);
+      return lvNameFor("demo-striped");
+    },
+  );
 
   const paths = (id: string) => ({
     staging: join(KUBELET, "plugins/kubernetes.io/csi/loam.csi.dev", id, "globalmount"),
@@ -168,30 +213,52 @@ async function demo(): Promise<void> {
     await csi("stats", "--volume-id", thin, "--volume-path", thinPaths.target);
   });
 
-  const snapshot = await step("Snapshot the thin volume while it is mounted (LVM's suspend freezes the filesystem itself)", async () => {
-    const reply = await csiJson<{ snapshot: { snapshotId: string; sizeBytes: string; readyToUse: boolean } }>(
-      "create-snapshot", "--name", "demo-snap", "--source-volume-id", thin,
-    );
-    say(`   snapshot ${reply.snapshot.snapshotId}: ${reply.snapshot.sizeBytes} bytes, ready ${reply.snapshot.readyToUse}`);
-    return reply.snapshot.snapshotId;
-  });
+  const snapshot = await step(
+    "Snapshot the thin volume while it is mounted (LVM's suspend freezes the filesystem itself)",
+    async () => {
+      const reply = await csiJson<{ snapshot: { snapshotId: string; sizeBytes: string; readyToUse: boolean } }>(
+        "create-snapshot",
+        "--name",
+        "demo-snap",
+        "--source-volume-id",
+        thin,
+      );
+      say(
+        `   snapshot ${reply.snapshot.snapshotId}: ${reply.snapshot.sizeBytes} bytes, ready ${reply.snapshot.readyToUse}`,
+      );
+      return reply.snapshot.snapshotId;
+    },
+  );
 
   await step("Change the source after the snapshot (the snapshot must not see this)", async () => {
     await writeFile(join(thinPaths.target, "data.bin"), "overwritten");
   });
 
-  const restored = await step("Restore the snapshot into a new volume, stage and publish it, compare the data", async () => {
-    await csi("create-volume", "--name", "demo-restored", "--size", "1Gi", "--parameter", "loam.csi.dev/deviceClass=thin", "--from-snapshot", snapshot);
-    const id = lvNameFor("demo-restored");
-    const p = paths(id);
-    await mkdir(p.staging, { recursive: true });
-    await csi("stage", "--volume-id", id, "--staging-path", p.staging, "--fs-type", "xfs");
-    await csi("publish", "--volume-id", id, "--staging-path", p.staging, "--target-path", p.target);
-    const restoredSum = sha256(await readFile(join(p.target, "data.bin")));
-    say(`   restored sha256 ${restoredSum}`);
-    if (restoredSum !== checksum) throw new Error("the restored data differs from the data at snapshot time");
-    return id;
-  });
+  const restored = await step(
+    "Restore the snapshot into a new volume, stage and publish it, compare the data",
+    async () => {
+      await csi(
+        "create-volume",
+        "--name",
+        "demo-restored",
+        "--size",
+        "1Gi",
+        "--parameter",
+        "loam.csi.dev/deviceClass=thin",
+        "--from-snapshot",
+        snapshot,
+      );
+      const id = lvNameFor("demo-restored");
+      const p = paths(id);
+      await mkdir(p.staging, { recursive: true });
+      await csi("stage", "--volume-id", id, "--staging-path", p.staging, "--fs-type", "xfs");
+      await csi("publish", "--volume-id", id, "--staging-path", p.staging, "--target-path", p.target);
+      const restoredSum = sha256(await readFile(join(p.target, "data.bin")));
+      say(`   restored sha256 ${restoredSum}`);
+      if (restoredSum !== checksum) throw new Error("the restored data differs from the data at snapshot time");
+      return id;
+    },
+  );
 
   await step("List volumes and capacity now", async () => {
     await csi("list-volumes");
@@ -218,5 +285,7 @@ try {
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 }
-say(`\n${failed ? "demo FAILED" : "demo finished: every step worked"} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+say(
+  `\n${failed ? "demo FAILED" : "demo finished: every step worked"} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);
 process.exitCode = failed ? 1 : 0;

@@ -19,7 +19,11 @@ export interface ScratchDisks {
  * `size` is each loop file's size as truncate(1) takes it; `run` starts a command and returns
  * its standard output, failing on a non-zero exit (each caller shows commands its own way).
  */
-export async function scratchDisks(label: string, size: string, run: (argv: string[]) => Promise<string>): Promise<ScratchDisks> {
+export async function scratchDisks(
+  label: string,
+  size: string,
+  run: (argv: string[]) => Promise<string>,
+): Promise<ScratchDisks> {
   const fromVm = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
   if (fromVm.length >= 2) return { devices: fromVm.slice(0, 2), release: () => Promise.resolve() };
   const dir = await mkdtemp(join(tmpdir(), `loam-${label}-`));

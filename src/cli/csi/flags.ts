@@ -90,7 +90,8 @@ export function optionalSize(flags: Flags, name: string): bigint | undefined {
 export function wholeNumber(flags: Flags, name: string, max = 2 ** 31 - 1): number | undefined {
   const value = text(flags, name);
   if (value === undefined) return undefined;
-  if (!/^[0-9]{1,10}$/.test(value) || Number(value) > max) throw new UsageError(`--${name} "${value}" must be a whole number from 0 to ${max}`);
+  if (!/^[0-9]{1,10}$/.test(value) || Number(value) > max)
+    throw new UsageError(`--${name} "${value}" must be a whole number from 0 to ${max}`);
   return Number(value);
 }
 
@@ -125,7 +126,10 @@ export function capability(flags: Flags): MessageInitShape<typeof VolumeCapabili
 }
 
 export function flagHelp(flags: Record<string, FlagSpec>): string {
-  const rows = Object.entries(flags).map(([name, spec]) => [`--${name}${spec.type === "string" ? " VALUE" : ""}`, spec.help]);
+  const rows = Object.entries(flags).map(([name, spec]) => [
+    `--${name}${spec.type === "string" ? " VALUE" : ""}`,
+    spec.help,
+  ]);
   const width = Math.max(...rows.map(([left]) => (left ?? "").length));
   return rows.map(([left, help]) => `  ${(left ?? "").padEnd(width)}  ${help}`).join("\n");
 }

@@ -1,5 +1,9 @@
 /** `loam csi` subcommands for the Identity service: plugin info, capabilities, probe. */
-import { Identity, PluginCapability_Service_Type, PluginCapability_VolumeExpansion_Type } from "../../gen/csi/v1/csi_pb.js";
+import {
+  Identity,
+  PluginCapability_Service_Type,
+  PluginCapability_VolumeExpansion_Type,
+} from "../../gen/csi/v1/csi_pb.js";
 import { keyValues, pairs } from "../csi-output.js";
 import { enumName, invoke, outcome, type Subcommand } from "./subcommand.js";
 
@@ -10,7 +14,14 @@ export const IDENTITY_SUBCOMMANDS: Subcommand[] = [
     flags: {},
     async run(context) {
       const r = await invoke(context, Identity, "getPluginInfo", {});
-      return outcome(r, keyValues([["name", r.reply.name], ["vendor version", r.reply.vendorVersion], ["manifest", pairs(r.reply.manifest)]]));
+      return outcome(
+        r,
+        keyValues([
+          ["name", r.reply.name],
+          ["vendor version", r.reply.vendorVersion],
+          ["manifest", pairs(r.reply.manifest)],
+        ]),
+      );
     },
   },
   {
@@ -35,7 +46,10 @@ export const IDENTITY_SUBCOMMANDS: Subcommand[] = [
     flags: {},
     async run(context) {
       const r = await invoke(context, Identity, "probe", {});
-      return outcome(r, `ready: ${r.reply.ready === undefined ? "true (not reported, which means ready)" : String(r.reply.ready)}`);
+      return outcome(
+        r,
+        `ready: ${r.reply.ready === undefined ? "true (not reported, which means ready)" : String(r.reply.ready)}`,
+      );
     },
   },
 ];

@@ -4,7 +4,16 @@
  */
 import { Node, NodeServiceCapability_RPC_Type, VolumeUsage_Unit } from "../../gen/csi/v1/csi_pb.js";
 import { humanBytes, keyValues, pairs, sizeWithBytes, table } from "../csi-output.js";
-import { bool, CAPABILITY_FLAGS, capability, keyValueMap, optionalSize, parseSize, requiredFlag, text } from "./flags.js";
+import {
+  bool,
+  CAPABILITY_FLAGS,
+  capability,
+  keyValueMap,
+  optionalSize,
+  parseSize,
+  requiredFlag,
+  text,
+} from "./flags.js";
 import { enumName, invoke, outcome, type Subcommand } from "./subcommand.js";
 
 export const NODE_SUBCOMMANDS: Subcommand[] = [
@@ -100,7 +109,8 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const requiredBytes = parseSize(requiredFlag(flags, "size"), "size");
-      const withCapability = text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
+      const withCapability =
+        text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
       const r = await invoke(context, Node, "nodeExpandVolume", {
         volumeId: requiredFlag(flags, "volume-id"),
         volumePath: requiredFlag(flags, "volume-path"),
@@ -133,7 +143,8 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
       });
       const condition = r.reply.volumeCondition;
       let human = rows.length === 0 ? "(no usage reported)" : table(["UNIT", "TOTAL", "USED", "AVAILABLE"], rows);
-      if (condition) human += `\ncondition: ${condition.abnormal ? "abnormal" : "ok"}${condition.message ? ` (${condition.message})` : ""}`;
+      if (condition)
+        human += `\ncondition: ${condition.abnormal ? "abnormal" : "ok"}${condition.message ? ` (${condition.message})` : ""}`;
       return outcome(r, human);
     },
   },
@@ -159,7 +170,9 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
     flags: {},
     async run(context) {
       const r = await invoke(context, Node, "nodeGetCapabilities", {});
-      const names = r.reply.capabilities.map((c) => (c.type.case === "rpc" ? enumName(NodeServiceCapability_RPC_Type, c.type.value.type) : "unknown"));
+      const names = r.reply.capabilities.map((c) =>
+        c.type.case === "rpc" ? enumName(NodeServiceCapability_RPC_Type, c.type.value.type) : "unknown",
+      );
       return outcome(r, names.length > 0 ? names.join("\n") : "(none)");
     },
   },

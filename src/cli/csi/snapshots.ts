@@ -43,7 +43,11 @@ export const SNAPSHOT_SUBCOMMANDS: Subcommand[] = [
     },
     async run(context) {
       const { flags } = context;
-      const base = { maxEntries: wholeNumber(flags, "max-entries") ?? 0, snapshotId: text(flags, "snapshot-id") ?? "", sourceVolumeId: text(flags, "source-volume-id") ?? "" };
+      const base = {
+        maxEntries: wholeNumber(flags, "max-entries") ?? 0,
+        snapshotId: text(flags, "snapshot-id") ?? "",
+        sourceVolumeId: text(flags, "source-volume-id") ?? "",
+      };
       let token = text(flags, "starting-token") ?? "";
       const first = await invoke(context, Controller, "listSnapshots", { ...base, startingToken: token });
       const all = first.reply;

@@ -58,7 +58,14 @@ export function volumeBlock(volume: Volume | undefined): string {
     ["capacity", sizeWithBytes(volume.capacityBytes)],
     ["topology", topologies(volume.accessibleTopology)],
     ["context", pairs(volume.volumeContext)],
-    ["source", source?.case === "snapshot" ? `snapshot ${source.value.snapshotId}` : source?.case === "volume" ? `volume ${source.value.volumeId}` : undefined],
+    [
+      "source",
+      source?.case === "snapshot"
+        ? `snapshot ${source.value.snapshotId}`
+        : source?.case === "volume"
+          ? `volume ${source.value.volumeId}`
+          : undefined,
+    ],
   ]);
 }
 
@@ -69,7 +76,10 @@ export function snapshotBlock(snapshot: Snapshot | undefined): string {
     ["source volume", snapshot.sourceVolumeId],
     ["size", sizeWithBytes(snapshot.sizeBytes)],
     ["ready to use", String(snapshot.readyToUse)],
-    ["created", snapshot.creationTime ? new Date(Number(snapshot.creationTime.seconds) * 1000).toISOString() : undefined],
+    [
+      "created",
+      snapshot.creationTime ? new Date(Number(snapshot.creationTime.seconds) * 1000).toISOString() : undefined,
+    ],
   ]);
 }
 

@@ -4,7 +4,18 @@
  */
 import { Controller, ControllerServiceCapability_RPC_Type } from "../../gen/csi/v1/csi_pb.js";
 import { humanBytes, keyValues, sizeWithBytes, table } from "../csi-output.js";
-import { bool, CAPABILITY_FLAGS, capability, keyValueMap, optionalSize, PAGING_FLAGS, requiredFlag, text, UsageError, wholeNumber } from "./flags.js";
+import {
+  bool,
+  CAPABILITY_FLAGS,
+  capability,
+  keyValueMap,
+  optionalSize,
+  PAGING_FLAGS,
+  requiredFlag,
+  text,
+  UsageError,
+  wholeNumber,
+} from "./flags.js";
 import { enumName, invoke, outcome, topologies, volumeBlock, type Subcommand } from "./subcommand.js";
 
 export const VOLUME_SUBCOMMANDS: Subcommand[] = [
@@ -25,13 +36,17 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
       const { flags } = context;
       const fromSnapshot = text(flags, "from-snapshot");
       const fromVolume = text(flags, "from-volume");
-      if (fromSnapshot !== undefined && fromVolume !== undefined) throw new UsageError("give --from-snapshot or --from-volume, not both");
+      if (fromSnapshot !== undefined && fromVolume !== undefined)
+        throw new UsageError("give --from-snapshot or --from-volume, not both");
       const requiredBytes = optionalSize(flags, "size");
       const limitBytes = optionalSize(flags, "limit");
       const segments = keyValueMap(flags, "topology");
       const r = await invoke(context, Controller, "createVolume", {
         name: requiredFlag(flags, "name"),
-        capacityRange: requiredBytes !== undefined || limitBytes !== undefined ? { requiredBytes: requiredBytes ?? 0n, limitBytes: limitBytes ?? 0n } : undefined,
+        capacityRange:
+          requiredBytes !== undefined || limitBytes !== undefined
+            ? { requiredBytes: requiredBytes ?? 0n, limitBytes: limitBytes ?? 0n }
+            : undefined,
         volumeCapabilities: [capability(flags)],
         parameters: keyValueMap(flags, "parameter"),
         volumeContentSource:
@@ -40,7 +55,8 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
             : fromVolume !== undefined
               ? { type: { case: "volume", value: { volumeId: fromVolume } } }
               : undefined,
-        accessibilityRequirements: Object.keys(segments).length > 0 ? { requisite: [{ segments }], preferred: [{ segments }] } : undefined,
+        accessibilityRequirements:
+          Object.keys(segments).length > 0 ? { requisite: [{ segments }], preferred: [{ segments }] } : undefined,
       });
       return outcome(r, volumeBlock(r.reply.volume));
     },
@@ -77,7 +93,11 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
         e.volume?.volumeId ?? "-",
         e.volume ? humanBytes(e.volume.capacityBytes) : "-",
         topologies(e.volume?.accessibleTopology ?? []),
-        e.status?.volumeCondition ? (e.status.volumeCondition.abnormal ? `abnormal: ${e.status.volumeCondition.message}` : "ok") : "-",
+        e.status?.volumeCondition
+          ? e.status.volumeCondition.abnormal
+            ? `abnormal: ${e.status.volumeCondition.message}`
+            : "ok"
+          : "-",
       ]);
       let human = rows.length === 0 ? "(no volumes)" : table(["VOLUME ID", "CAPACITY", "TOPOLOGY", "CONDITION"], rows);
       if (token !== "") human += `\nnext token: ${token}`;
@@ -89,11 +109,18 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
     summary: "Controller.ControllerGetVolume",
     flags: { "volume-id": { type: "string", help: "the volume (required)" } },
     async run(context) {
-      const r = await invoke(context, Controller, "controllerGetVolume", { volumeId: requiredFlag(context.flags, "volume-id") });
+      const r = await invoke(context, Controller, "controllerGetVolume", {
+        volumeId: requiredFlag(context.flags, "volume-id"),
+      });
       const condition = r.reply.status?.volumeCondition;
       const extra = keyValues([
-        ["published on", r.reply.status ? (r.reply.status.publishedNodeIds.join(", ") || "-") : undefined],
-        ["condition", condition ? `${condition.abnormal ? "abnormal" : "ok"}${condition.message ? ` (${condition.message})` : ""}` : undefined],
+        ["published on", r.reply.status ? r.reply.status.publishedNodeIds.join(", ") || "-" : undefined],
+        [
+          "condition",
+          condition
+            ? `${condition.abnormal ? "abnormal" : "ok"}${condition.message ? ` (${condition.message})` : ""}`
+            : undefined,
+        ],
       ]);
       return outcome(r, [volumeBlock(r.reply.volume), extra].filter(Boolean).join("\n"));
     },
@@ -109,7 +136,8 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const segments = keyValueMap(flags, "topology");
-      const withCapability = text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
+      const withCapability =
+        text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
       const r = await invoke(context, Controller, "getCapacity", {
         parameters: keyValueMap(flags, "parameter"),
         accessibleTopology: Object.keys(segments).length > 0 ? { segments } : undefined,
@@ -119,8 +147,14 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
         r,
         keyValues([
           ["available", sizeWithBytes(r.reply.availableCapacity)],
-          ["maximum volume size", r.reply.maximumVolumeSize !== undefined ? sizeWithBytes(r.reply.maximumVolumeSize) : undefined],
-          ["minimum volume size", r.reply.minimumVolumeSize !== undefined ? sizeWithBytes(r.reply.minimumVolumeSize) : undefined],
+          [
+            "maximum volume size",
+            r.reply.maximumVolumeSize !== undefined ? sizeWithBytes(r.reply.maximumVolumeSize) : undefined,
+          ],
+          [
+            "minimum volume size",
+            r.reply.minimumVolumeSize !== undefined ? sizeWithBytes(r.reply.minimumVolumeSize) : undefined,
+          ],
         ]),
       );
     },
@@ -149,7 +183,9 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
     flags: {},
     async run(context) {
       const r = await invoke(context, Controller, "controllerGetCapabilities", {});
-      const names = r.reply.capabilities.map((c) => (c.type.case === "rpc" ? enumName(ControllerServiceCapability_RPC_Type, c.type.value.type) : "unknown"));
+      const names = r.reply.capabilities.map((c) =>
+        c.type.case === "rpc" ? enumName(ControllerServiceCapability_RPC_Type, c.type.value.type) : "unknown",
+      );
       return outcome(r, names.length > 0 ? names.join("\n") : "(none)");
     },
   },

@@ -13,7 +13,12 @@ export async function checkKubeletDir(host: HostProbe, dir: string): Promise<Fin
     };
   }
   if (!(await host.isWritableDir(dir))) {
-    return { check, status: "fail", detail: `${dir} is not a writable directory`, fix: "run loam as root with the kubelet directory mounted read-write" };
+    return {
+      check,
+      status: "fail",
+      detail: `${dir} is not a writable directory`,
+      fix: "run loam as root with the kubelet directory mounted read-write",
+    };
   }
   return ok(check, `${dir} writable`);
 }
@@ -29,5 +34,10 @@ export async function checkSocketDir(host: HostProbe, dir: string): Promise<Find
   if (await host.isWritableDir(existing)) {
     return ok(check, existing === dir ? `${dir} writable` : `${dir} will be created under ${existing}`);
   }
-  return { check, status: "fail", detail: `${existing} is not a writable directory, so ${dir} cannot hold the socket`, fix: "mount the plugin directory (e.g. /var/lib/kubelet/plugins/loam.csi.dev) read-write" };
+  return {
+    check,
+    status: "fail",
+    detail: `${existing} is not a writable directory, so ${dir} cannot hold the socket`,
+    fix: "mount the plugin directory (e.g. /var/lib/kubelet/plugins/loam.csi.dev) read-write",
+  };
 }

@@ -13,7 +13,12 @@ const TOOLS: FilesystemTool[] = [
   { program: "xfs_growfs", status: "fail", purpose: "grows xfs filesystems on expansion", pkg: "xfsprogs" },
   { program: "mkfs.ext4", status: "warn", purpose: "makes ext4 filesystems", pkg: "e2fsprogs" },
   { program: "resize2fs", status: "warn", purpose: "grows ext4 filesystems on expansion", pkg: "e2fsprogs" },
-  { program: "blkid", status: "fail", purpose: "finds an existing filesystem before formatting (never format over data)", pkg: "util-linux" },
+  {
+    program: "blkid",
+    status: "fail",
+    purpose: "finds an existing filesystem before formatting (never format over data)",
+    pkg: "util-linux",
+  },
 ];
 
 export async function checkFilesystemTools(host: HostProbe): Promise<Finding[]> {
@@ -25,5 +30,10 @@ export async function checkFilesystemTools(host: HostProbe): Promise<Finding[]> 
 async function checkTool(host: HostProbe, tool: FilesystemTool): Promise<Finding> {
   const path = await host.which(tool.program);
   if (path) return ok(tool.program, path);
-  return { check: tool.program, status: tool.status, detail: `not found on PATH; loam uses it: it ${tool.purpose}`, fix: `install ${tool.pkg}` };
+  return {
+    check: tool.program,
+    status: tool.status,
+    detail: `not found on PATH; loam uses it: it ${tool.purpose}`,
+    fix: `install ${tool.pkg}`,
+  };
 }

@@ -19,17 +19,32 @@ export function realHost(prefix: readonly string[]): HostProbe {
       }
     },
     readText: (path) => readFile(path, "utf8").catch(() => undefined),
-    exists: (path) => stat(path).then(() => true, () => false),
+    exists: (path) =>
+      stat(path).then(
+        () => true,
+        () => false,
+      ),
     isWritableDir: async (path) => {
       const info = await stat(path).catch(() => undefined);
       if (!info?.isDirectory()) return false;
-      return access(path, constants.W_OK).then(() => true, () => false);
+      return access(path, constants.W_OK).then(
+        () => true,
+        () => false,
+      );
     },
     which: async (program) => {
-      const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"].filter(Boolean);
+      const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"].filter(
+        Boolean,
+      );
       for (const dir of dirs) {
         const path = join(dir, program);
-        if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+        if (
+          await access(path, constants.X_OK).then(
+            () => true,
+            () => false,
+          )
+        )
+          return path;
       }
       return undefined;
     },

@@ -3,9 +3,24 @@ import { type CheckStatus, type Finding, type HostProbe, ok } from "./findings.j
 
 /** Device-mapper targets loam uses, the kernel module that provides each, and what is lost without it. */
 const TARGETS: Array<{ target: string; module: string; status: CheckStatus; loss: string }> = [
-  { target: "striped", module: "dm-mod", status: "fail", loss: "no volume can be created (linear and striped LVs use it)" },
-  { target: "thin-pool", module: "dm-thin-pool", status: "warn", loss: "thin device classes, thin snapshots and clones cannot be used" },
-  { target: "snapshot", module: "dm-snapshot", status: "warn", loss: "copy-on-write snapshots of thick volumes cannot be used" },
+  {
+    target: "striped",
+    module: "dm-mod",
+    status: "fail",
+    loss: "no volume can be created (linear and striped LVs use it)",
+  },
+  {
+    target: "thin-pool",
+    module: "dm-thin-pool",
+    status: "warn",
+    loss: "thin device classes, thin snapshots and clones cannot be used",
+  },
+  {
+    target: "snapshot",
+    module: "dm-snapshot",
+    status: "warn",
+    loss: "copy-on-write snapshots of thick volumes cannot be used",
+  },
   { target: "raid", module: "dm-raid", status: "warn", loss: "raid1/raid10 (mirrored) device classes cannot be used" },
   { target: "mirror", module: "dm-mirror", status: "warn", loss: "LVM's mirror log and pvmove cannot be used" },
 ];
@@ -18,7 +33,8 @@ export async function checkDeviceMapper(host: HostProbe): Promise<Finding[]> {
       {
         check: "device-mapper",
         status: "fail",
-        detail: "the kernel has no device-mapper (not in /proc/misc nor /sys/class/misc): LVM cannot activate any volume",
+        detail:
+          "the kernel has no device-mapper (not in /proc/misc nor /sys/class/misc): LVM cannot activate any volume",
         fix: "load it with `modprobe dm-mod` (package kmod; the module ships with the distribution kernel), or use a kernel built with CONFIG_BLK_DEV_DM",
       },
     ];
@@ -54,7 +70,7 @@ export async function checkTargets(host: HostProbe, dmPresent: boolean): Promise
     }
     // Targets register when their module loads, which the kernel does on first use.
     const modinfo = await host.run(["modinfo", "-F", "filename", t.module]);
-    const where = modinfo?.exitCode === 0 ? modinfo.stdout.trim().split("\n")[0] ?? "" : "";
+    const where = modinfo?.exitCode === 0 ? (modinfo.stdout.trim().split("\n")[0] ?? "") : "";
     if (where !== "" && dmPresent) {
       findings.push(ok(check, `module ${t.module} available (${where}); the kernel loads it on first use`));
       continue;
@@ -62,8 +78,12 @@ export async function checkTargets(host: HostProbe, dmPresent: boolean): Promise
     findings.push({
       check,
       status: t.status,
-      detail: dmPresent ? `not registered and module ${t.module} not found: ${t.loss}` : `unavailable without device-mapper: ${t.loss}`,
-      fix: dmPresent ? `install the kernel's modules (e.g. linux-modules-extra) or \`modprobe ${t.module}\`` : "fix device-mapper first",
+      detail: dmPresent
+        ? `not registered and module ${t.module} not found: ${t.loss}`
+        : `unavailable without device-mapper: ${t.loss}`,
+      fix: dmPresent
+        ? `install the kernel's modules (e.g. linux-modules-extra) or \`modprobe ${t.module}\``
+        : "fix device-mapper first",
     });
   }
   return findings;

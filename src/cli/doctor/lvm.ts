@@ -11,7 +11,9 @@ export async function checkLvmVersion(host: HostProbe): Promise<Finding> {
     return {
       check: "lvm2",
       status: "fail",
-      detail: result ? `\`lvm version\` did not print a version (exit ${result.exitCode})` : "the lvm command is not installed",
+      detail: result
+        ? `\`lvm version\` did not print a version (exit ${result.exitCode})`
+        : "the lvm command is not installed",
       fix: "install lvm2 (apt-get install lvm2 / dnf install lvm2)",
     };
   }
@@ -38,7 +40,8 @@ function compare(a: number[], b: number[]): number {
 
 export async function checkThinTools(host: HostProbe): Promise<Finding> {
   const result = await host.run(["thin_check", "-V"], { viaPrefix: true });
-  if (result?.exitCode === 0) return ok("thin-provisioning-tools", `thin_check ${result.stdout.trim() || result.stderr.trim()}`);
+  if (result?.exitCode === 0)
+    return ok("thin-provisioning-tools", `thin_check ${result.stdout.trim() || result.stderr.trim()}`);
   return {
     check: "thin-provisioning-tools",
     status: "warn",
@@ -49,7 +52,13 @@ export async function checkThinTools(host: HostProbe): Promise<Finding> {
 
 /** lvm.conf settings that wait for, or depend on, a udev that a container does not have. */
 export async function checkLvmConf(host: HostProbe): Promise<Finding[]> {
-  const keys = ["activation/udev_sync", "activation/udev_rules", "devices/obtain_device_list_from_udev", "devices/use_devicesfile", "devices/devicesfile"];
+  const keys = [
+    "activation/udev_sync",
+    "activation/udev_rules",
+    "devices/obtain_device_list_from_udev",
+    "devices/use_devicesfile",
+    "devices/devicesfile",
+  ];
   const result = await host.run(["lvm", "lvmconfig", "--type", "full", ...keys], { viaPrefix: true });
   if (!result || result.exitCode !== 0) {
     return [
@@ -87,7 +96,9 @@ export async function checkLvmConf(host: HostProbe): Promise<Finding[]> {
       fix: "set devices { obtain_device_list_from_udev = 0 }",
     });
   } else {
-    findings.push(ok("lvm.conf device list", `obtain_device_list_from_udev=${settings.get("obtain_device_list_from_udev") ?? "?"}`));
+    findings.push(
+      ok("lvm.conf device list", `obtain_device_list_from_udev=${settings.get("obtain_device_list_from_udev") ?? "?"}`),
+    );
   }
   const devicesFile = settings.get("devicesfile") || "system.devices";
   const devicesPath = join("/etc/lvm/devices", devicesFile);
@@ -99,7 +110,12 @@ export async function checkLvmConf(host: HostProbe): Promise<Finding[]> {
       fix: `add loam's disks with \`lvmdevices --adddev DEVICE\` on the host, or run loam's LVM with --config 'devices{use_devicesfile=0}'`,
     });
   } else {
-    findings.push(ok("lvm.conf devices file", settings.get("use_devicesfile") === "1" ? `use_devicesfile=1 but ${devicesPath} absent` : "use_devicesfile=0"));
+    findings.push(
+      ok(
+        "lvm.conf devices file",
+        settings.get("use_devicesfile") === "1" ? `use_devicesfile=1 but ${devicesPath} absent` : "use_devicesfile=0",
+      ),
+    );
   }
   return findings;
 }

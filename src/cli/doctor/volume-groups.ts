@@ -31,7 +31,10 @@ export async function checkVolumeGroups(host: HostProbe, volumeGroups: readonly 
       continue;
     }
     findings.push(
-      ok(check, `size ${humanBytes(report.vg.sizeBytes)}, free ${humanBytes(report.vg.freeBytes)}, ${report.pvs.length} PV(s), ${report.lvs.filter((lv) => !lv.internal).length} LV(s)`),
+      ok(
+        check,
+        `size ${humanBytes(report.vg.sizeBytes)}, free ${humanBytes(report.vg.freeBytes)}, ${report.pvs.length} PV(s), ${report.lvs.filter((lv) => !lv.internal).length} LV(s)`,
+      ),
     );
     const metadata = metadataAreaFinding(vg, report.vg);
     if (metadata) findings.push(metadata);

@@ -57,7 +57,10 @@ function rowHeight(series: number): number {
 
 function renderPanel(panel: Panel, series: number, top: number): { svg: string[]; height: number } {
   const svg: string[] = [text(10, top + 15, panel.title, 'class="panel"')];
-  const max = Math.max(0, ...panel.rows.flatMap((r) => r.values.filter((v): v is number => v !== undefined && Number.isFinite(v))));
+  const max = Math.max(
+    0,
+    ...panel.rows.flatMap((r) => r.values.filter((v): v is number => v !== undefined && Number.isFinite(v))),
+  );
   let y = top + PANEL_TITLE;
   for (const row of panel.rows) {
     svg.push(text(LABEL_WIDTH - 8, y + (series * BAR_HEIGHT) / 2 + 4, row.label, 'text-anchor="end"'));
@@ -69,7 +72,9 @@ function renderPanel(panel: Panel, series: number, top: number): { svg: string[]
       }
       const width = max > 0 ? Math.max(1, (value / max) * BAR_AREA) : 1;
       const color = series === 1 && row.reference ? REFERENCE_COLOR : SERIES_COLORS[s % SERIES_COLORS.length];
-      svg.push(`<rect x="${LABEL_WIDTH}" y="${barY}" width="${width.toFixed(1)}" height="${BAR_HEIGHT - 2}" fill="${color}"/>`);
+      svg.push(
+        `<rect x="${LABEL_WIDTH}" y="${barY}" width="${width.toFixed(1)}" height="${BAR_HEIGHT - 2}" fill="${color}"/>`,
+      );
       svg.push(text(Math.round(LABEL_WIDTH + width + 4), barY + BAR_HEIGHT - 3, formatValue(value), 'class="value"'));
     });
     y += rowHeight(series);
