@@ -14,9 +14,10 @@ import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/Clus
 import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import type { IPolicyRule } from "kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule";
 import { CSIDriver } from "kubernetes-models/storage.k8s.io/v1/CSIDriver";
 import { StorageClass } from "kubernetes-models/storage.k8s.io/v1/StorageClass";
+import { isKubernetesObjectName } from "../volumes/names.js";
+import { sidecarRbac } from "./rbac.js";
 import { SIDECARS, type SidecarName } from "./sidecars.js";
 import type { StorageClassValues, Values } from "./values.js";
 
@@ -376,86 +377,6 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
   });
 }
 
-interface SidecarRbac {
-  sidecar: string;
-  why: string;
-  cluster: IPolicyRule[];
-  namespaced: IPolicyRule[];
-}
-
-const CORE = "";
-const STORAGE = "storage.k8s.io";
-const SNAPSHOT = "snapshot.storage.k8s.io";
-const EVENTS: IPolicyRule = {
-  apiGroups: [CORE],
-  resources: ["events"],
-  verbs: ["list", "watch", "create", "update", "patch"],
-};
-
-/** What each sidecar needs from the API, and nothing more. */
-export function sidecarRbac(_values: Values): SidecarRbac[] {
-  return [
-    {
-      sidecar: "external-provisioner",
-      why: "PVs for PVCs on this node (node deployment), capacity per node (CSIStorageCapacity owned by the DaemonSet), restores from snapshots",
-      cluster: [
-        {
-          apiGroups: [CORE],
-          resources: ["persistentvolumes"],
-          verbs: ["get", "list", "watch", "create", "patch", "delete"],
-        },
-        { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch", "update"] },
-        { apiGroups: [STORAGE], resources: ["storageclasses"], verbs: ["get", "list", "watch"] },
-        EVENTS,
-        { apiGroups: [SNAPSHOT], resources: ["volumesnapshots", "volumesnapshotcontents"], verbs: ["get", "list"] },
-        { apiGroups: [STORAGE], resources: ["csinodes"], verbs: ["get", "list", "watch"] },
-        { apiGroups: [CORE], resources: ["nodes"], verbs: ["get", "list", "watch"] },
-      ],
-      namespaced: [
-        {
-          apiGroups: [STORAGE],
-          resources: ["csistoragecapacities"],
-          verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
-        },
-        // Walking from the pod to its DaemonSet for the capacity objects' owner reference.
-        { apiGroups: [CORE], resources: ["pods"], verbs: ["get"] },
-      ],
-    },
-    {
-      sidecar: "external-resizer",
-      why: "marks PVs and PVCs resized; loam itself grows the LV and filesystem in NodeExpandVolume",
-      cluster: [
-        { apiGroups: [CORE], resources: ["persistentvolumes"], verbs: ["get", "list", "watch", "patch"] },
-        { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch"] },
-        { apiGroups: [CORE], resources: ["persistentvolumeclaims/status"], verbs: ["patch"] },
-        EVENTS,
-      ],
-      namespaced: [
-        {
-          apiGroups: ["coordination.k8s.io"],
-          resources: ["leases"],
-          verbs: ["get", "watch", "list", "delete", "update", "create"],
-        },
-      ],
-    },
-    {
-      sidecar: "external-snapshotter",
-      why: "creates and deletes snapshots of this node's volumes (distributed snapshotting)",
-      cluster: [
-        EVENTS,
-        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotclasses"], verbs: ["get", "list", "watch"] },
-        {
-          apiGroups: [SNAPSHOT],
-          resources: ["volumesnapshotcontents"],
-          verbs: ["get", "list", "watch", "update", "patch"],
-        },
-        { apiGroups: [SNAPSHOT], resources: ["volumesnapshotcontents/status"], verbs: ["update", "patch"] },
-      ],
-      namespaced: [],
-    },
-  ];
-}
-
 /**
  * The shape check for a VolumeSnapshotClass, which kubernetes-models cannot validate (it is
  * a CRD): the fields snapshot.storage.k8s.io/v1 defines, with their types and enums.
@@ -469,7 +390,7 @@ export function checkVolumeSnapshotClass(object: Record<string, unknown>): strin
     problems.push("apiVersion must be snapshot.storage.k8s.io/v1");
   if (object.kind !== "VolumeSnapshotClass") problems.push("kind must be VolumeSnapshotClass");
   const metadata = object.metadata as { name?: unknown } | undefined;
-  if (typeof metadata?.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(metadata.name))
+  if (typeof metadata?.name !== "string" || !isKubernetesObjectName(metadata.name))
     problems.push("metadata.name must be a DNS subdomain");
   if (typeof object.driver !== "string" || object.driver === "") problems.push("driver is required");
   if (object.deletionPolicy !== "Delete" && object.deletionPolicy !== "Retain")

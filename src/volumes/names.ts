@@ -20,6 +20,10 @@ export const DEVICE_CLASS_NAME = DNS_LABEL;
 const SUBDOMAIN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 /** A DNS subdomain such as the CSI driver name loam.csi.dev (callers bound its length). */
 export const DNS_SUBDOMAIN = new RegExp(`^${SUBDOMAIN}$`);
+/** A Kubernetes object name (PV, PVC, snapshot class ...): a DNS subdomain of at most 253 characters. */
+export function isKubernetesObjectName(name: string): boolean {
+  return name.length <= 253 && DNS_SUBDOMAIN.test(name);
+}
 /**
  * A Kubernetes label key, `[dns-subdomain/]name`: the topology key (topology.loam.csi.dev/node)
  * and node selector keys. Callers bound its length.

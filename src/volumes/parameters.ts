@@ -14,7 +14,7 @@
  */
 import { invalidArgument } from "./errors.js";
 import { printable } from "./capabilities.js";
-import { DEVICE_CLASS_NAME } from "./names.js";
+import { DEVICE_CLASS_NAME, isKubernetesObjectName } from "./names.js";
 import { isValidStripeSize, parseStripeSize } from "./size.js";
 
 export interface ParameterDefinition {
@@ -41,8 +41,6 @@ const integerIn =
   (min: number, max: number) =>
   (value: string): boolean =>
     /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
-
-const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 export const PARAMETERS: readonly ParameterDefinition[] = [
   {
@@ -160,7 +158,7 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
       throw invalidArgument(`${field} has unknown key "${printable(key)}"${hint}; allowed keys: ${ACCEPTED}`);
     }
     if (definition.metadata) {
-      if (!K8S_NAME.test(value)) {
+      if (!isKubernetesObjectName(value)) {
         throw invalidArgument(`${field}["${key}"] "${printable(value)}" is not ${definition.allowed}`);
       }
       result.metadata[key] = value;
