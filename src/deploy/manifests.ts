@@ -2,7 +2,8 @@
  * The Kubernetes objects for the distributed topology, built as typed kubernetes-models
  * objects from checked values: one DaemonSet runs loam beside the CSI sidecars in their
  * node-deployment modes on every node, so each node provisions, resizes and snapshots only
- * the volumes in its own volume groups.
+ * the volumes in its own volume groups. About 400 lines: the DaemonSet with its five sidecars
+ * is one object, built in one place; RBAC is in rbac.ts, values in values.ts.
  */
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";

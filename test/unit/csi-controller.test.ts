@@ -3,6 +3,8 @@
  * CreateVolume adopt case, sizes with a content source, required fields, StorageClass
  * parameters, snapshots, clones, paging and capacity by class. Table rows run in order
  * against one server; each row uses names of its own. The VM suite checks real LVM.
+ * One file of tables, not one per RPC: the rows share one server and its state builders,
+ * and a reader looking for "what does CreateVolume answer when ..." finds every case here.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";

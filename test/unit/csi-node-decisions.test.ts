@@ -3,7 +3,8 @@
  * gRPC server, over the in-memory LVM stand-in and a stand-in for the machine (NodeHost):
  * format only an empty device, never over data; xfs gets nouuid; a found filesystem is
  * grown; every call idempotent; what a mismatch is answered with. Each row has a fresh server.
- * Real mkfs, mount and blkid are checked by the host and VM suites.
+ * Real mkfs, mount and blkid are checked by the host and VM suites. Slightly over 400 lines:
+ * the stage and publish rows share their host stand-in set-ups.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -3,6 +3,7 @@
  * pauses or changes behind it (crash and resume of a clone, a volume made by someone else,
  * cancellation), growth, deletion of volumes in use, activation. Each row gets a fresh
  * engine on the fixture VG (2 PVs of 255 extents of 4 MiB; a 512 MiB thin pool, ratio 4).
+ * Slightly over 400 lines: one table, its rows sharing the set-ups at the top.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

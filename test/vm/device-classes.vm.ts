@@ -2,6 +2,7 @@
  * Device classes against real LVM: every layout made, written and checked with lvs; GetCapacity
  * equal to the formulas of docs/capacity.md computed here from real vgs/pvs/lvs figures; exact
  * fits and one-extent-too-many; thin overcommit and usage thresholds; bad parameters and config.
+ * One file because every case runs on the pools and config useDeviceClasses sets up once.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";

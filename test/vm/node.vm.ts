@@ -2,6 +2,8 @@
  * The Node service against real LVs through the CSI socket: stage, publish, write, online
  * expansion (xfs and ext4), stats, unpublish, unstage, restage without reformatting, raw
  * block volumes, the size as a hard limit, path attacks, idempotency and missing fields.
+ * Long because each case needs a real volume made and torn down in the guest; they share
+ * its helpers and one VM boot (see docs/vm.md for why the suite runs as one process).
  */
 import { describe, test } from "node:test";
 import type { TestContext } from "node:test";
