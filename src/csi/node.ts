@@ -127,6 +127,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const id = required(request.volumeId, "volume_id");
       const path = required(request.volumePath, "volume_path");
       const use = request.volumeCapability ? nodeUse(request.volumeCapability, "volume_capability") : undefined;
+      // The volume first: an unknown volume_id is NOT_FOUND whatever its path; the path is
+      // still confined before anything touches it.
+      await staging.knownVolume(id, { signal: context.signal });
       const volumePath = await checkedPath(path, "volume_path");
       const range = request.capacityRange;
       const sizeBytes = await withVolume(id, () =>
@@ -144,8 +147,10 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
     nodeGetVolumeStats: async (request, context) => {
       const id = required(request.volumeId, "volume_id");
       const path = required(request.volumePath, "volume_path");
+      // As in expand: the volume is looked up before its path is judged.
+      const volume = await staging.knownVolume(id, { signal: context.signal });
       const volumePath = await checkedPath(path, "volume_path");
-      const stats = await staging.stats(id, volumePath, { signal: context.signal });
+      const stats = await staging.stats(volume, volumePath);
       const usage: Array<{ unit: Unit; total: bigint; used: bigint; available: bigint }> = [];
       if (stats.bytes) usage.push({ unit: Unit.BYTES, ...stats.bytes });
       if (stats.inodes) usage.push({ unit: Unit.INODES, ...stats.inodes });

@@ -104,6 +104,16 @@ export class VolumeStaging {
     readonly host: NodeHost,
   ) {}
 
+  /**
+   * The volume as LVM reports it, or NOT_FOUND. Asked before a request's path is judged, so
+   * an unknown volume_id is NOT_FOUND whatever the path (CSI spec); it touches no path.
+   */
+  async knownVolume(id: string, options: HostCallOptions): Promise<Volume> {
+    const volume = await hostStep(`looking up volume ${id}`, () => this.engine.getVolume(id, options));
+    if (!volume) throw notFound(`volume ${id} does not exist on this node`);
+    return volume;
+  }
+
   /** The volume, active, or NOT_FOUND. */
   async activeVolume(id: string, options: HostCallOptions): Promise<Volume> {
     const volume = await hostStep(`activating volume ${id}`, () => this.engine.ensureActive(id, options));
@@ -227,20 +237,22 @@ export class VolumeStaging {
     return volume.sizeBytes;
   }
 
-  /** Usage of what is at volumePath and every problem found with it; NOT_FOUND when the path does not exist. */
-  async stats(id: string, volumePath: string, options: HostCallOptions): Promise<VolumeStats> {
+  /**
+   * Usage of what is at volumePath and every problem found with it; NOT_FOUND when the path
+   * does not exist. The volume is the one knownVolume found (so it exists).
+   */
+  async stats(volume: Volume, volumePath: string): Promise<VolumeStats> {
     const { host } = this;
+    const { id } = volume;
     const found = await host.stat(volumePath).catch(() => undefined);
     if (!found) throw notFound(`volume_path ${volumePath} does not exist`);
-    const volume = await this.engine.getVolume(id, options);
     const problems: string[] = [];
-    if (!volume) problems.push(`logical volume ${id} does not exist on this node`);
-    else if (volume.condition.abnormal) problems.push(volume.condition.message);
-    const device = volume ? await deviceNumber(host, volume).catch(() => undefined) : undefined;
+    if (volume.condition.abnormal) problems.push(volume.condition.message);
+    const device = await deviceNumber(host, volume).catch(() => undefined);
     const stats: Omit<VolumeStats, "condition"> = {};
     if (found.type === "block-device") {
       if (device && found.device !== device) problems.push(`${volumePath} is not the device node of volume ${id}`);
-      if (volume) stats.bytes = { total: BigInt(volume.sizeBytes), used: 0n, available: 0n };
+      stats.bytes = { total: BigInt(volume.sizeBytes), used: 0n, available: 0n };
     } else {
       const mount = mountAt(await host.mounts(), volumePath);
       if (!mount) problems.push(`nothing is mounted at ${volumePath}`);

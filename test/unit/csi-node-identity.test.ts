@@ -259,6 +259,11 @@ rows("nodeExpandVolume", [
     refusedPath("volume_path", /"\/srv" is not under .*/),
   ],
   [
+    "of a volume that does not exist, outside kubelet's directory: the volume is judged first",
+    () => ({ volumeId: missing, volumePath: "/srv" }),
+    fails(status.NOT_FOUND, /^volume node-missing-\w+ does not exist on this node$/),
+  ],
+  [
     "with a volume_mount_group",
     () => ({
       volumeId: volume,
@@ -288,6 +293,16 @@ rows("nodeGetVolumeStats", [
     refusedPath("volume_path", /"\/proc" is not under .*/),
   ],
   [
+    "of a volume that does not exist, outside kubelet's directory: the volume is judged first",
+    () => ({ volumeId: missing, volumePath: "/proc" }),
+    fails(status.NOT_FOUND, /^volume node-missing-\w+ does not exist on this node$/),
+  ],
+  [
+    "of a volume that does not exist, at a path that is not a mount",
+    () => ({ volumeId: missing, volumePath: under("not-a-mount") }),
+    fails(status.NOT_FOUND, /^volume node-missing-\w+ does not exist on this node$/),
+  ],
+  [
     "at a path that does not exist",
     () => ({ volumeId: volume, volumePath: under("gone") }),
     fails(status.NOT_FOUND, /^volume_path .*gone does not exist$/),
@@ -315,16 +330,13 @@ describe("Node: what it says about itself", () => {
     ]);
   });
 
-  test("NodeGetVolumeStats of a path that is not a mount: abnormal, with what is wrong", async () => {
+  test("NodeGetVolumeStats of a volume at a path that is not a mount: abnormal, with what is wrong", async () => {
     const reply = await csi.client.call(Node, "nodeGetVolumeStats", {
-      volumeId: missing,
+      volumeId: volume,
       volumePath: under("not-a-mount"),
     });
     assert.equal(reply.volumeCondition?.abnormal, true);
-    assert.match(
-      reply.volumeCondition?.message ?? "",
-      /logical volume node-missing-\w+ does not exist on this node; nothing is mounted at /,
-    );
+    assert.match(reply.volumeCondition?.message ?? "", /^nothing is mounted at .*not-a-mount$/);
   });
 });
 
