@@ -45,6 +45,9 @@ const CAPABILITIES = [
   Rpc.LIST_SNAPSHOTS,
   Rpc.GET_SNAPSHOT,
   Rpc.CLONE_VOLUME,
+  // ListVolumes and ControllerGetVolume both carry the volume's condition. Not
+  // LIST_VOLUMES_PUBLISHED_NODES: loam has no controller publish, so no published_node_ids.
+  Rpc.VOLUME_CONDITION,
 ];
 
 export function controllerService(options: ControllerOptions): ServiceHandlers<ControllerMethods> {
@@ -136,7 +139,11 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
       const last = page.at(-1);
       const nextToken = last && page.length < rest.length ? pages.issue(last.id) : "";
       return {
-        entries: page.map((v) => ({ volume: toCsi(v) })),
+        // The condition ControllerGetVolume gives, from the same listing.
+        entries: page.map((v) => ({
+          volume: toCsi(v),
+          status: { publishedNodeIds: [], volumeCondition: v.condition },
+        })),
         nextToken,
       };
     },

@@ -122,6 +122,7 @@ describe("loam csi against a real loam node on the host", () => {
     assert.equal(controller.code, 0, controller.stderr);
     assert.match(controller.stdout, /^CREATE_DELETE_VOLUME$/m);
     assert.match(controller.stdout, /^GET_CAPACITY$/m);
+    assert.match(controller.stdout, /^VOLUME_CONDITION$/m);
   });
 
   test("node-capabilities lists the node RPCs by name, and as protobuf JSON with --json", async () => {

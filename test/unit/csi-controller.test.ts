@@ -9,9 +9,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { Controller, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  Controller,
+  ControllerServiceCapability_RPC_Type as Rpc,
+  VolumeCapability_AccessMode_Mode as Mode,
+} from "../../src/gen/csi/v1/csi_pb.js";
+import { runCsi } from "../../src/cli/csi.js";
 import { lvNameFor, snapshotLvNameFor } from "../../src/lvm/names.js";
 import { MiB } from "../../src/volumes/size.js";
+import { lvmFailure } from "../support/in-memory-lvm.js";
 import { EXTENT, NODE_ID, THIN_POOL, TOPOLOGY_KEY, type TestCsi, VG, startCsi } from "../support/engine.js";
 import { type RequestOf, type Row, block, checkRow, mount } from "../support/rpc-table.js";
 
@@ -971,6 +977,51 @@ describe("ListVolumes and ListSnapshots: paging", () => {
       startingToken: page1.nextToken,
     });
     assert.deepEqual([page2.entries.length, page2.nextToken], [1, ""]);
+  });
+});
+
+describe("ListVolumes: each entry carries the volume's condition, as ControllerGetVolume does", () => {
+  ownServer();
+  test("VOLUME_CONDITION is advertised; LIST_VOLUMES_PUBLISHED_NODES is not (no published_node_ids)", async () => {
+    const { capabilities } = await call("controllerGetCapabilities", {});
+    const rpcs = capabilities.map((c) => (c.type.case === "rpc" ? c.type.value.type : undefined));
+    assert.ok(rpcs.includes(Rpc.VOLUME_CONDITION));
+    assert.ok(rpcs.includes(Rpc.LIST_VOLUMES) && rpcs.includes(Rpc.GET_VOLUME));
+    assert.ok(!rpcs.includes(Rpc.LIST_VOLUMES_PUBLISHED_NODES));
+  });
+
+  test("a healthy volume, a thin volume with its pool's usage, and an interrupted clone (abnormal)", async () => {
+    const healthy = (await create("cond-thick", 8)).volume?.volumeId ?? "";
+    const thinId = (await create("cond-thin", 8, { parameters: thin })).volume?.volumeId ?? "";
+    // A clone whose copy failed keeps its populating mark: its condition is abnormal until a retry completes it.
+    csi.lvm.failNext("copyLv", lvmFailure(["dd"], ["dd: error reading '/dev/loamfx/x': Input/output error"], 1));
+    await assert.rejects(create("cond-clone", 8, { volumeContentSource: fromVolume(healthy) }));
+    const listed = new Map(
+      (await call("listVolumes", {})).entries.map((e) => [e.volume?.volumeId ?? "", e.status?.volumeCondition]),
+    );
+    for (const id of [healthy, thinId, lvNameFor("cond-clone")]) {
+      const got = await call("controllerGetVolume", { volumeId: id });
+      assert.deepEqual(listed.get(id), got.status?.volumeCondition, `${id}: the same condition in both`);
+    }
+    assert.equal(listed.get(healthy)?.abnormal, false);
+    assert.match(listed.get(thinId)?.message ?? "", /^thin volume is active; pool loamfx\/pool data [\d.]+%, metadata/);
+    assert.equal(listed.get(lvNameFor("cond-clone"))?.abnormal, true);
+    assert.match(listed.get(lvNameFor("cond-clone"))?.message ?? "", /being populated from its source/);
+  });
+
+  test("loam csi list-volumes shows each volume's condition in its CONDITION column", async () => {
+    let stdout = "";
+    const code = await runCsi(["--endpoint", `unix://${csi.socketPath}`, "list-volumes"], {
+      stdout: (t) => (stdout += t),
+      stderr: () => undefined,
+      env: {},
+    });
+    assert.equal(code, 0);
+    assert.match(stdout, new RegExp(`^${lvNameFor("cond-thick")}\\s.*\\sok$`, "m"));
+    assert.match(
+      stdout,
+      new RegExp(`^${lvNameFor("cond-clone")}\\s.*\\sabnormal: being populated from its source`, "m"),
+    );
   });
 });
 
