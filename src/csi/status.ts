@@ -2,8 +2,7 @@
  * The service boundary: domain errors become gRPC status codes here and nowhere else.
  */
 import { status } from "@grpc/grpc-js";
-import { VolumeError, type VolumeErrorKind } from "../volumes/errors.js";
-import { LvmError } from "../lvm/errors.js";
+import { type VolumeErrorKind, asVolumeError } from "../volumes/errors.js";
 
 const CODES: Record<VolumeErrorKind, status> = {
   "invalid-argument": status.INVALID_ARGUMENT,
@@ -13,6 +12,7 @@ const CODES: Record<VolumeErrorKind, status> = {
   "resource-exhausted": status.RESOURCE_EXHAUSTED,
   "failed-precondition": status.FAILED_PRECONDITION,
   aborted: status.ABORTED,
+  "deadline-exceeded": status.DEADLINE_EXCEEDED,
   unavailable: status.UNAVAILABLE,
   internal: status.INTERNAL,
 };
@@ -22,11 +22,10 @@ export interface StatusError {
   message: string;
 }
 
+/** Any error, translated to a domain error first (src/volumes/errors.ts asVolumeError): csi maps only domain kinds. */
 export function toStatus(error: unknown): StatusError {
-  if (error instanceof VolumeError) return { code: CODES[error.kind], message: error.message };
-  if (error instanceof LvmError) return { code: status.INTERNAL, message: error.message.trim() };
-  if (error instanceof Error) return { code: status.INTERNAL, message: error.message };
-  return { code: status.INTERNAL, message: String(error) };
+  const failure = asVolumeError(error);
+  return { code: CODES[failure.kind], message: failure.message };
 }
 
 /** A call answered with this error is a deliberate "not supported", not a failure of ours. */

@@ -44,6 +44,11 @@ export class LogicalVolumeShrinkError extends LvmError {}
 export class LvmUsageError extends LvmError {}
 /** A thin pool with no thin-pool target in device-mapper: inactive, or not a pool. */
 export class ThinPoolNotActiveError extends LvmError {}
+/**
+ * Another command (or, with lvmlockd, another host) held the volume group's lock and LVM gave
+ * up waiting: nothing was changed, and the same command may succeed when retried.
+ */
+export class LvmLockContentionError extends LvmError {}
 
 /** The lines of stderr that say something: LVM's warnings about disabled activation, leaked fds and so on are noise here. */
 export function meaningfulStderr(stderr: string): string {
@@ -82,6 +87,14 @@ const RULES: readonly Rule[] = [
     exitCodes: [126, 127],
     pattern: /failed to execute|No such file or directory|command not found|Permission denied/i,
     build: simple(CommandStartError),
+  },
+  {
+    // vg_read and the tools say "Can't get lock for <vg>"; lvmlockd says "VG <vg> lock failed: held by
+    // other host" and "Cannot access VG <vg> due to failed lock". Checked before "not found", which
+    // can follow a failed lock in the same stderr.
+    exitCodes: [ECMD_FAILED],
+    pattern: /Can't get lock for|lock failed: held by other host|due to failed lock|Volume group "?[^"\s]*"? is locked/,
+    build: simple(LvmLockContentionError),
   },
   { exitCodes: [ECMD_FAILED], pattern: /Volume group "?[^"\s]*"? not found/, build: simple(VolumeGroupNotFoundError) },
   {

@@ -10,6 +10,7 @@ export {
   LogicalVolumeShrinkError,
   LogicalVolumeSizeUnchangedError,
   LvmError,
+  LvmLockContentionError,
   LvmUsageError,
   ThinPoolNotActiveError,
   VolumeGroupNotFoundError,

@@ -3,12 +3,13 @@
  * the CSI layer maps kinds to gRPC status codes at the service boundary and nowhere else.
  * LVM's failures become domain errors here too (`lvmFailure`) and nowhere else in the domain.
  */
-import { CommandError } from "../exec/index.js";
+import { CommandCancelledError, CommandError, CommandTimeoutError } from "../exec/index.js";
 import {
   InsufficientSpaceError,
   LogicalVolumeExistsError,
   LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
+  LvmLockContentionError,
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
 export type VolumeErrorKind =
@@ -19,6 +20,7 @@ export type VolumeErrorKind =
   | "resource-exhausted"
   | "failed-precondition"
   | "aborted"
+  | "deadline-exceeded"
   | "unavailable"
   | "internal";
 
@@ -40,6 +42,7 @@ export const outOfRange = (message: string): VolumeError => new VolumeError("out
 export const resourceExhausted = (message: string): VolumeError => new VolumeError("resource-exhausted", message);
 export const failedPrecondition = (message: string): VolumeError => new VolumeError("failed-precondition", message);
 export const aborted = (message: string): VolumeError => new VolumeError("aborted", message);
+export const deadlineExceeded = (message: string): VolumeError => new VolumeError("deadline-exceeded", message);
 export const unavailable = (message: string, cause?: unknown): VolumeError =>
   new VolumeError("unavailable", message, { cause });
 
@@ -70,13 +73,48 @@ export function lvmFailure(error: unknown, doing: string, words: LvmFailureWords
   if (error instanceof VolumeGroupNotFoundError && words.unreadable) {
     return unavailable(words.unreadable(error.message.trim()), error);
   }
-  if (error instanceof CommandError) {
-    return new VolumeError("internal", `${doing} failed: ${error.message.trim()}`, { cause: error });
+  const kind = failureKind(error);
+  const said = error instanceof CommandError ? error.message.trim() : String(error);
+  if (error instanceof LvmLockContentionError) {
+    return new VolumeError(
+      "aborted",
+      `${doing} failed: ${said} (another LVM command held the volume group's lock; retry)`,
+      { cause: error },
+    );
   }
-  if (error instanceof Error && error.name === "AbortError") {
-    return new VolumeError("aborted", `${doing} was cancelled`, { cause: error });
+  if (kind === "aborted") {
+    return new VolumeError("aborted", `${doing} was cancelled${error instanceof CommandError ? `: ${said}` : ""}`, {
+      cause: error,
+    });
   }
-  return new VolumeError("internal", `${doing} failed: ${String(error)}`, { cause: error });
+  if (kind === "deadline-exceeded") {
+    return new VolumeError("deadline-exceeded", `${doing} failed: ${said}`, { cause: error });
+  }
+  return new VolumeError("internal", `${doing} failed: ${said}`, { cause: error });
+}
+
+/**
+ * The kind any failure has when nothing more particular is known: a command that ran past its
+ * deadline is DEADLINE_EXCEEDED, a cancelled one (the caller went away) or one that found the
+ * volume group locked is ABORTED (all three may be retried; a killed command may have
+ * committed, which the retry finds), anything else INTERNAL.
+ */
+function failureKind(error: unknown): VolumeErrorKind {
+  if (error instanceof VolumeError) return error.kind;
+  if (error instanceof CommandTimeoutError) return "deadline-exceeded";
+  if (error instanceof CommandCancelledError || error instanceof LvmLockContentionError) return "aborted";
+  if (error instanceof Error && error.name === "AbortError") return "aborted";
+  return "internal";
+}
+
+/**
+ * Any error as a domain error, in its own words: what the service boundary answers for a failure
+ * that reached it without a translation (VolumeErrors pass through).
+ */
+export function asVolumeError(error: unknown): VolumeError {
+  if (error instanceof VolumeError) return error;
+  const message = error instanceof Error ? error.message.trim() : String(error);
+  return new VolumeError(failureKind(error), message, { cause: error });
 }
 
 /** LVM said the LV already exists (made behind loam's back, or by a run that crashed). */

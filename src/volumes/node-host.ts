@@ -8,8 +8,8 @@
  * non-zero rejects with a HostCommandError (src/host/errors.ts; its stderr is read: mkfs.xfs's
  * "must be larger than" becomes FAILED_PRECONDITION, anything else INTERNAL naming the step);
  * one that cannot start, times out or is cancelled rejects with src/exec's CommandError
- * (INTERNAL, its own words); an error named AbortError becomes ABORTED; any other error
- * becomes INTERNAL naming the step.
+ * (INTERNAL, DEADLINE_EXCEEDED or ABORTED, naming the step); an error named AbortError becomes
+ * ABORTED; any other error becomes INTERNAL naming the step.
  */
 import { CommandError, CommandExitError } from "../exec/index.js";
 import type { DeviceContent, FirstLook } from "../host/blkid.js";
@@ -19,7 +19,7 @@ import type { PathInfo } from "../host/operations.js";
 import type { FsType } from "./capabilities.js";
 import type { VolumeEngine } from "./engine.js";
 import type { Volume } from "./volume.js";
-import { VolumeError, alreadyExists, failedPrecondition } from "./errors.js";
+import { VolumeError, alreadyExists, failedPrecondition, lvmFailure } from "./errors.js";
 import { PER_MOUNT_FLAGS } from "./capabilities.js";
 
 /** One line of the kernel's mount table, as much of it as the node's decisions read. */
@@ -137,13 +137,13 @@ export async function hostStep<T>(doing: string, fn: () => Promise<T>): Promise<
 }
 
 /**
- * A host step's failure in the domain's words. VolumeErrors, LVM's errors and a command that
- * could not start, timed out or was cancelled pass through with their own words; a command
- * that exited non-zero is named with the step.
+ * A host step's failure in the domain's words, named with the step. VolumeErrors pass through;
+ * a command that exited non-zero is read here; one that could not start, timed out
+ * (DEADLINE_EXCEEDED) or was cancelled (ABORTED), and LVM's errors, go through lvmFailure.
  */
-export function hostFailure(error: unknown, doing: string): VolumeError | CommandError {
-  if (error instanceof VolumeError || (error instanceof CommandError && !(error instanceof CommandExitError)))
-    return error;
+export function hostFailure(error: unknown, doing: string): VolumeError {
+  if (error instanceof VolumeError) return error;
+  if (error instanceof CommandError && !(error instanceof CommandExitError)) return lvmFailure(error, doing);
   if (error instanceof CommandExitError) {
     if (/must be larger than/.test(error.stderr)) {
       return failedPrecondition(`${doing} failed: ${error.stderr.trim()} (ask for a larger volume or fs_type ext4)`);

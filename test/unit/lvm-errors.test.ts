@@ -11,6 +11,7 @@ import {
   LogicalVolumeShrinkError,
   LogicalVolumeSizeUnchangedError,
   LvmError,
+  LvmLockContentionError,
   LvmUsageError,
   VolumeGroupNotFoundError,
 } from "../../src/lvm/index.js";
@@ -110,6 +111,20 @@ test("LVs held open are LogicalVolumeInUseError (LVM's wording for lvremove of a
     '  Can\'t remove open logical volume "data"\n',
   ]) {
     assert.equal(classifyLvmFailure(argv, { stdout: "", stderr, exitCode: 5 }).constructor, LogicalVolumeInUseError);
+  }
+});
+
+test("a volume group locked by another command or host is LvmLockContentionError, even when 'not found' follows", () => {
+  const argv = ["lvm", "lvcreate", "vg0"];
+  for (const stderr of [
+    "  Can't get lock for vg0\n",
+    '  Can\'t get lock for vg0.\n  Volume group "vg0" not found\n',
+    "  VG vg0 lock failed: held by other host.\n",
+    "  Cannot access VG vg0 due to failed lock.\n",
+  ]) {
+    const error = classifyLvmFailure(argv, { stdout: "", stderr, exitCode: 5 });
+    assert.equal(error.constructor, LvmLockContentionError, stderr);
+    assert.match(error.message, /^lvm lvcreate failed with exit code 5: /);
   }
 });
 

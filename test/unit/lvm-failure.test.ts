@@ -4,12 +4,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CommandTimeoutError } from "../../src/exec/index.js";
+import { CommandCancelledError, CommandStartError, CommandTimeoutError } from "../../src/exec/index.js";
 import {
   InsufficientSpaceError,
   LogicalVolumeExistsError,
   LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
+  LvmLockContentionError,
   VolumeGroupNotFoundError,
 } from "../../src/lvm/errors.js";
 import { VolumeError, lvAlreadyExists, lvAlreadyGone, lvmFailure, notFound } from "../../src/volumes/errors.js";
@@ -49,8 +50,27 @@ const rows: Array<{ name: string; error: unknown; kind: string; message: string 
   {
     name: "a command that timed out",
     error: new CommandTimeoutError(ARGV, 1000, ""),
+    kind: "deadline-exceeded",
+    message: "creating x failed: lvcreate did not finish within 1000 ms and was killed",
+  },
+  {
+    name: "a command cancelled because the caller went away",
+    error: new CommandCancelledError(ARGV, ""),
+    kind: "aborted",
+    message: "creating x was cancelled: lvcreate was cancelled and killed",
+  },
+  {
+    name: "LVM's lock held by another command",
+    error: new LvmLockContentionError("lvcreate failed with exit code 5: Can't get lock for vg", ARGV, 5, ""),
+    kind: "aborted",
+    message:
+      "creating x failed: lvcreate failed with exit code 5: Can't get lock for vg (another LVM command held the volume group's lock; retry)",
+  },
+  {
+    name: "a command that could not start",
+    error: new CommandStartError("nsenter: failed to execute lvm", ["nsenter"], null, ""),
     kind: "internal",
-    message: `creating x failed: ${new CommandTimeoutError(ARGV, 1000, "").message.trim()}`,
+    message: "creating x failed: nsenter: failed to execute lvm",
   },
   {
     name: "a cancelled call",

@@ -109,7 +109,7 @@ test("stageMountFlags: xfs gets nouuid once; ext4 is left as asked", () => {
   assert.deepEqual(stageMountFlags("ext4", ["noatime"]), ["noatime"]);
 });
 
-test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTERNAL naming the step, a timeout passes through", () => {
+test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTERNAL naming the step, a timeout DEADLINE_EXCEEDED", () => {
   const small = hostFailure(new HostCommandError(["mkfs.xfs"], 1, "agsize must be larger than 300MB\n"), "making xfs");
   assert.ok(small instanceof VolumeError && small.kind === "failed-precondition");
   assert.equal(
@@ -119,8 +119,11 @@ test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTE
   const other = hostFailure(new HostCommandError(["mount"], 32, "wrong fs type"), "mounting");
   assert.ok(other instanceof VolumeError && other.kind === "internal");
   assert.equal(other.message, "mounting failed: mount exited 32: wrong fs type");
-  const timeout = new CommandTimeoutError(["mount"], 1000, "");
-  assert.equal(hostFailure(timeout, "mounting"), timeout);
+  const timeout = hostFailure(new CommandTimeoutError(["mount"], 1000, ""), "mounting");
+  assert.deepEqual(
+    [timeout.kind, timeout.message],
+    ["deadline-exceeded", "mounting failed: mount did not finish within 1000 ms and was killed"],
+  );
   const abort = Object.assign(new Error("stop"), { name: "AbortError" });
-  assert.equal((hostFailure(abort, "mounting") as VolumeError).kind, "aborted");
+  assert.equal(hostFailure(abort, "mounting").kind, "aborted");
 });
