@@ -80,9 +80,22 @@ export function capacityUses(capabilities: readonly VolumeCapability[], field = 
   });
 }
 
+/**
+ * All capabilities of one request; they must agree on block or mount, since one volume is
+ * either a raw device or a filesystem (mixed ones are INVALID_ARGUMENT).
+ */
 export function volumeUses(capabilities: readonly VolumeCapability[], field = "volume_capabilities"): VolumeUse[] {
   if (capabilities.length === 0) throw invalidArgument(`${field} is required (at least one capability)`);
-  return capabilities.map((c, i) => volumeUse(c, `${field}[${i}]`));
+  const uses = capabilities.map((c, i) => volumeUse(c, `${field}[${i}]`));
+  const block = uses.findIndex((u) => u.access.kind === "block");
+  const mount = uses.findIndex((u) => u.access.kind === "mount");
+  if (block >= 0 && mount >= 0) {
+    throw invalidArgument(
+      `${field}[${block}] asks for block access and ${field}[${mount}] for mount access; ` +
+        "a volume is either a raw block device or a filesystem: ask for one of them",
+    );
+  }
+  return uses;
 }
 
 /** The one topology segment this node answers for. */

@@ -371,6 +371,13 @@ describe("Controller: required fields and request checks (INVALID_ARGUMENT names
       message: /volume_capabilities\[0\].access_mode UNKNOWN is not supported \(an access mode is required\)/,
     },
     {
+      name: "CreateVolume with block and mount capabilities together",
+      request: createRequest("f-mixed", 8, { volumeCapabilities: [mount(), block()] }),
+      code: status.INVALID_ARGUMENT,
+      message:
+        /^volume_capabilities\[1\] asks for block access and volume_capabilities\[0\] for mount access; a volume is either a raw block device or a filesystem: ask for one of them$/,
+    },
+    {
       name: "CreateVolume with a multi-node access mode",
       request: createRequest("f4", 8, { volumeCapabilities: [mount("xfs", Mode.MULTI_NODE_MULTI_WRITER)] }),
       code: status.INVALID_ARGUMENT,
@@ -642,6 +649,15 @@ describe("Controller: required fields and request checks (INVALID_ARGUMENT names
     });
     assert.equal(badParameter.confirmed, undefined);
     assert.match(badParameter.message, /unknown key "nope"/);
+    const mixed = await call("validateVolumeCapabilities", {
+      volumeId: created,
+      volumeCapabilities: [block(), mount()],
+    });
+    assert.equal(mixed.confirmed, undefined);
+    assert.match(
+      mixed.message,
+      /volume_capabilities\[0\] asks for block access and volume_capabilities\[1\] for mount/,
+    );
   });
 
   test("ControllerGetVolume: topology, size and the volume's condition", async () => {
