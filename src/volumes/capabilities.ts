@@ -22,8 +22,9 @@ export const DEFAULT_FS_TYPE: FsType = "xfs";
 
 /**
  * Mount options a pod may ask for. Anything that changes who can reach the data
- * (e.g. `suid`, `dev`, `exec` on a shared host path) or that the CO sets itself (ro/rw)
- * stays off the list; the message for a refused flag lists these.
+ * (e.g. `suid`, `dev`, `exec` on a shared host path), that the CO sets itself (ro/rw)
+ * or that reaches beyond the pod (`errors=panic`: one filesystem error would panic the
+ * node) stays off the list; the message for a refused flag lists these.
  */
 export const ALLOWED_MOUNT_FLAGS: readonly string[] = [
   "noatime",
@@ -57,7 +58,6 @@ export const ALLOWED_MOUNT_FLAGS: readonly string[] = [
   "commit",
   "errors=remount-ro",
   "errors=continue",
-  "errors=panic",
 ];
 /**
  * The allowed flags the kernel keeps per mount rather than per filesystem. A bind mount

@@ -30,6 +30,7 @@ test("mount flags pass an allow-list; dangerous or unknown flags are refused wit
     "commit=x",
     "noatime;reboot",
     'context="x"',
+    "errors=panic",
   ]) {
     assert.throws(() => checkMountFlags([bad], "cap.mount_flags"), /cap.mount_flags contains .* allowed: noatime/, bad);
   }
