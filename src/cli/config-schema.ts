@@ -149,8 +149,8 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
   kubeletDir: text((v) => v.startsWith("/") && !v.includes("\0"), "must be an absolute path").optional(),
   socketMode: text(
     (v) => parseSocketMode(v) !== undefined,
-    "must be an octal mode between 0600 and 0777, e.g. 0600",
-    /^0?[0-7]{3}$/,
+    "must be 0600, 0640 or 0660 (read-write for the owner, read or read-write for the group, nothing for others: whoever can write the socket can mount and delete volumes)",
+    /^0?6[046]0$/,
   ).optional(),
   maxVolumesPerNode: rangeOf(0, 1_000_000).optional(),
   lvmTimeoutSeconds: rangeOf(1, 3600).optional(),
@@ -179,9 +179,8 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
 });
 
 export function parseSocketMode(text: string): number | undefined {
-  if (!/^0?[0-7]{3}$/.test(text)) return undefined;
-  const mode = parseInt(text, 8);
-  return (mode & 0o600) === 0o600 ? mode : undefined;
+  // Whoever can write the socket can mount and delete volumes: never others, never execute bits.
+  return /^0?6[046]0$/.test(text) ? parseInt(text, 8) : undefined;
 }
 
 /** `deviceClasses[0].name` from a zod path. */

@@ -35,7 +35,7 @@ Flags (each may also be set in the JSON config file under the camelCase name):
   --driver-name NAME             CSI driver name (default loam.csi.dev)
   --topology-key KEY             topology label key (default topology.loam.csi.dev/node)
   --kubelet-dir DIR              kubelet's directory (default /var/lib/kubelet)
-  --socket-mode MODE             socket file mode (default 0600)
+  --socket-mode MODE             socket file mode: 0600, 0640 or 0660 (default 0600)
   --max-volumes-per-node N       reported by NodeGetInfo; 0 means no limit (default 0)
   --log-level LEVEL              debug, info, warn or error (default info)
   --lvm-command-prefix "WORDS"   words put before every LVM command, e.g. "nsenter --target=1 --mount --"

@@ -28,6 +28,11 @@ test("every bad value is refused with the name of its field", () => {
     [{ kubeletDir: "var/lib/kubelet" }, "kubeletDir"],
     [{ socketMode: "0644x" }, "socketMode"],
     [{ socketMode: "0400" }, "socketMode"],
+    [{ socketMode: "0666" }, "socketMode"],
+    [{ socketMode: "0777" }, "socketMode"],
+    [{ socketMode: "0670" }, "socketMode"],
+    [{ socketMode: "0700" }, "socketMode"],
+    [{ socketMode: "0604" }, "socketMode"],
     [{ maxVolumesPerNode: -1 }, "maxVolumesPerNode"],
     [{ lvmTimeoutSeconds: 0 }, "lvmTimeoutSeconds"],
     [{ logLevel: "loud" }, "logLevel"],
@@ -40,6 +45,17 @@ test("every bad value is refused with the name of its field", () => {
       `${JSON.stringify(layer)} should fail on ${field}`,
     );
   }
+});
+
+test("socketMode: 0600, 0640 and 0660 are accepted; a wider mode is refused saying what is allowed", () => {
+  for (const mode of ["0600", "0640", "0660", "660"])
+    assert.equal(resolveConfig(base, { socketMode: mode }).socketMode, mode);
+  assert.throws(
+    () => resolveConfig(base, { socketMode: "0666" }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /"0666" must be 0600, 0640 or 0660 \(read-write for the owner/.test(error.message),
+  );
 });
 
 test("flags override the config file, and the file's unknown keys and wrong types are refused", async () => {
