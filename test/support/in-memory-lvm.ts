@@ -39,6 +39,7 @@ import {
   parseFullReport,
 } from "../../src/lvm/report.js";
 import { isValidVgName } from "../../src/lvm/names.js";
+import { logicalVolume } from "./lvm-objects.js";
 
 type RunOptions = Parameters<Lvm["report"]>[1];
 
@@ -742,27 +743,15 @@ function newLv(
   base: { name: string; tags: string[] },
   shape: Partial<LogicalVolume> & { sizeBytes: number; segType: string },
 ): LogicalVolume {
-  return {
+  return logicalVolume({
     name: base.name,
     vgName: vg.vg.name,
     uuid: "",
     attr: "",
-    active: true,
-    stripes: 1,
-    stripeSizeBytes: 0,
-    segmentCount: 1,
-    poolLv: "",
-    origin: "",
-    dataPercent: null,
-    metadataPercent: null,
     tags: base.tags,
     devicePath: shape.segType === "thin-pool" ? "" : `/dev/${vg.vg.name}/${base.name}`,
-    healthStatus: "",
-    copyPercent: null,
-    roles: ["public"],
-    internal: false,
     ...shape,
-  };
+  });
 }
 
 /** lv_attr as LVM prints it: type, permissions, allocation, minor, state, open, target, zero, health, skip. */

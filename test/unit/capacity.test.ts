@@ -5,34 +5,11 @@ import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
 import { thickCapacity, thinCapacity, thinPoolOverThreshold, thinPoolState } from "../../src/volumes/capacity.js";
 import { type DeviceClass, type VolumeLayout, singleThickClass } from "../../src/volumes/device-classes.js";
 import { MiB } from "../../src/volumes/size.js";
+import { logicalVolume } from "../support/lvm-objects.js";
 
 const E = 4 * MiB;
 
-function lv(partial: Partial<LogicalVolume>): LogicalVolume {
-  return {
-    name: "lv",
-    vgName: "vg",
-    uuid: "u",
-    sizeBytes: 0,
-    attr: "-wi-a-----",
-    active: true,
-    segType: "linear",
-    stripes: 1,
-    stripeSizeBytes: 0,
-    segmentCount: 1,
-    poolLv: "",
-    origin: "",
-    dataPercent: null,
-    metadataPercent: null,
-    tags: [],
-    devicePath: "",
-    healthStatus: "",
-    copyPercent: null,
-    roles: ["public"],
-    internal: false,
-    ...partial,
-  };
-}
+const lv = logicalVolume;
 
 function report(pvFreeExtents: number[], lvs: LogicalVolume[] = []): VolumeGroupReport {
   const free = pvFreeExtents.reduce((a, b) => a + b, 0);

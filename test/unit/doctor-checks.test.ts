@@ -9,6 +9,7 @@ import type { CommandResult } from "../../src/exec/index.js";
 import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
 import { loadDoctorOptions, runChecks } from "../../src/cli/doctor.js";
 import type { Finding, HostProbe } from "../../src/cli/doctor/findings.js";
+import { logicalVolume } from "../support/lvm-objects.js";
 
 const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 
@@ -63,29 +64,7 @@ function report(name: string, lvs: Array<Partial<LogicalVolume>>): VolumeGroupRe
       tags: [],
     },
     pvs: [{ name: "/dev/vda", vgName: name, uuid: "p", sizeBytes: 10 * 2 ** 30, freeBytes: 4 * 2 ** 30 }],
-    lvs: lvs.map((lv) => ({
-      name: "lv",
-      vgName: name,
-      uuid: "l",
-      sizeBytes: 2 ** 30,
-      attr: "-wi-a-----",
-      active: true,
-      segType: "linear",
-      stripes: 1,
-      stripeSizeBytes: 0,
-      segmentCount: 1,
-      poolLv: "",
-      origin: "",
-      dataPercent: null,
-      metadataPercent: null,
-      tags: [],
-      devicePath: "",
-      healthStatus: "",
-      copyPercent: null,
-      roles: ["public"],
-      internal: false,
-      ...lv,
-    })),
+    lvs: lvs.map((lv) => logicalVolume({ vgName: name, uuid: "l", sizeBytes: 2 ** 30, ...lv })),
   };
 }
 

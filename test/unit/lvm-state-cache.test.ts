@@ -8,32 +8,12 @@ import assert from "node:assert/strict";
 import type { Lvm } from "../../src/lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../../src/lvm/report.js";
 import { LvmStateCache } from "../../src/volumes/lvm-state-cache.js";
+import { logicalVolume } from "../support/lvm-objects.js";
 
 const EXTENT = 4 * 1024 * 1024;
 
 function lv(name: string, sizeBytes: number): LogicalVolume {
-  return {
-    name,
-    vgName: "vg",
-    uuid: name,
-    sizeBytes,
-    attr: "-wi-a-----",
-    active: true,
-    segType: "linear",
-    stripes: 1,
-    stripeSizeBytes: 0,
-    segmentCount: 1,
-    poolLv: "",
-    origin: "",
-    dataPercent: null,
-    metadataPercent: null,
-    tags: [],
-    devicePath: `/dev/vg/${name}`,
-    healthStatus: "",
-    copyPercent: null,
-    roles: ["public"],
-    internal: false,
-  };
+  return logicalVolume({ name, uuid: name, sizeBytes, devicePath: `/dev/vg/${name}` });
 }
 
 function world() {

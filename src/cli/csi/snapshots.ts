@@ -1,8 +1,8 @@
 /** `loam csi` subcommands for the Controller's snapshots: create, delete, list. */
 import { Controller } from "../../gen/csi/v1/csi_pb.js";
 import { humanBytes, table } from "../csi-output.js";
-import { bool, keyValueMap, PAGING_FLAGS, requiredFlag, text, wholeNumber } from "./flags.js";
-import { invoke, outcome, snapshotBlock, type Subcommand } from "./subcommand.js";
+import { keyValueMap, PAGING_FLAGS, requiredFlag, text, wholeNumber } from "./flags.js";
+import { allPages, invoke, outcome, snapshotBlock, type Subcommand } from "./subcommand.js";
 
 export const SNAPSHOT_SUBCOMMANDS: Subcommand[] = [
   {
@@ -48,16 +48,11 @@ export const SNAPSHOT_SUBCOMMANDS: Subcommand[] = [
         snapshotId: text(flags, "snapshot-id") ?? "",
         sourceVolumeId: text(flags, "source-volume-id") ?? "",
       };
-      let token = text(flags, "starting-token") ?? "";
-      const first = await invoke(context, Controller, "listSnapshots", { ...base, startingToken: token });
+      const first = await allPages(flags, (startingToken) =>
+        invoke(context, Controller, "listSnapshots", { ...base, startingToken }),
+      );
       const all = first.reply;
-      token = all.nextToken;
-      while (token !== "" && !bool(flags, "single-page")) {
-        const page = await invoke(context, Controller, "listSnapshots", { ...base, startingToken: token });
-        all.entries.push(...page.reply.entries);
-        token = page.reply.nextToken;
-      }
-      all.nextToken = token;
+      const token = all.nextToken;
       const rows = all.entries.map((e) => [
         e.snapshot?.snapshotId ?? "-",
         e.snapshot?.sourceVolumeId ?? "-",

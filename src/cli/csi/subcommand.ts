@@ -8,7 +8,7 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
 import type { Snapshot, Topology, Volume } from "../../gen/csi/v1/csi_pb.js";
 import type { CsiClient } from "../../csi/client.js";
 import { keyValues, pairs, sizeWithBytes } from "../csi-output.js";
-import type { FlagSpec, Flags } from "./flags.js";
+import { type FlagSpec, type Flags, bool, text } from "./flags.js";
 
 /** What a subcommand produced: the reply (for --json) and its human rendering. */
 export interface Outcome {
@@ -38,6 +38,26 @@ export async function invoke<M extends GenServiceMethods, K extends keyof M & st
 ): Promise<{ schema: DescMessage; reply: MessageShape<M[K]["output"]> }> {
   const reply = await context.client.call(service, method, request, { timeoutMs: context.timeoutMs });
   return { schema: service.method[method].output, reply };
+}
+
+/**
+ * A listing followed across pages from --starting-token (unless --single-page): every page's
+ * entries are gathered into the first reply, so --json prints one response, and its
+ * next_token is the one left (non-empty only with --single-page).
+ */
+export async function allPages<R extends { schema: DescMessage; reply: { entries: unknown[]; nextToken: string } }>(
+  flags: Flags,
+  fetch: (startingToken: string) => Promise<R>,
+): Promise<R> {
+  const first = await fetch(text(flags, "starting-token") ?? "");
+  let token = first.reply.nextToken;
+  while (token !== "" && !bool(flags, "single-page")) {
+    const page = await fetch(token);
+    first.reply.entries.push(...page.reply.entries);
+    token = page.reply.nextToken;
+  }
+  first.reply.nextToken = token;
+  return first;
 }
 
 export function outcome(result: { schema: DescMessage; reply: unknown }, human: string): Outcome {

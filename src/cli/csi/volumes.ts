@@ -16,7 +16,7 @@ import {
   UsageError,
   wholeNumber,
 } from "./flags.js";
-import { enumName, invoke, outcome, topologies, volumeBlock, type Subcommand } from "./subcommand.js";
+import { allPages, enumName, invoke, outcome, topologies, volumeBlock, type Subcommand } from "./subcommand.js";
 
 export const VOLUME_SUBCOMMANDS: Subcommand[] = [
   {
@@ -78,17 +78,11 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
     async run(context) {
       const { flags } = context;
       const maxEntries = wholeNumber(flags, "max-entries") ?? 0;
-      let token = text(flags, "starting-token") ?? "";
-      const first = await invoke(context, Controller, "listVolumes", { maxEntries, startingToken: token });
+      const first = await allPages(flags, (startingToken) =>
+        invoke(context, Controller, "listVolumes", { maxEntries, startingToken }),
+      );
       const all = first.reply;
-      token = all.nextToken;
-      // Pages are gathered into the first reply so --json prints one ListVolumesResponse.
-      while (token !== "" && !bool(flags, "single-page")) {
-        const page = await invoke(context, Controller, "listVolumes", { maxEntries, startingToken: token });
-        all.entries.push(...page.reply.entries);
-        token = page.reply.nextToken;
-      }
-      all.nextToken = token;
+      const token = all.nextToken;
       const rows = all.entries.map((e) => [
         e.volume?.volumeId ?? "-",
         e.volume ? humanBytes(e.volume.capacityBytes) : "-",
