@@ -34,6 +34,12 @@ export function repoRoot(): string {
   return dir;
 }
 
+/**
+ * Which scratch disk belongs to whom (scripts/test boots the guest with seven): the first two
+ * hold the shared VG; the third is the device-classes group's; the fourth and fifth the
+ * missing-PV tests'; the sixth and seventh the reliability campaign's. A group that makes its
+ * own VG on its disks removes it and wipes them before it ends.
+ */
 export function vmDisks(): string[] {
   const disks = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
   if (disks.length < 2)
