@@ -1,7 +1,7 @@
 /**
  * CSI Node, the transport: checks each request (required fields, the capability, paths
  * resolved and confined under kubelet's directory before anything touches them), takes the
- * volume's lock, and hands the work to the domain (src/volumes/staging.ts for stage,
+ * volume's lock (the engine's, which the Controller's calls on the volume take too), and hands the work to the domain (src/volumes/staging.ts for stage,
  * unstage, expand and stats; src/volumes/publishing.ts for publish and unpublish), which
  * does it on this machine through a NodeHost. Domain errors become gRPC codes in status.ts.
  */
@@ -12,7 +12,6 @@ import {
   VolumeUsage_Unit as Unit,
 } from "../gen/csi/v1/csi_pb.js";
 import type { CommandRunner } from "../exec/index.js";
-import { KeyedLocks } from "../volumes/locks.js";
 import { invalidArgument } from "../volumes/errors.js";
 import { type VolumeUse, printable } from "../volumes/capabilities.js";
 import type { NodeEngine, NodeHost } from "../volumes/node-host.js";
@@ -50,8 +49,8 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
   const { engine, kubeletDir } = options;
   const staging = new VolumeStaging(engine, options.host ?? new HostOperations(options.hostRunner));
   const publishing = new VolumePublishing(staging);
-  const locks = new KeyedLocks();
-  const withVolume = <T>(id: string, fn: () => Promise<T>): Promise<T> => locks.withKeys([`volume:${id}`], fn);
+  // The engine's lock for the volume: the Controller's calls on it (DeleteVolume above all) wait for these.
+  const withVolume = <T>(id: string, fn: () => Promise<T>): Promise<T> => engine.withVolumeLock(id, fn);
 
   const checkedPath = async (path: string, field: string): Promise<string> => {
     try {

@@ -78,6 +78,17 @@ export class VolumeEngine {
     return this.locks.withKeys([`id:${id}`], () => expandVolume(this.context, id, range, options));
   }
 
+  /**
+   * Runs fn holding the volume's lock, the one its DeleteVolume, expansion, snapshots and
+   * clones take: the Node service stages, publishes, unpublishes, unstages and expands under
+   * it, so a DeleteVolume waits for a NodeStageVolume of the same volume (and then finds the
+   * LV open, FAILED_PRECONDITION) instead of racing it. Engine calls fn makes for the same
+   * volume do not wait for it again (locks.ts).
+   */
+  async withVolumeLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withKeys([`id:${id}`], fn);
+  }
+
   /** Activates the volume's LV if it is not active; the node side calls this before it stages a volume. */
   async ensureActive(id: string, options: model.CallOptions = {}): Promise<model.Volume> {
     return ensureActive(this.context, id, options);

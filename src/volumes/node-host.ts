@@ -97,8 +97,8 @@ export interface NodeHost {
   unmountAll(target: string, options?: HostCallOptions): Promise<unknown>;
 }
 
-/** The part of the volume engine the node uses. */
-export type NodeEngine = Pick<VolumeEngine, "ensureActive" | "getVolume" | "expandVolume">;
+/** The part of the volume engine the node uses; its per-volume lock is the engine's (one lock map for both services). */
+export type NodeEngine = Pick<VolumeEngine, "ensureActive" | "getVolume" | "expandVolume" | "withVolumeLock">;
 
 /** "major:minor" of the volume's device node; FAILED_PRECONDITION when it is missing or not a device. */
 export async function deviceNumber(host: NodeHost, volume: Pick<Volume, "id" | "devicePath">): Promise<string> {

@@ -3,7 +3,8 @@
  * interface of src/volumes/node-host.ts), for fast tests of stage and publish decisions. It
  * keeps a mount table, directories and files in memory; device nodes come from the LVM
  * stand-in (an active LV's /dev/<vg>/<lv>, a device-mapper node behind it), and what a device
- * holds is what tests set or what mkfs wrote. mkfs, mount and grow only change this model;
+ * holds is what tests set or what mkfs wrote; a mounted LV is open in the LVM stand-in (lvremove
+ * and deactivation refuse it) until its last mount goes. mkfs, mount and grow only change this model;
  * every call is recorded, and a call can be made to fail before it takes effect. The host and
  * VM suites stay the truth for real devices and mounts.
  */
@@ -222,6 +223,7 @@ export class InMemoryNodeHostStandIn implements NodeHost {
         mountOptions: [options.readonly ? "ro" : "rw", ...flags],
       }),
     );
+    this.setOpen(device, true);
   }
 
   async bindMount(
@@ -259,9 +261,14 @@ export class InMemoryNodeHostStandIn implements NodeHost {
 
   async unmountAll(target: string): Promise<unknown> {
     await this.enter("unmountAll", [target]);
+    const gone: HostMount[] = [];
     for (let i = this.mountTable.length - 1; i >= 0; i--)
-      if (this.mountTable[i]?.mountPoint === target) this.mountTable.splice(i, 1);
+      if (this.mountTable[i]?.mountPoint === target) gone.push(...this.mountTable.splice(i, 1));
     this.boundDevices.delete(target);
+    // The filesystem's last mount (its staging mount or a bind of it) is gone: the LV is closed.
+    for (const mount of gone) {
+      if (!this.mountTable.some((m) => m.majorMinor === mount.majorMinor)) this.setOpen(mount.source, false);
+    }
     return undefined;
   }
 
@@ -273,6 +280,12 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     const failure = queued?.shift();
     if (failure) throw failure;
     await Promise.resolve();
+  }
+
+  /** Marks the LV behind /dev/<vg>/<lv> open or closed in the LVM stand-in, as the kernel's open count would. */
+  private setOpen(device: string, open: boolean): void {
+    const lv = /^\/dev\/([^/]+)\/([^/]+)$/.exec(device);
+    if (lv?.[1] && lv[2] && this.lvm.lv(lv[1], lv[2])) this.lvm.setOpen(lv[1], lv[2], open);
   }
 
   /** The device node at path: /dev/<vg>/<lv> of an active LV, or the /dev/dm-N it resolves to. */

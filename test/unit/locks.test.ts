@@ -59,3 +59,51 @@ test("a failing holder releases the key for the next caller", async () => {
   assert.equal(await locks.withKeys(["k"], () => Promise.resolve("after")), "after");
   assert.equal(locks.size, 0);
 });
+
+test("a call made while its caller holds the key does not wait for itself; other callers still wait", async () => {
+  const locks = new KeyedLocks();
+  const events: string[] = [];
+  const outer = locks.withKeys(["id:v"], async () => {
+    events.push("outer start");
+    await sleep(10);
+    // The node's expansion holds the volume's lock and grows the LV through the engine, which takes it too.
+    const inner = await locks.withKeys(["id:v", "id:w"], () => {
+      events.push("inner");
+      return Promise.resolve("inner done");
+    });
+    events.push("outer end");
+    return inner;
+  });
+  const other = locks.withKeys(["id:v"], () => {
+    events.push("other");
+    return Promise.resolve();
+  });
+  assert.equal(await outer, "inner done");
+  await other;
+  assert.deepEqual(events, ["outer start", "inner", "outer end", "other"]);
+  assert.equal(locks.size, 0);
+});
+
+test("work a holder left running does not hold the key once the holder has released it", async () => {
+  const locks = new KeyedLocks();
+  let leftRunning: Promise<void> | undefined;
+  const events: string[] = [];
+  await locks.withKeys(["k"], () => {
+    leftRunning = (async () => {
+      await sleep(20);
+      await locks.withKeys(["k"], async () => {
+        events.push("leftover");
+        await sleep(20);
+        events.push("leftover end");
+      });
+    })();
+    return Promise.resolve();
+  });
+  await sleep(30);
+  await locks.withKeys(["k"], () => {
+    events.push("next");
+    return Promise.resolve();
+  });
+  await leftRunning;
+  assert.deepEqual(events, ["leftover", "leftover end", "next"]);
+});
