@@ -118,7 +118,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const id = required(request.volumeId, "volume_id");
       const path = required(request.targetPath, "target_path");
       const target = await checkedPath(path, "target_path");
-      await withVolume(id, () => publishing.unpublish(target, { signal: context.signal }));
+      await withVolume(id, () => publishing.unpublish(id, target, { signal: context.signal }));
       return {};
     },
 

@@ -111,7 +111,10 @@ export class HostOperations {
     return this.mounter.bindMount(source, target, perMountFlags, options);
   }
 
-  unmountAll(target: string, options: RunOptions = {}): Promise<number> {
-    return this.mounter.unmountAll(target, options);
+  /** Unmounts the mount on top at target if it is mount `mountId`; false (nothing done) when it is not there. */
+  async unmount(target: string, mountId: number, options: RunOptions = {}): Promise<boolean> {
+    if ((await this.mounter.mountAt(target))?.id !== mountId) return false;
+    await this.mounter.unmount(target, options);
+    return true;
   }
 }

@@ -25,7 +25,7 @@ import { PER_MOUNT_FLAGS } from "./capabilities.js";
 /** One line of the kernel's mount table, as much of it as the node's decisions read. */
 export type HostMount = Pick<
   MountEntry,
-  "majorMinor" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions"
+  "id" | "majorMinor" | "root" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions"
 >;
 
 export type { DeviceContent, FilesystemUsage, FirstLook, PathInfo };
@@ -93,8 +93,12 @@ export interface NodeHost {
     perMountFlags: readonly string[],
     options?: HostMountOptions,
   ): Promise<void>;
-  /** Unmounts every mount stacked at target; resolves when the mount table lists none there. */
-  unmountAll(target: string, options?: HostCallOptions): Promise<unknown>;
+  /**
+   * Unmounts the mount on top at target if it is mount `mountId` (mountinfo's id), one layer;
+   * resolves false and unmounts nothing when another mount, or none, is on top there. Rejects
+   * with a HostCommandError when umount fails.
+   */
+  unmount(target: string, mountId: number, options?: HostCallOptions): Promise<boolean>;
 }
 
 /** The part of the volume engine the node uses; its per-volume lock is the engine's (one lock map for both services). */

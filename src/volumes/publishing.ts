@@ -94,8 +94,9 @@ export class VolumePublishing {
     await this.bindOrClean(staging, target, flags, readonly, options, `binding ${staging} onto ${target}`);
   }
 
-  async unpublish(target: string, options: HostCallOptions): Promise<void> {
-    await hostStep(`unmounting ${target}`, () => this.host.unmountAll(target, options));
+  /** Unmounts the volume from target (only it: see VolumeStaging.unmountVolume), then removes what publish made. */
+  async unpublish(id: string, target: string, options: HostCallOptions): Promise<void> {
+    await this.staging.unmountVolume(id, target, "target_path", options);
     await hostStep(`removing ${target}`, () => this.removeTarget(target));
   }
 

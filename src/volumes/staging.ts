@@ -91,6 +91,11 @@ export interface VolumeStats {
   condition: VolumeCondition;
 }
 
+/** A mount as findmnt names it: the source, with the mounted directory or node when it is not the root. */
+export function describeMount(mount: Pick<HostMount, "source" | "root" | "fsType">): string {
+  return `${mount.source}${mount.root === "/" ? "" : `[${mount.root}]`} (${mount.fsType})`;
+}
+
 export class VolumeStaging {
   /**
    * Device paths of volumes staged by this process. Publish runs once per pod, and an LVM
@@ -187,10 +192,96 @@ export class VolumeStaging {
     }
   }
 
-  /** kubelet made the staging directory and removes it; this only takes the mount away. */
+  /** kubelet made the staging directory and removes it; this only takes the volume's mount away. */
   async unstage(id: string, staging: string, options: HostCallOptions): Promise<void> {
-    await hostStep(`unmounting ${staging}`, () => this.host.unmountAll(staging, options));
+    await this.unmountVolume(id, staging, "staging_target_path", options);
     this.devices.delete(id);
+  }
+
+  /**
+   * Unmounts this volume from path, layer by layer from the top, and nothing else: each
+   * layer is unmounted only when it is the volume's filesystem (the mount's device number is
+   * the LV's, also through a bind of its staging path) or its device node bound onto a file
+   * (stat of the path shows the LV's device). Nothing mounted at path: nothing to do (so a
+   * volume deleted since, or never staged, is OK and kubelet can clean up). On top of the
+   * stack something else: FAILED_PRECONDITION naming it, NOT_FOUND when the volume does not
+   * exist; it stays mounted, and so does the volume when it lies beneath.
+   */
+  async unmountVolume(id: string, path: string, field: string, options: HostCallOptions): Promise<void> {
+    const { host } = this;
+    let top = mountAt(await hostStep("reading the mount table", () => host.mounts()), path);
+    if (!top) return;
+    const device = await this.volumeDevice(id, options);
+    let unmounted = 0;
+    for (let attempts = 0; top; attempts += 1) {
+      if (device === "unknown") {
+        throw notFound(
+          `volume ${id} does not exist on this node; ${field} ${path} holds ${describeMount(top)}, which loam leaves mounted`,
+        );
+      }
+      if (!(await this.isVolumeMount(top, path, device))) {
+        throw failedPrecondition(await this.foreignMountMessage(id, path, field, device, top, unmounted));
+      }
+      if (attempts >= 64) throw failedPrecondition(`${field} ${path} still has mounts after 64 unmounts`);
+      const layer = top;
+      // Only the layer judged here: when another one came on top meanwhile, it is judged next.
+      const done = await hostStep(`unmounting volume ${id} from ${path}`, async () => {
+        try {
+          return await host.unmount(path, layer.id, options);
+        } catch (error) {
+          // Gone between the look and umount (an outside umount): that layer is done.
+          if (mountAt(await host.mounts(), path)?.id !== layer.id) return false;
+          throw error;
+        }
+      });
+      if (done) unmounted += 1;
+      top = mountAt(await hostStep("reading the mount table", () => host.mounts()), path);
+    }
+  }
+
+  /**
+   * The volume's "major:minor" as its device node says, without activating it: "inactive"
+   * when LVM knows it but its node is missing (nothing mounted can be it), "unknown" when LVM
+   * does not know it.
+   */
+  private async volumeDevice(id: string, options: HostCallOptions): Promise<string> {
+    const { host } = this;
+    const nodeOf = async (path: string): Promise<string | undefined> => {
+      const found = await host.stat(path).catch(() => undefined);
+      return found?.type === "block-device" ? found.device : undefined;
+    };
+    const known = this.devices.get(id);
+    const cached = known && (await nodeOf(known.devicePath));
+    if (cached) return cached;
+    const volume = await hostStep(`looking up volume ${id}`, () => this.engine.getVolume(id, options));
+    if (!volume) return "unknown";
+    return (await nodeOf(volume.devicePath)) ?? "inactive";
+  }
+
+  /** Whether the mount on top at path is the volume whose device is `device`. */
+  private async isVolumeMount(mount: HostMount, path: string, device: string): Promise<boolean> {
+    if (mount.majorMinor === device) return true;
+    const found = await this.host.stat(path).catch(() => undefined);
+    return found?.type === "block-device" && found.device === device;
+  }
+
+  private async foreignMountMessage(
+    id: string,
+    path: string,
+    field: string,
+    device: string,
+    top: HostMount,
+    unmounted: number,
+  ): Promise<string> {
+    const stack = (await this.host.mounts()).filter((m) => m.mountPoint === path);
+    const beneath = stack.slice(0, -1).some((m) => m.majorMinor === device);
+    const what = device === "inactive" ? `volume ${id} (which is not active)` : `volume ${id}`;
+    return [
+      `${field} ${path} holds ${describeMount(top)}, not ${what}`,
+      beneath ? `; volume ${id} is mounted beneath it` : "",
+      unmounted > 0 ? `; ${unmounted} mount(s) of volume ${id} above it were unmounted` : "",
+      `; loam unmounts only the volume it is asked about and leaves ${top.source} mounted (unmount it by hand if it does not belong there)`,
+    ].join("");
   }
 
   /**

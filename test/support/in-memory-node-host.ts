@@ -36,9 +36,16 @@ interface Device {
   look: FirstLook;
 }
 
-/** A mount as the kernel lists it: per-mount options first ("rw"/"ro"), then the flags. */
-function entry(partial: Omit<HostMount, "superOptions"> & { superOptions?: string[] }): HostMount {
-  return { superOptions: ["rw"], ...partial };
+let mountIds = 100;
+
+/**
+ * A mount as the kernel lists it, with a new mount id: per-mount options first ("rw"/"ro"),
+ * then the flags; the whole filesystem unless `root` says otherwise.
+ */
+function entry(
+  partial: Omit<HostMount, "superOptions" | "root" | "id"> & { superOptions?: string[]; root?: string },
+): HostMount {
+  return { superOptions: ["rw"], root: "/", ...partial, id: (mountIds += 1) };
 }
 
 export class InMemoryNodeHostStandIn implements NodeHost {
@@ -46,8 +53,8 @@ export class InMemoryNodeHostStandIn implements NodeHost {
   readonly mountTable: HostMount[] = [];
   readonly directories = new Set<string>();
   readonly files = new Set<string>();
-  /** Device files bound onto targets (publish of a block volume): path → major:minor. */
-  private readonly boundDevices = new Map<string, string>();
+  /** Device nodes bound onto files (publish of a block volume): the mount → the node's major:minor. */
+  private readonly boundDevices = new Map<HostMount, string>();
   private readonly devices = new Map<string, Device>();
   private readonly failures = new Map<HostMethod, Error[]>();
   private minors = 0;
@@ -74,6 +81,29 @@ export class InMemoryNodeHostStandIn implements NodeHost {
 
   majorMinorOf(vg: string, lv: string): string {
     return this.device(`/dev/${vg}/${lv}`).majorMinor;
+  }
+
+  /**
+   * Mounts something loam did not make at path, on top of whatever is there (a tmpfs unless
+   * told otherwise); with `device`, a device node bound onto a file, as `mount --bind /dev/X path` does.
+   */
+  mountOther(path: string, what: Partial<Omit<HostMount, "mountPoint">> & { device?: string } = {}): void {
+    const { device, ...fields } = what;
+    const mount = entry({
+      majorMinor: "0:99",
+      fsType: "tmpfs",
+      source: "tmpfs",
+      mountOptions: ["rw"],
+      ...fields,
+      mountPoint: path,
+    });
+    this.mountTable.push(mount);
+    if (device) this.boundDevices.set(mount, device);
+  }
+
+  /** The mounts stacked at path, bottom first. */
+  mountsAt(path: string): HostMount[] {
+    return this.mountTable.filter((m) => m.mountPoint === path);
   }
 
   /** The next call of `method` fails with `error` (a HostCommandError for a command that exits non-zero). */
@@ -107,7 +137,8 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     await this.enter("stat", [path]);
     const device = await this.deviceAt(path);
     if (device) return { type: "block-device", device: device.majorMinor };
-    const bound = this.boundDevices.get(path);
+    const top = this.mountTable.findLast((m) => m.mountPoint === path);
+    const bound = top && this.boundDevices.get(top);
     if (bound) return { type: "block-device", device: bound };
     if (this.directories.has(path) || this.mountTable.some((m) => m.mountPoint === path)) return { type: "directory" };
     if (this.files.has(path)) return { type: "other" };
@@ -143,7 +174,6 @@ export class InMemoryNodeHostStandIn implements NodeHost {
   async removeFile(path: string): Promise<void> {
     await this.enter("removeFile", [path]);
     this.files.delete(path);
-    this.boundDevices.delete(path);
   }
 
   async firstLook(device: string): Promise<FirstLook> {
@@ -236,7 +266,7 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     const mode = options.readonly ? "ro" : "rw";
     const from = this.mountTable.findLast((m) => m.mountPoint === source);
     if (from) {
-      this.mountTable.push({ ...from, mountPoint: target, mountOptions: [mode, ...perMountFlags] });
+      this.mountTable.push(entry({ ...from, mountPoint: target, mountOptions: [mode, ...perMountFlags] }));
       return;
     }
     const device = await this.deviceAt(source);
@@ -246,30 +276,28 @@ export class InMemoryNodeHostStandIn implements NodeHost {
         32,
         `mount: ${target}: special device ${source} does not exist.`,
       );
-    // A device node bound onto a file: mountinfo shows devtmpfs, stat of the target shows the device.
-    this.mountTable.push(
-      entry({
-        majorMinor: "0:5",
-        mountPoint: target,
-        fsType: "devtmpfs",
-        source: "udev",
-        mountOptions: [mode, ...perMountFlags],
-      }),
-    );
-    this.boundDevices.set(target, device.majorMinor);
+    // A device node bound onto a file: mountinfo shows devtmpfs with the node as its root,
+    // stat of the target shows the device.
+    const mount = entry({
+      majorMinor: "0:5",
+      root: `/dm-${device.majorMinor.split(":")[1]}`,
+      mountPoint: target,
+      fsType: "devtmpfs",
+      source: "udev",
+      mountOptions: [mode, ...perMountFlags],
+    });
+    this.mountTable.push(mount);
+    this.boundDevices.set(mount, device.majorMinor);
   }
 
-  async unmountAll(target: string): Promise<unknown> {
-    await this.enter("unmountAll", [target]);
-    const gone: HostMount[] = [];
-    for (let i = this.mountTable.length - 1; i >= 0; i--)
-      if (this.mountTable[i]?.mountPoint === target) gone.push(...this.mountTable.splice(i, 1));
-    this.boundDevices.delete(target);
+  async unmount(target: string, mountId: number): Promise<boolean> {
+    await this.enter("unmount", [target, mountId]);
+    const top = this.mountTable.findLastIndex((m) => m.mountPoint === target);
+    if (top < 0 || this.mountTable[top]?.id !== mountId) return false;
+    const [gone] = this.mountTable.splice(top, 1);
     // The filesystem's last mount (its staging mount or a bind of it) is gone: the LV is closed.
-    for (const mount of gone) {
-      if (!this.mountTable.some((m) => m.majorMinor === mount.majorMinor)) this.setOpen(mount.source, false);
-    }
-    return undefined;
+    if (gone && !this.mountTable.some((m) => m.majorMinor === gone.majorMinor)) this.setOpen(gone.source, false);
+    return true;
   }
 
   // ---- the model -----------------------------------------------------------------------

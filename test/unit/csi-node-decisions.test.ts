@@ -3,98 +3,22 @@
  * gRPC server, over the in-memory LVM stand-in and a stand-in for the machine (NodeHost):
  * format only an empty device, never over data; xfs gets nouuid; a found filesystem is
  * grown; every call idempotent; what a mismatch is answered with. Each row has a fresh server.
- * Real mkfs, mount and blkid are checked by the host and VM suites. Slightly over 400 lines:
- * the stage and publish rows share their host stand-in set-ups.
+ * Real mkfs, mount and blkid are checked by the host and VM suites. The row machinery is in
+ * test/support/node-rows.ts; what unstage and unpublish may unmount is csi-node-unmount.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import {
-  Controller,
   Node,
   VolumeCapability_AccessMode_Mode as Mode,
   VolumeUsage_Unit as Unit,
 } from "../../src/gen/csi/v1/csi_pb.js";
-import { lvNameFor } from "../../src/lvm/names.js";
 import { MiB } from "../../src/volumes/size.js";
 import { InMemoryNodeHostStandIn } from "../support/in-memory-node-host.js";
-import { type TestCsi, VG, makeEngine, startCsi } from "../support/engine.js";
+import { VG } from "../support/engine.js";
 import { block, mount } from "../support/rpc-table.js";
-
-const ID = lvNameFor("pv-1");
-
-interface World {
-  csi: TestCsi;
-  host: InMemoryNodeHostStandIn;
-  staging: string;
-  target: string;
-}
-
-interface NodeRow {
-  name: string;
-  given?: (w: World) => Promise<unknown> | void;
-  when: (w: World) => Promise<unknown>;
-  code?: status;
-  message?: RegExp;
-  /** Host methods that changed the machine during `when`, in order. */
-  changes?: string[];
-  then?: (w: World, reply: unknown) => void;
-}
-
-type Capability = ReturnType<typeof mount> | ReturnType<typeof block>;
-const stage = (w: World, capability: Capability = mount(), volumeId = ID) =>
-  w.csi.client.call(Node, "nodeStageVolume", { volumeId, stagingTargetPath: w.staging, volumeCapability: capability });
-const publish = (w: World, capability: Capability = mount(), readonly = false) =>
-  w.csi.client.call(Node, "nodePublishVolume", {
-    volumeId: ID,
-    stagingTargetPath: w.staging,
-    targetPath: w.target,
-    volumeCapability: capability,
-    readonly,
-  });
-const argsOf = (w: World, method: string): readonly unknown[] | undefined =>
-  w.host.calls.findLast((c) => c.method === method)?.args;
-const xfsData = (w: World) => w.host.setContent(VG, ID, { kind: "filesystem", fsType: "xfs" });
-
-async function runRow(row: NodeRow): Promise<void> {
-  const host = await startHost();
-  const w: World = {
-    ...host,
-    staging: `${host.csi.kubeletDir}/plugins/loam/globalmount`,
-    target: `${host.csi.kubeletDir}/pods/p1/volumes/mount`,
-  };
-  try {
-    await w.csi.client.call(Controller, "createVolume", {
-      name: "pv-1",
-      capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
-      volumeCapabilities: [mount()],
-      parameters: {},
-    });
-    await row.given?.(w);
-    w.host.calls.length = 0;
-    let reply: unknown;
-    try {
-      reply = await row.when(w);
-    } catch (error) {
-      if (row.code === undefined) throw error;
-      const failure = error as { code: status; details: string };
-      assert.equal(status[failure.code], status[row.code], failure.details);
-      if (row.message) assert.match(failure.details, row.message);
-    }
-    if (row.code !== undefined && reply !== undefined)
-      assert.fail(`expected ${status[row.code]}, but the call succeeded`);
-    if (row.changes) assert.deepEqual(w.host.changes(), row.changes);
-    row.then?.(w, reply);
-  } finally {
-    await w.csi.stop();
-  }
-}
-
-async function startHost(): Promise<{ csi: TestCsi; host: InMemoryNodeHostStandIn }> {
-  const made = await makeEngine();
-  const host = new InMemoryNodeHostStandIn(made.lvm);
-  return { csi: await startCsi({ made, host }), host };
-}
+import { ID, type NodeRow, argsOf, publish, runRow, stage, xfsData } from "../support/node-rows.js";
 
 const rows: NodeRow[] = [
   // ---- stage ----
@@ -196,15 +120,7 @@ const rows: NodeRow[] = [
   },
   {
     name: "stage where another device is mounted: ALREADY_EXISTS",
-    given: (w) =>
-      void w.host.mountTable.push({
-        majorMinor: "8:1",
-        mountPoint: w.staging,
-        fsType: "ext4",
-        source: "/dev/sda1",
-        mountOptions: ["rw"],
-        superOptions: ["rw"],
-      }),
+    given: (w) => w.host.mountOther(w.staging, { majorMinor: "8:1", fsType: "ext4", source: "/dev/sda1" }),
     when: (w) => stage(w),
     code: status.ALREADY_EXISTS,
     message: /^staging_target_path .*globalmount already has \/dev\/sda1 \(ext4\) mounted, not volume pv-1-\w+$/,
@@ -284,14 +200,7 @@ const rows: NodeRow[] = [
     name: "publish where another device is mounted at the target: ALREADY_EXISTS",
     given: async (w) => {
       await stage(w);
-      w.host.mountTable.push({
-        majorMinor: "8:2",
-        mountPoint: w.target,
-        fsType: "ext4",
-        source: "/dev/sdb",
-        mountOptions: ["rw"],
-        superOptions: ["rw"],
-      });
+      w.host.mountOther(w.target, { majorMinor: "8:2", fsType: "ext4", source: "/dev/sdb" });
     },
     when: (w) => publish(w),
     code: status.ALREADY_EXISTS,
@@ -343,7 +252,7 @@ const rows: NodeRow[] = [
       await w.csi.client.call(Node, "nodeUnpublishVolume", { volumeId: ID, targetPath: w.target });
       return w.csi.client.call(Node, "nodeUnpublishVolume", { volumeId: ID, targetPath: w.target });
     },
-    changes: ["unmountAll", "removeDirectory", "unmountAll"],
+    changes: ["unmount", "removeDirectory"],
     then: (w) => assert.equal(w.host.mountTable.filter((m) => m.mountPoint === w.target).length, 0),
   },
   {
@@ -362,7 +271,7 @@ const rows: NodeRow[] = [
     name: "unstage: the staging mount taken away (kubelet removes the directory)",
     given: (w) => stage(w),
     when: (w) => w.csi.client.call(Node, "nodeUnstageVolume", { volumeId: ID, stagingTargetPath: w.staging }),
-    changes: ["unmountAll"],
+    changes: ["unmount"],
     then: (w) => assert.ok(w.host.directories.has(w.staging)),
   },
   // ---- expand, stats ----

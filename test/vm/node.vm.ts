@@ -23,24 +23,21 @@ import {
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB } from "../../src/volumes/size.js";
 import { type Harness, KUBELET_DIR, VG } from "./harness.js";
-import { blockCapability, createRequest, mountCapability, rejectsWith } from "./support.js";
+import {
+  blockCapability,
+  createRequest,
+  kubeletPaths,
+  mountCapability,
+  mountLines,
+  rejectsWith,
+  stageAndPublish,
+} from "./support.js";
 
 const sha256 = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-/** Paths laid out as kubelet lays them out; kubelet makes the staging directory and the target's parent. */
-function pathsFor(name: string): { staging: string; target: string } {
-  const staging = join(KUBELET_DIR, "plugins/kubernetes.io/csi/loam.csi.dev", name, "globalmount");
-  const podDir = join(KUBELET_DIR, "pods", name, "volumes/kubernetes.io~csi/pvc");
-  mkdirSync(staging, { recursive: true });
-  mkdirSync(podDir, { recursive: true });
-  return { staging, target: join(podDir, "mount") };
-}
+const pathsFor = kubeletPaths;
 
-function mountedAt(path: string): boolean {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .some((line) => line.split(" ")[4] === path);
-}
+const mountedAt = (path: string): boolean => mountLines(path).length > 0;
 
 async function timed<T>(t: TestContext, what: string, fn: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -257,23 +254,14 @@ export function nodeTests(h: () => Harness): void {
       const neighbour = await create("node-neighbour", 32 * MiB, capability);
       const a = pathsFor("full");
       const b = pathsFor("neighbour");
-      for (const [id, p] of [
-        [small, a],
-        [neighbour, b],
-      ] as const) {
-        await h().client.call(Node, "nodeStageVolume", {
-          volumeId: id,
-          stagingTargetPath: p.staging,
-          volumeCapability: capability,
-        });
-        await h().client.call(Node, "nodePublishVolume", {
-          volumeId: id,
-          stagingTargetPath: p.staging,
-          targetPath: p.target,
-          volumeCapability: capability,
-          readonly: false,
-        });
-      }
+      await stageAndPublish(
+        h().client,
+        [
+          [small, a],
+          [neighbour, b],
+        ],
+        capability,
+      );
       const neighbourBefore = await h().client.call(Node, "nodeGetVolumeStats", {
         volumeId: neighbour,
         volumePath: b.target,

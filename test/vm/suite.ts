@@ -15,6 +15,7 @@ import { snapshotTests } from "./snapshots.vm.js";
 import { nodeTests } from "./node.vm.js";
 import { observabilityTests } from "./observability.vm.js";
 import { sidecarContractTests } from "./sidecar-contract.vm.js";
+import { unmountCheckTests } from "./unmount-checks.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -26,6 +27,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   node: nodeTests,
   observability: observabilityTests,
   "sidecar-contract": sidecarContractTests,
+  "unmount-checks": unmountCheckTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);

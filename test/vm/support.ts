@@ -10,6 +10,11 @@ import {
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { CsiCallError } from "../../src/csi/client.js";
 import { MiB } from "../../src/volumes/size.js";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Node } from "../../src/gen/csi/v1/csi_pb.js";
+import type { CsiClient } from "../../src/csi/client.js";
+import { KUBELET_DIR } from "./harness.js";
 
 export const mountCapability = (fsType = "xfs", mode = Mode.SINGLE_NODE_WRITER) => ({
   accessType: { case: "mount" as const, value: { fsType, mountFlags: [], volumeMountGroup: "" } },
@@ -44,4 +49,44 @@ export async function rejectsWith(promise: Promise<unknown>, code: status, patte
     return error;
   }
   assert.fail(`expected ${Status[code]} matching ${String(pattern)}, but the call succeeded`);
+}
+
+/** Paths laid out as kubelet lays them out; kubelet makes the staging directory and the target's parent. */
+export function kubeletPaths(name: string): { staging: string; target: string } {
+  const staging = join(KUBELET_DIR, "plugins/kubernetes.io/csi/loam.csi.dev", name, "globalmount");
+  const podDir = join(KUBELET_DIR, "pods", name, "volumes/kubernetes.io~csi/pvc");
+  mkdirSync(staging, { recursive: true });
+  mkdirSync(podDir, { recursive: true });
+  return { staging, target: join(podDir, "mount") };
+}
+
+/** The lines of /proc/self/mountinfo stacked at path, bottom first. */
+export function mountLines(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((line) => line.split(" ")[4] === path);
+}
+
+/** NodeStageVolume, then (unless told not to) NodePublishVolume read-write, for each volume and its paths. */
+export async function stageAndPublish(
+  client: CsiClient,
+  volumes: ReadonlyArray<readonly [string, { staging: string; target: string }]>,
+  capability: ReturnType<typeof mountCapability> | ReturnType<typeof blockCapability>,
+  publish = true,
+): Promise<void> {
+  for (const [volumeId, p] of volumes) {
+    await client.call(Node, "nodeStageVolume", {
+      volumeId,
+      stagingTargetPath: p.staging,
+      volumeCapability: capability,
+    });
+    if (!publish) continue;
+    await client.call(Node, "nodePublishVolume", {
+      volumeId,
+      stagingTargetPath: p.staging,
+      targetPath: p.target,
+      volumeCapability: capability,
+      readonly: false,
+    });
+  }
 }
