@@ -141,6 +141,21 @@ export class EngineContext {
     return active === found.lv.active ? found : { ...found, lv: { ...found.lv, active } };
   }
 
+  /**
+   * Whether the LV is open now (mounted, or held by a process): the 6th letter of its lv_attr
+   * in a report read now. Opening a device changes no LVM metadata, so the cached state
+   * cannot know it.
+   */
+  async isOpenNow(lv: LogicalVolume, options: CallOptions): Promise<boolean> {
+    let report: VolumeGroupReport;
+    try {
+      report = await this.lvm.report(lv.vgName, options);
+    } catch (error) {
+      throw lvmFailure(error, `reading whether ${lv.vgName}/${lv.name} is open`);
+    }
+    return report.lvs.find((found) => found.name === lv.name)?.attr.charAt(5) === "o";
+  }
+
   /** The configured class a thin LV belongs to: the one whose pool holds it. */
   classOfThin(lv: LogicalVolume): DeviceClass | undefined {
     const tagged = metadataOf(lv)?.deviceClass;

@@ -10,7 +10,7 @@ import { VolumeError, alreadyExists, failedPrecondition, lvAlreadyExists, lvmFai
 import type { Located } from "./lvm-state.js";
 import { claimFor, metadataOf, tagsFor } from "./metadata.js";
 import { fingerprint } from "./parameters.js";
-import { populate, resolveSource, sharesPool, sizeWithSource } from "./population.js";
+import { populate, refuseTornCopy, resolveSource, sharesPool, sizeWithSource } from "./population.js";
 import { sizeForRange } from "./size.js";
 import { type CallOptions, type CreateVolumeRequest, type Volume, devicePath, healthy } from "./volume.js";
 
@@ -40,6 +40,7 @@ export async function createVolume(
     ? await resolveSource(context, state, request.contentSource, options)
     : undefined;
   const size = sizeWithSource(request.range, extent, source?.lv.sizeBytes);
+  if (source) await refuseTornCopy(context, source, layout, options);
   if (existing) {
     // An earlier attempt made the LV and stopped before its content was complete.
     const volume = adopt(context, existing, request, extent, size);

@@ -8,7 +8,7 @@ import type { LogicalVolume } from "../lvm/report.js";
 import { isValidLvName } from "../lvm/names.js";
 import type { EngineContext } from "./context.js";
 import type { VolumeLayout } from "./device-classes.js";
-import { VolumeError, lvmFailure, notFound, outOfRange, unavailable } from "./errors.js";
+import { VolumeError, failedPrecondition, lvmFailure, notFound, outOfRange, unavailable } from "./errors.js";
 import type { Located, LvmState } from "./lvm-state.js";
 import { type ContentSource, type VolumeMetadata, POPULATING_TAG, metadataOf } from "./metadata.js";
 import { type CapacityRange, MiB, roundUp, sizeForRange } from "./size.js";
@@ -52,6 +52,36 @@ export function sharesPool(layout: VolumeLayout, source: LogicalVolume): boolean
     source.segType === "thin" &&
     source.vgName === deviceClass.volumeGroup &&
     source.poolLv === deviceClass.thinPool
+  );
+}
+
+/**
+ * FAILED_PRECONDITION when a block copy of the source would be torn. dd reads a volume block
+ * by block; one that is open (mounted, or held by a process) may be written meanwhile, and
+ * its copy would mix blocks from different moments (and a filesystem's unflushed state). A
+ * snapshot is read-only and a thin snapshot of a source in the class's pool is atomic: both
+ * are consistent however the source is used. The caller holds the source's lock, which the
+ * Node service stages it under, so loam does not mount it between this check and the copy.
+ */
+export async function refuseTornCopy(
+  context: EngineContext,
+  source: Source,
+  layout: VolumeLayout,
+  options: CallOptions,
+): Promise<void> {
+  if (source.reference.kind !== "volume" || sharesPool(layout, source.lv)) return;
+  const { lv } = await context.withLiveActivation(source);
+  // An inactive LV has no device to hold open; populate activates it only for the copy.
+  if (!lv.active || !(await context.isOpenNow(lv, options))) return;
+  const deviceClass = layout.deviceClass;
+  const atomic =
+    lv.segType === "thin"
+      ? `clone it in a thin device class on its own pool (${lv.vgName}/${lv.poolLv}), where a clone is an atomic thin snapshot`
+      : "keep volumes that must be cloned while in use in a thin device class, whose clones and snapshots are atomic thin snapshots";
+  throw failedPrecondition(
+    `source volume ${lv.name} is in use (open: mounted or held by a process) on this node, and a clone into ` +
+      `device class "${deviceClass.name}" copies its blocks while they may change, which would be a torn copy. ` +
+      `For a consistent copy, stop the pods that use it (unpublish and unstage it) and clone it again, or ${atomic}`,
   );
 }
 

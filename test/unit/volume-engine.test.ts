@@ -127,7 +127,8 @@ const rows: EngineRow[] = [
     request("clone", undefined, { contentSource: { kind: "volume", id: id("thick-src") } }),
     "copyLv",
     "thick content",
-    ["copyLv", "removeTags"],
+    // The source's open flag is read fresh (a report) before a copy of a volume.
+    ["report", "copyLv", "removeTags"],
   ),
   crashRow(
     "a thin restore larger than its snapshot, interrupted before growing, grows on retry",
@@ -148,7 +149,7 @@ const rows: EngineRow[] = [
     request("clone", undefined, { contentSource: { kind: "volume", id: id("thick-src") } }),
     "removeTags",
     "thick content",
-    ["copyLv", "removeTags"],
+    ["report", "copyLv", "removeTags"],
   ),
   {
     name: "a thin restore of the snapshot's own size is complete when lvcreate returns: no mark, nothing more",

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
 import { Controller, ControllerServiceCapability_RPC_Type as Rpc } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB } from "../../src/volumes/size.js";
@@ -151,6 +151,13 @@ export function snapshotTests(h: () => Harness): void {
         };
         const cloned = (await h().client.call(Controller, "createVolume", clone)).volume!;
         assert.equal(cloned.contentSource?.type.case, "volume");
+        // Into the thick class it would be a block copy of a mounted volume: refused, with the way out.
+        await rejectsWith(
+          h().client.call(Controller, "createVolume", { ...clone, ...createRequest("live-thick-clone", 16 * MiB) }),
+          status.FAILED_PRECONDITION,
+          /is in use \(open: mounted or held by a process\).*torn copy.*clone it in a thin device class on its own pool \(loamvg\/snappool\)/,
+        );
+        assert.deepEqual(await h().lvsNamed("live-thick-clone"), []);
         await h().must(["umount", MNT]);
         await h().must(["mount", device(cloned.volumeId), MNT]);
         assert.equal(await readFile(`${MNT}/live.txt`, "utf8"), "written while mounted\n");
@@ -199,6 +206,33 @@ export function snapshotTests(h: () => Harness): void {
       );
       for (const v of [thick.volumeId, thin.volumeId, id])
         await h().client.call(Controller, "deleteVolume", { volumeId: v });
+    });
+
+    test("a thick clone of a volume a process holds open is FAILED_PRECONDITION (a torn copy); closed, it is copied", async () => {
+      const { volume } = await h().client.call(Controller, "createVolume", createRequest("held-src", 8 * MiB));
+      const id = volume!.volumeId;
+      await writeRandom(h, device(id), 8);
+      const sum = await sha256(device(id));
+      const clone = {
+        ...createRequest("held-clone", 8 * MiB),
+        volumeContentSource: { type: { case: "volume" as const, value: { volumeId: id } } },
+      };
+      const held = await open(device(id), "r");
+      try {
+        const report = (await h().report()).lvs.find((l) => l.name === id)!;
+        assert.equal(report.attr.charAt(5), "o", `lv_attr ${report.attr} shows the LV open`);
+        await rejectsWith(
+          h().client.call(Controller, "createVolume", clone),
+          status.FAILED_PRECONDITION,
+          new RegExp(`^source volume ${id} is in use \\(open: mounted or held by a process\\) on this node.*torn copy`),
+        );
+        assert.deepEqual(await h().lvsNamed("held-clone"), [], "no LV is made for a refused clone");
+      } finally {
+        await held.close();
+      }
+      const cloned = (await h().client.call(Controller, "createVolume", clone)).volume!;
+      assert.equal(await sha256(device(cloned.volumeId)), sum);
+      for (const v of [cloned.volumeId, id]) await h().client.call(Controller, "deleteVolume", { volumeId: v });
     });
 
     test("CreateSnapshot is idempotent by name; another source is ALREADY_EXISTS; ListSnapshots filters and pages", async () => {
