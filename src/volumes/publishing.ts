@@ -3,14 +3,16 @@
  * staging path with the pod's per-mount flags (read-only takes a remount the host never
  * skips); a block volume's device node is bound onto a file, never read-only, because the
  * kernel does not stop writes through such a bind. Unpublish removes what publish made and
- * leaves any files it did not make in place. Paths arrive resolved and confined; the caller
- * holds the per-volume lock.
+ * leaves any files it did not make in place. A SINGLE_NODE_SINGLE_WRITER volume is published
+ * at one target path at a time, as the kernel's mount table shows it. Paths arrive resolved
+ * and confined; the caller holds the per-volume lock.
  */
 import { type VolumeUse, perMountFlags } from "./capabilities.js";
 import { alreadyExists, failedPrecondition, invalidArgument } from "./errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
 import {
   type HostCallOptions,
+  type HostMount,
   type NodeHost,
   checkFlagsMatch,
   deviceNumber,
@@ -65,6 +67,7 @@ export class VolumePublishing {
           `target_path ${target} already has something else mounted (${existing.source}), not volume ${id}`,
         );
       }
+      await this.refuseSecondWorkload(request, () => this.blockPublishes(mounts, device, target));
       const node = await hostStep(`resolving ${volume.devicePath}`, () => host.realpath(volume.devicePath));
       await hostStep(`creating ${target}`, () => this.createFile(target));
       await this.bindOrClean(node, target, [], false, options, `binding ${node} onto ${target}`);
@@ -90,8 +93,52 @@ export class VolumePublishing {
       checkFlagsMatch(existing, flags, `volume ${id} is already published at ${target}`);
       return;
     }
+    await this.refuseSecondWorkload(request, () =>
+      mounts.filter((m) => m.majorMinor === device && m.mountPoint !== staging && m.mountPoint !== target),
+    );
     await hostStep(`creating ${target}`, () => host.makeDirectory(target));
     await this.bindOrClean(staging, target, flags, readonly, options, `binding ${staging} onto ${target}`);
+  }
+
+  /**
+   * SINGLE_NODE_SINGLE_WRITER (Kubernetes' ReadWriteOncePod) is one workload: a publish at a
+   * second target path while the volume is published elsewhere is FAILED_PRECONDITION, read-only
+   * or not (the CSI spec's NodePublishVolume table for modes that are not MULTI_NODE: another
+   * target_path is FAILED_PRECONDITION). `elsewhere` reads the other publishes from the mount
+   * table (only for this mode), so a restart of loam forgets nothing.
+   */
+  private async refuseSecondWorkload(
+    request: PublishRequest,
+    elsewhere: () => readonly HostMount[] | Promise<readonly HostMount[]>,
+  ): Promise<void> {
+    const { id, target, use } = request;
+    if (use.mode !== "single-node-single-writer") return;
+    const published = await elsewhere();
+    if (published.length === 0) return;
+    const paths = published.map((m) => m.mountPoint).join(", ");
+    throw failedPrecondition(
+      `volume ${id} has access mode SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod: one workload at a time) and is ` +
+        `already published at ${paths}; it cannot also be published at ${target}. Stop the workload that uses it ` +
+        "(NodeUnpublishVolume there) first, or use SINGLE_NODE_MULTI_WRITER (ReadWriteOnce) for several workloads on this node",
+    );
+  }
+
+  /**
+   * Where the block volume's device node is bound other than `target`: the mounts of a device
+   * filesystem whose mount point stats as this device (mountinfo names the filesystem that
+   * holds the node, not the device the node stands for).
+   */
+  private async blockPublishes(mounts: readonly HostMount[], device: string, target: string): Promise<HostMount[]> {
+    const candidates = mounts.filter(
+      (m) => m.mountPoint !== target && (m.fsType === "devtmpfs" || m.fsType === "tmpfs"),
+    );
+    const found = await Promise.all(
+      candidates.map(async (m) => {
+        const held = await this.host.stat(m.mountPoint).catch(() => undefined);
+        return held?.type === "block-device" && held.device === device ? m : undefined;
+      }),
+    );
+    return found.filter((m): m is HostMount => m !== undefined);
   }
 
   /** Unmounts the volume from target (only it: see VolumeStaging.unmountVolume), then removes what publish made. */

@@ -84,6 +84,8 @@ export interface CsiSetup extends EngineSetup {
   host?: NodeHost;
   /** Calls the server records, for assertions on codes and ids. */
   onCall?: (record: CallRecord) => void;
+  /** kubelet's directory of a server still running (a second server over the same machine, as after a restart). */
+  kubeletDir?: string;
 }
 
 export interface TestCsi extends TestEngine {
@@ -102,8 +104,8 @@ export async function startCsi(setup: CsiSetup = {}): Promise<TestCsi> {
   const made = setup.made ?? (await makeEngine(setup));
   const dir = await mkdtemp(join(tmpdir(), "loam-fast-csi-"));
   const socketPath = join(dir, "csi.sock");
-  const kubeletDir = join(dir, "kubelet");
-  await mkdir(kubeletDir);
+  const kubeletDir = setup.kubeletDir ?? join(dir, "kubelet");
+  if (!setup.kubeletDir) await mkdir(kubeletDir);
   const options: ServerOptions = {
     socketPath,
     socketMode: 0o600,

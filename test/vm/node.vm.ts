@@ -205,6 +205,43 @@ export function nodeTests(h: () => Harness): void {
       await remove(id);
     });
 
+    test("SINGLE_NODE_SINGLE_WRITER is one workload: a second target is FAILED_PRECONDITION (read-only too, after a restart of loam too, block too); DeleteVolume of the staged volume is FAILED_PRECONDITION", async () => {
+      const oneWorkload =
+        /has access mode SINGLE_NODE_SINGLE_WRITER \(ReadWriteOncePod: one workload at a time\) and is already published at /;
+      for (const capability of [
+        mountCapability("ext4", Mode.SINGLE_NODE_SINGLE_WRITER),
+        blockCapability(Mode.SINGLE_NODE_SINGLE_WRITER),
+      ]) {
+        const kind = capability.accessType.case;
+        const id = await create(`node-rwop-${kind}`, 16 * MiB, capability);
+        const { staging, target } = pathsFor(`rwop-${kind}-a`);
+        const second = pathsFor(`rwop-${kind}-b`).target;
+        const stage = { volumeId: id, stagingTargetPath: staging, volumeCapability: capability };
+        const publishAt = (targetPath: string, readonly = false) =>
+          h().client.call(Node, "nodePublishVolume", { ...stage, targetPath, readonly });
+        await h().client.call(Node, "nodeStageVolume", stage);
+        await publishAt(target);
+        const refused = await rejectsWith(publishAt(second), status.FAILED_PRECONDITION, oneWorkload);
+        assert.ok(refused.details.includes(target), refused.details);
+        if (kind === "mount") {
+          await rejectsWith(publishAt(second, true), status.FAILED_PRECONDITION, oneWorkload);
+          // The LV is mounted: LVM refuses to remove it, and loam says so.
+          await rejectsWith(remove(id), status.FAILED_PRECONDITION, /is in use \(mounted or open\) on this node/);
+          // What is published is read from the kernel's mount table, not remembered by the process.
+          await h().killLoam("SIGKILL");
+          await h().startLoam();
+          await rejectsWith(publishAt(second), status.FAILED_PRECONDITION, oneWorkload);
+        }
+        assert.equal(mountedAt(second), false, "nothing is mounted at the refused target");
+        await publishAt(target);
+        await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: target });
+        await publishAt(second);
+        await h().client.call(Node, "nodeUnpublishVolume", { volumeId: id, targetPath: second });
+        await h().client.call(Node, "nodeUnstageVolume", { volumeId: id, stagingTargetPath: staging });
+        await remove(id);
+      }
+    });
+
     test("block: publish binds the device onto a file; dd writes through it and reads back the same bytes; expand grows the LV", async (t) => {
       const capability = blockCapability();
       const id = await create("node-block", 16 * MiB, capability);
