@@ -79,8 +79,11 @@ export function thinCapacity(state: ThinPoolState, deviceClass: DeviceClass, ext
  *  striped: n × (n-th largest PV free), and at most A rounded down to n extents
  *  raid1:   c copies, each a data image plus one metadata extent on its own PV:
  *           min(c-th largest PV free − 1, ⌊A / c⌋ − 1)
+ * `growing`: the room to grow an existing LV of this layout by, rather than to make one. The
+ * same arithmetic, except that a raid1 LV's metadata extents already exist: each copy grows
+ * by min(c-th largest PV free, ⌊A / c⌋).
  */
-export function thickCapacity(report: VolumeGroupReport, layout: VolumeLayout): ClassCapacity {
+export function thickCapacity(report: VolumeGroupReport, layout: VolumeLayout, growing = false): ClassCapacity {
   const extent = report.vg.extentSizeBytes;
   const spareExtents = Math.ceil(layout.deviceClass.spareBytes / extent);
   const usable = Math.max(0, report.vg.freeExtentCount - spareExtents);
@@ -90,10 +93,13 @@ export function thickCapacity(report: VolumeGroupReport, layout: VolumeLayout): 
   let how: string;
   if (layout.kind === "raid1") {
     const copies = layout.mirrors + 1;
-    const perLeg = (pvFree[copies - 1] ?? 0) - 1;
-    const byTotal = Math.floor(usable / copies) - 1;
+    const metadata = growing ? 0 : 1;
+    const perLeg = (pvFree[copies - 1] ?? 0) - metadata;
+    const byTotal = Math.floor(usable / copies) - metadata;
     extents = Math.max(0, Math.min(perLeg, byTotal));
-    how = `raid1 with ${copies} copies, each ${extents} data extents + 1 metadata extent on its own physical volume`;
+    how = growing
+      ? `raid1 with ${copies} copies, each growing by ${extents} extents on its own physical volume`
+      : `raid1 with ${copies} copies, each ${extents} data extents + 1 metadata extent on its own physical volume`;
   } else if (layout.kind === "striped") {
     const n = layout.stripes;
     const perStripe = pvFree[n - 1] ?? 0;
@@ -109,6 +115,6 @@ export function thickCapacity(report: VolumeGroupReport, layout: VolumeLayout): 
     availableBytes: bytes,
     maximumVolumeBytes: bytes,
     minimumVolumeBytes: minimum * extent,
-    explanation: `volume group ${report.vg.name}: ${report.vg.freeExtentCount} free extents of ${extent} bytes, ${spareExtents} kept spare; ${how}`,
+    explanation: `volume group ${report.vg.name}: ${report.vg.freeExtentCount} free extents of ${extent} bytes, ${spareExtents} kept spare by device class "${layout.deviceClass.name}"; ${how}`,
   };
 }

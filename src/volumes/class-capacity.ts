@@ -1,13 +1,16 @@
 /**
- * Capacity per device class, as the engine answers it: GetCapacity's figures and
- * CreateVolume's "does it fit", both from capacity.ts's arithmetic on one LVM state so the
- * scheduler is never told something creation then refuses.
+ * Capacity per device class, as the engine answers it: GetCapacity's figures, CreateVolume's
+ * "does it fit" and ControllerExpandVolume's "can it grow", all from capacity.ts's arithmetic
+ * on one LVM state so the scheduler is never told something creation then refuses, and a
+ * volume grows by what its layout really allocates (raid1 copies, stripes, the class's spare)
+ * exactly as it was made. The checks run under the engine's allocation lock for the pool or
+ * volume group (EngineContext.allocating), so two calls cannot both spend the same room.
  */
 import { type ClassCapacity, thickCapacity, thinCapacity, thinPoolOverThreshold, thinPoolState } from "./capacity.js";
 import type { EngineContext } from "./context.js";
-import type { VolumeLayout } from "./device-classes.js";
+import type { DeviceClass, VolumeLayout } from "./device-classes.js";
 import { failedPrecondition, invalidArgument, resourceExhausted } from "./errors.js";
-import type { LvmState } from "./lvm-state.js";
+import type { Located, LvmState } from "./lvm-state.js";
 import { PARAMETER_KEYS } from "./parameters.js";
 import type { Capacity, CapacityOptions } from "./volume.js";
 
@@ -50,6 +53,49 @@ export function checkRoom(state: LvmState, layout: VolumeLayout, size: number): 
   );
 }
 
+/**
+ * Throws RESOURCE_EXHAUSTED unless the volume `id`, of this layout, can grow by `growth`
+ * bytes: the same formulas as creation (thickCapacity's `growing` form for raid1).
+ */
+export function checkGrowth(state: LvmState, layout: VolumeLayout, id: string, growth: number): void {
+  const deviceClass = layout.deviceClass;
+  if (layout.kind === "thin") {
+    const poolState = thinPoolState(state.vg(deviceClass.volumeGroup), deviceClass.thinPool ?? "");
+    const over = poolState ? thinPoolOverThreshold(poolState, deviceClass) : undefined;
+    if (over) throw resourceExhausted(`cannot grow ${id}: ${over}`);
+  }
+  const room = capacityOf(state, layout, true);
+  // LVM grows a striped LV by whole extents on every stripe.
+  const unit = state.vg(deviceClass.volumeGroup).vg.extentSizeBytes * (layout.kind === "striped" ? layout.stripes : 1);
+  const needed = Math.ceil(growth / unit) * unit;
+  if (needed <= room.availableBytes) return;
+  throw resourceExhausted(
+    `cannot grow ${id} by ${needed} bytes: ${room.availableBytes} bytes available (${room.explanation})`,
+  );
+}
+
+/**
+ * Throws RESOURCE_EXHAUSTED unless a thin snapshot of `source` fits its class's pool: a
+ * snapshot may come to hold every block of its source, so it counts against the ratio.
+ */
+export function checkSnapshotRoom(state: LvmState, source: Located, deviceClass: DeviceClass): void {
+  const { lv } = source;
+  const report = state.vg(lv.vgName);
+  const poolState = thinPoolState(report, lv.poolLv);
+  if (!poolState) return;
+  const over = thinPoolOverThreshold(poolState, deviceClass);
+  if (over) throw resourceExhausted(`cannot snapshot ${lv.name}: ${over}`);
+  const budget =
+    Math.floor((poolState.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) *
+    report.vg.extentSizeBytes;
+  if (poolState.virtualBytes + lv.sizeBytes > budget) {
+    throw resourceExhausted(
+      `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${poolState.virtualBytes + lv.sizeBytes} virtual bytes, ` +
+        `above pool ${poolState.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
+    );
+  }
+}
+
 /** A stripe size from the parameters (or the class) must fit in one extent of the VG. */
 export function checkStripeSize(layout: VolumeLayout, extentBytes: number): void {
   if (layout.stripeSizeBytes !== undefined && layout.stripeSizeBytes > extentBytes) {
@@ -60,10 +106,10 @@ export function checkStripeSize(layout: VolumeLayout, extentBytes: number): void
   }
 }
 
-function capacityOf(state: LvmState, layout: VolumeLayout): ClassCapacity {
+function capacityOf(state: LvmState, layout: VolumeLayout, growing = false): ClassCapacity {
   const deviceClass = layout.deviceClass;
   const report = state.vg(deviceClass.volumeGroup);
-  if (layout.kind !== "thin") return thickCapacity(report, layout);
+  if (layout.kind !== "thin") return thickCapacity(report, layout, growing);
   const poolState = thinPoolState(report, deviceClass.thinPool ?? "");
   if (!poolState) {
     throw failedPrecondition(

@@ -8,8 +8,9 @@
 import { stat } from "node:fs/promises";
 import type { Lvm, ThinPoolUsage } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
-import type { DeviceClass, DeviceClasses, VolumeLayout } from "./device-classes.js";
+import { type DeviceClass, type DeviceClasses, type VolumeLayout, singleThickClass } from "./device-classes.js";
 import { lvmFailure } from "./errors.js";
+import { KeyedLocks } from "./locks.js";
 import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
 import type { Located, LvmState } from "./lvm-state.js";
 import { metadataOf } from "./metadata.js";
@@ -26,6 +27,8 @@ export interface EngineOptions extends LvmStateCacheOptions {
 export class EngineContext {
   private readonly cache: LvmStateCache;
   private readonly isBlockDevice: (path: string) => Promise<boolean>;
+  /** One lock per allocation domain (a thin pool, a volume group's extents): see allocating(). */
+  private readonly allocations = new KeyedLocks();
   /** ListVolumes pages through one list: built once per version of the state. */
   readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
 
@@ -120,6 +123,41 @@ export class EngineContext {
     }
   }
 
+  /**
+   * Runs `fn` — read the state, check the room, run the one LVM command that spends it, tell
+   * the cache — alone among the calls that allocate in the same domain (see allocationDomain).
+   * The per-name and per-id locks of engine.ts do not see two different volumes competing
+   * for one pool's overcommit budget or one VG's spare; this does. Nothing slow belongs in
+   * `fn`: no block copy, no filesystem work, only the check and LVM's commit.
+   */
+  allocating<T>(domain: string, fn: () => Promise<T>): Promise<T> {
+    return this.allocations.withKeys([domain], fn);
+  }
+
+  /**
+   * The layout an existing loam LV was made with, in the class it belongs to: a thin LV's
+   * class is the one of its pool (undefined when no class uses that pool); a thick LV's is
+   * the class its tag names, else the first thick class on its VG, else a plain thick class
+   * on the VG with nothing spare.
+   */
+  layoutOfLv(lv: LogicalVolume): VolumeLayout | undefined {
+    if (lv.segType === "thin") {
+      const deviceClass = this.classOfThin(lv);
+      return deviceClass ? { deviceClass, kind: "thin", stripes: 1, mirrors: 0 } : undefined;
+    }
+    const tagged = metadataOf(lv)?.deviceClass;
+    const byTag = tagged === undefined ? undefined : this.classes.byName(tagged);
+    const deviceClass =
+      (byTag?.type === "thick" && byTag.volumeGroup === lv.vgName ? byTag : undefined) ??
+      this.classes.all.find((c) => c.type === "thick" && c.volumeGroup === lv.vgName) ??
+      singleThickClass(lv.vgName);
+    if (lv.segType === "raid1") return { deviceClass, kind: "raid1", stripes: 1, mirrors: Math.max(1, lv.stripes - 1) };
+    if (lv.segType === "striped" && lv.stripes > 1) {
+      return { deviceClass, kind: "striped", stripes: lv.stripes, mirrors: 0 };
+    }
+    return { deviceClass, kind: "linear", stripes: 1, mirrors: 0 };
+  }
+
   /** Tells the cache about a change just made; a failure to apply it only costs a later read. */
   async changed(vg: string, change: Change): Promise<void> {
     await this.cache.apply(vg, change).catch(() => this.cache.invalidate());
@@ -163,6 +201,14 @@ export class EngineContext {
     if (byTag?.type === "thin" && byTag.volumeGroup === lv.vgName && byTag.thinPool === lv.poolLv) return byTag;
     return this.classes.all.find((c) => c.type === "thin" && c.volumeGroup === lv.vgName && c.thinPool === lv.poolLv);
   }
+}
+
+/**
+ * Which allocation lock a new or growing LV takes: a thin LV's pool (its overcommit budget
+ * and data, `thinPool` given), a thick LV's volume group (its free extents and the spare).
+ */
+export function allocationDomain(vg: string, thinPool?: string): string {
+  return thinPool === undefined ? `volume-group:${vg}` : `thin-pool:${vg}/${thinPool}`;
 }
 
 /** The LV loam just made, as the cache records it until LVM is next read. */

@@ -1,11 +1,14 @@
 /**
- * CreateVolume, without its locks (engine.ts holds them): pick the class and layout, adopt
- * the LV an earlier call made for the same name (or refuse one that differs), check the
+ * CreateVolume, without its per-name locks (engine.ts holds them): pick the class and layout,
+ * adopt the LV an earlier call made for the same name (or refuse one that differs), check the
  * room, make the LV — a thin snapshot of the source when it shares the pool — and populate
- * a clone or restore (population.ts).
+ * a clone or restore (population.ts). The room check and the lvcreate run under the class's
+ * allocation lock (EngineContext.allocating) on a state read inside it, so concurrent
+ * creates of different names cannot over-commit a pool or eat a class's spare; a block copy
+ * runs after the lock is released.
  */
 import { checkRoom, checkStripeSize } from "./class-capacity.js";
-import { type EngineContext, extentsOf, madeLv } from "./context.js";
+import { type EngineContext, allocationDomain, extentsOf, madeLv } from "./context.js";
 import { VolumeError, alreadyExists, failedPrecondition, lvAlreadyExists, lvmFailure } from "./errors.js";
 import type { Located } from "./lvm-state.js";
 import { claimFor, metadataOf, tagsFor } from "./metadata.js";
@@ -25,9 +28,8 @@ export async function createVolume(
   const { classes, lvm } = context;
   const deviceClass = classes.select(request.parameters);
   const usage = context.poolUsageNow(deviceClass, options);
-  const first = await context.readState(options, "capacity");
-  const layout = classes.layout(request.parameters, first.vg(deviceClass.volumeGroup).pvs.length);
-  const state = await context.forLayout(first, layout, options, usage);
+  const state = await context.readState(options, "capacity");
+  const layout = classes.layout(request.parameters, state.vg(deviceClass.volumeGroup).pvs.length);
   const report = state.vg(deviceClass.volumeGroup);
   checkStripeSize(layout, report.vg.extentSizeBytes);
   // LVM rounds a striped LV up to whole extents on every stripe; round the same way so the size we answer is the size made.
@@ -49,54 +51,61 @@ export async function createVolume(
     return { ...volume, sizeBytes: Math.max(volume.sizeBytes, size), ready: true, condition: healthy() };
   }
 
-  checkRoom(state, layout, size);
   // A thin snapshot of the source's own size is complete when lvcreate returns; anything
   // else is marked until its content is, so a crash in between is resumed, not trusted.
-  const instant = source !== undefined && sharesPool(layout, source.lv) && size === source.lv.sizeBytes;
+  const snapshotOfSource = source !== undefined && sharesPool(layout, source.lv);
+  const instant = snapshotOfSource && size === source.lv.sizeBytes;
   const tags = tagsFor(request.name, request.parameters, {
     deviceClass: deviceClass.name,
     ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
   });
   const vg = deviceClass.volumeGroup;
-  try {
-    if (source && sharesPool(layout, source.lv)) {
-      await lvm.createThinSnapshot({ vg, origin: source.lv.name, name: id, tags, writable: true }, options);
-      const lv = madeLv(vg, id, source.lv.sizeBytes, tags, "thin", {
-        poolLv: source.lv.poolLv,
-        origin: source.lv.name,
+  const thinPool = layout.kind === "thin" ? deviceClass.thinPool : undefined;
+  const made = await context.allocating(allocationDomain(vg, thinPool), async () => {
+    // Read again under the lock: what the room is now, after every create that held it before.
+    const now = await context.forLayout(await context.readState(options, "capacity"), layout, options, usage);
+    checkRoom(now, layout, size);
+    const extentBytes = now.vg(vg).vg.extentSizeBytes;
+    try {
+      if (source && snapshotOfSource) {
+        await lvm.createThinSnapshot({ vg, origin: source.lv.name, name: id, tags, writable: true }, options);
+        const lv = madeLv(vg, id, source.lv.sizeBytes, tags, "thin", {
+          poolLv: source.lv.poolLv,
+          origin: source.lv.name,
+        });
+        await context.changed(vg, { kind: "created", lv, extents: 0 });
+        // Growing the snapshot to the size asked for spends the pool's budget too: before the lock goes.
+        if (!instant) {
+          await populate(context, lv, layout, size, source, options);
+          context.invalidate();
+        }
+      } else {
+        await lvm.createLv(
+          {
+            vg,
+            name: id,
+            sizeBytes: size,
+            tags,
+            ...(thinPool !== undefined ? { thinPool } : { stripes: layout.stripes, mirrors: layout.mirrors }),
+            ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
+          },
+          options,
+        );
+        const lv = madeLv(vg, id, size, tags, layout.kind, { poolLv: thinPool ?? "", stripes: layout.stripes });
+        await context.changed(vg, { kind: "created", lv, extents: extentsOf(lv, extentBytes) });
+      }
+      return true;
+    } catch (error) {
+      context.invalidate();
+      // Made behind the cache's back (or by a run of loam that crashed): look again, out of the lock, and adopt it.
+      if (lvAlreadyExists(error) && !retried && !state.fresh) return false;
+      throw lvmFailure(error, `creating ${id}`, {
+        noSpace: (lvmSays) =>
+          `not enough space in device class "${deviceClass.name}" (volume group ${vg}): requested ${size} bytes (${lvmSays})`,
       });
-      await context.changed(vg, { kind: "created", lv, extents: 0 });
-    } else {
-      await lvm.createLv(
-        {
-          vg: deviceClass.volumeGroup,
-          name: id,
-          sizeBytes: size,
-          tags,
-          ...(layout.kind === "thin"
-            ? { thinPool: deviceClass.thinPool }
-            : { stripes: layout.stripes, mirrors: layout.mirrors }),
-          ...(layout.stripeSizeBytes !== undefined ? { stripeSizeBytes: layout.stripeSizeBytes } : {}),
-        },
-        options,
-      );
-      const lv = madeLv(vg, id, size, tags, layout.kind, {
-        poolLv: layout.kind === "thin" ? (deviceClass.thinPool ?? "") : "",
-        stripes: layout.stripes,
-      });
-      await context.changed(vg, { kind: "created", lv, extents: extentsOf(lv, report.vg.extentSizeBytes) });
     }
-  } catch (error) {
-    context.invalidate();
-    if (lvAlreadyExists(error) && !retried && !state.fresh) {
-      // Made behind the cache's back (or by a run of loam that crashed): look again and adopt it.
-      return createVolume(context, request, id, options, true);
-    }
-    throw lvmFailure(error, `creating ${id}`, {
-      noSpace: (lvmSays) =>
-        `not enough space in device class "${deviceClass.name}" (volume group ${deviceClass.volumeGroup}): requested ${size} bytes (${lvmSays})`,
-    });
-  }
+  });
+  if (!made) return createVolume(context, request, id, options, true);
   const created: Volume = {
     id,
     name: request.name,
@@ -111,15 +120,16 @@ export async function createVolume(
     condition: healthy(),
   };
   if (request.contentSource) created.contentSource = request.contentSource;
-  if (source && !instant) {
-    const made = {
+  if (source && !snapshotOfSource) {
+    // A block copy: no allocation left, so out of the lock.
+    const target = {
       ...source.lv,
       name: id,
       vgName: deviceClass.volumeGroup,
       sizeBytes: source.lv.sizeBytes,
       active: true,
     };
-    await populate(context, made, layout, size, source, options);
+    await populate(context, target, layout, size, source, options);
     context.invalidate();
   }
   return created;

@@ -7,7 +7,9 @@
  * group the classes use: each operation reads all of them with one `lvm fullreport`, so ids
  * made before device classes existed keep working and no id has to say where it lives.
  *
- * This class is the facade and the one place that takes the per-key locks; the work is done
+ * This class is the facade and the one place that takes the per-name and per-id locks (the
+ * allocation lock per thin pool or volume group, held only from a room check to LVM's
+ * commit, is EngineContext.allocating, taken inside create.ts, volumes.ts and snapshots.ts); the work is done
  * by one module per concern, all over one EngineContext (context.ts: the Lvm facade, the
  * classes, the LVM state): volumes.ts, create.ts, population.ts (clones and restores),
  * snapshots.ts and class-capacity.ts; volume.ts is the model they answer in.

@@ -1,11 +1,12 @@
 /**
- * Snapshots, without locks (engine.ts holds them): thin snapshots of thin volumes, read-only,
- * skipped on activation and ready at once; counted against their pool's overcommit ratio.
+ * Snapshots, without their per-name locks (engine.ts holds them): thin snapshots of thin
+ * volumes, read-only, skipped on activation and ready at once; counted against their pool's
+ * overcommit ratio, checked and made under the pool's allocation lock (EngineContext.allocating).
  */
 import { isValidLvName } from "../lvm/names.js";
-import { thinPoolOverThreshold, thinPoolState } from "./capacity.js";
-import { type EngineContext, madeLv } from "./context.js";
-import { alreadyExists, failedPrecondition, lvmFailure, notFound, resourceExhausted, unavailable } from "./errors.js";
+import { checkSnapshotRoom } from "./class-capacity.js";
+import { type EngineContext, allocationDomain, madeLv } from "./context.js";
+import { alreadyExists, failedPrecondition, lvmFailure, notFound, unavailable } from "./errors.js";
 import type { Located } from "./lvm-state.js";
 import { metadataOf, snapshotTagsFor } from "./metadata.js";
 import { type CallOptions, type CreateSnapshotRequest, type Snapshot, byId, snapshotOf } from "./volume.js";
@@ -22,7 +23,7 @@ export async function createSnapshot(
   id: string,
   options: CallOptions,
 ): Promise<Snapshot> {
-  let state = await context.readState(options);
+  const state = await context.readState(options);
   const existing = state.find(id);
   if (existing) {
     const metadata = metadataOf(existing.lv);
@@ -40,12 +41,7 @@ export async function createSnapshot(
   }
   let source: Located | undefined;
   if (isValidLvName(request.sourceVolumeId)) {
-    ({ state, found: source } = await context.lookup(request.sourceVolumeId, options, state));
-    if (source?.lv.segType === "thin") {
-      source = (await context.withPoolUsage(state, source.lv.vgName, source.lv.poolLv, options)).find(
-        request.sourceVolumeId,
-      );
-    }
+    ({ found: source } = await context.lookup(request.sourceVolumeId, options, state));
   }
   const sourceMetadata = source ? metadataOf(source.lv) : undefined;
   if (!source || sourceMetadata?.kind !== "volume") {
@@ -56,7 +52,7 @@ export async function createSnapshot(
       `source volume ${request.sourceVolumeId} is still being populated; snapshot it once CreateVolume has returned`,
     );
   }
-  const { lv, report } = source;
+  const { lv } = source;
   if (lv.segType !== "thin") {
     throw failedPrecondition(
       `volume ${lv.name} is a thick ${lv.segType} volume (device class "${sourceMetadata.deviceClass ?? context.classes.defaultClass.name}"); ` +
@@ -64,31 +60,30 @@ export async function createSnapshot(
     );
   }
   const deviceClass = context.classOfThin(lv);
-  const poolState = thinPoolState(report, lv.poolLv);
-  if (deviceClass && poolState) {
-    const over = thinPoolOverThreshold(poolState, deviceClass);
-    if (over) throw resourceExhausted(`cannot snapshot ${lv.name}: ${over}`);
-    // A snapshot may come to hold every block of its source: it counts against the ratio.
-    const budget =
-      Math.floor((poolState.pool.sizeBytes * deviceClass.overprovisionRatio) / report.vg.extentSizeBytes) *
-      report.vg.extentSizeBytes;
-    if (poolState.virtualBytes + lv.sizeBytes > budget) {
-      throw resourceExhausted(
-        `cannot snapshot ${lv.name}: thin pool ${lv.vgName}/${lv.poolLv} would hold ${poolState.virtualBytes + lv.sizeBytes} virtual bytes, ` +
-          `above pool ${poolState.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
-      );
-    }
-  }
   const createdAt = new Date();
   const tags = snapshotTagsFor(request.name, lv.name, createdAt, deviceClass?.name ?? sourceMetadata.deviceClass);
-  try {
-    await context.lvm.createThinSnapshot({ vg: lv.vgName, origin: lv.name, name: id, tags, writable: false }, options);
-  } catch (error) {
-    context.invalidate();
-    throw lvmFailure(error, `snapshotting ${lv.name}`);
-  }
-  const made = madeLv(lv.vgName, id, lv.sizeBytes, tags, "thin", { poolLv: lv.poolLv, origin: lv.name, active: false });
-  await context.changed(lv.vgName, { kind: "created", lv: made, extents: 0 });
+  await context.allocating(allocationDomain(lv.vgName, lv.poolLv), async () => {
+    if (deviceClass) {
+      // Read again under the pool's lock: the budget as every snapshot and create before this one left it.
+      const now = await context.withPoolUsage(await context.readState(options), lv.vgName, lv.poolLv, options);
+      checkSnapshotRoom(now, source, deviceClass);
+    }
+    try {
+      await context.lvm.createThinSnapshot(
+        { vg: lv.vgName, origin: lv.name, name: id, tags, writable: false },
+        options,
+      );
+    } catch (error) {
+      context.invalidate();
+      throw lvmFailure(error, `snapshotting ${lv.name}`);
+    }
+    const made = madeLv(lv.vgName, id, lv.sizeBytes, tags, "thin", {
+      poolLv: lv.poolLv,
+      origin: lv.name,
+      active: false,
+    });
+    await context.changed(lv.vgName, { kind: "created", lv: made, extents: 0 });
+  });
   return {
     id,
     name: request.name,

@@ -3,9 +3,9 @@
  * grow and delete. Creation is create.ts; snapshots are snapshots.ts.
  */
 import { isValidLvName } from "../lvm/names.js";
-import { thinCapacity, thinPoolOverThreshold, thinPoolState } from "./capacity.js";
-import { type EngineContext, extentsOf } from "./context.js";
-import { lvAlreadyGone, lvmFailure, notFound, resourceExhausted, unavailable } from "./errors.js";
+import { checkGrowth } from "./class-capacity.js";
+import { type EngineContext, allocationDomain, extentsOf } from "./context.js";
+import { lvAlreadyGone, lvmFailure, notFound, unavailable } from "./errors.js";
 import type { Located } from "./lvm-state.js";
 import { metadataOf } from "./metadata.js";
 import { type CapacityRange, sizeForRange } from "./size.js";
@@ -21,8 +21,11 @@ export async function deleteVolume(context: EngineContext, id: string, options: 
 
 /**
  * Grows the volume to the size the range asks for (extent-rounded, never above the limit).
- * A volume already at least that large is left alone: expansion never shrinks. Thin volumes
- * grow only within their class's overcommit ratio and usage thresholds.
+ * A volume already at least that large is left alone: expansion never shrinks. The growth
+ * must fit as creation's would (class-capacity.ts checkGrowth: a thin class's overcommit
+ * ratio and usage thresholds; a thick class's spare, stripes and raid1 copies), checked on a
+ * state read under the allocation lock of the pool or volume group so concurrent
+ * expansions and creates cannot together spend more than there is.
  */
 export async function expandVolume(
   context: EngineContext,
@@ -30,48 +33,36 @@ export async function expandVolume(
   range: CapacityRange,
   options: CallOptions,
 ): Promise<Volume> {
-  const { state, found: located } = await context.lookup(id, options);
-  let found = located;
-  if (found?.lv.segType === "thin") {
-    found = (await context.withPoolUsage(state, found.lv.vgName, found.lv.poolLv, options)).find(id);
-  }
-  const volume = found ? context.volumeOf(found) : undefined;
-  if (!found || !volume) throw notFound(`volume ${id} does not exist on this node`);
-  const { lv, report } = found;
-  const size = sizeForRange(range, report.vg.extentSizeBytes);
-  if (size <= lv.sizeBytes) return volume;
-  const growth = size - lv.sizeBytes;
-  if (lv.segType === "thin") {
-    const deviceClass = context.classOfThin(lv);
-    const poolState = thinPoolState(report, lv.poolLv);
-    if (deviceClass && poolState) {
-      const over = thinPoolOverThreshold(poolState, deviceClass);
-      if (over) throw resourceExhausted(`cannot grow ${id}: ${over}`);
-      const room = thinCapacity(poolState, deviceClass, report.vg.extentSizeBytes);
-      if (growth > room.availableBytes) {
-        throw resourceExhausted(
-          `cannot grow ${id} by ${growth} bytes: ${room.availableBytes} bytes available (${room.explanation})`,
-        );
-      }
+  const { found: located } = await context.lookup(id, options);
+  if (!located || !context.volumeOf(located)) throw notFound(`volume ${id} does not exist on this node`);
+  const thinPool = located.lv.segType === "thin" ? located.lv.poolLv : undefined;
+  return context.allocating(allocationDomain(located.lv.vgName, thinPool), async () => {
+    // Read again under the lock, as the layout needs it (per-PV free space, the pool's usage now).
+    const { state: read, found: current } = await context.lookup(id, options);
+    const layout = current ? context.layoutOfLv(current.lv) : undefined;
+    const state = layout ? await context.forLayout(read, layout, options) : read;
+    const found = state.find(id);
+    const volume = found ? context.volumeOf(found) : undefined;
+    if (!found || !volume) throw notFound(`volume ${id} does not exist on this node`);
+    const { lv, report } = found;
+    const size = sizeForRange(range, report.vg.extentSizeBytes);
+    if (size <= lv.sizeBytes) return volume;
+    const growth = size - lv.sizeBytes;
+    if (layout) checkGrowth(state, layout, id, growth);
+    try {
+      await context.lvm.extendLv(lv.vgName, id, size, options);
+      // LVM may round a striped or raid LV's growth beyond what was asked: those are read again.
+      const extents =
+        lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
+      await context.changed(lv.vgName, { kind: "updated", name: id, patch: { sizeBytes: size }, extents });
+    } catch (error) {
+      context.invalidate();
+      throw lvmFailure(error, `growing ${id}`, {
+        noSpace: () => `not enough space in volume group ${lv.vgName} to grow ${id} to ${size} bytes`,
+      });
     }
-  } else if (growth > report.vg.freeBytes) {
-    throw resourceExhausted(
-      `not enough space in volume group ${lv.vgName} to grow ${id}: needs ${growth} more bytes, free ${report.vg.freeBytes} bytes`,
-    );
-  }
-  try {
-    await context.lvm.extendLv(lv.vgName, id, size, options);
-    // LVM may round a striped or raid LV's growth beyond what was asked: those are read again.
-    const extents =
-      lv.segType === "thin" ? 0 : lv.segType === "linear" ? growth / report.vg.extentSizeBytes : undefined;
-    await context.changed(lv.vgName, { kind: "updated", name: id, patch: { sizeBytes: size }, extents });
-  } catch (error) {
-    context.invalidate();
-    throw lvmFailure(error, `growing ${id}`, {
-      noSpace: () => `not enough space in volume group ${lv.vgName} to grow ${id} to ${size} bytes`,
-    });
-  }
-  return { ...volume, sizeBytes: size };
+    return { ...volume, sizeBytes: size };
+  });
 }
 
 /**

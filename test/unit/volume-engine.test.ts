@@ -276,7 +276,7 @@ const rows: EngineRow[] = [
     when: (w) => w.engine.expandVolume(id("grow"), mib(2000)),
     kind: "resource-exhausted",
     message:
-      /not enough space in volume group loamfx to grow grow-\w+: needs 2030043136 more bytes, free 1526726656 bytes/,
+      /cannot grow grow-\w+ by 2030043136 bytes: 1526726656 bytes available \(volume group loamfx: 364 free extents of 4194304 bytes, 0 kept spare by device class "thick"; linear\)/,
   },
   {
     name: "growing a striped volume: whole stripes",
