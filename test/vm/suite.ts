@@ -16,6 +16,7 @@ import { nodeTests } from "./node.vm.js";
 import { observabilityTests } from "./observability.vm.js";
 import { sidecarContractTests } from "./sidecar-contract.vm.js";
 import { unmountCheckTests } from "./unmount-checks.vm.js";
+import { overcommitTests } from "./overcommit.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -28,6 +29,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   observability: observabilityTests,
   "sidecar-contract": sidecarContractTests,
   "unmount-checks": unmountCheckTests,
+  overcommit: overcommitTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
