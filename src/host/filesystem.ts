@@ -1,7 +1,8 @@
 /**
- * Making, growing and measuring filesystems. mkfs.xfs is never given -f, so it refuses a
- * device with any signature on it; whether a device is empty enough to format is the
- * domain's decision (src/volumes/staging.ts).
+ * Making, growing and measuring filesystems, and wiping signatures. mkfs.xfs gets -f (and
+ * mkfs.ext4 -F) only when the caller says `force`, otherwise it refuses a device with any
+ * signature on it; whether a device is empty enough to format, or holds only loam's own
+ * unfinished format, is the domain's decision (src/volumes/staging.ts).
  */
 import { statfs } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
@@ -9,15 +10,29 @@ import { runChecked } from "./run.js";
 
 export type FilesystemType = "xfs" | "ext4";
 
+export interface MakeFilesystemOptions extends RunOptions {
+  /** Write over whatever signatures the device holds (mkfs.xfs -f, mkfs.ext4 -F). */
+  force?: boolean;
+}
+
 export async function makeFilesystem(
   runner: CommandRunner,
   device: string,
   fsType: FilesystemType,
-  options: RunOptions = {},
+  options: MakeFilesystemOptions = {},
 ): Promise<void> {
+  const { force = false, ...run } = options;
   // No discard: a new LV has nothing worth discarding and on thin pools it is slow.
-  const argv = fsType === "xfs" ? ["mkfs.xfs", "-q", "-K", device] : ["mkfs.ext4", "-q", "-E", "nodiscard", device];
-  await runChecked(runner, argv, options);
+  const argv =
+    fsType === "xfs"
+      ? ["mkfs.xfs", "-q", "-K", ...(force ? ["-f"] : []), device]
+      : ["mkfs.ext4", "-q", "-E", "nodiscard", ...(force ? ["-F"] : []), device];
+  await runChecked(runner, argv, run);
+}
+
+/** Erases every signature libblkid finds on the device (filesystems, RAID and LUKS headers, partition tables). */
+export async function wipeSignatures(runner: CommandRunner, device: string, options: RunOptions = {}): Promise<void> {
+  await runChecked(runner, ["wipefs", "-a", "-q", device], options);
 }
 
 /**

@@ -10,9 +10,11 @@ import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./bl
 import {
   type FilesystemType,
   type FilesystemUsage,
+  type MakeFilesystemOptions,
   filesystemUsage,
   growFilesystem,
   makeFilesystem,
+  wipeSignatures,
 } from "./filesystem.js";
 import { type MountOptions, Mounter } from "./mount.js";
 import { type MountEntry, majorMinorOf } from "./mountinfo.js";
@@ -77,8 +79,12 @@ export class HostOperations {
     return probeDevice(this.runner, device, options, look);
   }
 
-  makeFilesystem(device: string, fsType: FilesystemType, options: RunOptions = {}): Promise<void> {
+  makeFilesystem(device: string, fsType: FilesystemType, options: MakeFilesystemOptions = {}): Promise<void> {
     return makeFilesystem(this.runner, device, fsType, options);
+  }
+
+  wipeSignatures(device: string, options: RunOptions = {}): Promise<void> {
+    return wipeSignatures(this.runner, device, options);
   }
 
   growFilesystem(

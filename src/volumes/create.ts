@@ -117,6 +117,7 @@ export async function createVolume(
     deviceClass: deviceClass.name,
     layout: layout.kind,
     ready: true,
+    formatting: false,
     condition: healthy(),
   };
   if (request.contentSource) created.contentSource = request.contentSource;

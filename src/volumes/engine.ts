@@ -24,7 +24,15 @@ import { KeyedLocks } from "./locks.js";
 import type { CapacityRange } from "./size.js";
 import { createSnapshot, deleteSnapshot, getSnapshot, listSnapshots } from "./snapshots.js";
 import type * as model from "./volume.js";
-import { deleteVolume, ensureActive, expandVolume, getVolume, listVolumes, volumeHealth } from "./volumes.js";
+import {
+  deleteVolume,
+  ensureActive,
+  expandVolume,
+  getVolume,
+  listVolumes,
+  setFormatting,
+  volumeHealth,
+} from "./volumes.js";
 
 export type { EngineOptions } from "./context.js";
 export { devicePath } from "./volume.js";
@@ -94,6 +102,19 @@ export class VolumeEngine {
   /** Activates the volume's LV if it is not active; the node side calls this before it stages a volume. */
   async ensureActive(id: string, options: model.CallOptions = {}): Promise<model.Volume> {
     return ensureActive(this.context, id, options);
+  }
+
+  /**
+   * Marks the volume as being formatted: the node calls this right before it writes a
+   * filesystem (or any other format) on a device it found empty. See metadata.ts, FORMATTING_TAG.
+   */
+  async markFormatting(id: string, options: model.CallOptions = {}): Promise<void> {
+    await this.locks.withKeys([`id:${id}`], () => setFormatting(this.context, id, true, options));
+  }
+
+  /** Removes the format-in-progress mark once the format finished. */
+  async clearFormatting(id: string, options: model.CallOptions = {}): Promise<void> {
+    await this.locks.withKeys([`id:${id}`], () => setFormatting(this.context, id, false, options));
   }
 
   /** The volume with this id, or undefined. */

@@ -19,6 +19,7 @@ const KEY = {
   source: "source",
   state: "state",
   created: "created",
+  formatting: "fmt",
 } as const;
 
 /** Where a volume's first blocks came from. */
@@ -42,9 +43,20 @@ export interface VolumeMetadata {
   populating: boolean;
   /** Snapshots: when they were taken. */
   createdAt?: Date;
+  /** True from just before the node formats the volume until that format finished (see FORMATTING_TAG). */
+  formatting: boolean;
 }
 
 export const POPULATING_TAG = encodeTag(KEY.state, "populating");
+
+/**
+ * The format-in-progress mark: added right before the node writes a new filesystem (or, later,
+ * any other format) on a device it found empty, removed once that format finished. Whatever a
+ * marked volume holds is loam's own unfinished work, so the next NodeStageVolume may wipe it
+ * and format again; a volume without the mark is never formatted over what it holds. A key of
+ * its own (not the populating state's), short because every LV's tags share the VG's metadata.
+ */
+export const FORMATTING_TAG = encodeTag(KEY.formatting, "1");
 
 /** The claim a volume serves (PVC name, namespace, PV name), as recorded on the LV. */
 export function claimFor(parameters: VolumeParameters): Record<string, string> {
@@ -121,6 +133,7 @@ function decodeMetadata(lv: LogicalVolume): VolumeMetadata | undefined {
     parameters: tags.get(KEY.parameters) ?? "[]",
     claim,
     populating: tags.get(KEY.state) === "populating",
+    formatting: tags.has(KEY.formatting),
   };
   const deviceClass = tags.get(KEY.deviceClass);
   if (deviceClass !== undefined) metadata.deviceClass = deviceClass;

@@ -1,6 +1,6 @@
 /**
  * What the node side of the domain needs from the machine it runs on: device probes, mkfs,
- * mount, bind and umount, filesystem growth, statfs, the mount table and a few file
+ * wipefs, mount, bind and umount, filesystem growth, statfs, the mount table and a few file
  * operations. The domain owns this interface; src/host implements it (HostOperations)
  * without importing it, and tests can stand in for it with plain async functions.
  *
@@ -38,6 +38,16 @@ export interface HostMountOptions extends HostCallOptions {
   readonly?: boolean;
 }
 
+/**
+ * How a format runs: with a timeout and never with a caller's signal (a format stopped half
+ * way leaves a device that is neither empty nor usable; see staging.ts).
+ */
+export interface HostFormatOptions {
+  timeoutMs: number;
+  /** Write over the signatures the device holds (mkfs.xfs -f, mkfs.ext4 -F). */
+  force?: boolean;
+}
+
 export interface NodeHost {
   /** The kernel's mount table for loam's mount namespace, in the kernel's order (a later entry stacks on an earlier one). */
   mounts(): Promise<HostMount[]>;
@@ -62,8 +72,13 @@ export interface NodeHost {
    * HostCommandError when the probe itself fails.
    */
   probe(device: string, options?: HostCallOptions, look?: FirstLook): Promise<DeviceContent>;
-  /** Runs mkfs on the device, with no force flag; rejects with a HostCommandError when mkfs refuses or fails. */
-  makeFilesystem(device: string, fsType: FsType, options?: HostCallOptions): Promise<void>;
+  /**
+   * Runs mkfs on the device, with a force flag only when `options.force` says so; rejects with
+   * a HostCommandError when mkfs refuses or fails.
+   */
+  makeFilesystem(device: string, fsType: FsType, options: HostFormatOptions): Promise<void>;
+  /** Erases every signature on the device (wipefs -a); rejects with a HostCommandError when wipefs fails. */
+  wipeSignatures(device: string, options: HostFormatOptions): Promise<void>;
   /**
    * Grows a mounted filesystem to fill its device (xfs through mountPoint, ext* through
    * device); a no-op when it already does; rejects for a filesystem type it cannot grow.
@@ -102,7 +117,10 @@ export interface NodeHost {
 }
 
 /** The part of the volume engine the node uses; its per-volume lock is the engine's (one lock map for both services). */
-export type NodeEngine = Pick<VolumeEngine, "ensureActive" | "getVolume" | "expandVolume" | "withVolumeLock">;
+export type NodeEngine = Pick<
+  VolumeEngine,
+  "ensureActive" | "getVolume" | "expandVolume" | "withVolumeLock" | "markFormatting" | "clearFormatting"
+>;
 
 /** "major:minor" of the volume's device node; FAILED_PRECONDITION when it is missing or not a device. */
 export async function deviceNumber(host: NodeHost, volume: Pick<Volume, "id" | "devicePath">): Promise<string> {

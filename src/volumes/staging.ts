@@ -1,6 +1,7 @@
 /**
  * A volume on this node, the node's rules: stage makes a filesystem only on an empty
- * device and never formats over data, mounts it once per node (xfs with nouuid), and grows
+ * device and never formats over data (but formats again a volume whose earlier format was
+ * interrupted: the format-in-progress mark says so), mounts it once per node (xfs with nouuid), and grows
  * a filesystem it found to fill its device; unstage takes the mount away; expand grows the
  * LV and then the mounted filesystem; stats report usage and condition. Each step first
  * looks at the kernel's mount table and only does what is still missing, so every call is
@@ -9,7 +10,6 @@
 import type { Volume, VolumeCondition } from "./volume.js";
 import type { FsType, VolumeUse } from "./capabilities.js";
 import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
-import { HostCommandError } from "../host/errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
 import {
   type DeviceContent,
@@ -26,38 +26,57 @@ import {
 export type Prepared = { kind: "formatted" } | Exclude<DeviceContent, { kind: "empty" }>;
 
 /**
+ * A volume's format-in-progress mark (metadata.ts, FORMATTING_TAG) as prepareFilesystem uses
+ * it: whether the volume carries it, and how to add and remove it.
+ */
+export interface FormatMark {
+  readonly marked: boolean;
+  add(): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/**
+ * The longest a wipe or an mkfs may run. Not the caller's deadline: a format the caller gave
+ * up on runs to its end (a retry waits on the volume's lock and finds it done); this only
+ * stops one that hangs, and the mark it leaves makes the next stage format again.
+ */
+export const FORMAT_TIMEOUT_MS = 600_000;
+
+/**
  * Makes `fsType` on a device that holds nothing; otherwise says what the device holds and
- * leaves it untouched.
+ * leaves it untouched, unless the volume carries the format-in-progress mark.
+ *
+ * The mark goes on only after the probe found the device empty and comes off only after mkfs
+ * finished, so whatever a marked device holds is loam's own unfinished work: it is wiped
+ * (wipefs -a, then mkfs with its force flag) and formatted again. That covers every point a
+ * crash, a kill or a timeout can stop at: marked but mkfs not started (an empty device), mkfs
+ * half way (a partial head that would read as data or a broken filesystem), mkfs done but the
+ * mark still on (a filesystem nothing has used yet: the mount comes after the mark is gone).
+ * Neither the wipe nor mkfs gets the caller's signal.
  *
  * A new thick LV on extents a deleted volume used is zero in its first 4 KiB (lvcreate's
- * doing) but not at its edges, so emptiness needs a signature probe. For xfs that probe is
- * mkfs.xfs's own: without -f it runs libblkid's full probe (superblocks and partition tables,
- * as `blkid -p` does) before writing and refuses whatever it finds; only then is blkid asked
- * what is there. That saves a process start per new volume. mke2fs's refusal depends on a
- * terminal, so ext4 always asks blkid first.
+ * doing) but not at its edges, so emptiness needs a signature probe (blkid -p), which runs
+ * before the mark goes on: a device whose edges are zero ("empty") needs no process.
  */
 export async function prepareFilesystem(
   host: NodeHost,
   device: string,
   fsType: FsType,
+  mark: FormatMark,
   options: HostCallOptions = {},
 ): Promise<Prepared> {
   const look = await host.firstLook(device);
-  if (look === "zero-head" && fsType === "xfs") {
-    try {
-      await host.makeFilesystem(device, fsType, options);
-      return { kind: "formatted" };
-    } catch (error) {
-      if (!(error instanceof HostCommandError)) throw error;
-      const content = await host.probe(device, options, look);
-      // blkid finds nothing either: mkfs failed for a reason of its own (too small, I/O).
-      if (content.kind === "empty") throw error;
-      return content;
-    }
+  if (mark.marked) {
+    if (look !== "empty") await host.wipeSignatures(device, { timeoutMs: FORMAT_TIMEOUT_MS });
+    await host.makeFilesystem(device, fsType, { timeoutMs: FORMAT_TIMEOUT_MS, force: true });
+    await mark.clear();
+    return { kind: "formatted" };
   }
   const content = await host.probe(device, options, look);
   if (content.kind !== "empty") return content;
-  await host.makeFilesystem(device, fsType, options);
+  await mark.add();
+  await host.makeFilesystem(device, fsType, { timeoutMs: FORMAT_TIMEOUT_MS });
+  await mark.clear();
   return { kind: "formatted" };
 }
 
@@ -158,8 +177,14 @@ export class VolumeStaging {
       return;
     }
     await hostStep(`creating ${staging}`, () => host.makeDirectory(staging));
+    const mark: FormatMark = {
+      marked: volume.formatting,
+      add: () => this.engine.markFormatting(id, options),
+      // Not the caller's signal: once mkfs finished, clearing the mark saves the retry a format.
+      clear: () => this.engine.clearFormatting(id),
+    };
     const content = await hostStep(`making ${access.fsType} on volume ${id} if it is empty`, () =>
-      prepareFilesystem(host, volume.devicePath, access.fsType, options),
+      prepareFilesystem(host, volume.devicePath, access.fsType, mark, options),
     );
     let fsType: string;
     switch (content.kind) {

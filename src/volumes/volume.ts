@@ -32,6 +32,12 @@ export interface Volume {
   contentSource?: ContentSource;
   /** False while a clone's content is still being copied in: not to be staged yet. */
   ready: boolean;
+  /**
+   * True while it carries the format-in-progress mark: the node started formatting it and has
+   * not finished (or crashed first), so what it holds is loam's partial work, formatted again
+   * by the next NodeStageVolume.
+   */
+  formatting: boolean;
   /** For ControllerGetVolume: raid sync state, thin pool usage, activation. */
   condition: VolumeCondition;
 }
@@ -107,6 +113,7 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
     deviceClass: metadata.deviceClass ?? defaultClass,
     layout: lv.segType,
     ready: !metadata.populating,
+    formatting: metadata.formatting,
     condition: conditionOf(lv, report, metadata),
   };
   if (metadata.source) volume.contentSource = metadata.source;
@@ -122,6 +129,11 @@ function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: Vol
       message: `being populated from its source (or a copy was interrupted; CreateVolume resumes it)`,
     };
   if (lv.healthStatus !== "") return { abnormal: true, message: `logical volume ${name} health: ${lv.healthStatus}` };
+  if (metadata.formatting)
+    return {
+      abnormal: true,
+      message: `being formatted (or a format was interrupted; the next NodeStageVolume formats it again)`,
+    };
   if (!lv.active) return { abnormal: true, message: `logical volume ${name} is not active` };
   if (lv.segType.startsWith("raid")) {
     const sync = lv.copyPercent ?? 0;

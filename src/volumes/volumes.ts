@@ -7,7 +7,7 @@ import { checkGrowth } from "./class-capacity.js";
 import { type EngineContext, allocationDomain, extentsOf } from "./context.js";
 import { lvAlreadyGone, lvmFailure, notFound, unavailable } from "./errors.js";
 import type { Located } from "./lvm-state.js";
-import { metadataOf } from "./metadata.js";
+import { FORMATTING_TAG, metadataOf } from "./metadata.js";
 import { type CapacityRange, sizeForRange } from "./size.js";
 import { type CallOptions, type Volume, type VolumeHealth, byId, healthy } from "./volume.js";
 
@@ -88,6 +88,32 @@ export async function ensureActive(context: EngineContext, id: string, options: 
   }
   await context.changed(volume.volumeGroup, { kind: "updated", name: id, patch: { active: true }, extents: 0 });
   return { ...volume, active: true, condition: healthy() };
+}
+
+/**
+ * Adds (`on`) or removes the format-in-progress mark (metadata.ts, FORMATTING_TAG) on the
+ * volume's LV. Both are idempotent in LVM: adding a tag the LV has, or removing one it lacks,
+ * succeeds and changes nothing.
+ */
+export async function setFormatting(
+  context: EngineContext,
+  id: string,
+  on: boolean,
+  options: CallOptions,
+): Promise<void> {
+  const { found } = await context.lookup(id, options);
+  if (!found || metadataOf(found.lv)?.kind !== "volume") throw notFound(`volume ${id} does not exist on this node`);
+  const { lv } = found;
+  try {
+    if (on) await context.lvm.addTags(lv.vgName, id, [FORMATTING_TAG], options);
+    else await context.lvm.removeTags(lv.vgName, id, [FORMATTING_TAG], options);
+  } catch (error) {
+    context.invalidate();
+    throw lvmFailure(error, `${on ? "marking" : "unmarking"} ${id} as being formatted`);
+  }
+  const others = lv.tags.filter((tag) => tag !== FORMATTING_TAG);
+  const tags = on ? [...others, FORMATTING_TAG] : others;
+  await context.changed(lv.vgName, { kind: "updated", name: id, patch: { tags }, extents: 0 });
 }
 
 /** The volume with this id, or undefined. */

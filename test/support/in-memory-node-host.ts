@@ -4,9 +4,11 @@
  * keeps a mount table, directories and files in memory; device nodes come from the LVM
  * stand-in (an active LV's /dev/<vg>/<lv>, a device-mapper node behind it), and what a device
  * holds is what tests set or what mkfs wrote; a mounted LV is open in the LVM stand-in (lvremove
- * and deactivation refuse it) until its last mount goes. mkfs, mount and grow only change this model;
- * every call is recorded, and a call can be made to fail before it takes effect. The host and
- * VM suites stay the truth for real devices and mounts.
+ * and deactivation refuse it) until its last mount goes. mkfs, wipefs, mount and grow only
+ * change this model; every call is recorded, and a call can be made to fail, or held, before
+ * it takes effect. A held call given a signal (the caller's) rejects with an AbortError when
+ * that signal fires, as a real command is killed. The host and VM suites stay the truth for
+ * real devices and mounts.
  */
 import type { CommandExitError } from "../../src/exec/index.js";
 import { HostCommandError } from "../../src/host/errors.js";
@@ -14,6 +16,8 @@ import type {
   DeviceContent,
   FilesystemUsage,
   FirstLook,
+  HostCallOptions,
+  HostFormatOptions,
   HostMount,
   HostMountOptions,
   NodeHost,
@@ -34,6 +38,19 @@ interface Device {
   content: DeviceContent;
   /** What the device's edges look like; "zero-head" is a new thick LV over old blocks. */
   look: FirstLook;
+}
+
+const aborted = (): Error => Object.assign(new Error("the command was cancelled and killed"), { name: "AbortError" });
+
+/** The gate, or an AbortError as soon as the signal fires (a real command is killed then). */
+function untilAborted(gate: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return gate;
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(aborted());
+    signal.addEventListener("abort", onAbort, { once: true });
+    gate.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 let mountIds = 100;
@@ -57,6 +74,7 @@ export class InMemoryNodeHostStandIn implements NodeHost {
   private readonly boundDevices = new Map<HostMount, string>();
   private readonly devices = new Map<string, Device>();
   private readonly failures = new Map<HostMethod, Error[]>();
+  private readonly holds = new Map<HostMethod, { arrived: () => void; gate: Promise<void> }>();
   private minors = 0;
 
   constructor(private readonly lvm: InMemoryLvmStandIn) {}
@@ -109,6 +127,23 @@ export class InMemoryNodeHostStandIn implements NodeHost {
   /** The next call of `method` fails with `error` (a HostCommandError for a command that exits non-zero). */
   failNext(method: HostMethod, error: Error): void {
     this.failures.set(method, [...(this.failures.get(method) ?? []), error]);
+  }
+
+  /**
+   * Holds the next call of `method` before it takes effect: `reached` resolves when it
+   * arrives, `release()` lets it go on, `fail(error)` fails it (a killed command).
+   */
+  pauseBefore(method: HostMethod): { reached: Promise<void>; release: () => void; fail: (error: Error) => void } {
+    let arrived!: () => void;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    let release!: () => void;
+    let fail!: (error: Error) => void;
+    const gate = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      fail = reject;
+    });
+    this.holds.set(method, { arrived, gate });
+    return { reached, release, fail };
   }
 
   /** A command's non-zero exit as the host layer reports it. */
@@ -188,12 +223,17 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     return found.content;
   }
 
-  async makeFilesystem(device: string, fsType: FsType): Promise<void> {
-    await this.enter("makeFilesystem", [device, fsType]);
+  async makeFilesystem(
+    device: string,
+    fsType: FsType,
+    options: Partial<HostFormatOptions> & HostCallOptions = {},
+  ): Promise<void> {
+    const force = options.force ?? false;
+    await this.enter("makeFilesystem", [device, fsType, { force }], options.signal);
     const found = await this.deviceAt(device);
     if (!found) throw new HostCommandError([`mkfs.${fsType}`, device], 1, `${device}: No such file or directory`);
     // Without a force flag mkfs refuses any signature it finds (mkfs.xfs through libblkid).
-    if (found.content.kind !== "empty") {
+    if (found.content.kind !== "empty" && !force) {
       throw new HostCommandError(
         [`mkfs.${fsType}`, device],
         1,
@@ -202,6 +242,20 @@ export class InMemoryNodeHostStandIn implements NodeHost {
     }
     found.content = { kind: "filesystem", fsType };
     found.look = "data";
+  }
+
+  async wipeSignatures(device: string, options: Partial<HostFormatOptions> & HostCallOptions = {}): Promise<void> {
+    await this.enter("wipeSignatures", [device], options.signal);
+    const found = await this.deviceAt(device);
+    if (!found)
+      throw new HostCommandError(
+        ["wipefs", "-a", device],
+        1,
+        `wipefs: error: ${device}: probing initialization failed`,
+      );
+    // wipefs erases the signatures; other bytes stay, so the head is zero but the edges need not be.
+    found.content = { kind: "empty" };
+    found.look = "zero-head";
   }
 
   async growFilesystem(target: { fsType: string; device: string; mountPoint: string }): Promise<void> {
@@ -302,11 +356,18 @@ export class InMemoryNodeHostStandIn implements NodeHost {
 
   // ---- the model -----------------------------------------------------------------------
 
-  private async enter(method: HostMethod, args: readonly unknown[]): Promise<void> {
+  private async enter(method: HostMethod, args: readonly unknown[], signal?: AbortSignal): Promise<void> {
     this.calls.push({ method, args });
     const queued = this.failures.get(method);
     const failure = queued?.shift();
     if (failure) throw failure;
+    const hold = this.holds.get(method);
+    if (hold) {
+      this.holds.delete(method);
+      hold.arrived();
+      await untilAborted(hold.gate, signal);
+    }
+    if (signal?.aborted) throw aborted();
     await Promise.resolve();
   }
 

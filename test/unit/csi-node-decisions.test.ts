@@ -23,13 +23,17 @@ import { ID, type NodeRow, argsOf, publish, runRow, stage, xfsData } from "../su
 const rows: NodeRow[] = [
   // ---- stage ----
   {
-    name: "stage, a new thick LV for xfs: mkfs.xfs at once (its own probe refuses data), mounted with nouuid",
+    name: "stage, a new thick LV for xfs: blkid finds its zero head empty, mkfs.xfs under the format mark, mounted with nouuid",
     when: (w) => stage(w),
     changes: ["makeDirectory", "makeFilesystem", "mountFilesystem"],
     then: (w) => {
       assert.deepEqual(
-        w.host.methods().filter((m) => m === "probe"),
-        [],
+        w.host.methods().filter((m) => m === "probe" || m === "makeFilesystem"),
+        ["probe", "makeFilesystem"],
+      );
+      assert.deepEqual(
+        w.csi.lvm.methods().filter((m) => m === "addTags" || m === "removeTags"),
+        ["addTags", "removeTags"],
       );
       assert.deepEqual(argsOf(w, "mountFilesystem"), [
         `/dev/${VG}/${ID}`,
@@ -74,16 +78,18 @@ const rows: NodeRow[] = [
     changes: ["makeDirectory"],
   },
   {
-    name: "stage, stale blocks behind a zeroed head that mkfs.xfs refuses: blkid names them, nothing formatted",
+    name: "stage, stale blocks behind a zeroed head: blkid names them, nothing marked or formatted",
     given: (w) => w.host.setContent(VG, ID, { kind: "other", description: "an iso9660 filesystem" }, "zero-head"),
     when: (w) => stage(w),
     code: status.FAILED_PRECONDITION,
     message: /holds an iso9660 filesystem, not a filesystem; loam never formats over existing data/,
-    then: (w) =>
+    then: (w) => {
       assert.deepEqual(
         w.host.methods().filter((m) => m === "makeFilesystem" || m === "probe"),
-        ["makeFilesystem", "probe"],
-      ),
+        ["probe"],
+      );
+      assert.deepEqual(w.csi.lvm.callsOf("addTags"), []);
+    },
   },
   {
     name: "stage, a volume too small for xfs: FAILED_PRECONDITION with mkfs's words and the way out",

@@ -43,7 +43,7 @@ function healthy(): Described {
           'udev_sync=0\nudev_rules=0\nobtain_device_list_from_udev=0\nuse_devicesfile=0\ndevicesfile="system.devices"\n',
         ),
     },
-    programs: ["mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid"],
+    programs: ["mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid", "wipefs"],
     writable: ["/var/lib/kubelet", "/run/loam"],
     vgs: { vg0: report("vg0", []) },
   };
@@ -107,6 +107,7 @@ test("a healthy described host passes every check (stand-in probe)", async () =>
     "mkfs.ext4",
     "resize2fs",
     "blkid",
+    "wipefs",
     "volume group vg0",
     "kubelet directory",
     "socket directory",

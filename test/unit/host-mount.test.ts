@@ -1,7 +1,8 @@
 /**
  * Filesystems and mounts against the real kernel: loop devices, mkfs.xfs and mkfs.ext4,
  * mount, bind mounts, read-only remounts, device-node binds, online growth and statfs; and
- * stage's format-only-when-empty rule (src/volumes/staging.ts) over the real host.
+ * stage's format-only-when-empty rule (src/volumes/staging.ts) over the real host, with the
+ * format-in-progress mark's second chance (wipefs, then mkfs with its force flag).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +13,7 @@ import { firstLook, probeDevice } from "../../src/host/blkid.js";
 import { filesystemUsage, growFilesystem, makeFilesystem } from "../../src/host/filesystem.js";
 import { Mounter } from "../../src/host/mount.js";
 import { HostOperations } from "../../src/host/operations.js";
-import { prepareFilesystem } from "../../src/volumes/staging.js";
+import { type FormatMark, prepareFilesystem } from "../../src/volumes/staging.js";
 import { isReadOnly, majorMinorOf } from "../../src/host/mountinfo.js";
 import { CAP_SYS_RESOURCE, LoopScratch, skipWithoutLoopDevices, hasCapability } from "../support/loop-devices.js";
 
@@ -33,6 +34,17 @@ async function writeStaleBlocks(device: string): Promise<void> {
   assert.equal(await firstLook(device), "zero-head");
 }
 const mounter = new Mounter(runner);
+
+/** A format-in-progress mark that only records what was done to it. */
+function recordedMark(marked: boolean): FormatMark & { steps: string[] } {
+  const steps: string[] = [];
+  return {
+    marked,
+    steps,
+    add: () => Promise.resolve(void steps.push("mark")),
+    clear: () => Promise.resolve(void steps.push("unmark")),
+  };
+}
 
 describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopDevices() }, () => {
   let scratch: LoopScratch;
@@ -87,16 +99,18 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
     assert.equal(await firstLook(device), "data");
   });
 
-  test("xfs on a device with a zero head and stale blocks further in: mkfs.xfs alone decides, no blkid is started", async () => {
+  test("xfs on a device with a zero head and stale blocks further in: blkid finds nothing, then mkfs.xfs under the mark", async () => {
     const { device } = scratch.loop(320);
     await writeStaleBlocks(device);
     const { started, watched } = watchedHost();
-    assert.deepEqual(await prepareFilesystem(watched, device, "xfs"), { kind: "formatted" });
-    assert.deepEqual(started, ["mkfs.xfs"]);
+    const mark = recordedMark(false);
+    assert.deepEqual(await prepareFilesystem(watched, device, "xfs", mark), { kind: "formatted" });
+    assert.deepEqual(started, ["blkid", "mkfs.xfs"]);
+    assert.deepEqual(mark.steps, ["mark", "unmark"]);
     assert.deepEqual(await probeDevice(runner, device), { kind: "filesystem", fsType: "xfs" });
   });
 
-  test("xfs on a device with a zero head but an iso9660 signature at 32 KiB: mkfs.xfs refuses, blkid names it, nothing is written", async () => {
+  test("xfs on a device with a zero head but an iso9660 signature at 32 KiB: blkid names it, nothing is marked or written", async () => {
     const { device } = scratch.loop(320);
     const descriptor = Buffer.concat([
       Buffer.from([1]),
@@ -113,8 +127,10 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
     readSync(fd, before, 0, before.length, 0);
     const { started, watched } = watchedHost();
     assert.equal(await firstLook(device), "zero-head");
-    assert.deepEqual(await prepareFilesystem(watched, device, "xfs"), { kind: "filesystem", fsType: "iso9660" });
-    assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
+    const mark = recordedMark(false);
+    assert.deepEqual(await prepareFilesystem(watched, device, "xfs", mark), { kind: "filesystem", fsType: "iso9660" });
+    assert.deepEqual(started, ["blkid"]);
+    assert.deepEqual(mark.steps, []);
     const after = Buffer.alloc(64 * 1024);
     readSync(fd, after, 0, after.length, 0);
     closeSync(fd);
@@ -125,7 +141,7 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
     const { device } = scratch.loop(32);
     await writeStaleBlocks(device);
     const { started, watched } = watchedHost();
-    assert.deepEqual(await prepareFilesystem(watched, device, "ext4"), { kind: "formatted" });
+    assert.deepEqual(await prepareFilesystem(watched, device, "ext4", recordedMark(false)), { kind: "formatted" });
     assert.deepEqual(started, ["blkid", "mkfs.ext4"]);
   });
 
@@ -133,9 +149,35 @@ describe("host filesystems and mounts on loop devices", { skip: skipWithoutLoopD
     const { device } = scratch.loop(64);
     await writeStaleBlocks(device);
     const { started, watched } = watchedHost();
-    await assert.rejects(prepareFilesystem(watched, device, "xfs"), /must be larger than 300MB/);
-    assert.deepEqual(started, ["mkfs.xfs", "blkid"]);
+    await assert.rejects(prepareFilesystem(watched, device, "xfs", recordedMark(false)), /must be larger than 300MB/);
+    assert.deepEqual(started, ["blkid", "mkfs.xfs"]);
   });
+
+  for (const fsType of ["xfs", "ext4"] as const) {
+    test(`a marked device holding the first 64 KiB of a ${fsType} (an interrupted mkfs) is wiped and formatted again; the result checks clean`, async () => {
+      const { device } = scratch.loop(320);
+      const { device: whole } = scratch.loop(320);
+      await makeFilesystem(runner, whole, fsType);
+      const head = Buffer.alloc(64 * 1024);
+      const from = openSync(whole, "r");
+      readSync(from, head, 0, head.length, 0);
+      closeSync(from);
+      const to = openSync(device, "r+");
+      writeSync(to, head, 0, head.length, 0);
+      closeSync(to);
+      // Unmarked, the partial head is somebody's data: refused.
+      const refused = await prepareFilesystem(new HostOperations(runner), device, fsType, recordedMark(false));
+      assert.notEqual(refused.kind, "formatted");
+      const { started, watched } = watchedHost();
+      const mark = recordedMark(true);
+      assert.deepEqual(await prepareFilesystem(watched, device, fsType, mark), { kind: "formatted" });
+      assert.deepEqual(started, ["wipefs", `mkfs.${fsType}`]);
+      assert.deepEqual(mark.steps, ["unmark"]);
+      const check = fsType === "xfs" ? ["xfs_repair", "-n", device] : ["e2fsck", "-n", "-f", device];
+      const checked = await runner.run(check);
+      assert.equal(checked.exitCode, 0, checked.stderr + checked.stdout);
+    });
+  }
 
   test("blkid: unrecognised bytes at the start of a device are data, not an empty device", async () => {
     const { device } = scratch.loop(8);

@@ -1,26 +1,29 @@
 /**
  * Stage's rules over a stand-in host, in milliseconds: when a device may be formatted (never
- * over data), which probe runs first, xfs's nouuid, and how a host step's failure reads.
+ * over data; again when the format-in-progress mark says an earlier one did not finish),
+ * which probe runs first, xfs's nouuid, and how a host step's failure reads.
  * The same rule runs on loop devices in host-mount.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { HostCommandError } from "../../src/host/errors.js";
 import { CommandTimeoutError } from "../../src/exec/index.js";
-import type { DeviceContent, FirstLook, NodeHost } from "../../src/volumes/node-host.js";
+import type { DeviceContent, FirstLook, HostFormatOptions, NodeHost } from "../../src/volumes/node-host.js";
 import { hostFailure } from "../../src/volumes/node-host.js";
-import { prepareFilesystem, stageMountFlags } from "../../src/volumes/staging.js";
+import { type FormatMark, prepareFilesystem, stageMountFlags } from "../../src/volumes/staging.js";
 import { VolumeError } from "../../src/volumes/errors.js";
 
-/** A device as the stand-in host sees it; mkfs refuses any content (as mkfs.xfs without -f does), or fails with `mkfsFails`. */
+/** A device as the stand-in host sees it; mkfs without force refuses any content (as mkfs.xfs without -f does), or fails with `mkfsFails`. */
 interface StandInDevice {
   look: FirstLook;
   content: DeviceContent;
+  /** The volume carries the format-in-progress mark. */
+  marked?: boolean;
   mkfsFails?: string;
 }
 
-/** Only the probing and mkfs of NodeHost, recording each step; the rest is never called here. */
-function standInHost(device: StandInDevice): { host: NodeHost; steps: string[] } {
+/** Only the probing, wiping and mkfs of NodeHost and the mark, recording each step; the rest is never called here. */
+function standInHost(device: StandInDevice): { host: NodeHost; mark: FormatMark; steps: string[] } {
   const steps: string[] = [];
   const host = {
     firstLook: () => Promise.resolve(device.look),
@@ -29,48 +32,71 @@ function standInHost(device: StandInDevice): { host: NodeHost; steps: string[] }
       steps.push("blkid");
       return Promise.resolve(device.content);
     },
-    makeFilesystem: (_device: string, fsType: string) => {
-      steps.push(`mkfs.${fsType}`);
-      const refusal = device.content.kind !== "empty" ? "appears to contain an existing filesystem" : device.mkfsFails;
+    wipeSignatures: () => {
+      steps.push("wipefs");
+      device.content = { kind: "empty" };
+      return Promise.resolve();
+    },
+    makeFilesystem: (_device: string, fsType: string, options: HostFormatOptions) => {
+      assert.ok(!("signal" in options), "mkfs is never given the caller's signal");
+      assert.ok(options.timeoutMs > 0, "mkfs runs with a timeout");
+      steps.push(`mkfs.${fsType}${options.force ? " (forced)" : ""}`);
+      const refusal =
+        device.content.kind !== "empty" && !options.force
+          ? "appears to contain an existing filesystem"
+          : device.mkfsFails;
       if (refusal) return Promise.reject(new HostCommandError([`mkfs.${fsType}`], 1, refusal));
       return Promise.resolve();
     },
   } as Partial<NodeHost> as NodeHost;
-  return { host, steps };
+  const mark: FormatMark = {
+    marked: device.marked ?? false,
+    add: () => {
+      steps.push("mark");
+      device.marked = true;
+      return Promise.resolve();
+    },
+    clear: () => {
+      steps.push("unmark");
+      device.marked = false;
+      return Promise.resolve();
+    },
+  };
+  return { host, mark, steps };
 }
 
 const cases: Array<{ what: string; device: StandInDevice; fsType: "xfs" | "ext4"; steps: string[]; result: unknown }> =
   [
     {
-      what: "an empty device is formatted without blkid",
+      what: "an empty device is marked, formatted without blkid, unmarked",
       device: { look: "empty", content: { kind: "empty" } },
       fsType: "xfs",
-      steps: ["mkfs.xfs"],
+      steps: ["mark", "mkfs.xfs", "unmark"],
       result: { kind: "formatted" },
     },
     {
-      what: "xfs on a zero head goes straight to mkfs.xfs",
+      what: "xfs on a zero head asks blkid before the mark goes on",
       device: { look: "zero-head", content: { kind: "empty" } },
       fsType: "xfs",
-      steps: ["mkfs.xfs"],
+      steps: ["blkid", "mark", "mkfs.xfs", "unmark"],
       result: { kind: "formatted" },
     },
     {
-      what: "xfs on a zero head with a signature: mkfs.xfs refuses, blkid names it",
+      what: "xfs on a zero head with a signature: blkid names it, nothing marked or formatted",
       device: { look: "zero-head", content: { kind: "filesystem", fsType: "iso9660" } },
       fsType: "xfs",
-      steps: ["mkfs.xfs", "blkid"],
+      steps: ["blkid"],
       result: { kind: "filesystem", fsType: "iso9660" },
     },
     {
       what: "ext4 on a zero head asks blkid first",
       device: { look: "zero-head", content: { kind: "empty" } },
       fsType: "ext4",
-      steps: ["blkid", "mkfs.ext4"],
+      steps: ["blkid", "mark", "mkfs.ext4", "unmark"],
       result: { kind: "formatted" },
     },
     {
-      what: "data at the head is never formatted",
+      what: "data at the head of an unmarked volume is never formatted",
       device: { look: "data", content: { kind: "other", description: "a dos partition table" } },
       fsType: "xfs",
       steps: ["blkid"],
@@ -83,24 +109,47 @@ const cases: Array<{ what: string; device: StandInDevice; fsType: "xfs" | "ext4"
       steps: ["blkid"],
       result: { kind: "filesystem", fsType: "ext4" },
     },
+    {
+      what: "a marked volume with a partial head (mkfs interrupted) is wiped and formatted again, then unmarked",
+      device: { look: "data", content: { kind: "other", description: "half an xfs" }, marked: true },
+      fsType: "xfs",
+      steps: ["wipefs", "mkfs.xfs (forced)", "unmark"],
+      result: { kind: "formatted" },
+    },
+    {
+      what: "a marked volume still empty (stopped between the mark and mkfs) is formatted, no wipe needed",
+      device: { look: "empty", content: { kind: "empty" }, marked: true },
+      fsType: "xfs",
+      steps: ["mkfs.xfs (forced)", "unmark"],
+      result: { kind: "formatted" },
+    },
+    {
+      what: "a marked volume with a whole filesystem (stopped between mkfs and the unmark) is formatted again as asked",
+      device: { look: "data", content: { kind: "filesystem", fsType: "xfs" }, marked: true },
+      fsType: "ext4",
+      steps: ["wipefs", "mkfs.ext4 (forced)", "unmark"],
+      result: { kind: "formatted" },
+    },
   ];
 
 for (const { what, device, fsType, steps, result } of cases) {
   test(`prepareFilesystem: ${what}`, async () => {
     const standIn = standInHost(device);
-    assert.deepEqual(await prepareFilesystem(standIn.host, "/dev/vg/lv", fsType), result);
+    assert.deepEqual(await prepareFilesystem(standIn.host, "/dev/vg/lv", fsType, standIn.mark), result);
     assert.deepEqual(standIn.steps, steps);
   });
 }
 
-test("prepareFilesystem: xfs on a zero head that mkfs.xfs refuses for its own reason rejects with mkfs's error once blkid finds nothing", async () => {
-  const standIn = standInHost({
+test("prepareFilesystem: mkfs failing for its own reason rejects with its error and leaves the mark, so a retry formats again", async () => {
+  const device: StandInDevice = {
     look: "zero-head",
     content: { kind: "empty" },
     mkfsFails: "agsize must be larger than 300MB",
-  });
-  await assert.rejects(prepareFilesystem(standIn.host, "/dev/vg/lv", "xfs"), /must be larger than 300MB/);
-  assert.deepEqual(standIn.steps, ["mkfs.xfs", "blkid"]);
+  };
+  const standIn = standInHost(device);
+  await assert.rejects(prepareFilesystem(standIn.host, "/dev/vg/lv", "xfs", standIn.mark), /must be larger than 300MB/);
+  assert.deepEqual(standIn.steps, ["blkid", "mark", "mkfs.xfs"]);
+  assert.equal(device.marked, true);
 });
 
 test("stageMountFlags: xfs gets nouuid once; ext4 is left as asked", () => {

@@ -19,6 +19,12 @@ const TOOLS: FilesystemTool[] = [
     purpose: "finds an existing filesystem before formatting (never format over data)",
     pkg: "util-linux",
   },
+  {
+    program: "wipefs",
+    status: "warn",
+    purpose: "wipes what an interrupted format left before formatting again",
+    pkg: "util-linux",
+  },
 ];
 
 export async function checkFilesystemTools(host: HostProbe): Promise<Finding[]> {
