@@ -68,7 +68,8 @@ export class Harness {
     return harness;
   }
 
-  async startLoam(extraArgs: string[] = []): Promise<void> {
+  /** `env`, when given, is loam's whole environment (a test may put its own programs first on PATH). */
+  async startLoam(extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<void> {
     const bundle = join(repoRoot(), "dist", "loam.mjs");
     // With --config the file says which device classes (and VGs) to use.
     const args = [
@@ -85,7 +86,7 @@ export class Harness {
       KUBELET_DIR,
       ...extraArgs,
     ];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"] });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"], env: env ?? process.env });
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       this.logs += chunk;

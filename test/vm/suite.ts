@@ -17,6 +17,7 @@ import { observabilityTests } from "./observability.vm.js";
 import { sidecarContractTests } from "./sidecar-contract.vm.js";
 import { unmountCheckTests } from "./unmount-checks.vm.js";
 import { overcommitTests } from "./overcommit.vm.js";
+import { formatCrashTests } from "./format-crash.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -30,6 +31,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   "sidecar-contract": sidecarContractTests,
   "unmount-checks": unmountCheckTests,
   overcommit: overcommitTests,
+  "format-crash": formatCrashTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
