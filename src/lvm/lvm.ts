@@ -61,6 +61,22 @@ export interface ThinPoolUsage {
   metadataPercent: number;
 }
 
+/**
+ * A thin pool's state as device-mapper reports it now, in the words LVM's report uses for
+ * it (LVM derives its pool columns from the same status line).
+ */
+export interface ThinPoolStatus {
+  /** null when device-mapper gives no figures (a failed pool). */
+  dataPercent: number | null;
+  metadataPercent: number | null;
+  /** lv_health_status: "" when healthy, else "out_of_data", "metadata_read_only" or "failed". */
+  healthStatus: string;
+  /** lv_check_needed: the pool's metadata must be checked and repaired (lvconvert --repair). */
+  checkNeeded: boolean;
+  /** lv_when_full: "error" or "queue" (writes to a full pool fail at once, or wait up to 60 s); "" unknown. */
+  whenFull: string;
+}
+
 export class InvalidLvmArgumentError extends Error {
   constructor(message: string) {
     super(message);
@@ -123,6 +139,28 @@ export class Lvm {
     if (status === undefined)
       throw new ThinPoolNotActiveError(`thin pool ${vg}/${pool} is not active in device-mapper`, argv, 0, "");
     return parseThinPoolStatus(status, `${vg}/${pool}`);
+  }
+
+  /**
+   * The state of these thin pools as device-mapper reports it now, keyed "vg/pool": one
+   * `dmsetup status` for all of them. A pool missing from the map is not active.
+   */
+  async thinPoolStatuses(
+    pools: readonly { vg: string; pool: string }[],
+    options?: RunOptions,
+  ): Promise<Map<string, ThinPoolStatus>> {
+    for (const { vg, pool } of pools) {
+      checkVg(vg);
+      checkLv(pool);
+    }
+    const statuses = new Map<string, ThinPoolStatus>();
+    if (pools.length === 0) return statuses;
+    const targets = thinPoolTargets(await this.exec(["dmsetup", "status", "--target", "thin-pool"], options));
+    for (const { vg, pool } of pools) {
+      const status = targets.get(dmName(vg, pool, "tpool")) ?? targets.get(dmName(vg, pool));
+      if (status !== undefined) statuses.set(`${vg}/${pool}`, parseThinPoolHealth(status, `${vg}/${pool}`));
+    }
+    return statuses;
   }
 
   async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
@@ -376,6 +414,26 @@ export function parseThinPoolStatus(text: string, pool: string): ThinPoolUsage {
   const [metadataUsed, metadataTotal] = ratio(fields[4]);
   const [dataUsed, dataTotal] = ratio(fields[5]);
   return { dataPercent: lvmPercent(dataUsed, dataTotal), metadataPercent: lvmPercent(metadataUsed, metadataTotal) };
+}
+
+/**
+ * The whole thin-pool status line: usage, and after it "<held root> rw|ro|out_of_data_space
+ * [no_]discard_passdown error_if_no_space|queue_if_no_space needs_check|- ...". A failed pool's
+ * line is just "Fail" (or "Error" when the kernel could not give its status).
+ */
+export function parseThinPoolHealth(text: string, pool: string): ThinPoolStatus {
+  const fields = text.trim().split(/\s+/);
+  if (fields[2] === "thin-pool" && (fields[3] === "Fail" || fields[3] === "Error"))
+    return { dataPercent: null, metadataPercent: null, healthStatus: "failed", checkNeeded: false, whenFull: "" };
+  const usage = parseThinPoolStatus(text, pool);
+  const flags = fields.slice(6);
+  const healthStatus = flags.includes("out_of_data_space")
+    ? "out_of_data"
+    : flags.includes("ro")
+      ? "metadata_read_only"
+      : "";
+  const whenFull = flags.includes("error_if_no_space") ? "error" : flags.includes("queue_if_no_space") ? "queue" : "";
+  return { ...usage, healthStatus, checkNeeded: flags.includes("needs_check"), whenFull };
 }
 
 /**

@@ -57,6 +57,13 @@ export interface LogicalVolume {
   roles: string[];
   /** Internal LVs (pool data/metadata, raid images) that only LVM itself should touch. */
   internal: boolean;
+  /**
+   * Thin pools, when read from device-mapper (Lvm.thinPoolStatuses) rather than this report:
+   * the metadata needs checking (lv_check_needed), and what writes do when the pool is full
+   * (lv_when_full: "error" or "queue").
+   */
+  checkNeeded?: boolean;
+  whenFull?: string;
 }
 
 export interface VolumeGroupReport {

@@ -12,7 +12,7 @@ import { type DeviceClass, type DeviceClasses, type VolumeLayout, singleThickCla
 import { lvmFailure } from "./errors.js";
 import { KeyedLocks } from "./locks.js";
 import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
-import type { Located, LvmState } from "./lvm-state.js";
+import { type Located, LvmState } from "./lvm-state.js";
 import { metadataOf } from "./metadata.js";
 import { type CallOptions, type Volume, devicePath, volumeOf } from "./volume.js";
 
@@ -29,8 +29,8 @@ export class EngineContext {
   private readonly isBlockDevice: (path: string) => Promise<boolean>;
   /** One lock per allocation domain (a thin pool, a volume group's extents): see allocating(). */
   private readonly allocations = new KeyedLocks();
-  /** ListVolumes pages through one list: built once per version of the state. */
-  readonly listed = new WeakMap<readonly VolumeGroupReport[], readonly Volume[]>();
+  /** ListVolumes pages through one list: built once per version of the state and of its pools' state. */
+  readonly listed = new WeakMap<readonly VolumeGroupReport[], { pools: string; volumes: readonly Volume[] }>();
 
   constructor(
     readonly lvm: Lvm,
@@ -156,6 +156,26 @@ export class EngineContext {
       return { deviceClass, kind: "striped", stripes: lv.stripes, mirrors: 0 };
     }
     return { deviceClass, kind: "linear", stripes: 1, mirrors: 0 };
+  }
+
+  /**
+   * The state with the thin pools that hold these LVs as device-mapper reports them now (one
+   * `dmsetup status` for all): what a volume's condition is computed from. A pool fills up with
+   * writes, and writes change no LVM metadata, so the cached report cannot see it; a condition
+   * must never come from a report older than what it describes. When device-mapper cannot be
+   * asked, LVM is read again. A pool missing from device-mapper is inactive: the report says that.
+   */
+  async withCurrentPools(state: LvmState, lvs: readonly LogicalVolume[], options: CallOptions): Promise<LvmState> {
+    const pools = LvmState.poolsOf(lvs);
+    if (pools.length === 0) return state;
+    try {
+      return state.withPoolStatuses(await this.lvm.thinPoolStatuses(pools, options));
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      if (state.fresh) return state;
+      this.cache.invalidate();
+      return this.readState(options);
+    }
   }
 
   /** Tells the cache about a change just made; a failure to apply it only costs a later read. */

@@ -7,7 +7,7 @@
  * "State" rather than "view" or "inventory": it is LVM's state as read, not a second copy
  * loam owns, and `fresh`/`exact` say how far it may be trusted.
  */
-import type { ThinPoolUsage } from "../lvm/lvm.js";
+import type { ThinPoolStatus, ThinPoolUsage } from "../lvm/lvm.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { VolumeError } from "./errors.js";
 
@@ -37,6 +37,33 @@ export class LvmState {
           },
     );
     return new LvmState(reports, this.fresh, this.exact);
+  }
+
+  /**
+   * The same state with these thin pools ("vg/pool" → status) as device-mapper reports them
+   * now: usage, health, needs_check and when-full in place of what the report said.
+   */
+  withPoolStatuses(statuses: ReadonlyMap<string, ThinPoolStatus>): LvmState {
+    if (statuses.size === 0) return this;
+    const reports = this.reports.map((report) => ({
+      ...report,
+      lvs: report.lvs.map((lv) => {
+        const status = lv.segType === "thin-pool" ? statuses.get(`${lv.vgName}/${lv.name}`) : undefined;
+        return status ? { ...lv, ...status } : lv;
+      }),
+    }));
+    return new LvmState(reports, this.fresh, this.exact);
+  }
+
+  /** The thin pools the thin LVs among these use, each once. */
+  static poolsOf(lvs: readonly { vgName: string; segType: string; poolLv: string }[]): { vg: string; pool: string }[] {
+    const keys = new Set(
+      lvs.filter((lv) => lv.segType === "thin" && lv.poolLv).map((lv) => `${lv.vgName}/${lv.poolLv}`),
+    );
+    return [...keys].map((key) => {
+      const [vg, pool] = key.split("/");
+      return { vg, pool };
+    });
   }
 
   vg(name: string): VolumeGroupReport {

@@ -146,13 +146,46 @@ function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: Vol
     };
   }
   if (lv.segType === "thin") {
-    const pool = report.lvs.find((candidate) => candidate.name === lv.poolLv);
+    const pool = report.lvs.find((candidate) => candidate.name === lv.poolLv && candidate.segType === "thin-pool");
+    const problem = pool ? thinPoolProblem(pool) : undefined;
+    if (problem) return { abnormal: true, message: problem };
     return {
       abnormal: false,
       message: `thin volume is active; pool ${lv.vgName}/${lv.poolLv} data ${pool?.dataPercent ?? "?"}%, metadata ${pool?.metadataPercent ?? "?"}%`,
     };
   }
   return healthy();
+}
+
+/**
+ * What is wrong with a thin pool and what the operator can do, or undefined when nothing is:
+ * LVM's lv_health_status words ("failed", "out_of_data", "metadata_read_only"), device-mapper's
+ * needs_check, and usage at 100%. The one place a pool's state becomes words; the volume
+ * conditions, the metrics and `loam status` use it.
+ */
+export function thinPoolProblem(pool: LogicalVolume): string | undefined {
+  const name = `${pool.vgName}/${pool.name}`;
+  const data = pool.dataPercent;
+  const metadata = pool.metadataPercent;
+  const usage = `data ${data ?? "?"}%, metadata ${metadata ?? "?"}%`;
+  const repair = `deactivate the pool's volumes and run lvconvert --repair ${name}`;
+  if (pool.healthStatus === "failed")
+    return `thin pool ${name} has failed (device-mapper reports Fail): reads and writes of its volumes fail; ${repair}`;
+  if (pool.healthStatus === "metadata_read_only" || (metadata !== null && metadata >= 100)) {
+    if (metadata !== null && metadata >= 100)
+      return `thin pool ${name} is out of metadata space (${usage}) and read-only: writes fail; grow its metadata with lvextend --poolmetadatasize +SIZE ${name}${pool.checkNeeded ? `, then ${repair}` : ""}`;
+    return `thin pool ${name} metadata is read-only (${usage}; device-mapper switched it after a metadata error): writes fail; ${repair}`;
+  }
+  if (pool.healthStatus === "out_of_data" || (data !== null && data >= 100)) {
+    const writes =
+      pool.whenFull === "queue"
+        ? "writes that need new blocks wait up to 60 s, then fail"
+        : "writes that need new blocks fail";
+    return `thin pool ${name} is out of data space (${usage}): ${writes}; extend the pool (lvextend -L +SIZE ${name}, after vgextend ${pool.vgName} NEW_PV if the volume group has no free space) or free blocks in it (delete snapshots or volumes, fstrim filesystems)`;
+  }
+  if (pool.checkNeeded) return `thin pool ${name} metadata needs checking (needs_check; ${usage}): ${repair}`;
+  if (pool.healthStatus !== "") return `thin pool ${name} health: ${pool.healthStatus} (${usage})`;
+  return undefined;
 }
 
 export function snapshotOf({ lv }: Located, metadata: VolumeMetadata): Snapshot {

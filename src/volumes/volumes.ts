@@ -6,7 +6,7 @@ import { isValidLvName } from "../lvm/names.js";
 import { checkGrowth } from "./class-capacity.js";
 import { type EngineContext, allocationDomain, extentsOf } from "./context.js";
 import { lvAlreadyGone, lvmFailure, notFound, unavailable } from "./errors.js";
-import type { Located } from "./lvm-state.js";
+import type { Located, LvmState } from "./lvm-state.js";
 import { FORMATTING_TAG, metadataOf } from "./metadata.js";
 import { type CapacityRange, sizeForRange } from "./size.js";
 import { type CallOptions, type Volume, type VolumeHealth, byId, healthy } from "./volume.js";
@@ -71,7 +71,7 @@ export async function expandVolume(
  * this before it stages a volume.
  */
 export async function ensureActive(context: EngineContext, id: string, options: CallOptions): Promise<Volume> {
-  const volume = await getVolume(context, id, options);
+  const volume = await getVolume(context, id, options, { current: false });
   if (!volume) throw notFound(`volume ${id} does not exist on this node`);
   if (!volume.ready) {
     throw unavailable(
@@ -116,11 +116,18 @@ export async function setFormatting(
   await context.changed(lv.vgName, { kind: "updated", name: id, patch: { tags }, extents: 0 });
 }
 
-/** The volume with this id, or undefined. */
-export async function getVolume(context: EngineContext, id: string, options: CallOptions): Promise<Volume | undefined> {
-  if (!isValidLvName(id)) return undefined;
-  const { found } = await context.lookup(id, options);
-  return found ? context.volumeOf(await context.withLiveActivation(found)) : undefined;
+/**
+ * The volume with this id, or undefined. Its condition comes from its thin pool as
+ * device-mapper reports it now (context.withCurrentPools); `current: false` skips that read
+ * for callers that do not look at the condition.
+ */
+export async function getVolume(
+  context: EngineContext,
+  id: string,
+  options: CallOptions,
+  { current = true }: { current?: boolean } = {},
+): Promise<Volume | undefined> {
+  return (await locateVolume(context, id, options, current))?.volume;
 }
 
 /** The volume and LVM's health words for it, or undefined. */
@@ -129,27 +136,71 @@ export async function volumeHealth(
   id: string,
   options: CallOptions,
 ): Promise<VolumeHealth | undefined> {
-  if (!isValidLvName(id)) return undefined;
-  const { found: cached } = await context.lookup(id, options);
-  const found = cached ? await context.withLiveActivation(cached) : undefined;
-  const volume = found ? context.volumeOf(found) : undefined;
-  if (!found || !volume) return undefined;
+  const located = await locateVolume(context, id, options, true);
+  if (!located) return undefined;
+  const { volume, found } = located;
   return { volume, healthStatus: found.lv.healthStatus, syncPercent: found.lv.copyPercent };
 }
 
-/** Every loam volume on the node, sorted by id so pagination is stable. */
+async function locateVolume(
+  context: EngineContext,
+  id: string,
+  options: CallOptions,
+  current: boolean,
+): Promise<{ volume: Volume; found: Located } | undefined> {
+  if (!isValidLvName(id)) return undefined;
+  const { state, found: cached } = await context.lookup(id, options);
+  if (!cached) return undefined;
+  let found: Located | undefined = cached;
+  if (current && cached.lv.segType === "thin")
+    found = (await context.withCurrentPools(state, [cached.lv], options)).find(id);
+  if (!found) return undefined;
+  found = await context.withLiveActivation(found);
+  const volume = context.volumeOf(found);
+  return volume ? { volume, found } : undefined;
+}
+
+/**
+ * Every loam volume on the node, sorted by id so pagination is stable; conditions from the
+ * thin pools as device-mapper reports them now, as for getVolume.
+ */
 export async function listVolumes(context: EngineContext, options: CallOptions): Promise<readonly Volume[]> {
-  const state = await context.readState(options);
-  // ListVolumes pages through one list: build it once per version of the state.
-  const known = context.listed.get(state.reports);
-  if (known) return known;
+  const cached = await context.readState(options);
+  const state = await context.withCurrentPools(
+    cached,
+    cached.all().map(({ lv }) => lv),
+    options,
+  );
+  // ListVolumes pages through one list: build it once per version of the state and its pools.
+  const key = poolsKey(state);
+  const known = context.listed.get(cached.reports);
+  if (known?.pools === key) return known.volumes;
   const volumes = state
     .all()
     .map((located) => context.volumeOf(located))
     .filter((v): v is Volume => v !== undefined)
     .sort(byId);
-  context.listed.set(state.reports, volumes);
+  context.listed.set(cached.reports, { pools: key, volumes });
   return volumes;
+}
+
+/** What the conditions of thin volumes depend on besides their own LV: their pools' state. */
+function poolsKey(state: LvmState): string {
+  return JSON.stringify(
+    state.reports.flatMap((r) =>
+      r.lvs
+        .filter((lv) => lv.segType === "thin-pool")
+        .map((lv) => [
+          lv.vgName,
+          lv.name,
+          lv.healthStatus,
+          lv.dataPercent,
+          lv.metadataPercent,
+          lv.checkNeeded ?? null,
+          lv.whenFull ?? null,
+        ]),
+    ),
+  );
 }
 
 /** Removes a volume's or a snapshot's LV; one LVM no longer has is already removed. */

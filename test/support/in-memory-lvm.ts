@@ -24,6 +24,7 @@ import {
   InvalidLvmArgumentError,
   Lvm,
   type ThinPoolSpec,
+  type ThinPoolStatus,
   type ThinPoolUsage,
   type ThinSnapshotSpec,
   dmName,
@@ -47,6 +48,7 @@ export type LvmMethod =
   | "report"
   | "reportAll"
   | "thinPoolUsage"
+  | "thinPoolStatuses"
   | "createLv"
   | "createThinSnapshot"
   | "createThinPool"
@@ -86,6 +88,18 @@ interface ThinPoolState {
   /** Set by setThinPoolUsage; otherwise data usage follows the bytes written to the pool's LVs. */
   dataPercent?: number;
   metadataPercent?: number;
+  /** Set by setThinPoolUsage; otherwise "out_of_data" when data usage is 100%, else "". */
+  healthStatus?: ThinPoolHealth;
+  needsCheck?: boolean;
+}
+
+/** What LVM's lv_health_status says of a thin pool ("" healthy); device-mapper's status words follow from it. */
+export type ThinPoolHealth = "" | "out_of_data" | "metadata_read_only" | "failed";
+
+/** A pool's state beyond its usage, for setThinPoolUsage. */
+export interface ThinPoolCondition {
+  healthStatus?: ThinPoolHealth;
+  needsCheck?: boolean;
 }
 
 interface LvState {
@@ -244,12 +258,17 @@ export class InMemoryLvmStandIn extends Lvm {
     return this.state(vg, name).content;
   }
 
-  /** Overrides a pool's usage figures (as device-mapper and the report would show them). */
-  setThinPoolUsage(vg: string, pool: string, usage: Partial<ThinPoolUsage>): void {
+  /**
+   * Overrides a pool's usage figures and health (as device-mapper and the report would show
+   * them). Like real writes, this changes no LVM metadata: a cached report does not see it.
+   */
+  setThinPoolUsage(vg: string, pool: string, usage: Partial<ThinPoolUsage> & ThinPoolCondition): void {
     const state = this.state(vg, pool).pool;
     if (!state) throw new Error(`${vg}/${pool} is not a thin pool`);
     if (usage.dataPercent !== undefined) state.dataPercent = usage.dataPercent;
     if (usage.metadataPercent !== undefined) state.metadataPercent = usage.metadataPercent;
+    if (usage.healthStatus !== undefined) state.healthStatus = usage.healthStatus;
+    if (usage.needsCheck !== undefined) state.needsCheck = usage.needsCheck;
   }
 
   /** The LV as the next report would show it, or undefined. */
@@ -298,6 +317,15 @@ export class InMemoryLvmStandIn extends Lvm {
   override async thinPoolUsage(vg: string, pool: string, options?: RunOptions): Promise<ThinPoolUsage> {
     await this.enter("thinPoolUsage", [vg, pool], options);
     return super.thinPoolUsage(vg, pool);
+  }
+
+  /** The real method reads the same `dmsetup status` lines. */
+  override async thinPoolStatuses(
+    pools: readonly { vg: string; pool: string }[],
+    options?: RunOptions,
+  ): Promise<Map<string, ThinPoolStatus>> {
+    await this.enter("thinPoolStatuses", [pools], options);
+    return super.thinPoolStatuses(pools);
   }
 
   override async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
@@ -533,10 +561,15 @@ export class InMemoryLvmStandIn extends Lvm {
         const used = vg.lvs.some((l) => l.lv.poolLv === state.lv.name && l.lv.active);
         const name = dmName(vg.vg.name, state.lv.name, used ? "tpool" : undefined);
         const usage = this.poolUsage(vg, state);
+        const health = this.poolHealth(vg, state);
         // Blocks as ten-thousandths, so the real parser's lvmPercent gives back the same two decimals.
         const blocks = (percent: number): string => `${Math.round(percent * 100)}/10000`;
+        const mode = health === "out_of_data" ? "out_of_data_space" : health === "metadata_read_only" ? "ro" : "rw";
+        const check = state.pool.needsCheck ? "needs_check" : "-";
         lines.push(
-          `${name}: 0 ${state.lv.sizeBytes / SECTOR} thin-pool 1 ${blocks(usage.metadataPercent)} ${blocks(usage.dataPercent)} - rw discard_passdown queue_if_no_space - 256`,
+          health === "failed"
+            ? `${name}: 0 ${state.lv.sizeBytes / SECTOR} thin-pool Fail`
+            : `${name}: 0 ${state.lv.sizeBytes / SECTOR} thin-pool 1 ${blocks(usage.metadataPercent)} ${blocks(usage.dataPercent)} - ${mode} discard_passdown queue_if_no_space ${check} 256`,
         );
       }
     }
@@ -694,6 +727,11 @@ export class InMemoryLvmStandIn extends Lvm {
     };
   }
 
+  private poolHealth(vg: VgState, pool: LvState): ThinPoolHealth {
+    const explicit = (pool.pool as ThinPoolState).healthStatus;
+    return explicit ?? (this.poolUsage(vg, pool).dataPercent >= 100 ? "out_of_data" : "");
+  }
+
   /** The VG as `lvm fullreport` would show it now, as fresh objects. */
   private render(vg: VgState): VolumeGroupReport {
     const lvs: LogicalVolume[] = [];
@@ -711,6 +749,7 @@ export class InMemoryLvmStandIn extends Lvm {
           lv.active = state.lv.active || vg.lvs.some((l) => l.lv.poolLv === lv.name && l.lv.active);
           lv.dataPercent = usage.dataPercent;
           lv.metadataPercent = usage.metadataPercent;
+          lv.healthStatus = lv.active ? this.poolHealth(vg, state) : "";
         } else if (lv.segType === "thin") {
           lv.dataPercent = lvmPercent(state.writtenBytes, lv.sizeBytes);
         }

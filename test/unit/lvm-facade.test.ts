@@ -17,7 +17,7 @@ import {
   VolumeGroupNotFoundError,
   type LvmOptions,
 } from "../../src/lvm/index.js";
-import { dmName, lvmPercent, parseThinPoolStatus, thinPoolTargets } from "../../src/lvm/lvm.js";
+import { dmName, lvmPercent, parseThinPoolHealth, parseThinPoolStatus, thinPoolTargets } from "../../src/lvm/lvm.js";
 
 const fixtures = new URL("../../../test/fixtures/lvm/", import.meta.url);
 const recorder = fileURLToPath(new URL("recorder.mjs", fixtures));
@@ -308,6 +308,45 @@ test("parseThinPoolStatus reads dmsetup's thin-pool line", () => {
   );
   assert.deepEqual(usage, { dataPercent: 10, metadataPercent: 11.13 });
   assert.throws(() => parseThinPoolStatus("0 4194304 linear 8:0 0", "vg/pool"), /not a thin-pool/);
+});
+
+test("parseThinPoolHealth reads the pool's mode, needs_check and when-full in LVM's words (lines from real pools)", () => {
+  const pool = "tvg/pool";
+  // A 16 MiB pool filled by a thin volume larger than it, after lvchange --errorwhenfull y (LVM 2.03.16, kernel 6.1).
+  assert.deepEqual(
+    parseThinPoolHealth(
+      "0 32768 thin-pool 1 114/1024 256/256 - out_of_data_space discard_passdown error_if_no_space - 256 ",
+      pool,
+    ),
+    { dataPercent: 100, metadataPercent: 11.13, healthStatus: "out_of_data", checkNeeded: false, whenFull: "error" },
+  );
+  // The same pool after lvextend -L +32M.
+  assert.deepEqual(
+    parseThinPoolHealth("0 98304 thin-pool 1 114/1024 256/768 - rw discard_passdown error_if_no_space - 256 ", pool),
+    { dataPercent: 33.33, metadataPercent: 11.13, healthStatus: "", checkNeeded: false, whenFull: "error" },
+  );
+  // Read-only metadata with needs_check (the kernel's documented form), and a failed pool.
+  assert.deepEqual(
+    parseThinPoolHealth(
+      "0 98304 thin-pool 1 1024/1024 256/768 - ro discard_passdown queue_if_no_space needs_check 256",
+      pool,
+    ),
+    {
+      dataPercent: 33.33,
+      metadataPercent: 100,
+      healthStatus: "metadata_read_only",
+      checkNeeded: true,
+      whenFull: "queue",
+    },
+  );
+  assert.deepEqual(parseThinPoolHealth("0 98304 thin-pool Fail", pool), {
+    dataPercent: null,
+    metadataPercent: null,
+    healthStatus: "failed",
+    checkNeeded: false,
+    whenFull: "",
+  });
+  assert.throws(() => parseThinPoolHealth("0 4194304 linear 8:0 0", pool), /not a thin-pool/);
 });
 
 test("stand-in: thinPoolUsage lists thin-pool targets once and takes the -tpool layer or the pool's own name", async () => {
