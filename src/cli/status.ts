@@ -13,7 +13,7 @@ import { humanBytes, table } from "./csi-output.js";
 export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
 
 Shows each volume group loam uses: size, free and allocated space, thin pools with their
-data and metadata use, and loam's volumes and snapshots with the claims they serve.
+data and metadata use and health (what to do when one is full or broken), and loam's volumes and snapshots with the claims they serve.
 
 Flags:
   --config FILE                  the JSON config file of "loam node"
@@ -66,7 +66,7 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
     out.push(
       "",
       table(
-        ["THIN POOL", "SIZE", "DATA", "METADATA", "PROVISIONED", "OVERCOMMIT"],
+        ["THIN POOL", "SIZE", "DATA", "METADATA", "PROVISIONED", "OVERCOMMIT", "HEALTH"],
         pools.map((p) => [
           `${p.vg}/${p.name}`,
           humanBytes(p.sizeBytes),
@@ -74,9 +74,12 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
           percent(p.metadataUsage),
           humanBytes(p.provisionedBytes),
           p.sizeBytes > 0 ? `${(p.provisionedBytes / p.sizeBytes).toFixed(2)}x` : "-",
+          p.health || "ok",
         ]),
       ),
     );
+    // What to do about each pool in trouble, as the volume conditions say it.
+    for (const p of pools) if (p.problem) out.push(p.problem);
   }
   for (const [title, key] of [
     ["VOLUME", "volumes"],

@@ -7,8 +7,9 @@
  * does not hide the others' figures. `summarize` turns one group's report into the figures
  * loam exposes.
  */
-import type { VolumeGroupReport } from "../lvm/report.js";
+import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { metadataOf } from "../volumes/metadata.js";
+import { thinPoolProblem } from "../volumes/volume.js";
 
 export interface ReportSource {
   report(vg: string): Promise<VolumeGroupReport>;
@@ -61,6 +62,10 @@ export interface ThinPoolSummary {
   metadataUsage: number | null;
   /** Sum of the virtual sizes of the thin LVs in the pool. */
   provisionedBytes: number;
+  /** LVM's lv_health_status ("out_of_data", "metadata_read_only", "failed"), "full" at 100% use, "" when healthy. */
+  health: string;
+  /** What is wrong and what to do, as the volume conditions say it; "" when healthy. */
+  problem: string;
 }
 
 export interface LoamLvSummary {
@@ -105,6 +110,7 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
       provisionedBytes: report.lvs
         .filter((thin) => thin.poolLv === lv.name)
         .reduce((sum, thin) => sum + thin.sizeBytes, 0),
+      ...poolHealth(lv),
     }));
   const volumes: LoamLvSummary[] = [];
   const snapshots: LoamLvSummary[] = [];
@@ -139,6 +145,11 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
     volumes: volumes.sort(byId),
     snapshots: snapshots.sort(byId),
   };
+}
+
+function poolHealth(pool: LogicalVolume): { health: string; problem: string } {
+  const problem = thinPoolProblem(pool) ?? "";
+  return { health: pool.healthStatus || (problem ? "full" : ""), problem };
 }
 
 function ratio(percent: number | null): number | null {

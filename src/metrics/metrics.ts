@@ -133,6 +133,10 @@ export class LoamMetrics {
         "loam_thin_pool_metadata_usage_ratio",
         "Fraction (0 to 1) of a thin pool's metadata space in use.",
       ),
+      poolHealthy: pool(
+        "loam_thin_pool_healthy",
+        "1 when the thin pool is healthy; 0 when LVM reports it out of data space, with read-only metadata or failed, or its data or metadata is 100% used.",
+      ),
       poolProvisioned: pool(
         "loam_thin_pool_provisioned_bytes",
         "Sum of the virtual sizes of the thin volumes in a pool; above the pool size means overcommitted.",
@@ -148,7 +152,7 @@ export class LoamMetrics {
     const refresh = async (): Promise<void> => {
       const readings = await lvmState.read();
       for (const gauge of [g.up, g.size, g.free, g.allocated, g.metadataFree, g.volumes, g.snapshots]) gauge.reset();
-      for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolProvisioned]) gauge.reset();
+      for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolHealthy, g.poolProvisioned]) gauge.reset();
       g.provisioned.reset();
       for (const reading of readings) setFrom(g, reading);
     };
@@ -167,6 +171,7 @@ interface VolumeGroupGauges {
   poolSize: Gauge<"volume_group" | "thin_pool">;
   poolData: Gauge<"volume_group" | "thin_pool">;
   poolMeta: Gauge<"volume_group" | "thin_pool">;
+  poolHealthy: Gauge<"volume_group" | "thin_pool">;
   poolProvisioned: Gauge<"volume_group" | "thin_pool">;
   provisioned: Gauge<"volume_group" | "volume_id" | "pvc_namespace" | "pvc_name">;
 }
@@ -186,6 +191,7 @@ function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
     const labels = { volume_group, thin_pool: pool.name };
     g.poolSize.set(labels, pool.sizeBytes);
     g.poolProvisioned.set(labels, pool.provisionedBytes);
+    g.poolHealthy.set(labels, pool.problem === "" ? 1 : 0);
     if (pool.dataUsage !== null) g.poolData.set(labels, pool.dataUsage);
     if (pool.metadataUsage !== null) g.poolMeta.set(labels, pool.metadataUsage);
   }

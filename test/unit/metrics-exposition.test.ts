@@ -11,6 +11,7 @@ import { parseExposition, sampleValue } from "../support/exposition.js";
 import { parseListenAddress, startObservabilityServer } from "../../src/metrics/http.js";
 import { createLogger } from "../../src/log.js";
 import { ConfigError, resolveConfig } from "../../src/cli/config.js";
+import { renderStatus } from "../../src/cli/status.js";
 
 const fixtureReport = (): VolumeGroupReport => {
   const fixture = JSON.parse(
@@ -177,7 +178,15 @@ test("thin pools: data and metadata usage as ratios and the sum of thin volumes'
     lvs: [pool, thin("a", 600), thin("b", 900), thin("snap", 600, [encodeTag("kind", "snapshot")])],
   });
   assert.deepEqual(summary.pools, [
-    { name: "pool0", sizeBytes: 1000, dataUsage: 0.255, metadataUsage: 0.1, provisionedBytes: 2100 },
+    {
+      name: "pool0",
+      sizeBytes: 1000,
+      dataUsage: 0.255,
+      metadataUsage: 0.1,
+      provisionedBytes: 2100,
+      health: "",
+      problem: "",
+    },
   ]);
   assert.deepEqual(
     summary.volumes.map((v) => v.id),
@@ -188,6 +197,38 @@ test("thin pools: data and metadata usage as ratios and the sum of thin volumes'
     ["snap"],
   );
   assert.equal(summary.volumes[0]?.dataUsage, 0.5);
+});
+
+test("a thin pool out of data space: loam_thin_pool_healthy 0, and loam status names it and what to do (issue 13, item 2)", async () => {
+  const base = fixtureReport();
+  const pool = (healthStatus: string, dataPercent: number) => ({
+    ...base.lvs[1],
+    name: "pool0",
+    segType: "thin-pool",
+    sizeBytes: 1000,
+    dataPercent,
+    metadataPercent: 10,
+    healthStatus,
+    tags: [],
+  });
+  let current: VolumeGroupReport = { ...base, lvs: [pool("", 40)] };
+  const metrics = new LoamMetrics({
+    version: "t",
+    lvmState: new LvmStateSampler(new CountingSource(() => current), ["loamfx"], 0),
+  });
+  const labels = { volume_group: "loamfx", thin_pool: "pool0" };
+  assert.equal(sampleValue((await scrape(metrics)).samples, "loam_thin_pool_healthy", labels), 1);
+  current = { ...base, lvs: [pool("out_of_data", 100)] };
+  assert.equal(sampleValue((await scrape(metrics)).samples, "loam_thin_pool_healthy", labels), 0);
+  const text = renderStatus([{ ok: true, ...summarize(current) }]);
+  assert.match(text, /^loamfx\/pool0\s.*\sout_of_data$/m);
+  assert.match(
+    text,
+    /^thin pool loamfx\/pool0 is out of data space \(data 100%, metadata 10%\): .*lvextend -L \+SIZE loamfx\/pool0/m,
+  );
+  current = { ...base, lvs: [pool("", 100)] };
+  assert.equal(summarize(current).pools[0]?.health, "full", "100% used before device-mapper flags it");
+  assert.equal(sampleValue((await scrape(metrics)).samples, "loam_thin_pool_healthy", labels), 0);
 });
 
 test("the LVM state sampler shares one report among concurrent readers and within its cache period", async () => {
