@@ -171,16 +171,18 @@ export async function listVolumes(context: EngineContext, options: CallOptions):
     cached.all().map(({ lv }) => lv),
     options,
   );
-  // ListVolumes pages through one list: build it once per version of the state and its pools.
+  // ListVolumes pages through one list: build it once per version of the state and its pools
+  // (the cached state's, unless device-mapper could not be asked and LVM was read again).
+  const base = state.fresh && !cached.fresh ? state.reports : cached.reports;
   const key = poolsKey(state);
-  const known = context.listed.get(cached.reports);
+  const known = context.listed.get(base);
   if (known?.pools === key) return known.volumes;
   const volumes = state
     .all()
     .map((located) => context.volumeOf(located))
     .filter((v): v is Volume => v !== undefined)
     .sort(byId);
-  context.listed.set(cached.reports, { pools: key, volumes });
+  context.listed.set(base, { pools: key, volumes });
   return volumes;
 }
 

@@ -18,6 +18,7 @@ import { sidecarContractTests } from "./sidecar-contract.vm.js";
 import { unmountCheckTests } from "./unmount-checks.vm.js";
 import { overcommitTests } from "./overcommit.vm.js";
 import { formatCrashTests } from "./format-crash.vm.js";
+import { thinPoolFullTests } from "./thin-pool-full.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -32,6 +33,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   "unmount-checks": unmountCheckTests,
   overcommit: overcommitTests,
   "format-crash": formatCrashTests,
+  "thin-pool-full": thinPoolFullTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
