@@ -18,6 +18,13 @@ export interface CommandResult {
 export interface RunOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * Open descriptors of this process the command receives as its fds 3, 4, ... (in this
+   * order), so it can act on an object already opened instead of a path named again
+   * (mount onto /proc/self/fd/3). Nothing else of ours is inherited: Node opens everything
+   * close-on-exec.
+   */
+  fds?: readonly number[];
 }
 
 export interface CommandObservation {
@@ -94,15 +101,15 @@ export class CommandRunner {
         // LC_ALL last: callers may add variables but never change the language we parse.
         // LVM_SUPPRESS_FD_WARNINGS: LVM complains on stderr about any inherited descriptor.
         env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1", ...this.env, LC_ALL: "C" },
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", "pipe", ...(options.fds ?? [])],
         // Its own process group, so one kill reaches the command and anything it started.
         detached: true,
         shell: false,
       });
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
-      child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-      child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+      child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+      child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
       const text = (chunks: Buffer[]): string => Buffer.concat(chunks).toString("utf8");
 
       let stopReason: "timeout" | "cancel" | null = null;

@@ -15,3 +15,18 @@ export class UnsafePathError extends Error {
     this.name = "UnsafePathError";
   }
 }
+
+/**
+ * A checked path that no longer leads to the object that was checked: a directory on the way
+ * was moved or replaced by a symlink after the check. Nothing was done through it (or what
+ * was done was undone); a new request checks the path again from the start.
+ */
+export class PathChangedError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "PathChangedError";
+  }
+}

@@ -4,9 +4,11 @@
  * signature on it; whether a device is empty enough to format, or holds only loam's own
  * unfinished format, is the domain's decision (src/volumes/staging.ts).
  */
+import type { BigIntStatsFs } from "node:fs";
 import { statfs } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { runChecked } from "./run.js";
+import { childFd, openExact, procFd } from "./paths.js";
 
 export type FilesystemType = "xfs" | "ext4";
 
@@ -45,9 +47,17 @@ export async function growFilesystem(
   options: RunOptions = {},
 ): Promise<void> {
   switch (target.fsType) {
-    case "xfs":
-      await runChecked(runner, ["xfs_growfs", "-d", target.mountPoint], options);
+    case "xfs": {
+      // Through the mount point held open exactly, so a path changed since it was checked
+      // cannot send the grow to another filesystem.
+      const mountPoint = await openExact(target.mountPoint, { directory: true });
+      try {
+        await runChecked(runner, ["xfs_growfs", "-d", childFd(0)], { ...options, fds: [mountPoint.fd] });
+      } finally {
+        await mountPoint.close();
+      }
       return;
+    }
     case "ext4":
     case "ext3":
     case "ext2":
@@ -67,8 +77,15 @@ export interface FilesystemUsage {
   freeInodes: bigint;
 }
 
+/** statfs of the filesystem at a path, looked at exactly (openExact). */
 export async function filesystemUsage(path: string): Promise<FilesystemUsage> {
-  const s = await statfs(path, { bigint: true });
+  const handle = await openExact(path, { directory: true });
+  let s: BigIntStatsFs;
+  try {
+    s = await statfs(procFd(handle.fd), { bigint: true });
+  } finally {
+    await handle.close();
+  }
   return {
     totalBytes: s.blocks * s.bsize,
     usedBytes: (s.blocks - s.bfree) * s.bsize,

@@ -1,5 +1,5 @@
 /** The host layer: devices, filesystems and mounts of this machine. */
-export { HostCommandError, UnsafePathError } from "./errors.js";
+export { HostCommandError, PathChangedError, UnsafePathError } from "./errors.js";
 export { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
 export {
   type FilesystemType,

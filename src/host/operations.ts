@@ -4,7 +4,8 @@
  * host layer does not import the domain). Commands run through the given runner, in loam's
  * own mount namespace.
  */
-import { mkdir, realpath, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { realpath, stat } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
 import {
@@ -18,6 +19,7 @@ import {
 } from "./filesystem.js";
 import { type MountOptions, Mounter } from "./mount.js";
 import { type MountEntry, majorMinorOf } from "./mountinfo.js";
+import { makeDirectoryExact, makeFileExact, openExact, removeExact } from "./paths.js";
 
 /** What a path is. `device` is the "major:minor" a block device node points at. */
 export type PathInfo = { type: "block-device"; device: string } | { type: "directory" } | { type: "other" };
@@ -33,8 +35,22 @@ export class HostOperations {
     return this.mounter.mounts();
   }
 
+  /**
+   * What is at a path. A device node under /dev is reached as LVM and udev name it (through
+   * their symlinks); any other path is a request's, resolved and confined, and is looked at
+   * exactly (openExact: PathChangedError when it changed since it was checked).
+   */
   async stat(path: string): Promise<PathInfo> {
-    const found = await stat(path);
+    let found: Stats;
+    if (path.startsWith("/dev/")) found = await stat(path);
+    else {
+      const handle = await openExact(path);
+      try {
+        found = await handle.stat();
+      } finally {
+        await handle.close();
+      }
+    }
     if (found.isBlockDevice()) return { type: "block-device", device: majorMinorOf(found.rdev) };
     return found.isDirectory() ? { type: "directory" } : { type: "other" };
   }
@@ -43,32 +59,20 @@ export class HostOperations {
     return realpath(path);
   }
 
-  async makeDirectory(path: string): Promise<void> {
-    await mkdir(path, { recursive: true, mode: 0o750 });
+  makeDirectory(path: string): Promise<void> {
+    return makeDirectoryExact(path);
   }
 
-  async makeFile(path: string): Promise<void> {
-    await writeFile(path, "", { flag: "wx", mode: 0o640 }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "EEXIST") throw error;
-    });
+  makeFile(path: string): Promise<void> {
+    return makeFileExact(path);
   }
 
-  async removeDirectory(path: string): Promise<boolean> {
-    try {
-      await rmdir(path);
-      return true;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return true;
-      if (code === "ENOTEMPTY") return false;
-      throw error;
-    }
+  removeDirectory(path: string): Promise<boolean> {
+    return removeExact(path, "directory");
   }
 
   async removeFile(path: string): Promise<void> {
-    await unlink(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
-    });
+    await removeExact(path, "file");
   }
 
   firstLook(device: string): Promise<FirstLook> {

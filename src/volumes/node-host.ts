@@ -4,7 +4,10 @@
  * operations. The domain owns this interface; src/host implements it (HostOperations)
  * without importing it, and tests can stand in for it with plain async functions.
  *
- * Every method takes resolved, already confined paths. A command that runs and exits
+ * Every method takes resolved, already confined paths, and acts on the object found at exactly
+ * that path: a path that changed since it was checked (a directory on the way moved or
+ * replaced by a symlink) rejects with PathChangedError (ABORTED) and leaves nothing done there
+ * (src/host/paths.ts). A command that runs and exits
  * non-zero rejects with a HostCommandError (src/host/errors.ts; its stderr is read: mkfs.xfs's
  * "must be larger than" becomes FAILED_PRECONDITION, anything else INTERNAL naming the step);
  * one that cannot start, times out or is cancelled rejects with src/exec's CommandError
@@ -13,6 +16,7 @@
  */
 import { CommandError, CommandExitError } from "../exec/index.js";
 import type { DeviceContent, FirstLook } from "../host/blkid.js";
+import { PathChangedError } from "../host/errors.js";
 import type { FilesystemUsage } from "../host/filesystem.js";
 import type { MountEntry } from "../host/mountinfo.js";
 import type { PathInfo } from "../host/operations.js";
@@ -165,6 +169,15 @@ export async function hostStep<T>(doing: string, fn: () => Promise<T>): Promise<
  */
 export function hostFailure(error: unknown, doing: string): VolumeError {
   if (error instanceof VolumeError) return error;
+  if (error instanceof PathChangedError) {
+    // ABORTED, not FAILED_PRECONDITION: the check-then-act sequence was overtaken by a
+    // concurrent change, which gRPC's guide answers with "retry at a higher level". A retry
+    // judges the path again from the start: refused (INVALID_ARGUMENT) if it now leads out of
+    // kubelet's directory, done if it leads to a directory that may be used.
+    return new VolumeError("aborted", `${doing} was refused: ${error.message}; nothing was left mounted there`, {
+      cause: error,
+    });
+  }
   if (error instanceof CommandError && !(error instanceof CommandExitError)) return lvmFailure(error, doing);
   if (error instanceof CommandExitError) {
     if (/must be larger than/.test(error.stderr)) {

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import {
   CommandCancelledError,
   CommandRunner,
@@ -179,4 +180,20 @@ test("a throwing onCommand hook does not fail the command", async () => {
     },
   });
   assert.equal((await runner.run(["true"])).exitCode, 0);
+});
+
+test("fds: the command gets the given descriptors as its fds 3, 4, ... in that order", async () => {
+  const first = await open("/proc/self/fdinfo", "r");
+  const second = await open("/proc/self/mountinfo", "r");
+  try {
+    const result = await new CommandRunner().run(["ls", "-l", "/proc/self/fd/"], { fds: [second.fd, first.fd] });
+    assert.equal(result.exitCode, 0);
+    const links = result.stdout.split("\n").filter((line) => line.includes(" -> "));
+    const target = (fd: number) => links.find((line) => line.includes(` ${fd} -> `))?.split(" -> ")[1];
+    assert.equal(target(3), "/proc/self/mountinfo".replace("self", String(process.pid)));
+    assert.equal(target(4), "/proc/self/fdinfo".replace("self", String(process.pid)));
+  } finally {
+    await first.close();
+    await second.close();
+  }
 });

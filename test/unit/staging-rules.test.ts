@@ -6,7 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HostCommandError } from "../../src/host/errors.js";
+import { HostCommandError, PathChangedError } from "../../src/host/errors.js";
 import { CommandTimeoutError } from "../../src/exec/index.js";
 import type { DeviceContent, FirstLook, HostFormatOptions, NodeHost } from "../../src/volumes/node-host.js";
 import { hostFailure } from "../../src/volumes/node-host.js";
@@ -175,4 +175,13 @@ test("hostFailure: mkfs's size refusal is FAILED_PRECONDITION, another exit INTE
   );
   const abort = Object.assign(new Error("stop"), { name: "AbortError" });
   assert.equal(hostFailure(abort, "mounting").kind, "aborted");
+});
+
+test("hostFailure: a request path that changed after its check is ABORTED, naming the path (issue 13, item 1)", () => {
+  const error = hostFailure(
+    new PathChangedError("/k/pods/p/vol/globalmount", "/k/pods/p/vol/globalmount changed after it was checked"),
+    "mounting volume v at /k/pods/p/vol/globalmount",
+  );
+  assert.ok(error instanceof VolumeError && error.kind === "aborted");
+  assert.match(error.message, /^mounting volume v at \S+ was refused: \/k\/pods\/p\/vol\/globalmount changed/);
 });
