@@ -19,6 +19,7 @@ import { unmountCheckTests } from "./unmount-checks.vm.js";
 import { overcommitTests } from "./overcommit.vm.js";
 import { formatCrashTests } from "./format-crash.vm.js";
 import { thinPoolFullTests } from "./thin-pool-full.vm.js";
+import { pathsTests } from "./paths.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -34,6 +35,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   overcommit: overcommitTests,
   "format-crash": formatCrashTests,
   "thin-pool-full": thinPoolFullTests,
+  paths: pathsTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
