@@ -139,9 +139,18 @@ export class Mounter {
     }
   }
 
-  /** Unmounts mount `expectId` if it is the one on top at `path` (withParent, unmountInside). */
-  private unmountExact(path: string, expectId: number): Promise<boolean> {
-    return withParent(path, (parent, name) => this.unmountInside(parent, name, expectId));
+  /**
+   * Unmounts mount `expectId` if it is the one on top at `path`, inside the parent held open
+   * exactly (unmountInside); false, with nothing done, when it is not there or the parent
+   * does not exist.
+   */
+  async unmountExact(path: string, expectId: number, options: RunOptions = {}): Promise<boolean> {
+    try {
+      return await withParent(path, (parent, name) => this.unmountInside(parent, name, expectId, options));
+    } catch (error) {
+      if (errno(error) === "ENOENT") return false;
+      throw error;
+    }
   }
 
   /**

@@ -122,9 +122,7 @@ export class HostOperations {
   }
 
   /** Unmounts the mount on top at target if it is mount `mountId`; false (nothing done) when it is not there. */
-  async unmount(target: string, mountId: number, options: RunOptions = {}): Promise<boolean> {
-    if ((await this.mounter.mountAt(target))?.id !== mountId) return false;
-    await this.mounter.unmount(target, options);
-    return true;
+  unmount(target: string, mountId: number, options: RunOptions = {}): Promise<boolean> {
+    return this.mounter.unmountExact(target, mountId, options);
   }
 }

@@ -132,8 +132,9 @@ describe("a request path swapped after its check (issue 13, item 1)", { skip: sk
     // Someone else's mount where the symlink will lead.
     await mounter.mountFilesystem("tmpfs", join(elsewhere, "mount"), "tmpfs", []);
     try {
+      const id = (await readMountInfo()).findLast((m) => m.mountPoint === target)?.id ?? -1;
       const swapping = new SwappingRunner("umount", swap);
-      assert.equal(await new HostOperations(swapping).unmountAll(target), 1);
+      assert.equal(await new HostOperations(swapping).unmount(target, id), true);
       assert.equal(swapping.swapped, true);
       assert.deepEqual(
         (await mountsUnder(elsewhere)).map((m) => m.mountPoint),
@@ -142,7 +143,7 @@ describe("a request path swapped after its check (issue 13, item 1)", { skip: sk
       );
       assert.deepEqual(await mountsUnder(kubelet), [], "the checked mount (now under vol-aside) is gone");
       // Swapped before the call: refused.
-      await assert.rejects(new HostOperations(runner).unmountAll(target), changed);
+      await assert.rejects(new HostOperations(runner).unmount(target, id), changed);
       assert.equal((await mountsUnder(elsewhere)).length, 1);
     } finally {
       await mounter.unmountAll(join(elsewhere, "mount"));
@@ -185,9 +186,11 @@ describe("a request path swapped after its check (issue 13, item 1)", { skip: sk
       (await mountsUnder(kubelet)).map((m) => [m.mountPoint, m.mountOptions[0]]),
       [[target, "ro"]],
     );
-    assert.equal(await host.unmountAll(target), 1);
-    assert.equal(await host.unmountAll(target), 0);
+    const id = (await readMountInfo()).findLast((m) => m.mountPoint === target)?.id ?? -1;
+    assert.equal(await host.unmount(target, id + 1), false, "another mount id: nothing done");
+    assert.equal(await host.unmount(target, id), true);
+    assert.equal(await host.unmount(target, id), false);
     assert.equal(await host.removeDirectory(target), true);
-    assert.equal(await host.unmountAll(join(vol, "missing", "mount")), 0, "a missing parent has nothing mounted");
+    assert.equal(await host.unmount(join(vol, "missing", "mount"), id), false, "a missing parent has nothing mounted");
   });
 });
