@@ -90,6 +90,9 @@ export function pathsTests(h: () => Harness): void {
       volumeId = volume?.volumeId ?? "";
     });
 
+    const stage = (stagingTargetPath: string) =>
+      h().client.call(Node, "nodeStageVolume", { volumeId, stagingTargetPath, volumeCapability: capability });
+
     beforeEach(restore);
 
     after(async () => {
@@ -112,11 +115,7 @@ export function pathsTests(h: () => Harness): void {
       const staging = join(vol, "globalmount");
       planSwap("mkfs.ext4");
       await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", {
-          volumeId,
-          stagingTargetPath: staging,
-          volumeCapability: capability,
-        }),
+        stage(staging),
         status.ABORTED,
         /globalmount changed after it was checked \(it now leads to \/tmp\/loam-paths-elsewhere\/globalmount\)/,
       );
@@ -124,22 +123,10 @@ export function pathsTests(h: () => Harness): void {
       assert.deepEqual(mountsUnder(elsewhere), [], "nothing mounted where the symlink leads");
       assert.deepEqual(mountsUnder(race), []);
       // A retry judges the path again: it now leads out of kubelet's directory.
-      await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", {
-          volumeId,
-          stagingTargetPath: staging,
-          volumeCapability: capability,
-        }),
-        status.INVALID_ARGUMENT,
-        /is not under/,
-      );
+      await rejectsWith(stage(staging), status.INVALID_ARGUMENT, /is not under/);
       // With the directory back, the same request stages (the filesystem mkfs made is kept).
       restore();
-      await h().client.call(Node, "nodeStageVolume", {
-        volumeId,
-        stagingTargetPath: staging,
-        volumeCapability: capability,
-      });
+      await stage(staging);
       assert.deepEqual(mountsUnder(race), [staging]);
       await h().client.call(Node, "nodeUnstageVolume", { volumeId, stagingTargetPath: staging });
       assert.deepEqual(mountsUnder(race), []);
@@ -149,11 +136,7 @@ export function pathsTests(h: () => Harness): void {
       const staging = join(vol, "globalmount");
       planSwap("mount");
       await rejectsWith(
-        h().client.call(Node, "nodeStageVolume", {
-          volumeId,
-          stagingTargetPath: staging,
-          volumeCapability: capability,
-        }),
+        stage(staging),
         status.ABORTED,
         /changed while it was being mounted \(the directory is now at \S+vol-aside\/globalmount\)/,
       );
@@ -165,11 +148,7 @@ export function pathsTests(h: () => Harness): void {
 
     test("publish: target's parent swapped while mount starts is ABORTED; unpublish unmounts what was checked, never what a swapped path leads to", async () => {
       mkdirSync(stagingDir, { recursive: true });
-      await h().client.call(Node, "nodeStageVolume", {
-        volumeId,
-        stagingTargetPath: stagingDir,
-        volumeCapability: capability,
-      });
+      await stage(stagingDir);
       const target = join(vol, "mount");
       const publish = {
         volumeId,
