@@ -8,6 +8,7 @@ import { CommandRunner } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/lvm-state.js";
 import { ConfigError, hostTargets } from "./config.js";
+import { repairAdvice } from "../volumes/missing-pvs.js";
 import { humanBytes, table } from "./csi-output.js";
 
 export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
@@ -80,6 +81,20 @@ export function renderStatus(entries: readonly StatusEntry[]): string {
     );
     // What to do about each pool in trouble, as the volume conditions say it.
     for (const p of pools) if (p.problem) out.push(p.problem);
+  }
+  const missing = readable.flatMap((e) => e.missingPvs.map((pv) => ({ vg: e.name, ...pv })));
+  if (missing.length > 0) {
+    out.push(
+      "",
+      table(
+        ["MISSING PV", "VOLUME GROUP", "LOGICAL VOLUMES ON IT"],
+        missing.map((pv) => [pv.uuid, pv.vg, pv.lvs.length > 0 ? pv.lvs.join(", ") : "-"]),
+      ),
+      "",
+      ...[...new Set(missing.map((pv) => pv.vg))].map(
+        (vg) => `${vg} allocates nothing until it is repaired (GetCapacity is 0): ${repairAdvice(vg)}`,
+      ),
+    );
   }
   for (const [title, key] of [
     ["VOLUME", "volumes"],

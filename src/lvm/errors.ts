@@ -49,6 +49,17 @@ export class ThinPoolNotActiveError extends LvmError {}
  * up waiting: nothing was changed, and the same command may succeed when retried.
  */
 export class LvmLockContentionError extends LvmError {}
+/**
+ * The VG has a PV LVM cannot find, and LVM refuses to change it ("Cannot change VG <vg> while
+ * PVs are missing."). Nothing was changed; the same command succeeds once the PV is restored
+ * or removed from the VG.
+ */
+export class MissingPhysicalVolumesError extends LvmError {
+  /** The missing PVs' uuids, from LVM's warnings ("VG <vg> is missing PV <uuid> ..."). */
+  get missingPvUuids(): string[] {
+    return [...new Set([...this.stderr.matchAll(/is missing PV (\S+)/g)].map((m) => m[1] ?? ""))].filter(Boolean);
+  }
+}
 
 /** The lines of stderr that say something: LVM's warnings about disabled activation, leaked fds and so on are noise here. */
 export function meaningfulStderr(stderr: string): string {
@@ -96,6 +107,7 @@ const RULES: readonly Rule[] = [
     pattern: /Can't get lock for|lock failed: held by other host|due to failed lock|Volume group "?[^"\s]*"? is locked/,
     build: simple(LvmLockContentionError),
   },
+  { exitCodes: [ECMD_FAILED], pattern: /while PVs are missing/, build: simple(MissingPhysicalVolumesError) },
   { exitCodes: [ECMD_FAILED], pattern: /Volume group "?[^"\s]*"? not found/, build: simple(VolumeGroupNotFoundError) },
   {
     exitCodes: [ECMD_FAILED],

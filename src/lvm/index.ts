@@ -12,6 +12,7 @@ export {
   LvmError,
   LvmLockContentionError,
   LvmUsageError,
+  MissingPhysicalVolumesError,
   ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
 } from "./errors.js";

@@ -11,6 +11,14 @@ export interface PhysicalVolume {
   uuid: string;
   sizeBytes: number;
   freeBytes: number;
+  /**
+   * LVM cannot find the device (pv_missing "missing"; the same PV has 'm' as the 3rd pv_attr
+   * letter and counts in vg_missing_pv_count, and its VG has 'p', partial, as the 4th
+   * vg_attr letter). Its name is then "[unknown]"; the uuid still names it. LVM refuses
+   * every allocation in the VG ("Cannot change VG ... while PVs are missing") until the
+   * PV is restored or removed.
+   */
+  missing: boolean;
 }
 
 export interface VolumeGroup {
@@ -64,6 +72,11 @@ export interface LogicalVolume {
    */
   checkNeeded?: boolean;
   whenFull?: string;
+  /**
+   * uuids of the PVs that hold this LV's extents or its sub-LVs' (a pool's [pool_tdata] and
+   * [pool_tmeta], a raid LV's images), from the pvseg rows. Thin LVs hold none: their pool does.
+   */
+  pvUuids: string[];
 }
 
 export interface VolumeGroupReport {
@@ -93,7 +106,7 @@ const VG_COLUMNS = [
   "vg_mda_size",
   "vg_mda_free",
 ];
-const PV_COLUMNS = ["pv_name", "pv_uuid", "pv_size", "pv_free"];
+const PV_COLUMNS = ["pv_name", "pv_uuid", "pv_size", "pv_free", "pv_missing"];
 const LV_COLUMNS = [
   "lv_uuid",
   "lv_name",
@@ -112,8 +125,9 @@ const LV_COLUMNS = [
   "lv_health_status",
 ];
 const SEG_COLUMNS = ["lv_uuid", "segtype", "stripes", "stripe_size", "seg_start"];
-// pvseg cannot be switched off; one small column keeps its rows cheap.
-const PVSEG_COLUMNS = ["pv_uuid"];
+// pvseg rows say which LV holds each run of a PV's extents (lv_name "" for free ones, a hidden
+// sub-LV's name in brackets): what tells the volumes on a missing PV.
+const PVSEG_COLUMNS = ["pv_uuid", "lv_name"];
 
 /** The fullreport arguments after the subcommand: format, units and the columns parseFullReport reads. */
 export const FULLREPORT_ARGS: readonly string[] = [
@@ -177,7 +191,19 @@ function parseEntry(entry: unknown, index: number): VolumeGroupReport {
   for (const list of segments.values())
     list.sort((a, b) => optionalBytes(a, "seg_start") - optionalBytes(b, "seg_start"));
 
-  const lvs = rows(entry, "lv", index).map((row) => parseLv(row, vg.name, segments.get(str(row, "lv_uuid")) ?? []));
+  // The PVs under each top-level LV; the report lists no hidden sub-LV, so their extents go to their owner.
+  const pvsOfLv = new Map<string, Set<string>>();
+  for (const pvseg of optionalRows(entry, "pvseg", index)) {
+    const owner = topLevelName(optionalStr(pvseg, "lv_name"));
+    if (owner === "") continue;
+    const set = pvsOfLv.get(owner) ?? new Set<string>();
+    set.add(optionalStr(pvseg, "pv_uuid"));
+    pvsOfLv.set(owner, set);
+  }
+
+  const lvs = rows(entry, "lv", index).map((row) =>
+    parseLv(row, vg.name, segments.get(str(row, "lv_uuid")) ?? [], [...(pvsOfLv.get(str(row, "lv_name")) ?? [])]),
+  );
   return { vg, pvs, lvs };
 }
 
@@ -205,10 +231,11 @@ function parsePv(row: Row, vgName: string): PhysicalVolume {
     uuid: optionalStr(row, "pv_uuid"),
     sizeBytes: int(row, "pv_size"),
     freeBytes: int(row, "pv_free"),
+    missing: optionalStr(row, "pv_missing") === "missing",
   };
 }
 
-function parseLv(row: Row, vgName: string, segments: Row[]): LogicalVolume {
+function parseLv(row: Row, vgName: string, segments: Row[], pvUuids: string[]): LogicalVolume {
   const first = segments[0];
   const attr = str(row, "lv_attr");
   const roles = list(row, "lv_role");
@@ -235,7 +262,20 @@ function parseLv(row: Row, vgName: string, segments: Row[]): LogicalVolume {
     copyPercent: percent(row, "copy_percent"),
     roles,
     internal: roles.includes("private") || /^\[.*\]$/.test(str(row, "lv_name")),
+    pvUuids,
   };
+}
+
+/**
+ * The top-level LV a hidden sub-LV belongs to, by LVM's naming: "[pool_tdata]" → "pool",
+ * "[rp_tdata_rimage_0]" → "rp". LVM refuses these suffixes in LV names, so the first one
+ * found ends the owner's name. A top-level name comes back as it is; "" stays "".
+ */
+export function topLevelName(lvName: string): string {
+  const bare = lvName.replace(/^\[(.*)\]$/, "$1");
+  const match =
+    /^(.+?)_(?:tdata|tmeta|rimage|rmeta|mimage|mlog|cdata|cmeta|cpool|corig|cvol|vdata|vpool|wcorig)(?:_|$)/.exec(bare);
+  return match?.[1] ?? bare;
 }
 
 function isActive(lvActive: string): boolean {

@@ -9,7 +9,8 @@
  */
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { metadataOf } from "../volumes/metadata.js";
-import { thinPoolProblem } from "../volumes/volume.js";
+import { type MissingPv, missingPvs } from "../volumes/missing-pvs.js";
+import { thinPoolProblem, volumeOf } from "../volumes/volume.js";
 
 export interface ReportSource {
   report(vg: string): Promise<VolumeGroupReport>;
@@ -84,6 +85,8 @@ export interface LoamLvSummary {
   deviceClass: string;
   /** Snapshots: the volume they were taken of. Volumes: the snapshot or volume they were cloned from. */
   source: string;
+  /** Volumes: what ControllerGetVolume says when the condition is abnormal (extents on a missing PV, inactive, ...); "" when normal. */
+  abnormal: string;
 }
 
 export interface VolumeGroupSummary {
@@ -96,6 +99,8 @@ export interface VolumeGroupSummary {
   pools: ThinPoolSummary[];
   volumes: LoamLvSummary[];
   snapshots: LoamLvSummary[];
+  /** PVs LVM cannot find, each with the LVs that have extents on it. */
+  missingPvs: MissingPv[];
 }
 
 /** The figures loam exposes about one volume group. */
@@ -131,7 +136,11 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
       pvcName: metadata.claim.pvc ?? "",
       deviceClass: metadata.deviceClass ?? "",
       source: metadata.source ? `${metadata.source.kind}:${metadata.source.id}` : "",
+      abnormal: "",
     };
+    // The same condition ControllerGetVolume answers (volume.ts), not a second judgement.
+    const condition = metadata.kind === "volume" ? volumeOf({ lv, report }, "")?.condition : undefined;
+    if (condition?.abnormal) entry.abnormal = condition.message;
     (metadata.kind === "snapshot" ? snapshots : volumes).push(entry);
   }
   const byId = (a: LoamLvSummary, b: LoamLvSummary): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -144,6 +153,7 @@ export function summarize(report: VolumeGroupReport): VolumeGroupSummary {
     pools,
     volumes: volumes.sort(byId),
     snapshots: snapshots.sort(byId),
+    missingPvs: missingPvs(report),
   };
 }
 

@@ -125,6 +125,10 @@ export class LoamMetrics {
         "loam_volume_group_metadata_free_bytes",
         "Room left in the volume group's smallest metadata area in use; every volume's LVM description must fit there.",
       ),
+      missingPvs: vg(
+        "loam_volume_group_missing_physical_volumes",
+        "Physical volumes of the volume group LVM cannot find; above 0 LVM allocates nothing in the group (loam status names them and the volumes on them).",
+      ),
       volumes: vg("loam_volumes", "Number of loam volumes (not snapshots) in the volume group."),
       snapshots: vg("loam_snapshots", "Number of loam snapshots in the volume group."),
       poolSize: pool("loam_thin_pool_size_bytes", "Data size of a thin pool."),
@@ -148,12 +152,21 @@ export class LoamMetrics {
         registers,
         collect,
       }),
+      abnormal: new Gauge({
+        name: "loam_volume_abnormal",
+        help: "1 when the volume's condition, as ControllerGetVolume reports it, is abnormal (extents on a missing physical volume, not active, LVM health), else 0.",
+        labelNames: ["volume_group", "volume_id"],
+        registers,
+        collect,
+      }),
     };
     const refresh = async (): Promise<void> => {
       const readings = await lvmState.read();
-      for (const gauge of [g.up, g.size, g.free, g.allocated, g.metadataFree, g.volumes, g.snapshots]) gauge.reset();
+      for (const gauge of [g.up, g.size, g.free, g.allocated, g.metadataFree, g.missingPvs, g.volumes, g.snapshots])
+        gauge.reset();
       for (const gauge of [g.poolSize, g.poolData, g.poolMeta, g.poolHealthy, g.poolProvisioned]) gauge.reset();
       g.provisioned.reset();
+      g.abnormal.reset();
       for (const reading of readings) setFrom(g, reading);
     };
     this.refreshGauges = refresh;
@@ -166,6 +179,7 @@ interface VolumeGroupGauges {
   free: Gauge<"volume_group">;
   allocated: Gauge<"volume_group">;
   metadataFree: Gauge<"volume_group">;
+  missingPvs: Gauge<"volume_group">;
   volumes: Gauge<"volume_group">;
   snapshots: Gauge<"volume_group">;
   poolSize: Gauge<"volume_group" | "thin_pool">;
@@ -174,6 +188,7 @@ interface VolumeGroupGauges {
   poolHealthy: Gauge<"volume_group" | "thin_pool">;
   poolProvisioned: Gauge<"volume_group" | "thin_pool">;
   provisioned: Gauge<"volume_group" | "volume_id" | "pvc_namespace" | "pvc_name">;
+  abnormal: Gauge<"volume_group" | "volume_id">;
 }
 
 function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
@@ -185,6 +200,7 @@ function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
   g.free.set({ volume_group }, summary.freeBytes);
   g.allocated.set({ volume_group }, summary.allocatedBytes);
   if (summary.metadataFreeBytes !== undefined) g.metadataFree.set({ volume_group }, summary.metadataFreeBytes);
+  g.missingPvs.set({ volume_group }, summary.missingPvs.length);
   g.volumes.set({ volume_group }, summary.volumes.length);
   g.snapshots.set({ volume_group }, summary.snapshots.length);
   for (const pool of summary.pools) {
@@ -200,6 +216,7 @@ function setFrom(g: VolumeGroupGauges, reading: VolumeGroupReading): void {
       { volume_group, volume_id: volume.id, pvc_namespace: volume.pvcNamespace, pvc_name: volume.pvcName },
       volume.sizeBytes,
     );
+    g.abnormal.set({ volume_group, volume_id: volume.id }, volume.abnormal === "" ? 0 : 1);
   }
 }
 

@@ -10,7 +10,9 @@ import { type ClassCapacity, thickCapacity, thinCapacity, thinPoolOverThreshold,
 import type { EngineContext } from "./context.js";
 import type { DeviceClass, VolumeLayout } from "./device-classes.js";
 import { failedPrecondition, invalidArgument, resourceExhausted } from "./errors.js";
+import type { VolumeGroupReport } from "../lvm/report.js";
 import type { Located, LvmState } from "./lvm-state.js";
+import { cannotAllocate } from "./missing-pvs.js";
 import { PARAMETER_KEYS } from "./parameters.js";
 import type { Capacity, CapacityOptions } from "./volume.js";
 
@@ -26,7 +28,7 @@ export async function capacity(context: EngineContext, options: CapacityOptions)
   const state = await context.forLayout(first, layout, options);
   const report = state.vg(deviceClass.volumeGroup);
   checkStripeSize(layout, report.vg.extentSizeBytes);
-  if (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? "")) {
+  if (cannotAllocate(report) || (layout.kind === "thin" && !thinPoolState(report, deviceClass.thinPool ?? ""))) {
     return { availableBytes: 0, maximumVolumeBytes: 0, minimumVolumeBytes: report.vg.extentSizeBytes };
   }
   const room = capacityOf(state, layout);
@@ -94,6 +96,32 @@ export function checkSnapshotRoom(state: LvmState, source: Located, deviceClass:
         `above pool ${poolState.pool.sizeBytes} × ratio ${deviceClass.overprovisionRatio} = ${budget} bytes of device class "${deviceClass.name}"`,
     );
   }
+}
+
+/**
+ * Throws unless LVM can allocate in the VG: with a PV missing it refuses every change
+ * ("Cannot change VG ... while PVs are missing"), so loam answers before running the command,
+ * naming the PV, the volumes on it and the fix. The code is the operation's:
+ *  - CreateVolume: RESOURCE_EXHAUSTED. The CSI spec gives it for "unable to provision in
+ *    accessible_topology" (the caller fixes what prevents it, then retries with backoff), and
+ *    external-provisioner treats it as the one non-final error after which a claim with a
+ *    selected node (WaitForFirstConsumer) is rescheduled: the scheduler, which GetCapacity
+ *    already told 0, picks another node rather than retrying this one forever.
+ *  - CreateSnapshot and expansion: FAILED_PRECONDITION. The volume lives in this VG, so no
+ *    other place can serve the call and nothing but the operator's repair helps (gRPC: "the
+ *    system is not in a state required for the operation"); external-snapshotter and
+ *    external-resizer retry with backoff, and the call succeeds once the VG is repaired.
+ * lvmFailure (errors.ts) gives the same code when the PV is lost between this check and LVM.
+ */
+export function checkAllocatable(
+  report: VolumeGroupReport,
+  doing: string,
+  kind: "resource-exhausted" | "failed-precondition",
+): void {
+  const why = cannotAllocate(report);
+  if (why === undefined) return;
+  const message = `${doing}: ${why}`;
+  throw kind === "resource-exhausted" ? resourceExhausted(message) : failedPrecondition(message);
 }
 
 /** A stripe size from the parameters (or the class) must fit in one extent of the VG. */

@@ -261,6 +261,7 @@ export function madeLv(
     copyPercent: segType.startsWith("raid") ? 0 : null,
     roles: ["public"],
     internal: false,
+    pvUuids: [],
     ...extra,
   };
 }

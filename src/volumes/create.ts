@@ -7,7 +7,7 @@
  * creates of different names cannot over-commit a pool or eat a class's spare; a block copy
  * runs after the lock is released.
  */
-import { checkRoom, checkStripeSize } from "./class-capacity.js";
+import { checkAllocatable, checkRoom, checkStripeSize } from "./class-capacity.js";
 import { type EngineContext, allocationDomain, extentsOf, madeLv } from "./context.js";
 import { VolumeError, alreadyExists, failedPrecondition, lvAlreadyExists, lvmFailure } from "./errors.js";
 import type { Located } from "./lvm-state.js";
@@ -37,6 +37,11 @@ export async function createVolume(
 
   const existing = state.find(id);
   if (existing && !metadataOf(existing.lv)?.populating) return adopt(context, existing, request, extent);
+  checkAllocatable(
+    report,
+    `cannot create volume "${request.name}" in device class "${deviceClass.name}"`,
+    "resource-exhausted",
+  );
 
   const source = request.contentSource
     ? await resolveSource(context, state, request.contentSource, options)
@@ -100,6 +105,7 @@ export async function createVolume(
       // Made behind the cache's back (or by a run of loam that crashed): look again, out of the lock, and adopt it.
       if (lvAlreadyExists(error) && !retried && !state.fresh) return false;
       throw lvmFailure(error, `creating ${id}`, {
+        missingPvs: "resource-exhausted",
         noSpace: (lvmSays) =>
           `not enough space in device class "${deviceClass.name}" (volume group ${vg}): requested ${size} bytes (${lvmSays})`,
       });

@@ -10,8 +10,10 @@ import {
   LogicalVolumeInUseError,
   LogicalVolumeNotFoundError,
   LvmLockContentionError,
+  MissingPhysicalVolumesError,
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
+import { repairAdvice } from "./missing-pvs.js";
 export type VolumeErrorKind =
   | "invalid-argument"
   | "not-found"
@@ -57,6 +59,12 @@ export interface LvmFailureWords {
   inUse?: (lvmSays: string) => string;
   /** A volume group cannot be read: UNAVAILABLE. */
   unreadable?: (lvmSays: string) => string;
+  /**
+   * LVM refused because a PV of the VG is missing: FAILED_PRECONDITION, or what the operation
+   * answers when its own check finds the same (class-capacity.ts checkAllocatable), so a PV
+   * lost between that check and the command gets the same code.
+   */
+  missingPvs?: "resource-exhausted" | "failed-precondition";
 }
 
 /**
@@ -72,6 +80,16 @@ export function lvmFailure(error: unknown, doing: string, words: LvmFailureWords
     return failedPrecondition(words.inUse(error.message.trim()));
   if (error instanceof VolumeGroupNotFoundError && words.unreadable) {
     return unavailable(words.unreadable(error.message.trim()), error);
+  }
+  if (error instanceof MissingPhysicalVolumesError) {
+    const vg = /Cannot change VG (\S+) while/.exec(error.stderr)?.[1] ?? "VG";
+    const uuids = error.missingPvUuids;
+    return new VolumeError(
+      words.missingPvs ?? "failed-precondition",
+      `${doing} failed: volume group ${vg} has a missing physical volume${uuids.length > 0 ? ` (${uuids.join(", ")})` : ""} ` +
+        `and LVM refuses to change it until it is repaired; ${repairAdvice(vg)}`,
+      { cause: error },
+    );
   }
   const kind = failureKind(error);
   const said = error instanceof CommandError ? error.message.trim() : String(error);

@@ -4,7 +4,7 @@
  * overcommit ratio, checked and made under the pool's allocation lock (EngineContext.allocating).
  */
 import { isValidLvName } from "../lvm/names.js";
-import { checkSnapshotRoom } from "./class-capacity.js";
+import { checkAllocatable, checkSnapshotRoom } from "./class-capacity.js";
 import { type EngineContext, allocationDomain, madeLv } from "./context.js";
 import { alreadyExists, failedPrecondition, lvmFailure, notFound, unavailable } from "./errors.js";
 import type { Located } from "./lvm-state.js";
@@ -59,6 +59,7 @@ export async function createSnapshot(
         "snapshots need a thin device class. Use a StorageClass with a thin device class, or clone the volume (CreateVolume with a volume source) for a full copy",
     );
   }
+  checkAllocatable(source.report, `cannot snapshot ${lv.name}`, "failed-precondition");
   const deviceClass = context.classOfThin(lv);
   const createdAt = new Date();
   const tags = snapshotTagsFor(request.name, lv.name, createdAt, deviceClass?.name ?? sourceMetadata.deviceClass);

@@ -7,6 +7,7 @@ import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import type { Located } from "./lvm-state.js";
 import type { ContentSource, VolumeMetadata } from "./metadata.js";
 import { metadataOf } from "./metadata.js";
+import { missingUnder, pvLabel, repairAdvice } from "./missing-pvs.js";
 import type { VolumeParameters } from "./parameters.js";
 import type { CapacityRange } from "./size.js";
 
@@ -120,9 +121,22 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
   return volume;
 }
 
-/** What ControllerGetVolume says about a volume: activation, raid sync, thin pool usage. */
+/**
+ * What ControllerGetVolume, ListVolumes and NodeGetVolumeStats say about a volume: extents on
+ * a missing PV, activation, raid sync, thin pool usage.
+ */
 function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: VolumeMetadata): VolumeCondition {
   const name = `${lv.vgName}/${lv.name}`;
+  const lost = missingUnder(report, lv);
+  if (lost.length > 0) {
+    return {
+      abnormal: true,
+      message:
+        `logical volume ${name} has extents on ${lost.map(pvLabel).join(", ")}, which LVM cannot find: ` +
+        `its blocks there cannot be read or written, and LVM will not activate it again until volume group ${lv.vgName} is repaired; ` +
+        repairAdvice(lv.vgName),
+    };
+  }
   if (metadata.populating)
     return {
       abnormal: true,

@@ -3,7 +3,7 @@
  * grow and delete. Creation is create.ts; snapshots are snapshots.ts.
  */
 import { isValidLvName } from "../lvm/names.js";
-import { checkGrowth } from "./class-capacity.js";
+import { checkAllocatable, checkGrowth } from "./class-capacity.js";
 import { type EngineContext, allocationDomain, extentsOf } from "./context.js";
 import { lvAlreadyGone, lvmFailure, notFound, unavailable } from "./errors.js";
 import type { Located, LvmState } from "./lvm-state.js";
@@ -48,6 +48,7 @@ export async function expandVolume(
     const size = sizeForRange(range, report.vg.extentSizeBytes);
     if (size <= lv.sizeBytes) return volume;
     const growth = size - lv.sizeBytes;
+    checkAllocatable(report, `cannot grow ${id}`, "failed-precondition");
     if (layout) checkGrowth(state, layout, id, growth);
     try {
       await context.lvm.extendLv(lv.vgName, id, size, options);

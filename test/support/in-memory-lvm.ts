@@ -122,6 +122,8 @@ interface VgState {
   lvs: LvState[];
   /** Extents of [lvol0_pmspare] (LVM keeps one spare as large as the largest pool metadata). */
   pmspare: { extents: Map<string, number>; count: number } | undefined;
+  /** Names of the PVs LVM can no longer find (losePv): reported as "[unknown]", and every change to the VG is refused. */
+  lost: Set<string>;
 }
 
 const SECTOR = 512;
@@ -180,6 +182,7 @@ export class InMemoryLvmStandIn extends Lvm {
         ...(lv.segType === "thin-pool" ? { pool: { metadataBytes: extent } } : {}),
       })),
       pmspare: undefined,
+      lost: new Set(copy.pvs.filter((pv) => pv.missing).map((pv) => pv.name)),
     });
     this.generation++;
     return this;
@@ -259,6 +262,21 @@ export class InMemoryLvmStandIn extends Lvm {
   }
 
   /**
+   * Loses a PV as LVM sees a disk whose label was wiped or that went away: the next report
+   * names it "[unknown]" with pv_missing, the LVs with extents on it are "partial", and LVM
+   * refuses every allocation in the VG with its own sentences (lvremove still works).
+   * Returns the PV's uuid.
+   */
+  losePv(vg: string, pvName: string): string {
+    const group = this.vgs.get(vg);
+    const pv = group?.pvs.find((candidate) => candidate.name === pvName);
+    if (!group || !pv) throw new Error(`InMemoryLvmStandIn: no PV ${pvName} in ${vg}`);
+    group.lost.add(pvName);
+    this.generation++;
+    return pv.uuid;
+  }
+
+  /**
    * Overrides a pool's usage figures and health (as device-mapper and the report would show
    * them). Like real writes, this changes no LVM metadata: a cached report does not see it.
    */
@@ -331,7 +349,7 @@ export class InMemoryLvmStandIn extends Lvm {
   override async createLv(spec: CreateLvSpec, options?: RunOptions): Promise<void> {
     await this.enter("createLv", [spec], options);
     const argv = await this.commandOf(() => super.createLv(spec));
-    const vg = this.vgOrFail(argv, spec.vg);
+    const vg = this.changeableOrFail(argv, spec.vg);
     this.refuseExisting(argv, vg, spec.name);
     const extent = vg.vg.extentSizeBytes;
     const size = sectorAligned(spec.sizeBytes);
@@ -382,7 +400,7 @@ export class InMemoryLvmStandIn extends Lvm {
   override async createThinSnapshot(spec: ThinSnapshotSpec, options?: RunOptions): Promise<void> {
     await this.enter("createThinSnapshot", [spec], options);
     const argv = await this.commandOf(() => super.createThinSnapshot(spec));
-    const vg = this.vgOrFail(argv, spec.vg);
+    const vg = this.changeableOrFail(argv, spec.vg);
     const origin = this.lvOrFail(argv, vg, spec.origin, "find");
     this.refuseExisting(argv, vg, spec.name);
     if (origin.lv.segType !== "thin") {
@@ -408,7 +426,7 @@ export class InMemoryLvmStandIn extends Lvm {
   override async createThinPool(spec: ThinPoolSpec, options?: RunOptions): Promise<void> {
     await this.enter("createThinPool", [spec], options);
     const argv = await this.commandOf(() => super.createThinPool(spec));
-    const vg = this.vgOrFail(argv, spec.vg);
+    const vg = this.changeableOrFail(argv, spec.vg);
     this.refuseExisting(argv, vg, spec.name);
     const extent = vg.vg.extentSizeBytes;
     const dataExtents = Math.ceil(sectorAligned(spec.sizeBytes) / extent);
@@ -476,7 +494,7 @@ export class InMemoryLvmStandIn extends Lvm {
   override async extendLv(vg: string, name: string, sizeBytes: number, options?: RunOptions): Promise<void> {
     await this.enter("extendLv", [vg, name, sizeBytes], options);
     const argv = await this.commandOf(() => super.extendLv(vg, name, sizeBytes));
-    const group = this.vgOrFail(argv, vg);
+    const group = this.changeableOrFail(argv, vg);
     const found = this.lvOrFail(argv, group, name, "extend");
     const extent = group.vg.extentSizeBytes;
     const current = found.lv.sizeBytes / extent;
@@ -597,6 +615,19 @@ export class InMemoryLvmStandIn extends Lvm {
     const vg = this.vgs.get(name);
     if (!vg) throw lvmFailure(argv, [`Volume group "${name}" not found`, `Cannot process volume group ${name}`]);
     return vg;
+  }
+
+  /** The VG, or LVM's refusal to change a VG with a missing PV (its warning lines and its error, as LVM 2.03 prints them). */
+  private changeableOrFail(argv: readonly string[], name: string): VgState {
+    const vg = this.vgOrFail(argv, name);
+    const lost = vg.pvs.filter((pv) => vg.lost.has(pv.name));
+    if (lost.length === 0) return vg;
+    throw lvmFailure(argv, [
+      ...lost.map((pv) => `WARNING: VG ${name} is missing PV ${pv.uuid} (last written to ${pv.name}).`),
+      `Cannot change VG ${name} while PVs are missing.`,
+      "See vgreduce --removemissing and vgextend --restoremissing.",
+      `Cannot process volume group ${name}`,
+    ]);
   }
 
   private lvOrFail(argv: readonly string[], vg: VgState, name: string, how: "find" | "extend"): LvState {
@@ -736,11 +767,17 @@ export class InMemoryLvmStandIn extends Lvm {
   private render(vg: VgState): VolumeGroupReport {
     const lvs: LogicalVolume[] = [];
     const visible = vg.lvs.filter((l) => !l.lv.internal);
+    const uuidOf = new Map(vg.pvs.map((pv) => [pv.name, pv.uuid]));
     for (const state of vg.lvs) {
       const lv = { ...state.lv, tags: [...state.lv.tags] };
+      const on = [...(state.extents ?? [])].filter(([, n]) => n > 0).map(([pv]) => pv);
+      lv.pvUuids = on.map((pv) => uuidOf.get(pv) ?? pv);
+      // LVM's "partial": an LV with extents on a PV it cannot find.
+      const partial = on.some((pv) => vg.lost.has(pv));
+      if (partial) lv.healthStatus = "partial";
       if (!lv.internal) {
         const isOrigin = vg.lvs.some((l) => l.lv.origin === lv.name);
-        lv.attr = attrOf(state, isOrigin);
+        lv.attr = attrOf(state, isOrigin, partial);
         lv.roles = rolesOf(lv, isOrigin);
         // As the parser reads it: a thin pool's roles say private.
         lv.internal = lv.roles.includes("private");
@@ -766,7 +803,7 @@ export class InMemoryLvmStandIn extends Lvm {
       );
     return {
       vg: { ...vg.vg, tags: [...vg.vg.tags], lvCount: visible.length },
-      pvs: vg.pvs.map((pv) => ({ ...pv })),
+      pvs: vg.pvs.map((pv) => (vg.lost.has(pv.name) ? { ...pv, name: "[unknown]", missing: true } : { ...pv })),
       lvs,
     };
   }
@@ -794,7 +831,7 @@ function newLv(
 }
 
 /** lv_attr as LVM prints it: type, permissions, allocation, minor, state, open, target, zero, health, skip. */
-function attrOf(state: LvState, isOrigin: boolean): string {
+function attrOf(state: LvState, isOrigin: boolean, partial: boolean): string {
   const lv = state.lv;
   const type =
     lv.segType === "thin"
@@ -808,7 +845,7 @@ function attrOf(state: LvState, isOrigin: boolean): string {
             : "-";
   const target = lv.segType === "thin" || lv.segType === "thin-pool" ? "t" : lv.segType === "raid1" ? "r" : "-";
   const zero = target === "t" ? "z" : "-";
-  return `${type}wi-${lv.active ? "a" : "-"}${state.open ? "o" : "-"}${target}${zero}-${state.activationSkip ? "k" : "-"}`;
+  return `${type}wi-${lv.active ? "a" : "-"}${state.open ? "o" : "-"}${target}${zero}${partial ? "p" : "-"}${state.activationSkip ? "k" : "-"}`;
 }
 
 function rolesOf(lv: LogicalVolume, isOrigin: boolean): string[] {

@@ -23,6 +23,7 @@ export function logicalVolume(partial: Partial<LogicalVolume> = {}): LogicalVolu
     copyPercent: null,
     roles: ["public"],
     internal: false,
+    pvUuids: [],
     ...partial,
   };
 }

@@ -32,6 +32,7 @@ function report(pvFreeExtents: number[], lvs: LogicalVolume[] = []): VolumeGroup
       uuid: `p${i}`,
       sizeBytes: 500 * E,
       freeBytes: f * E,
+      missing: false,
     })),
     lvs,
   };

@@ -63,7 +63,9 @@ function report(name: string, lvs: Array<Partial<LogicalVolume>>): VolumeGroupRe
       lvCount: lvs.length,
       tags: [],
     },
-    pvs: [{ name: "/dev/vda", vgName: name, uuid: "p", sizeBytes: 10 * 2 ** 30, freeBytes: 4 * 2 ** 30 }],
+    pvs: [
+      { name: "/dev/vda", vgName: name, uuid: "p", sizeBytes: 10 * 2 ** 30, freeBytes: 4 * 2 ** 30, missing: false },
+    ],
     lvs: lvs.map((lv) => logicalVolume({ vgName: name, uuid: "l", sizeBytes: 2 ** 30, ...lv })),
   };
 }

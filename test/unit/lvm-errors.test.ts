@@ -13,6 +13,7 @@ import {
   LvmError,
   LvmLockContentionError,
   LvmUsageError,
+  MissingPhysicalVolumesError,
   VolumeGroupNotFoundError,
 } from "../../src/lvm/index.js";
 import { CommandStartError } from "../../src/exec/index.js";
@@ -52,7 +53,15 @@ const cases: Array<[string, new (...args: never[]) => LvmError]> = [
   ["fail-lvcreate-name-128", LvmUsageError],
   ["fail-lvcreate-invalid-tag", LvmUsageError],
   ["fail-lvcreate-size-not-sector-multiple", LvmUsageError],
+  ["fail-lvcreate-missing-pv", MissingPhysicalVolumesError],
 ];
+
+test("a refusal for missing PVs names them from LVM's warnings", () => {
+  const error = classify("fail-lvcreate-missing-pv");
+  assert.ok(error instanceof MissingPhysicalVolumesError);
+  assert.deepEqual(error.missingPvUuids, [/is missing PV (\S+)/.exec(fixture("fail-lvcreate-missing-pv").stderr)?.[1]]);
+  assert.match(error.message, /Cannot change VG loamfx while PVs are missing/);
+});
 
 for (const [name, Kind] of cases) {
   test(`real LVM failure ${name} is classified as ${Kind.name}`, () => {

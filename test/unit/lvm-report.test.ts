@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { FULLREPORT_ARGS, parseFullReport, ReportParseError } from "../../src/lvm/index.js";
+import { topLevelName } from "../../src/lvm/report.js";
 
 interface Fixture {
   argv: string[];
@@ -13,11 +14,41 @@ const fixture = (name: string): Fixture =>
   JSON.parse(readFileSync(new URL(`../../../test/fixtures/lvm/${name}.json`, import.meta.url), "utf8")) as Fixture;
 
 test("the fixtures were captured with exactly the fullreport columns the parser asks for", () => {
-  for (const name of ["fullreport-linear-striped", "fullreport-empty-vg", "fullreport-two-vgs"]) {
+  for (const name of [
+    "fullreport-linear-striped",
+    "fullreport-empty-vg",
+    "fullreport-two-vgs",
+    "fullreport-missing-pv",
+  ]) {
     const argv = fixture(name).argv;
     const at = argv.indexOf("--reportformat");
     assert.deepEqual(argv.slice(at, at + FULLREPORT_ARGS.length), [...FULLREPORT_ARGS], name);
   }
+});
+
+test("a PV LVM cannot find: missing, named [unknown], its uuid kept; the LVs with extents on it say so", () => {
+  const [report] = parseFullReport(fixture("fullreport-missing-pv").stdout);
+  const [first, second] = report.pvs;
+  assert.deepEqual([first.name, first.missing], ["/dev/loop0", false]);
+  assert.deepEqual([second.name, second.missing], ["[unknown]", true]);
+  const on = (uuid: string): string[] => report.lvs.filter((lv) => lv.pvUuids.includes(uuid)).map((lv) => lv.name);
+  // The striped LV spans both PVs; the linear ones were allocated on the first.
+  assert.deepEqual(on(second.uuid), ["striped-9f00aa11bb22cc33"]);
+  assert.ok(on(first.uuid).includes("pvc-0a1b2c3d-5f3e1c2a9b7d4e60"));
+  assert.equal(report.lvs.find((lv) => lv.name === "striped-9f00aa11bb22cc33")?.healthStatus, "partial");
+});
+
+test("hidden sub-LVs' extents belong to their top-level LV, by LVM's reserved suffixes", () => {
+  const cases: Array<[string, string]> = [
+    ["[pool_tdata]", "pool"],
+    ["[pool_tmeta]", "pool"],
+    ["[rp_tdata_rimage_0]", "rp"],
+    ["[r_rmeta_1]", "r"],
+    ["[lvol0_pmspare]", "lvol0_pmspare"],
+    ["pvc-0a1b2c3d", "pvc-0a1b2c3d"],
+    ["", ""],
+  ];
+  for (const [name, owner] of cases) assert.equal(topLevelName(name), owner, name);
 });
 
 test("parses a real fullreport: VG numbers, PVs, tagged linear, striped and two-segment LVs", () => {

@@ -39,7 +39,16 @@ function world() {
       lvCount: state.lvs.length,
       tags: [],
     },
-    pvs: [{ name: "/dev/standin0", vgName: "vg", uuid: "p", sizeBytes: 200 * EXTENT, freeBytes: state.free * EXTENT }],
+    pvs: [
+      {
+        name: "/dev/standin0",
+        vgName: "vg",
+        uuid: "p",
+        sizeBytes: 200 * EXTENT,
+        freeBytes: state.free * EXTENT,
+        missing: false,
+      },
+    ],
     lvs: state.lvs.map((l) => ({ ...l })),
   });
   const lvm = {

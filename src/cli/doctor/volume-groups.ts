@@ -3,6 +3,7 @@ import type { VolumeGroupReport } from "../../lvm/report.js";
 import { humanBytes } from "../csi-output.js";
 import { firstLine, type Finding, type HostProbe, ok } from "./findings.js";
 import { metadataAreaFinding } from "./metadata-area.js";
+import { describeMissing, missingPvs, repairAdvice } from "../../volumes/missing-pvs.js";
 
 export async function checkVolumeGroups(host: HostProbe, volumeGroups: readonly string[]): Promise<Finding[]> {
   if (volumeGroups.length === 0) {
@@ -36,6 +37,15 @@ export async function checkVolumeGroups(host: HostProbe, volumeGroups: readonly 
         `size ${humanBytes(report.vg.sizeBytes)}, free ${humanBytes(report.vg.freeBytes)}, ${report.pvs.length} PV(s), ${report.lvs.filter((lv) => !lv.internal).length} LV(s)`,
       ),
     );
+    const missing = missingPvs(report);
+    if (missing.length > 0) {
+      findings.push({
+        check: `physical volumes of ${vg}`,
+        status: "fail",
+        detail: `${describeMissing(missing)}: LVM allocates nothing in ${vg} until it is repaired`,
+        fix: repairAdvice(vg),
+      });
+    }
     const metadata = metadataAreaFinding(vg, report.vg);
     if (metadata) findings.push(metadata);
     for (const pool of report.lvs.filter((lv) => lv.segType === "thin-pool")) {
