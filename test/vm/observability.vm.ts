@@ -33,7 +33,8 @@ async function scrape(): Promise<Sample[]> {
 const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number =>
   sampleValue(samples, name, labels) ?? 0;
 
-async function runLoam(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the bundled `loam` CLI in the guest; its exit code and output. */
+export async function runLoam(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(repoRoot(), "dist", "loam.mjs"), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });

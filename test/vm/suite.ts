@@ -20,6 +20,7 @@ import { overcommitTests } from "./overcommit.vm.js";
 import { formatCrashTests } from "./format-crash.vm.js";
 import { thinPoolFullTests } from "./thin-pool-full.vm.js";
 import { pathsTests } from "./paths.vm.js";
+import { missingPvTests } from "./missing-pv.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -36,6 +37,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   "format-crash": formatCrashTests,
   "thin-pool-full": thinPoolFullTests,
   paths: pathsTests,
+  "missing-pv": missingPvTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
