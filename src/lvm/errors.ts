@@ -75,6 +75,24 @@ const EINVALID_CMD_LINE = 3;
 
 type Builder = (message: string, argv: readonly string[], result: CommandResult, match: RegExpMatchArray) => LvmFailure;
 
+/**
+ * LVM refuses to activate a thin pool (or a thin LV in it) while one of the pool's hidden
+ * components (`_tmeta`, `_tdata`) is active on its own: what a command killed in the middle of
+ * activating the pool leaves behind (a crash of loam, a timeout). `component` is "vg/lv" as LVM
+ * names it.
+ */
+export class ComponentActiveError extends LvmError {
+  constructor(
+    message: string,
+    argv: readonly string[],
+    exitCode: number | null,
+    stderr: string,
+    readonly component: string,
+  ) {
+    super(message, argv, exitCode, stderr);
+  }
+}
+
 /** What a failed LVM command becomes: LVM's own failure, or nothing could run. */
 export type LvmFailure = LvmError | CommandStartError;
 
@@ -148,6 +166,12 @@ const RULES: readonly Rule[] = [
     exitCodes: [ECMD_FAILED],
     pattern: /contains a filesystem in use|Logical volume \S+ in use|Can't remove open logical volume/,
     build: simple(LogicalVolumeInUseError),
+  },
+  {
+    exitCodes: [ECMD_FAILED],
+    pattern:
+      /Activation of logical volume \S+ is prohibited while logical volume ([^/\s]+\/[^/\s]+_t(?:meta|data)) is active/,
+    build: (message, argv, result, m) => new ComponentActiveError(message, argv, result.exitCode, result.stderr, m[1]),
   },
   {
     exitCodes: [ECMD_FAILED],

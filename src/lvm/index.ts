@@ -2,6 +2,7 @@
 export type { LvmFailure } from "./errors.js";
 export {
   classifyLvmFailure,
+  ComponentActiveError,
   InsufficientPhysicalVolumesError,
   InsufficientSpaceError,
   LogicalVolumeExistsError,

@@ -7,6 +7,7 @@
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import {
   classifyLvmFailure,
+  ComponentActiveError,
   LogicalVolumeSizeUnchangedError,
   ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
@@ -326,10 +327,19 @@ export class Lvm {
     await this.exec(["lvchange", ...this.config, ...tags.flatMap((tag) => [flag, tag]), path], options);
   }
 
-  private async exec(argv: readonly string[], options?: RunOptions): Promise<string> {
+  /**
+   * Runs one LVM command. A thin pool component left active on its own by a command killed
+   * mid-activation blocks every later activation of the pool; when LVM names one as the
+   * obstacle, that component (and only it) is deactivated and the command runs again, at most
+   * twice (the metadata and the data component).
+   */
+  private async exec(argv: readonly string[], options?: RunOptions, repairs = 0): Promise<string> {
     const result = await this.runner.run(argv, options);
-    if (result.exitCode !== 0) throw classifyLvmFailure(argv, result);
-    return result.stdout;
+    if (result.exitCode === 0) return result.stdout;
+    const failure = classifyLvmFailure(argv, result);
+    if (!(failure instanceof ComponentActiveError) || repairs >= 2) throw failure;
+    await this.exec(["lvchange", ...this.config, "--activate", "n", failure.component], options, 2);
+    return this.exec(argv, options, repairs + 1);
   }
 }
 

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import {
   classifyLvmFailure,
+  ComponentActiveError,
   InsufficientPhysicalVolumesError,
   InsufficientSpaceError,
   LogicalVolumeExistsError,
@@ -54,6 +55,7 @@ const cases: Array<[string, new (...args: never[]) => LvmError]> = [
   ["fail-lvcreate-invalid-tag", LvmUsageError],
   ["fail-lvcreate-size-not-sector-multiple", LvmUsageError],
   ["fail-lvcreate-missing-pv", MissingPhysicalVolumesError],
+  ["fail-lvcreate-component-active", ComponentActiveError],
 ];
 
 test("a refusal for missing PVs names them from LVM's warnings", () => {
@@ -75,6 +77,19 @@ for (const [name, Kind] of cases) {
     assert.equal(error.stderr, f.stderr);
   });
 }
+
+test("a pool component left active on its own is ComponentActiveError naming the component (vg/lv)", () => {
+  const error = classify("fail-lvcreate-component-active");
+  assert.ok(error instanceof ComponentActiveError);
+  assert.equal(error.component, "t/p_tmeta");
+  const data = classifyLvmFailure(["lvchange"], {
+    stdout: "",
+    stderr: "  Activation of logical volume t/a is prohibited while logical volume t/p_tdata is active.\n",
+    exitCode: 5,
+  });
+  assert.ok(data instanceof ComponentActiveError);
+  assert.equal(data.component, "t/p_tdata");
+});
 
 test("an unrecognised LVM failure (name too long with its VG) stays a plain LvmError", () => {
   const error = classify("fail-lvcreate-name-127");

@@ -4,8 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CommandRunner } from "../../src/exec/index.js";
+import { type CommandResult, CommandRunner } from "../../src/exec/index.js";
 import {
+  ComponentActiveError,
   encodeTag,
   InsufficientSpaceError,
   InvalidLvmArgumentError,
@@ -387,4 +388,49 @@ test("thinPoolTargets reads dmsetup's name: status lines and nothing from 'No de
 test("dmName doubles dashes as device-mapper names do", () => {
   assert.equal(dmName("vg-a", "pool-1", "tpool"), "vg--a-pool--1-tpool");
   assert.equal(dmName("vg", "lv"), "vg-lv");
+});
+
+/** An Lvm over a scripted runner: each call takes the next reply (success when the script runs out). */
+function scripted(replies: Array<Partial<CommandResult>>): { lvm: Lvm; calls: string[][] } {
+  const calls: string[][] = [];
+  const runner = {
+    run: (argv: readonly string[]) => {
+      calls.push([...argv]);
+      return Promise.resolve({ stdout: "", stderr: "", exitCode: 0, ...replies.shift() });
+    },
+  } as unknown as CommandRunner;
+  return { lvm: new Lvm(runner), calls };
+}
+
+const componentActive = (component: string): Partial<CommandResult> => ({
+  stderr: `  Activation of logical volume t/p is prohibited while logical volume ${component} is active.\n  Aborting. Failed to locally activate thin pool t/p.\n`,
+  exitCode: 5,
+});
+
+test("a thin pool component left active by a killed command is deactivated, then the command runs again", async () => {
+  const s = scripted([componentActive("t/p_tmeta"), {}, componentActive("t/p_tdata"), {}]);
+  await s.lvm.createLv({ vg: "t", name: "b", sizeBytes: 64 << 20, thinPool: "p", tags: [] });
+  assert.deepEqual(
+    s.calls.map((argv) => argv.slice(0, 1).concat(argv.slice(-1))),
+    [
+      ["lvcreate", "t"],
+      ["lvchange", "t/p_tmeta"],
+      ["lvcreate", "t"],
+      ["lvchange", "t/p_tdata"],
+      ["lvcreate", "t"],
+    ],
+  );
+  assert.deepEqual(s.calls[1], ["lvchange", "--activate", "n", "t/p_tmeta"]);
+});
+
+test("the component repair is tried twice at most; then the failure is ComponentActiveError", async () => {
+  const s = scripted([
+    componentActive("t/p_tmeta"),
+    {},
+    componentActive("t/p_tmeta"),
+    {},
+    componentActive("t/p_tmeta"),
+  ]);
+  await assert.rejects(s.lvm.activateLv("t", "a"), ComponentActiveError);
+  assert.equal(s.calls.length, 5);
 });
