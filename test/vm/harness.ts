@@ -47,7 +47,16 @@ export function vmDisks(): string[] {
   return disks;
 }
 
+/** Where a loam process serves: its socket and the kubelet directory it confines paths to. */
+export interface LoamPlace {
+  socket: string;
+  kubeletDir: string;
+}
+
 export class Harness {
+  /** The shared fixture's loam serves on SOCKET for KUBELET_DIR; a group with its own loam passes its own place. */
+  constructor(readonly place: LoamPlace = { socket: SOCKET, kubeletDir: KUBELET_DIR }) {}
+
   readonly runner = new CommandRunner({ defaultTimeoutMs: 120_000 });
   readonly lvm = new Lvm(this.runner);
   client!: CsiClient;
@@ -72,18 +81,19 @@ export class Harness {
   async startLoam(extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<void> {
     const bundle = join(repoRoot(), "dist", "loam.mjs");
     // With --config the file says which device classes (and VGs) to use.
+    const endpoint = `unix://${this.place.socket}`;
     const args = [
       bundle,
       "node",
       "--endpoint",
-      ENDPOINT,
+      endpoint,
       ...(extraArgs.includes("--config") ? [] : ["--volume-group", VG]),
       "--node-id",
       NODE_ID,
       "--log-level",
       "info",
       "--kubelet-dir",
-      KUBELET_DIR,
+      this.place.kubeletDir,
       ...extraArgs,
     ];
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "pipe"], env: env ?? process.env });
@@ -93,7 +103,7 @@ export class Harness {
     });
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     this.child = child;
-    this.client = new CsiClient(ENDPOINT);
+    this.client = new CsiClient(endpoint);
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {

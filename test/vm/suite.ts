@@ -21,6 +21,7 @@ import { formatCrashTests } from "./format-crash.vm.js";
 import { thinPoolFullTests } from "./thin-pool-full.vm.js";
 import { pathsTests } from "./paths.vm.js";
 import { missingPvTests } from "./missing-pv.vm.js";
+import { reliabilityTests } from "./reliability.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -38,6 +39,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   "thin-pool-full": thinPoolFullTests,
   paths: pathsTests,
   "missing-pv": missingPvTests,
+  reliability: reliabilityTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
