@@ -57,9 +57,22 @@ export class LvmLockContentionError extends LvmError {}
 export class MissingPhysicalVolumesError extends LvmError {
   /** The missing PVs' uuids, from LVM's warnings ("VG <vg> is missing PV <uuid> ..."). */
   get missingPvUuids(): string[] {
-    return [...new Set([...this.stderr.matchAll(/is missing PV (\S+)/g)].map((m) => m[1] ?? ""))].filter(Boolean);
+    return missingPvUuidsIn(this.stderr);
   }
 }
+/**
+ * LVM refuses to activate an LV with extents on a missing PV ("Refusing activation of partial
+ * LV <vg>/<lv>.  Use '--activationmode partial' to override."): its blocks there are gone.
+ * Nothing was changed; activation succeeds once the PV is back.
+ */
+export class PartialLogicalVolumeError extends LvmError {
+  get missingPvUuids(): string[] {
+    return missingPvUuidsIn(this.stderr);
+  }
+}
+
+const missingPvUuidsIn = (stderr: string): string[] =>
+  [...new Set([...stderr.matchAll(/is missing PV (\S+)/g)].map((m) => m[1] ?? ""))].filter(Boolean);
 
 /** The lines of stderr that say something: LVM's warnings about disabled activation, leaked fds and so on are noise here. */
 export function meaningfulStderr(stderr: string): string {
@@ -126,6 +139,8 @@ const RULES: readonly Rule[] = [
     build: simple(LvmLockContentionError),
   },
   { exitCodes: [ECMD_FAILED], pattern: /while PVs are missing/, build: simple(MissingPhysicalVolumesError) },
+  // Text from LVM2's lib/activate/activate.c (_lv_activate); older releases said "Use --partial to override".
+  { exitCodes: [ECMD_FAILED], pattern: /Refusing activation of partial LV/, build: simple(PartialLogicalVolumeError) },
   { exitCodes: [ECMD_FAILED], pattern: /Volume group "?[^"\s]*"? not found/, build: simple(VolumeGroupNotFoundError) },
   {
     exitCodes: [ECMD_FAILED],

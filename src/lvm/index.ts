@@ -14,6 +14,7 @@ export {
   LvmLockContentionError,
   LvmUsageError,
   MissingPhysicalVolumesError,
+  PartialLogicalVolumeError,
   ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
 } from "./errors.js";

@@ -11,6 +11,7 @@ import {
   LogicalVolumeNotFoundError,
   LvmLockContentionError,
   MissingPhysicalVolumesError,
+  PartialLogicalVolumeError,
   VolumeGroupNotFoundError,
 } from "../lvm/errors.js";
 import { repairAdvice } from "./missing-pvs.js";
@@ -89,6 +90,15 @@ export function lvmFailure(error: unknown, doing: string, words: LvmFailureWords
       `${doing} failed: volume group ${vg} has a missing physical volume${uuids.length > 0 ? ` (${uuids.join(", ")})` : ""} ` +
         `and LVM refuses to change it until it is repaired; ${repairAdvice(vg)}`,
       { cause: error },
+    );
+  }
+  if (error instanceof PartialLogicalVolumeError) {
+    const uuids = error.missingPvUuids;
+    return failedPrecondition(
+      `${doing} failed: the volume has extents on a missing physical volume` +
+        `${uuids.length > 0 ? ` (${uuids.join(", ")})` : ""} and LVM will not activate it with blocks missing; ` +
+        `bring the disk back (\`vgextend --restoremissing\`) and retry, or, if it is lost for good, ` +
+        `recover the data from a backup and delete the volume`,
     );
   }
   const kind = failureKind(error);

@@ -99,6 +99,33 @@ const rows: Row[] = [
     message: /^mounting volume pv-1-\w+ at .*globalmount failed: mount did not finish within 60000 ms and was killed$/,
   },
   {
+    // LVM's text from LVM2's lib/activate/activate.c (_lv_activate) and its missing-PV warning.
+    name: "NodeStageVolume of a volume LVM will not activate because a PV under it is missing",
+    given: async (w) => {
+      await create(w, "partial");
+      await w.csi.lvm.deactivateLv(VG, lvNameFor("partial"));
+      w.csi.lvm.failNext(
+        "activateLv",
+        lvmFailure(
+          ["lvm", "lvchange", "--activate", "y"],
+          [
+            `WARNING: VG ${VG} is missing PV Qx1yZ2-aaaa-bbbb-cccc-dddd-eeee-ffffff (last written to /dev/vdb).`,
+            `Refusing activation of partial LV ${VG}/${lvNameFor("partial")}.  Use '--activationmode partial' to override.`,
+          ],
+        ),
+      );
+    },
+    when: (w) =>
+      w.csi.client.call(Node, "nodeStageVolume", {
+        volumeId: lvNameFor("partial"),
+        stagingTargetPath: `${w.csi.kubeletDir}/plugins/loam/globalmount`,
+        volumeCapability: mount(),
+      }),
+    code: status.FAILED_PRECONDITION,
+    message:
+      /^activating partial-\w+ failed: the volume has extents on a missing physical volume \(Qx1yZ2-aaaa-bbbb-cccc-dddd-eeee-ffffff\) .*vgextend --restoremissing/,
+  },
+  {
     name: "an lvcreate that exited with an unknown failure stays INTERNAL",
     given: (w) => w.csi.lvm.failNext("createLv", lvmFailure(["lvm", "lvcreate"], ["Failed to write VG loamfx."])),
     when: (w) => create(w, "broken"),

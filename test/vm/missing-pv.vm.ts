@@ -175,6 +175,23 @@ export function missingPvTests(h: () => Harness): void {
         new RegExp(`^loam_volume_abnormal\\{volume_group="${MVG}",volume_id="${ids.kept}"\\} 0$`, "m"),
       );
     });
+
+    // Last: it unstages and deactivates the volume on the lost PV.
+    test("NodeStageVolume of the volume on the lost PV, once inactive, is FAILED_PRECONDITION naming the PV", async () => {
+      await h().client.call(Node, "nodeUnstageVolume", { volumeId: ids.lost, stagingTargetPath: STAGING });
+      await h().must(["lvchange", "--activate", "n", `${MVG}/${ids.lost}`]);
+      await rejectsWith(
+        h().client.call(Node, "nodeStageVolume", {
+          volumeId: ids.lost,
+          stagingTargetPath: STAGING,
+          volumeCapability: mountCapability("ext4"),
+        }),
+        status.FAILED_PRECONDITION,
+        new RegExp(
+          `activating ${ids.lost} failed: the volume has extents on a missing physical volume \\(${lostUuid}\\)`,
+        ),
+      );
+    });
   });
 }
 
