@@ -20,7 +20,7 @@ import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { MiB } from "../../src/volumes/size.js";
 import { type Harness, KUBELET_DIR, VG, vmDisks } from "./harness.js";
 import { runLoam } from "./observability.vm.js";
-import { createRequest, mountCapability, rejectsWith } from "./support.js";
+import { createRequest, mountCapability, wipePvLabel, rejectsWith } from "./support.js";
 
 const MVG = "loammpv";
 const CLASS = { "loam.csi.dev/deviceClass": "mpv" };
@@ -73,16 +73,7 @@ export function missingPvTests(h: () => Harness): void {
       lostUuid = (await h().must(["pvs", "--noheadings", "-o", "pv_uuid", lostPv])).stdout.trim();
       assert.ok((await capacity(h, CLASS)) > 0n);
       // The label and metadata area of the PV go; the data behind them stays where the LV's table points.
-      await h().must([
-        "dd",
-        "if=/dev/zero",
-        `of=${lostPv}`,
-        "bs=1M",
-        "count=1",
-        "oflag=direct",
-        "conv=fsync",
-        "status=none",
-      ]);
+      await wipePvLabel(h(), lostPv);
     });
 
     after(async () => {

@@ -1,9 +1,9 @@
 /**
  * The reliability campaign (docs/reliability.md): loam on its own volume group (the sixth and
  * seventh scratch disks) and its own process, tried as a crash-happy orchestrator, racing
- * sidecars and a hostile client would try it. Each scenario tallies operations tried, lost,
- * orphaned and wrong codes (test/vm/campaign.ts) and asserts the last three are 0; the last
- * test prints the table. LOAM_RELIABILITY_ROUNDS (default 2) and LOAM_RELIABILITY_SEED
+ * sidecars and a hostile client would try it, and with a thin pool run dry and a PV lost.
+ * Each scenario tallies operations tried, lost, orphaned and wrong codes (test/vm/campaign.ts)
+ * and asserts the last three are 0; the last test prints the table. LOAM_RELIABILITY_ROUNDS (default 2) and LOAM_RELIABILITY_SEED
  * (default 13) size and replay the SIGKILL storm. Long because the storm's model of what was
  * acknowledged, the checks against LVM and the mount table, and the hostile request table
  * all share that one loam and its setup.
@@ -12,16 +12,19 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, open, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
 import { Controller, Identity, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { decodeTags } from "../../src/lvm/tags.js";
 import { MiB } from "../../src/volumes/size.js";
+import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { Harness, TOPOLOGY_KEY, VG, vmDisks } from "./harness.js";
-import { createRequest, mountCapability } from "./support.js";
+import { createRequest, mountCapability, wipePvLabel } from "./support.js";
 import { type Answer, Campaign, RETRYABLE, killAtCommand, mountsUnder, seeded } from "./campaign.js";
 
 const RVG = "loamrel";
 const POOL = "relpool";
+const TINY_POOL = "relfull";
 const ROOT = "/run/loam-rel";
 const PLACE = { socket: `${ROOT}/csi.sock`, kubeletDir: `${ROOT}/kubelet` };
 const K = PLACE.kubeletDir;
@@ -33,7 +36,7 @@ const SEED = Number(process.env.LOAM_RELIABILITY_SEED ?? 13);
 const HOSTILE_ALL = process.env.LOAM_RELIABILITY_HOSTILE === "all";
 
 const capability = mountCapability("ext4");
-type Cls = "thin" | "thick";
+type Cls = "thin" | "thick" | "tiny";
 const volumeRequest = (name: string, cls: Cls, bytes: number) => ({
   ...createRequest(name, bytes),
   volumeCapabilities: [capability],
@@ -80,6 +83,9 @@ export function reliabilityTests(): void {
       await loam.must(["pvcreate", "-ff", "-y", ...disks]);
       await loam.must(["vgcreate", "-y", RVG, ...disks]);
       await loam.lvm.createThinPool({ vg: RVG, name: POOL, sizeBytes: 2048 * MiB });
+      // The pool the exhaustion scenario fills: small, and erroring when full rather than queueing writes for 60 s.
+      await loam.lvm.createThinPool({ vg: RVG, name: TINY_POOL, sizeBytes: 64 * MiB });
+      await loam.must(["lvchange", "--errorwhenfull", "y", `${RVG}/${TINY_POOL}`]);
       await writeFile(
         CONFIG,
         JSON.stringify({
@@ -87,6 +93,7 @@ export function reliabilityTests(): void {
           deviceClasses: [
             { name: "thick", volumeGroup: RVG, default: true },
             { name: "thin", volumeGroup: RVG, type: "thin", thinPool: POOL, overprovisionRatio: 20 },
+            { name: "tiny", volumeGroup: RVG, type: "thin", thinPool: TINY_POOL, overprovisionRatio: 4 },
           ],
         }),
       );
@@ -837,6 +844,183 @@ export function reliabilityTests(): void {
       await rm(join(K, "link-out"));
       await rm(join(K, "link-dangling"));
       assertClean(H);
+    });
+
+    /** Stage and publish a volume at kubelet's paths; the target, or undefined when either step failed. */
+    async function mountFor(scenario: string, name: string, volumeId: string): Promise<string | undefined> {
+      const { staging, target } = await pathsFor(name);
+      const stage = { volumeId, stagingTargetPath: staging, volumeCapability: capability };
+      if ((await campaign.untilFinal(scenario, Node, "nodeStageVolume", stage, sure)).code !== status.OK) return;
+      const publish = { ...stage, targetPath: target, readonly: false };
+      if ((await campaign.untilFinal(scenario, Node, "nodePublishVolume", publish, sure)).code !== status.OK) return;
+      return target;
+    }
+    async function unmountFor(scenario: string, name: string, volumeId: string): Promise<void> {
+      const { staging, target } = await pathsFor(name);
+      await campaign.untilFinal(scenario, Node, "nodeUnpublishVolume", { volumeId, targetPath: target }, sure);
+      await campaign.untilFinal(scenario, Node, "nodeUnstageVolume", { volumeId, stagingTargetPath: staging }, sure);
+    }
+    /** A condition that must say `abnormal` (true or false); anything else is a wrong answer. */
+    async function expectCondition(scenario: string, volumeId: string, abnormal: boolean, volumePath?: string) {
+      const got = await campaign.once(scenario, Controller, "controllerGetVolume", { volumeId }, [status.OK]);
+      const condition = got.reply?.status?.volumeCondition;
+      if (condition?.abnormal !== abnormal)
+        campaign.note(
+          scenario,
+          "wrong",
+          `ControllerGetVolume ${volumeId}: ${JSON.stringify(condition)}, wanted abnormal=${abnormal}`,
+        );
+      if (!volumePath) return;
+      const stats = await campaign.once(scenario, Node, "nodeGetVolumeStats", { volumeId, volumePath }, [status.OK]);
+      if (stats.reply?.volumeCondition?.abnormal !== abnormal)
+        campaign.note(
+          scenario,
+          "wrong",
+          `NodeGetVolumeStats ${volumeId}: ${JSON.stringify(stats.reply?.volumeCondition)}, wanted abnormal=${abnormal}`,
+        );
+    }
+
+    test("pool exhaustion: a thin pool filled by writes is abnormal everywhere and refuses new volumes; extended, it recovers with the data written before", async (t) => {
+      const P = "pool exhaustion";
+      const ids: string[] = [];
+      for (const n of [0, 1]) {
+        const made = await campaign.untilFinal(
+          P,
+          Controller,
+          "createVolume",
+          volumeRequest(`full-${n}`, "tiny", 48 * MiB),
+          [status.OK],
+        );
+        const id = made.reply?.volume?.volumeId;
+        if (id) ids.push(id);
+      }
+      if (ids.length !== 2) return assertClean(P);
+      const targets: string[] = [];
+      for (const [n, id] of ids.entries()) {
+        const target = await mountFor(P, `full-${n}`, id);
+        if (!target) return assertClean(P);
+        await writeSynced(join(target, "marker"), `before the pool filled ${n}`);
+        targets.push(target);
+      }
+      // 96 MiB of writes into a 64 MiB pool: the pool runs out and the writes fail.
+      let failed = 0;
+      for (const target of targets) {
+        const dd = await loam.must(
+          ["dd", "if=/dev/zero", `of=${join(target, "fill")}`, "bs=1M", "count=44", "oflag=direct", "status=none"],
+          { allowFailure: true },
+        );
+        if (dd.exitCode !== 0) failed += 1;
+      }
+      const pool = (
+        await loam.must(["lvs", "--noheadings", "-o", "data_percent,lv_health_status", `${RVG}/${TINY_POOL}`])
+      ).stdout.trim();
+      t.diagnostic(`after the writes: pool ${pool}, ${failed} of 2 writers failed`);
+      if (failed === 0) campaign.note(P, "wrong", `the pool did not fill (${pool}): the scenario tried nothing`);
+      const [first, second] = ids as [string, string];
+      for (const [n, id] of ids.entries()) await expectCondition(P, id, true, targets[n]);
+      await campaign.once(P, Controller, "createVolume", volumeRequest("full-new", "tiny", 8 * MiB), [
+        status.RESOURCE_EXHAUSTED,
+      ]);
+      await campaign.once(P, Controller, "createSnapshot", { name: "full-snap", sourceVolumeId: first }, [
+        status.RESOURCE_EXHAUSTED,
+        status.FAILED_PRECONDITION,
+      ]);
+      // The operator's fix, then everything works again and the data written before is there.
+      await loam.must(["lvextend", "-L", "+128M", `${RVG}/${TINY_POOL}`]);
+      for (const [n, id] of ids.entries()) await expectCondition(P, id, false, targets[n]);
+      for (const [n, id] of ids.entries()) {
+        await loam.must(["rm", "-f", join(targets[n] ?? "", "fill")], { allowFailure: true });
+        await unmountFor(P, `full-${n}`, id);
+        const again = await mountFor(P, `full-${n}`, id);
+        const found = again
+          ? await readFile(join(again, "marker"), "utf8").catch((e: unknown) => String(e))
+          : "(not mounted)";
+        if (found !== `before the pool filled ${n}`) campaign.note(P, "lost", `${id}'s marker reads ${found}`);
+        await unmountFor(P, `full-${n}`, id);
+      }
+      for (const id of [first, second])
+        await campaign.untilFinal(P, Controller, "deleteVolume", { volumeId: id }, sure);
+      for (const name of (await madeLvs()).keys()) campaign.note(P, "orphaned", `LV ${name} is left after the deletes`);
+      for (const point of await mountsUnder(K)) campaign.note(P, "orphaned", `${point} is still mounted`);
+      assertClean(P);
+    });
+
+    // Last before the figures: it destroys one of the campaign's PVs (after() removes the VG).
+    test("a PV lost by wiping its label: capacity 0, creates refused with the fix, the volume on it abnormal, the other one serving its data", async (t) => {
+      const L = "PV lost (label wiped)";
+      const [keptPv, lostPv] = disks as [string, string];
+      // One volume on each PV: allocations steered by making the other PV refuse them.
+      const made: string[] = [];
+      for (const [name, refuse] of [
+        ["pv-kept", lostPv],
+        ["pv-lost", keptPv],
+      ] as const) {
+        await loam.must(["pvchange", "-x", "n", refuse]);
+        const answer = await campaign.untilFinal(
+          L,
+          Controller,
+          "createVolume",
+          volumeRequest(name, "thick", 64 * MiB),
+          [status.OK],
+        );
+        await loam.must(["pvchange", "-x", "y", refuse]);
+        const id = answer.reply?.volume?.volumeId;
+        if (id) made.push(id);
+      }
+      if (made.length !== 2) return assertClean(L);
+      const [kept, lost] = made as [string, string];
+      for (const [name, id] of [
+        ["pv-kept", kept],
+        ["pv-lost", lost],
+      ] as const) {
+        const target = await mountFor(L, name, id);
+        if (target) await writeSynced(join(target, "marker"), `on ${name}`);
+        await unmountFor(L, name, id);
+      }
+      const lostUuid = (await loam.must(["pvs", "--noheadings", "-o", "pv_uuid", lostPv])).stdout.trim();
+      await wipePvLabel(loam, lostPv);
+      await loam.must(["lvchange", "--activate", "n", `${RVG}/${lost}`], { allowFailure: true });
+      await sleep(DEFAULT_CACHE_MS + 200);
+
+      for (const cls of ["thick", "thin"] as const) {
+        const capacity = await campaign.once(
+          L,
+          Controller,
+          "getCapacity",
+          {
+            volumeCapabilities: [capability],
+            parameters: { [PARAM]: cls },
+          },
+          [status.OK],
+        );
+        if (capacity.reply?.availableCapacity !== 0n)
+          campaign.note(L, "wrong", `GetCapacity of ${cls} is ${capacity.reply?.availableCapacity} with a PV missing`);
+      }
+      const refused = await campaign.once(L, Controller, "createVolume", volumeRequest("pv-new", "thick", 8 * MiB), [
+        status.RESOURCE_EXHAUSTED,
+      ]);
+      if (!refused.details.includes(lostUuid) || !refused.details.includes("vgreduce --removemissing"))
+        campaign.note(L, "wrong", `CreateVolume's refusal does not name the PV and the fix: ${refused.details}`);
+      await expectCondition(L, lost, true);
+      await expectCondition(L, kept, false);
+      const { staging } = await pathsFor("pv-lost");
+      await campaign.once(
+        L,
+        Node,
+        "nodeStageVolume",
+        { volumeId: lost, stagingTargetPath: staging, volumeCapability: capability },
+        [status.FAILED_PRECONDITION],
+      );
+      const target = await mountFor(L, "pv-kept", kept);
+      const found = target
+        ? await readFile(join(target, "marker"), "utf8").catch((e: unknown) => String(e))
+        : "(not mounted)";
+      if (found !== "on pv-kept") campaign.note(L, "lost", `${kept} (on the healthy PV) reads ${found}`);
+      await unmountFor(L, "pv-kept", kept);
+      for (const id of made) await campaign.untilFinal(L, Controller, "deleteVolume", { volumeId: id }, sure);
+      for (const point of await mountsUnder(K)) campaign.note(L, "orphaned", `${point} is still mounted`);
+      t.diagnostic(`lost PV ${lostUuid}: ${JSON.stringify(campaign.tally(L))}`);
+      assertClean(L);
     });
 
     test("the campaign's figures: lost, orphaned and wrong codes are 0 in every scenario", (t) => {

@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Node } from "../../src/gen/csi/v1/csi_pb.js";
 import type { CsiClient } from "../../src/csi/client.js";
-import { KUBELET_DIR } from "./harness.js";
+import { type Harness, KUBELET_DIR } from "./harness.js";
 
 export const mountCapability = (fsType = "xfs", mode = Mode.SINGLE_NODE_WRITER) => ({
   accessType: { case: "mount" as const, value: { fsType, mountFlags: [], volumeMountGroup: "" } },
@@ -89,4 +89,12 @@ export async function stageAndPublish(
       readonly: false,
     });
   }
+}
+
+/**
+ * Loses a PV the way a wiped or replaced disk looks to LVM: its first MiB (label and metadata
+ * area) zeroed; the data behind it stays where the LVs' tables point.
+ */
+export async function wipePvLabel(h: Harness, pv: string): Promise<void> {
+  await h.must(["dd", "if=/dev/zero", `of=${pv}`, "bs=1M", "count=1", "oflag=direct", "conv=fsync", "status=none"]);
 }
