@@ -23,4 +23,5 @@ export type { LogicalVolume, PhysicalVolume, VolumeGroup, VolumeGroupReport } fr
 export { decodeTags, encodeTag, InvalidTagError, isValidTag, MAX_TAG_LENGTH, TAG_PREFIX, tagsWithKey } from "./tags.js";
 export { isValidLvName, isValidVgName, lvNameFor, MAX_LVM_NAME_LENGTH, snapshotLvNameFor } from "./names.js";
 export { InvalidLvmArgumentError, Lvm } from "./lvm.js";
-export type { CreateLvSpec, LvmOptions, ThinPoolSpec, ThinPoolUsage, ThinSnapshotSpec } from "./lvm.js";
+export type { CreateLvSpec, LvmOptions, ThinPoolSpec, ThinSnapshotSpec } from "./lvm.js";
+export type { ThinPoolStatus, ThinPoolUsage } from "./thin-pool-status.js";

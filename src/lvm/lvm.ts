@@ -1,8 +1,9 @@
 /**
  * The LVM operations the domain needs, each one command. Every name and tag is checked
  * against LVM's own rules before it reaches an argument vector, so a request string can
- * never become an option or a second argument. One class of about 400 lines: one method per
- * LVM change keeps every argv loam can run in one file, beside the checks that guard it.
+ * never become an option or a second argument. One method per LVM change keeps every argv
+ * loam can run in one file, beside the checks that guard it; what device-mapper's thin-pool
+ * status says is parsed in thin-pool-status.ts.
  */
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import {
@@ -12,7 +13,15 @@ import {
   ThinPoolNotActiveError,
   VolumeGroupNotFoundError,
 } from "./errors.js";
-import { FULLREPORT_ARGS, parseFullReport, ReportParseError, type VolumeGroupReport } from "./report.js";
+import { FULLREPORT_ARGS, parseFullReport, type VolumeGroupReport } from "./report.js";
+import {
+  parseThinPoolHealth,
+  parseThinPoolStatus,
+  poolTarget,
+  thinPoolTargets,
+  type ThinPoolStatus,
+  type ThinPoolUsage,
+} from "./thin-pool-status.js";
 import { isValidLvName, isValidVgName } from "./names.js";
 import { isValidTag } from "./tags.js";
 
@@ -55,27 +64,6 @@ export interface LvmOptions {
    * cannot be changed (e.g. "devices{use_devicesfile=0}"). Operator configuration, never a request.
    */
   config?: string;
-}
-
-export interface ThinPoolUsage {
-  dataPercent: number;
-  metadataPercent: number;
-}
-
-/**
- * A thin pool's state as device-mapper reports it now, in the words LVM's report uses for
- * it (LVM derives its pool columns from the same status line).
- */
-export interface ThinPoolStatus {
-  /** null when device-mapper gives no figures (a failed pool). */
-  dataPercent: number | null;
-  metadataPercent: number | null;
-  /** lv_health_status: "" when healthy, else "out_of_data", "metadata_read_only" or "failed". */
-  healthStatus: string;
-  /** lv_check_needed: the pool's metadata must be checked and repaired (lvconvert --repair). */
-  checkNeeded: boolean;
-  /** lv_when_full: "error" or "queue" (writes to a full pool fail at once, or wait up to 60 s); "" unknown. */
-  whenFull: string;
 }
 
 export class InvalidLvmArgumentError extends Error {
@@ -126,17 +114,14 @@ export class Lvm {
   /**
    * A thin pool's data and metadata usage straight from device-mapper (`dmsetup status`), in
    * the percentages `lvs` would print. A tenth of the cost of a report, because nothing is
-   * scanned. The pool must be active: LVM activates a pool no thin volume uses as
-   * <vg>-<pool> itself and puts the target in a <vg>-<pool>-tpool layer once one does, so
-   * every thin-pool target is listed and either name is taken. An inactive pool is a
-   * ThinPoolNotActiveError, without a failed command.
+   * scanned. The pool must be active (poolTarget says which device-mapper name it has); an
+   * inactive pool is a ThinPoolNotActiveError, without a failed command.
    */
   async thinPoolUsage(vg: string, pool: string, options?: RunOptions): Promise<ThinPoolUsage> {
     checkVg(vg);
     checkLv(pool);
     const argv = ["dmsetup", "status", "--target", "thin-pool"];
-    const targets = thinPoolTargets(await this.exec(argv, options));
-    const status = targets.get(dmName(vg, pool, "tpool")) ?? targets.get(dmName(vg, pool));
+    const status = poolTarget(thinPoolTargets(await this.exec(argv, options)), vg, pool);
     if (status === undefined)
       throw new ThinPoolNotActiveError(`thin pool ${vg}/${pool} is not active in device-mapper`, argv, 0, "");
     return parseThinPoolStatus(status, `${vg}/${pool}`);
@@ -158,7 +143,7 @@ export class Lvm {
     if (pools.length === 0) return statuses;
     const targets = thinPoolTargets(await this.exec(["dmsetup", "status", "--target", "thin-pool"], options));
     for (const { vg, pool } of pools) {
-      const status = targets.get(dmName(vg, pool, "tpool")) ?? targets.get(dmName(vg, pool));
+      const status = poolTarget(targets, vg, pool);
       if (status !== undefined) statuses.set(`${vg}/${pool}`, parseThinPoolHealth(status, `${vg}/${pool}`));
     }
     return statuses;
@@ -386,95 +371,4 @@ function stripeSizeKiB(bytes: number): number {
     throw new InvalidLvmArgumentError(`stripe size must be a power of two from 4 KiB to 1 GiB, got ${bytes} bytes`);
   }
   return bytes / 1024;
-}
-
-/** device-mapper's name for an LV (or one of its layers): dashes in names are doubled. */
-export function dmName(vg: string, lv: string, layer?: string): string {
-  const escape = (name: string): string => name.replaceAll("-", "--");
-  return `${escape(vg)}-${escape(lv)}${layer ? `-${layer}` : ""}`;
-}
-
-/** `dmsetup status --target thin-pool`: "<dm name>: <status>" per line ("No devices found" when none). */
-export function thinPoolTargets(text: string): Map<string, string> {
-  const targets = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const colon = line.indexOf(": ");
-    if (colon > 0) targets.set(line.slice(0, colon), line.slice(colon + 2));
-  }
-  return targets;
-}
-
-/**
- * "<start> <length> thin-pool <transaction> <used>/<total metadata blocks> <used>/<total data blocks> ..."
- */
-export function parseThinPoolStatus(text: string, pool: string): ThinPoolUsage {
-  const fields = text.trim().split(/\s+/);
-  const ratio = (field: string | undefined): [number, number] => {
-    const match = /^(\d+)\/(\d+)$/.exec(field ?? "");
-    if (!match)
-      throw new ReportParseError(
-        `thin pool ${pool}: unexpected dmsetup status ${JSON.stringify(text.trim().slice(0, 200))}`,
-      );
-    return [Number(match[1]), Number(match[2])];
-  };
-  if (fields[2] !== "thin-pool")
-    throw new ReportParseError(
-      `thin pool ${pool}: dmsetup status is not a thin-pool target: ${JSON.stringify(text.trim().slice(0, 200))}`,
-    );
-  const [metadataUsed, metadataTotal] = ratio(fields[4]);
-  const [dataUsed, dataTotal] = ratio(fields[5]);
-  return { dataPercent: lvmPercent(dataUsed, dataTotal), metadataPercent: lvmPercent(metadataUsed, metadataTotal) };
-}
-
-/**
- * The whole thin-pool status line: usage, and after it "<held root> rw|ro|out_of_data_space
- * [no_]discard_passdown error_if_no_space|queue_if_no_space needs_check|- ...". A failed pool's
- * line is just "Fail" (or "Error" when the kernel could not give its status).
- */
-export function parseThinPoolHealth(text: string, pool: string): ThinPoolStatus {
-  const fields = text.trim().split(/\s+/);
-  if (fields[2] === "thin-pool" && (fields[3] === "Fail" || fields[3] === "Error"))
-    return { dataPercent: null, metadataPercent: null, healthStatus: "failed", checkNeeded: false, whenFull: "" };
-  const usage = parseThinPoolStatus(text, pool);
-  const flags = fields.slice(6);
-  const healthStatus = flags.includes("out_of_data_space")
-    ? "out_of_data"
-    : flags.includes("ro")
-      ? "metadata_read_only"
-      : "";
-  const whenFull = flags.includes("error_if_no_space") ? "error" : flags.includes("queue_if_no_space") ? "queue" : "";
-  return { ...usage, healthStatus, checkNeeded: flags.includes("needs_check"), whenFull };
-}
-
-/**
- * A usage ratio as lvs prints it (two decimals), so figures from device-mapper and from a
- * report agree to the last digit: libdevmapper keeps percentages as integers in millionths,
- * never rounds a partly used pool to 0.00 or a not quite full one to 100.00, and printf rounds
- * an exact tie to even.
- */
-export function lvmPercent(used: number, total: number): number {
-  const ONE = 1_000_000;
-  const HUNDRED = 100 * ONE;
-  let percent: number;
-  if (total === 0 || used === total) percent = HUNDRED;
-  else if (used === 0) percent = 0;
-  else {
-    percent = Math.trunc(HUNDRED * (used / total));
-    if (percent === HUNDRED) percent = HUNDRED - 1;
-    if (percent === 0) percent = 1;
-  }
-  const hundredth = Math.fround(0.01);
-  let value = Math.fround(Math.fround(percent) / ONE);
-  const edge = ONE * hundredth;
-  if (percent < edge && percent > 0) value = hundredth;
-  else if (percent > HUNDRED - edge && percent < HUNDRED) value = Math.fround(100 - hundredth);
-  return Number(toFixedHalfEven(value, 2));
-}
-
-function toFixedHalfEven(value: number, digits: number): string {
-  const scaled = value * 10 ** digits;
-  const floor = Math.floor(scaled);
-  // Only values exactly halfway in binary are ties; toFixed would round those up.
-  if (scaled - floor === 0.5) return ((floor % 2 === 0 ? floor : floor + 1) / 10 ** digits).toFixed(digits);
-  return value.toFixed(digits);
 }

@@ -6,7 +6,8 @@
  * population.ts, class-capacity.ts) take one `EngineContext`; engine.ts owns it and the locks.
  */
 import { stat } from "node:fs/promises";
-import type { Lvm, ThinPoolUsage } from "../lvm/lvm.js";
+import type { Lvm } from "../lvm/lvm.js";
+import type { ThinPoolUsage } from "../lvm/thin-pool-status.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { type DeviceClass, type DeviceClasses, type VolumeLayout, singleThickClass } from "./device-classes.js";
 import { lvmFailure } from "./errors.js";

@@ -7,7 +7,7 @@
  * "State" rather than "view" or "inventory": it is LVM's state as read, not a second copy
  * loam owns, and `fresh`/`exact` say how far it may be trusted.
  */
-import type { ThinPoolStatus, ThinPoolUsage } from "../lvm/lvm.js";
+import type { ThinPoolStatus, ThinPoolUsage } from "../lvm/thin-pool-status.js";
 import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { VolumeError } from "./errors.js";
 

@@ -24,12 +24,9 @@ import {
   InvalidLvmArgumentError,
   Lvm,
   type ThinPoolSpec,
-  type ThinPoolStatus,
-  type ThinPoolUsage,
   type ThinSnapshotSpec,
-  dmName,
-  lvmPercent,
 } from "../../src/lvm/lvm.js";
+import { type ThinPoolStatus, type ThinPoolUsage, dmName, lvmPercent } from "../../src/lvm/thin-pool-status.js";
 import { CommandCancelledError } from "../../src/exec/errors.js";
 import { type LvmFailure, classifyLvmFailure } from "../../src/lvm/errors.js";
 import {

@@ -18,7 +18,13 @@ import {
   VolumeGroupNotFoundError,
   type LvmOptions,
 } from "../../src/lvm/index.js";
-import { dmName, lvmPercent, parseThinPoolHealth, parseThinPoolStatus, thinPoolTargets } from "../../src/lvm/lvm.js";
+import {
+  dmName,
+  lvmPercent,
+  parseThinPoolHealth,
+  parseThinPoolStatus,
+  thinPoolTargets,
+} from "../../src/lvm/thin-pool-status.js";
 
 const fixtures = new URL("../../../test/fixtures/lvm/", import.meta.url);
 const recorder = fileURLToPath(new URL("recorder.mjs", fixtures));
