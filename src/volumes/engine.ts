@@ -117,9 +117,16 @@ export class VolumeEngine {
     await this.locks.withKeys([`id:${id}`], () => setFormatting(this.context, id, false, options));
   }
 
-  /** The volume with this id, or undefined. */
-  async getVolume(id: string, options: model.CallOptions = {}): Promise<model.Volume | undefined> {
-    return getVolume(this.context, id, options);
+  /**
+   * The volume with this id, or undefined; `current: false` for callers that do not look at
+   * its condition (no read of its thin pool's state).
+   */
+  async getVolume(
+    id: string,
+    options: model.CallOptions = {},
+    read: { current?: boolean } = {},
+  ): Promise<model.Volume | undefined> {
+    return getVolume(this.context, id, options, read);
   }
 
   /** The volume and LVM's health words for it, or undefined. */

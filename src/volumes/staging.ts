@@ -278,7 +278,9 @@ export class VolumeStaging {
     const known = this.devices.get(id);
     const cached = known && (await nodeOf(known.devicePath));
     if (cached) return cached;
-    const volume = await hostStep(`looking up volume ${id}`, () => this.engine.getVolume(id, options));
+    const volume = await hostStep(`looking up volume ${id}`, () =>
+      this.engine.getVolume(id, options, { current: false }),
+    );
     if (!volume) return "unknown";
     return (await nodeOf(volume.devicePath)) ?? "inactive";
   }
