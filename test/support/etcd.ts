@@ -5,6 +5,7 @@
  * how the tests take quorum away and give it back.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -52,9 +53,9 @@ export class EtcdCluster {
     return this.members.map((m) => m.clientUrl);
   }
 
-  /** Starts member i (again, on its data directory, after a kill). */
+  /** Starts member i (again, on its data directory, after a kill); rejects if the binary cannot be started. */
   async startMember(i: number): Promise<void> {
-    const member = this.members[i]!;
+    const member = this.members[i];
     if (member.process && isRunning(member.process)) return;
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
     const child = spawn(
@@ -100,6 +101,8 @@ export class EtcdCluster {
       }
     });
     member.process = child;
+    // 'error' (ENOENT: no etcd at ETCD_BINARY) rejects here instead of crashing the test process.
+    await once(child, "spawn");
   }
 
   /** SIGKILLs member i and waits for it to be gone. */
