@@ -3,22 +3,13 @@
 // bundle is the one file a container ships. The demo and the benchmark (tools/) get bundles
 // of their own beside it; they import the product's modules, never the other way round.
 // The product bundle's metafile (dist/loam.meta.json) lists every input it holds, so a host
-// test can check that nothing from tools/ or test/ got into it.
+// test can check that nothing from tools/ or test/ got into it. The options, and the plugin that
+// makes the etcd3 client work inside a bundle, are in bundle-options.mjs.
 import { writeFile } from "node:fs/promises";
 import { build } from "esbuild";
+import { bundleOptions } from "./bundle-options.mjs";
 
-const common = {
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: "linked",
-  logLevel: "warning",
-  // grpc-js and friends still call require(); give the ESM bundle one.
-  banner: {
-    js: "import { createRequire as __loamCreateRequire } from 'node:module'; const require = __loamCreateRequire(import.meta.url);",
-  },
-};
+const common = bundleOptions;
 
 const [product] = await Promise.all([
   build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs", metafile: true }),
