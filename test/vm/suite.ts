@@ -22,6 +22,7 @@ import { thinPoolFullTests } from "./thin-pool-full.vm.js";
 import { pathsTests } from "./paths.vm.js";
 import { missingPvTests } from "./missing-pv.vm.js";
 import { reliabilityTests } from "./reliability.vm.js";
+import { etcdTests } from "./etcd.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -40,6 +41,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   paths: pathsTests,
   "missing-pv": missingPvTests,
   reliability: reliabilityTests,
+  etcd: etcdTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
