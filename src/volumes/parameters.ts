@@ -35,6 +35,7 @@ export const PARAMETER_KEYS = {
   stripes: "loam.csi.dev/stripes",
   stripeSize: "loam.csi.dev/stripeSize",
   mirrors: "loam.csi.dev/mirrors",
+  placement: "loam.csi.dev/placement",
 } as const;
 
 const integerIn =
@@ -107,6 +108,16 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     description: "Extra copies: 1 makes a two-way raid1 volume (lvcreate --type raid1 --mirrors).",
     metadata: false,
     check: integerIn(0, 9),
+  },
+  {
+    key: PARAMETER_KEYS.placement,
+    type: "string",
+    defaultValue: "the controller's --placement (spread unless set)",
+    allowed: "spread or binpack",
+    description:
+      "Cluster mode: which node a new volume goes to among those that fit: spread (most free first) or binpack (least free that fits first). A node serving its own volumes ignores it.",
+    metadata: false,
+    check: (value) => value === "spread" || value === "binpack",
   },
 ];
 

@@ -1,0 +1,146 @@
+/**
+ * The registry in etcd as the controller and the agents use it: typed reads (every value
+ * validated by its schema in records.ts), the members and ledgers placement needs, waiting for
+ * a key to reach a state (a get, then a watch from the revision after it, so no change between
+ * the two is missed), and the one translation of etcd's failures into domain errors.
+ */
+import type { Etcd3, IKeyValue } from "etcd3";
+import type { z } from "zod";
+import { VolumeError, deadlineExceeded, unavailable } from "../volumes/errors.js";
+import { Keys } from "./keys.js";
+import type { Candidate } from "./placement.js";
+import { type Decoded, LedgerSchema, NodeInfoSchema, type RecordProblem, decode, encode } from "./records.js";
+
+export interface Stored<T> {
+  /** The value, when it passed validation. */
+  value?: T;
+  problem?: RecordProblem;
+  /** Revisions as etcd gives them (decimal strings); "0" when the key does not exist. */
+  modRevision: string;
+  createRevision: string;
+}
+
+export const absent = <T>(): Stored<T> => ({ modRevision: "0", createRevision: "0" });
+
+export class Registry {
+  constructor(
+    readonly client: Etcd3,
+    readonly keys: Keys = new Keys(),
+  ) {}
+
+  async read<T>(schema: z.ZodType<T>, key: string): Promise<Stored<T>> {
+    const response = await this.call(`reading ${key}`, () => this.client.get(key).exec());
+    const kv = response.kvs[0];
+    return kv ? stored(schema, kv) : absent();
+  }
+
+  /** Every key under a prefix, decoded by the schema the key's kind calls for. */
+  async range(prefix: string): Promise<{ kvs: IKeyValue[]; revision: string }> {
+    const response = await this.call(`listing ${prefix}`, () => this.client.getAll().prefix(prefix).exec());
+    return { kvs: response.kvs, revision: response.header.revision };
+  }
+
+  /** The live nodes (those whose info key, held by their lease, exists) with their ledgers. */
+  async candidates(): Promise<{ candidates: Candidate[]; problems: RecordProblem[] }> {
+    const [members, ledgers] = await Promise.all([this.range(this.keys.members), this.range(this.keys.ledgers)]);
+    const problems: RecordProblem[] = [];
+    const ledgerOf = new Map<string, Stored<z.infer<typeof LedgerSchema>>>();
+    for (const kv of ledgers.kvs) {
+      const node = kv.key.toString().slice(this.keys.ledgers.length);
+      const read = stored(LedgerSchema, kv);
+      if (read.problem) problems.push(read.problem);
+      ledgerOf.set(node, read);
+    }
+    const candidates: Candidate[] = [];
+    for (const kv of members.kvs) {
+      const info = stored(NodeInfoSchema, kv);
+      if (!info.value) {
+        if (info.problem) problems.push(info.problem);
+        continue;
+      }
+      // A ledger that failed validation offers nothing: the node gets no new volume until its agent rewrites it.
+      const ledger = ledgerOf.get(info.value.nodeId);
+      candidates.push({
+        info: info.value,
+        ledger: ledger?.value,
+        ledgerRevision: ledger?.problem ? "-1" : (ledger?.modRevision ?? "0"),
+      });
+    }
+    return { candidates, problems };
+  }
+
+  /**
+   * Waits until `done` answers something for the key's value: reads it, then watches it from the
+   * next revision. Ends with DEADLINE_EXCEEDED when `signal` fires first (the caller's deadline
+   * or the node timeout), saying what it waited for.
+   */
+  async waitFor<T, R>(
+    schema: z.ZodType<T>,
+    key: string,
+    done: (value: Stored<T>) => R | undefined,
+    signal: AbortSignal,
+    waitingFor: string,
+  ): Promise<R> {
+    const first = await this.call(`reading ${key}`, () => this.client.get(key).exec());
+    const initial = first.kvs[0] ? stored(schema, first.kvs[0]) : absent<T>();
+    const answer = done(initial);
+    if (answer !== undefined) return answer;
+    if (signal.aborted) throw deadlineExceeded(`timed out waiting for ${waitingFor}`);
+    const watcher = await this.call(`watching ${key}`, () =>
+      this.client
+        .watch()
+        .key(key)
+        .startRevision(String(BigInt(first.header.revision) + 1n))
+        .create(),
+    );
+    try {
+      return await new Promise<R>((resolve, reject) => {
+        const check = (value: Stored<T>): void => {
+          try {
+            const result = done(value);
+            if (result !== undefined) resolve(result);
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        };
+        watcher.on("put", (kv) => check(stored(schema, kv)));
+        watcher.on("delete", () => check(absent()));
+        watcher.on("error", (error) => reject(etcdFailure(error, `watching ${key}`)));
+        const onAbort = (): void =>
+          reject(deadlineExceeded(`timed out waiting for ${waitingFor}; retry finds the same request`));
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
+      });
+    } finally {
+      void watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  encode<T>(schema: z.ZodType<T>, value: T): string {
+    return encode(schema, value);
+  }
+
+  /** Runs one etcd request; its failures become UNAVAILABLE (the registry cannot be reached or refused). */
+  async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw etcdFailure(error, doing);
+    }
+  }
+}
+
+export function stored<T>(schema: z.ZodType<T>, kv: IKeyValue): Stored<T> {
+  const decoded: Decoded<T> = decode(schema, kv.key.toString(), kv.value.toString());
+  return {
+    ...(decoded.ok ? { value: decoded.value } : { problem: decoded.problem }),
+    modRevision: kv.mod_revision,
+    createRevision: kv.create_revision,
+  };
+}
+
+export function etcdFailure(error: unknown, doing: string): VolumeError {
+  if (error instanceof VolumeError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return unavailable(`the etcd registry did not answer while ${doing}: ${message}`, error);
+}
