@@ -1,16 +1,18 @@
 /**
- * The Kubernetes objects for the distributed topology, built as typed kubernetes-models
- * objects from checked values: one DaemonSet runs loam beside the CSI sidecars in their
- * node-deployment modes on every node, so each node provisions, resizes and snapshots only
- * the volumes in its own volume groups. About 400 lines: the DaemonSet with its five sidecars
- * is one object, built in one place; RBAC is in rbac.ts, values in values.ts.
+ * The Kubernetes objects of both topologies, built as typed kubernetes-models objects from
+ * checked values. Distributed (deploy/kubernetes/): one DaemonSet runs loam beside the CSI
+ * sidecars in their node-deployment modes on every node, so each node provisions, resizes
+ * and snapshots only the volumes in its own volume groups. Cluster (deploy/kubernetes/cluster/):
+ * a controller Deployment over the etcd registry with the sidecars in their central modes
+ * (controller.ts), and a DaemonSet of node agents with node-driver-registrar and livenessprobe.
+ * RBAC is in rbac.ts, values in values.ts, what the pods share in pod.ts.
  */
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IContainer } from "kubernetes-models/v1/Container";
-import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
 import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
@@ -19,16 +21,25 @@ import { CSIDriver } from "kubernetes-models/storage.k8s.io/v1/CSIDriver";
 import { StorageClass } from "kubernetes-models/storage.k8s.io/v1/StorageClass";
 import { isKubernetesObjectName } from "../volumes/names.js";
 import { sidecarRbac } from "./rbac.js";
-import { SIDECARS, type SidecarName } from "./sidecars.js";
-import type { StorageClassValues, Values } from "./values.js";
+import type { SidecarName } from "./sidecars.js";
+import type { StorageClassValues, Topology, Values } from "./values.js";
+import type { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { type ControllerSidecar, controllerDeployment, controllerDisruptionBudget } from "./controller.js";
+import {
+  CONFIG_PATH,
+  ENV,
+  HEALTH_PORT,
+  METRICS_PORT,
+  REGISTRAR_HEALTH_PORT,
+  SOCKET_DIR,
+  SOCKET_MOUNT,
+  etcdFlags,
+  etcdTls,
+  loamHealth,
+  sidecarContainer,
+} from "./pod.js";
 
-/** Where the plugin's socket directory is mounted inside every container of the pod. */
-export const SOCKET_DIR = "/csi";
-export const CONFIG_PATH = "/etc/loam/config.json";
-const HEALTH_PORT = 9808;
-/** loam's own /metrics, /healthz and /readyz listener (metricsAddress), on the pod's IP for Prometheus. */
-export const METRICS_PORT = 9975;
-const REGISTRAR_HEALTH_PORT = 9809;
+export { CONFIG_PATH, METRICS_PORT, SOCKET_DIR } from "./pod.js";
 
 /**
  * LVM runs in the host's namespaces: the host's lvm2, lvm.conf, devices file, locks and udev
@@ -60,6 +71,8 @@ export type KubernetesObject =
   | ServiceAccount
   | ConfigMap
   | DaemonSet
+  | Deployment
+  | PodDisruptionBudget
   | ClusterRole
   | ClusterRoleBinding
   | Role
@@ -76,7 +89,20 @@ export interface ManifestFile {
   objects: KubernetesObject[];
 }
 
+/** Where each topology's files go under deploy/. */
+export const TOPOLOGY_DIRS: Record<Topology, string> = {
+  distributed: "kubernetes",
+  cluster: "kubernetes/cluster",
+};
+
+/** The files of every topology the values ask for. */
 export function renderManifests(values: Values): ManifestFile[] {
+  return values.topologies.flatMap((topology) => renderTopology(values, topology));
+}
+
+export function renderTopology(values: Values, topology: Topology): ManifestFile[] {
+  const cluster = topology === "cluster";
+  const dir = TOPOLOGY_DIRS[topology];
   const labels = { "app.kubernetes.io/name": "loam", "app.kubernetes.io/part-of": "loam" };
   const meta = (name: string, namespaced: boolean) => ({
     name,
@@ -84,9 +110,11 @@ export function renderManifests(values: Values): ManifestFile[] {
     labels: { ...labels },
   });
   const serviceAccount = "loam-node";
-  const subject = [{ kind: "ServiceAccount", name: serviceAccount, namespace: values.namespace }];
+  // In the cluster topology only the controller's sidecars use the API; the node pods use none.
+  const apiAccount = cluster ? "loam-controller" : serviceAccount;
+  const subject = [{ kind: "ServiceAccount", name: apiAccount, namespace: values.namespace }];
 
-  const rbac = sidecarRbac(values).flatMap(({ sidecar, cluster, namespaced, why }) => {
+  const rbac = sidecarRbac(values, topology).flatMap(({ sidecar, cluster, namespaced, why }) => {
     const name = `loam-${sidecar}`;
     const objects: KubernetesObject[] = [
       new ClusterRole({ metadata: { ...meta(name, false), annotations: { "loam.csi.dev/why": why } }, rules: cluster }),
@@ -109,9 +137,9 @@ export function renderManifests(values: Values): ManifestFile[] {
     return objects;
   });
 
-  return [
+  const files: ManifestFile[] = [
     {
-      file: "kubernetes/00-namespace.yaml",
+      file: `${dir}/00-namespace.yaml`,
       notes: [
         "The namespace runs privileged pods (loam formats and mounts disks), so Pod Security admits them there only.",
       ],
@@ -127,22 +155,35 @@ export function renderManifests(values: Values): ManifestFile[] {
           },
         }),
         new ServiceAccount({ metadata: meta(serviceAccount, true) }),
+        ...(cluster ? [new ServiceAccount({ metadata: meta(apiAccount, true) })] : []),
       ],
     },
     {
-      file: "kubernetes/10-rbac.yaml",
-      notes: [
-        "Least privilege, one ClusterRole (and where needed one namespaced Role) per sidecar, all bound to the",
-        "pod's ServiceAccount. loam itself and node-driver-registrar use no Kubernetes API.",
-      ],
+      file: `${dir}/10-rbac.yaml`,
+      notes: cluster
+        ? [
+            "Least privilege, one ClusterRole (and where needed one namespaced Role) per sidecar, all bound to the",
+            "controller's ServiceAccount loam-controller. loam itself and node-driver-registrar use no Kubernetes API,",
+            "so the node pods' ServiceAccount loam-node has no role and mounts no token.",
+          ]
+        : [
+            "Least privilege, one ClusterRole (and where needed one namespaced Role) per sidecar, all bound to the",
+            "pod's ServiceAccount. loam itself and node-driver-registrar use no Kubernetes API.",
+          ],
       objects: rbac,
     },
     {
-      file: "kubernetes/20-csidriver.yaml",
-      notes: [
-        "attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads",
-        "the CSIStorageCapacity objects each node's external-provisioner publishes.",
-      ],
+      file: `${dir}/20-csidriver.yaml`,
+      notes: cluster
+        ? [
+            "attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads",
+            "the CSIStorageCapacity objects the controller's external-provisioner publishes per node from GetCapacity",
+            "(the etcd ledger).",
+          ]
+        : [
+            "attachRequired false: a local volume needs no ControllerPublish. storageCapacity true: the scheduler reads",
+            "the CSIStorageCapacity objects each node's external-provisioner publishes.",
+          ],
       objects: [
         new CSIDriver({
           metadata: { name: values.driverName, labels: { ...labels } },
@@ -157,7 +198,7 @@ export function renderManifests(values: Values): ManifestFile[] {
       ],
     },
     {
-      file: "kubernetes/30-config.yaml",
+      file: `${dir}/30-config.yaml`,
       notes: ["The node configuration read by `loam node --config`; the node's name comes from the pod (--node-id)."],
       objects: [
         new ConfigMap({
@@ -167,26 +208,58 @@ export function renderManifests(values: Values): ManifestFile[] {
       ],
     },
     {
-      file: "kubernetes/40-daemonset.yaml",
-      notes: [
-        "loam and the CSI sidecars on every node. LVM runs in the host's namespaces (hostPID + nsenter), the",
-        "kubelet directory is shared with Bidirectional propagation so mounts made here reach the pods.",
-      ],
-      objects: [daemonSet(values, serviceAccount, labels)],
+      file: `${dir}/40-daemonset.yaml`,
+      notes: cluster
+        ? [
+            "The node agent (loam node --cluster-etcd-endpoints) with node-driver-registrar and livenessprobe on every",
+            "node: no provisioner, resizer or snapshotter here, the controller's serve the cluster. LVM runs in the",
+            "host's namespaces (hostPID + nsenter), the kubelet directory is shared with Bidirectional propagation.",
+          ]
+        : [
+            "loam and the CSI sidecars on every node. LVM runs in the host's namespaces (hostPID + nsenter), the",
+            "kubelet directory is shared with Bidirectional propagation so mounts made here reach the pods.",
+          ],
+      objects: [daemonSet(values, serviceAccount, labels, topology)],
     },
+    ...(cluster
+      ? [
+          {
+            file: `${dir}/45-controller.yaml`,
+            notes: [
+              "loam controller over the etcd registry beside external-provisioner in its central mode (capacity from",
+              "GetCapacity, owned by this Deployment), csi-resizer and csi-snapshotter, all leader-elected. Replicas",
+              "prefer different nodes; all serve requests, background work runs on the etcd election's winner.",
+            ],
+            objects: [
+              controllerDeployment(values, apiAccount, labels, controllerSidecarArgs(values)),
+              ...((values.cluster?.replicas ?? 2) > 1 ? [controllerDisruptionBudget(values, labels)] : []),
+            ],
+          },
+        ]
+      : []),
     {
-      file: "kubernetes/50-storageclasses.yaml",
-      notes: [
-        "WaitForFirstConsumer: the scheduler picks the node first (using capacity), then that node creates the volume.",
-      ],
+      file: `${dir}/50-storageclasses.yaml`,
+      notes: cluster
+        ? [
+            "WaitForFirstConsumer: the scheduler picks the node first (using capacity), then the controller reserves",
+            "room on it in one etcd transaction and that node's agent creates the volume.",
+          ]
+        : [
+            "WaitForFirstConsumer: the scheduler picks the node first (using capacity), then that node creates the volume.",
+          ],
       objects: values.storageClasses.map((sc) => storageClass(values, sc, labels)),
     },
     {
-      file: "kubernetes/60-volumesnapshotclass.yaml",
-      notes: [
-        "Needs the snapshot CRDs and a snapshot-controller started with --enable-distributed-snapshotting",
-        "(its ClusterRole must also allow get/list/watch on nodes); see docs/install.md.",
-      ],
+      file: `${dir}/60-volumesnapshotclass.yaml`,
+      notes: cluster
+        ? [
+            "Needs the snapshot CRDs and a snapshot-controller in its default mode: the controller's csi-snapshotter",
+            "serves every node, so distributed snapshotting is not needed; see docs/install.md.",
+          ]
+        : [
+            "Needs the snapshot CRDs and a snapshot-controller started with --enable-distributed-snapshotting",
+            "(its ClusterRole must also allow get/list/watch on nodes); see docs/install.md.",
+          ],
       objects: [
         {
           apiVersion: "snapshot.storage.k8s.io/v1",
@@ -198,6 +271,7 @@ export function renderManifests(values: Values): ManifestFile[] {
       ],
     },
   ];
+  return files;
 }
 
 /** The JSON file `loam node --config` reads (keys are NodeConfig fields). */
@@ -237,15 +311,12 @@ function storageClass(values: Values, sc: StorageClassValues, labels: Record<str
   });
 }
 
-const env = {
-  nodeName: { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-  namespace: { name: "NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-  podName: { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-} satisfies Record<string, IEnvVar>;
+const CSI_ADDRESS = `--csi-address=${SOCKET_DIR}/csi.sock`;
+const LIVENESS_ARGS = [CSI_ADDRESS, `--health-port=${HEALTH_PORT}`, "--probe-timeout=10s", "--v=2"];
 
-/** Arguments of each sidecar; checked against the pinned version's flags by the tests. */
+/** Arguments of each sidecar of the distributed topology; checked against the pinned version's flags by the tests. */
 export function sidecarArgs(values: Values): Record<SidecarName, string[]> {
-  const csiAddress = `--csi-address=${SOCKET_DIR}/csi.sock`;
+  const csiAddress = CSI_ADDRESS;
   return {
     nodeDriverRegistrar: [
       csiAddress,
@@ -274,53 +345,101 @@ export function sidecarArgs(values: Values): Record<SidecarName, string[]> {
       "--v=2",
     ],
     snapshotter: [csiAddress, "--node-deployment", "--timeout=150s", "--v=2"],
-    livenessProbe: [csiAddress, `--health-port=${HEALTH_PORT}`, "--probe-timeout=10s", "--v=2"],
+    livenessProbe: [...LIVENESS_ARGS],
   };
 }
 
-function daemonSet(values: Values, serviceAccount: string, labels: Record<string, string>): DaemonSet {
+/**
+ * Arguments of the controller pod's sidecars in the cluster topology: central modes (no
+ * --node-deployment), each leader-elected so one replica acts. Topology needs no feature
+ * gate: csi-provisioner v5 turns it on by default (sidecars.ts). A call may wait
+ * --node-timeout-seconds for a node agent, so the sidecars wait longer than that.
+ */
+export function controllerSidecarArgs(values: Values): Record<ControllerSidecar, string[]> {
+  const timeout = `--timeout=${Math.max(150, (values.cluster?.nodeTimeoutSeconds ?? 60) + 30)}s`;
+  const leaderElection = ["--leader-election", "--leader-election-namespace=$(NAMESPACE)"];
+  return {
+    provisioner: [
+      CSI_ADDRESS,
+      "--enable-capacity",
+      // pod → ReplicaSet → Deployment: the Deployment owns the CSIStorageCapacity objects.
+      "--capacity-ownerref-level=2",
+      "--strict-topology",
+      "--extra-create-metadata",
+      ...leaderElection,
+      timeout,
+      "--v=2",
+    ],
+    // ControllerExpandVolume grows the LV on the owning node; NodeExpandVolume the filesystem.
+    resizer: [CSI_ADDRESS, ...leaderElection, "--handle-volume-inuse-error=false", timeout, "--v=2"],
+    snapshotter: [CSI_ADDRESS, ...leaderElection, timeout, "--v=2"],
+    livenessProbe: [...LIVENESS_ARGS],
+  };
+}
+
+/**
+ * The node DaemonSet. Distributed: loam node with all five sidecars. Cluster: the node agent
+ * (`--cluster-etcd-endpoints`) with node-driver-registrar and livenessprobe only, and no
+ * Kubernetes API token (nothing in the pod uses the API).
+ */
+function daemonSet(
+  values: Values,
+  serviceAccount: string,
+  labels: Record<string, string>,
+  topology: Topology,
+): DaemonSet {
+  const cluster = topology === "cluster";
   const selector = { "app.kubernetes.io/name": "loam", "app.kubernetes.io/component": "node" };
   const args = sidecarArgs(values);
-  const socketMount = { name: "plugin-dir", mountPath: SOCKET_DIR };
-  const sidecarSecurity = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true };
-  const sidecar = (name: SidecarName, extra: Partial<IContainer>): IContainer => ({
-    name: SIDECARS[name].container,
-    image: values.images[name],
-    imagePullPolicy: values.imagePullPolicy,
-    args: args[name],
-    resources: values.resources.sidecars,
-    securityContext: sidecarSecurity,
-    volumeMounts: [socketMount],
-    ...extra,
-  });
+  const socketMount = SOCKET_MOUNT;
+  const sidecar = (name: SidecarName, extra: Partial<IContainer>): IContainer =>
+    sidecarContainer(values, name, args[name], extra);
+  const tls = cluster ? etcdTls(values) : { volumes: [], mounts: [] };
 
   const loam: IContainer = {
     name: "loam",
     image: values.images.loam,
     imagePullPolicy: values.imagePullPolicy,
-    args: ["node", `--config=${CONFIG_PATH}`, "--node-id=$(NODE_NAME)"],
-    env: [env.nodeName],
+    args: [
+      "node",
+      `--config=${CONFIG_PATH}`,
+      "--node-id=$(NODE_NAME)",
+      ...(cluster ? etcdFlags(values, "--cluster-etcd-endpoints") : []),
+    ],
+    env: [ENV.nodeName],
     // Formatting, mounting and entering the host's namespaces for LVM need a privileged container.
     securityContext: { privileged: true },
     resources: values.resources.loam,
-    ports: [
-      { name: "healthz", containerPort: HEALTH_PORT, protocol: "TCP" },
-      { name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" },
-    ],
-    livenessProbe: {
-      httpGet: { path: "/healthz", port: "healthz" },
-      initialDelaySeconds: 10,
-      periodSeconds: 20,
-      timeoutSeconds: 15,
-      failureThreshold: 5,
-    },
+    ...loamHealth(METRICS_PORT),
     volumeMounts: [
       socketMount,
       { name: "kubelet-dir", mountPath: values.kubeletDir, mountPropagation: "Bidirectional" },
       { name: "dev", mountPath: "/dev" },
       { name: "config", mountPath: "/etc/loam", readOnly: true },
+      ...tls.mounts,
     ],
   };
+  const sidecars = [
+    sidecar("nodeDriverRegistrar", {
+      env: [ENV.nodeName],
+      ports: [{ name: "registrar", containerPort: REGISTRAR_HEALTH_PORT, protocol: "TCP" }],
+      livenessProbe: {
+        httpGet: { path: "/healthz", port: "registrar" },
+        initialDelaySeconds: 5,
+        periodSeconds: 30,
+        timeoutSeconds: 10,
+      },
+      volumeMounts: [socketMount, { name: "registration-dir", mountPath: "/registration" }],
+    }),
+    ...(cluster
+      ? []
+      : [
+          sidecar("provisioner", { env: [ENV.nodeName, ENV.namespace, ENV.podName] }),
+          sidecar("resizer", { env: [ENV.namespace] }),
+          sidecar("snapshotter", { env: [ENV.nodeName] }),
+        ]),
+    sidecar("livenessProbe", {}),
+  ];
 
   return new DaemonSet({
     metadata: {
@@ -335,30 +454,14 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
         metadata: { labels: { ...labels, ...selector } },
         spec: {
           serviceAccountName: serviceAccount,
+          ...(cluster ? { automountServiceAccountToken: false } : {}),
           // nsenter --target=1 needs the host's PID 1.
           hostPID: true,
           ...(values.priorityClassName ? { priorityClassName: values.priorityClassName } : {}),
           ...(Object.keys(values.nodeSelector).length > 0 ? { nodeSelector: values.nodeSelector } : {}),
           ...(values.tolerations.length > 0 ? { tolerations: values.tolerations } : {}),
           terminationGracePeriodSeconds: 45,
-          containers: [
-            loam,
-            sidecar("nodeDriverRegistrar", {
-              env: [env.nodeName],
-              ports: [{ name: "registrar", containerPort: REGISTRAR_HEALTH_PORT, protocol: "TCP" }],
-              livenessProbe: {
-                httpGet: { path: "/healthz", port: "registrar" },
-                initialDelaySeconds: 5,
-                periodSeconds: 30,
-                timeoutSeconds: 10,
-              },
-              volumeMounts: [socketMount, { name: "registration-dir", mountPath: "/registration" }],
-            }),
-            sidecar("provisioner", { env: [env.nodeName, env.namespace, env.podName] }),
-            sidecar("resizer", { env: [env.namespace] }),
-            sidecar("snapshotter", { env: [env.nodeName] }),
-            sidecar("livenessProbe", {}),
-          ],
+          containers: [loam, ...sidecars],
           volumes: [
             {
               name: "plugin-dir",
@@ -371,6 +474,7 @@ function daemonSet(values: Values, serviceAccount: string, labels: Record<string
             { name: "kubelet-dir", hostPath: { path: values.kubeletDir, type: "Directory" } },
             { name: "dev", hostPath: { path: "/dev", type: "Directory" } },
             { name: "config", configMap: { name: "loam-node-config" } },
+            ...tls.volumes,
           ],
         },
       },

@@ -192,6 +192,61 @@ const IMAGES = z.strictObject({
   livenessProbe: sidecarImage("livenessProbe"),
 });
 
+/** An etcd client URL: http or https, a host (name, IPv4 or [IPv6]) and a port. */
+const ETCD_URL = /^(https?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/;
+
+const etcdEndpoint = z.string({ error: missingOr(() => "must be a string") }).superRefine((url, context) => {
+  const match = ETCD_URL.exec(url);
+  if (!match || Number(match[4]) < 1 || Number(match[4]) > 65535) {
+    context.addIssue({
+      code: "custom",
+      message: `"${url}" is not an etcd client URL; expected http(s)://HOST:PORT, e.g. https://etcd-0.etcd.loam-system.svc:2379`,
+    });
+  }
+});
+
+const CLUSTER = z
+  .strictObject(
+    {
+      replicas: numberIn(1, 9, true).default(2).describe("controller replicas, spread across nodes"),
+      placement: oneOf(["spread", "binpack"]).default("spread"),
+      nodeTimeoutSeconds: numberIn(1, 3600, true).default(60),
+      etcd: z.strictObject(
+        {
+          endpoints: z
+            .array(etcdEndpoint, { error: missingOr(() => "must be a list") })
+            .min(1, "needs at least one etcd endpoint"),
+          tlsSecret: matching(DNS_SUBDOMAIN, "a Secret name (keys ca.crt, tls.crt, tls.key)", 253).optional(),
+        },
+        { error: missingOr(() => "must be an object") },
+      ),
+    },
+    { error: missingOr(() => "must be an object") },
+  )
+  .superRefine((cluster, context) => {
+    const schemes = new Set(cluster.etcd.endpoints.map((url) => url.split(":")[0]));
+    if (schemes.size > 1) {
+      addIssue(context, ["etcd", "endpoints"], "mixes http and https endpoints; one etcd cluster uses one scheme");
+    } else if (schemes.has("https") && cluster.etcd.tlsSecret === undefined) {
+      addIssue(
+        context,
+        ["etcd", "tlsSecret"],
+        "is required for https endpoints (a Secret with ca.crt, tls.crt and tls.key for the etcd client)",
+      );
+    } else if (schemes.has("http") && cluster.etcd.tlsSecret !== undefined) {
+      addIssue(context, ["etcd", "tlsSecret"], "applies to https endpoints only; these are http");
+    }
+  });
+
+const TOPOLOGIES = z
+  .array(oneOf(["distributed", "cluster"]), { error: missingOr(() => "must be a list") })
+  .min(1, "needs at least one topology: distributed, cluster")
+  .refine((list) => new Set(list).size === list.length, "names a topology twice")
+  .default(["distributed"])
+  .describe(
+    "which topologies npm run manifests renders: distributed (deploy/kubernetes/) and cluster (deploy/kubernetes/cluster/)",
+  );
+
 const NODE_SELECTOR = z
   .record(
     z.string().regex(LABEL_KEY, { error: "is not a Kubernetes label key" }),
@@ -253,8 +308,17 @@ export const VALUES_SCHEMA = z
         deletionPolicy: oneOf(["Delete", "Retain"]).default("Delete"),
       })
       .default({ name: "loam-snapshots", deletionPolicy: "Delete" }),
+    topologies: TOPOLOGIES,
+    cluster: CLUSTER.optional(),
   })
   .superRefine((values, context) => {
+    if (values.topologies.includes("cluster") && values.cluster === undefined) {
+      addIssue(
+        context,
+        ["cluster"],
+        'is required when topologies has "cluster" (at least cluster.etcd.endpoints, the etcd the controller and agents use)',
+      );
+    }
     const classes = values.deviceClasses;
     const seen = new Set<string>();
     for (const [i, c] of classes.entries()) {

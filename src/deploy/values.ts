@@ -41,7 +41,32 @@ export interface StorageClassValues {
 
 export type ImageName = "loam" | SidecarName;
 
+/**
+ * The two ways loam runs on Kubernetes: `distributed` (one DaemonSet, every node its own
+ * controller, no etcd) and `cluster` (a controller Deployment over the etcd registry beside
+ * external-provisioner in its central mode, and a node DaemonSet of agents).
+ */
+export type Topology = "distributed" | "cluster";
+
+export interface ClusterValues {
+  /** Controller replicas; all serve requests, background work runs on the one holding the etcd election. */
+  replicas: number;
+  /** `loam controller --placement` for volumes whose StorageClass does not say. */
+  placement: "spread" | "binpack";
+  /** `loam controller --node-timeout-seconds`: how long a call waits for the node agent. */
+  nodeTimeoutSeconds: number;
+  etcd: {
+    endpoints: string[];
+    /** A Secret with ca.crt, tls.crt and tls.key for the etcd client (https endpoints). */
+    tlsSecret?: string;
+  };
+}
+
 export interface Values {
+  /** Which topologies `npm run manifests` renders: distributed in deploy/kubernetes/, cluster in deploy/kubernetes/cluster/. */
+  topologies: Topology[];
+  /** The cluster topology's controller and etcd; required when topologies has "cluster". */
+  cluster?: ClusterValues;
   namespace: string;
   driverName: string;
   topologyKey: string;

@@ -20,7 +20,7 @@ import { PARAMETERS } from "../../src/volumes/parameters.js";
 import { CONFIG_FIELDS, readConfigFile, resolveConfig } from "../../src/cli/config.js";
 import {
   checkVolumeSnapshotClass,
-  renderManifests,
+  renderTopology,
   sidecarArgs,
   type KubernetesObject,
 } from "../../src/deploy/manifests.js";
@@ -31,7 +31,8 @@ import { VALUES_FILE, generate, runGenerator } from "../../src/deploy/generate.j
 // Tests run from the repository root (npm test, scripts/test).
 const ROOT = process.cwd();
 const values = parseValues(JSON.parse(await readFile(join(ROOT, VALUES_FILE), "utf8")) as unknown);
-const manifests = renderManifests(values);
+// The distributed topology; the cluster topology's files are checked in deploy-cluster.test.ts.
+const manifests = renderTopology(values, "distributed");
 const objects: KubernetesObject[] = manifests.flatMap((m) => m.objects);
 const daemonSet = objects.find((o): o is DaemonSet => o instanceof DaemonSet);
 const containers = daemonSet?.spec?.template.spec?.containers ?? [];

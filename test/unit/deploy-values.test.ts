@@ -133,6 +133,52 @@ describe("values file", () => {
     rejects((v) => (v.namespace = "Loam_System"), /namespace: "Loam_System" is not a Kubernetes namespace name/);
   });
 
+  test("cluster topology mistakes name the field: missing block, bad etcd URL, https without a TLS Secret, mixed schemes", () => {
+    type Cluster = { replicas?: unknown; placement?: unknown; etcd: { endpoints: unknown; tlsSecret?: string } };
+    const cluster = (v: RawValues): Cluster => v.cluster as Cluster;
+    rejects((v) => delete v.cluster, /^ValuesError: cluster: is required when topologies has "cluster"/);
+    rejects((v) => (cluster(v).etcd.endpoints = []), /cluster\.etcd\.endpoints: needs at least one etcd endpoint/);
+    rejects(
+      (v) => (cluster(v).etcd.endpoints = ["etcd:2379"]),
+      /cluster\.etcd\.endpoints\[0\]: "etcd:2379" is not an etcd client URL; expected http\(s\):\/\/HOST:PORT/,
+    );
+    rejects(
+      (v) => (cluster(v).etcd.endpoints = ["https://etcd:99999"]),
+      /cluster\.etcd\.endpoints\[0\]: .* is not an etcd client URL/,
+    );
+    rejects((v) => delete cluster(v).etcd.tlsSecret, /cluster\.etcd\.tlsSecret: is required for https endpoints/);
+    rejects(
+      (v) => (cluster(v).etcd.endpoints = ["http://etcd-0:2379"]),
+      /cluster\.etcd\.tlsSecret: applies to https endpoints only/,
+    );
+    rejects(
+      (v) => (cluster(v).etcd.endpoints = ["http://etcd-0:2379", "https://etcd-1:2379"]),
+      /cluster\.etcd\.endpoints: mixes http and https/,
+    );
+    rejects((v) => (cluster(v).replicas = 0), /cluster\.replicas: must be a whole number from 1 to 9/);
+    rejects((v) => (cluster(v).placement = "random"), /cluster\.placement: "random" is not one of spread, binpack/);
+    rejects(
+      (v) => ((cluster(v).etcd as Record<string, unknown>).user = "root"),
+      /cluster\.etcd\.user: unknown key; allowed keys here: endpoints, tlsSecret/,
+    );
+    rejects((v) => (v.topologies = ["cluster", "cluster"]), /topologies: names a topology twice/);
+    rejects((v) => (v.topologies = ["k3s"]), /topologies\[0\]: "k3s" is not one of distributed, cluster/);
+    rejects((v) => (v.topologies = []), /topologies: needs at least one topology/);
+  });
+
+  test("without topologies only the distributed topology is rendered, and then no cluster block is needed", () => {
+    const values = copy();
+    delete values.topologies;
+    delete values.cluster;
+    assert.deepEqual(parseValues(values).topologies, ["distributed"]);
+    const plain = copy();
+    (plain.cluster as { etcd: Record<string, unknown> }).etcd = { endpoints: ["http://127.0.0.1:2379"] };
+    const cluster = parseValues(plain).cluster;
+    assert.deepEqual(cluster?.etcd, { endpoints: ["http://127.0.0.1:2379"] });
+    delete (plain.cluster as Record<string, unknown>).replicas;
+    assert.equal(parseValues(plain).cluster?.replicas, 2, "two controller replicas by default");
+  });
+
   test("the generator exits 2 and prints the field when the values file is broken", async () => {
     const root = await mkdtemp(join(tmpdir(), "loam-values-"));
     const stderr: string[] = [];
