@@ -23,7 +23,10 @@ import {
 export const CONTROLLER_SIDECARS = ["provisioner", "resizer", "snapshotter", "livenessProbe"] as const;
 export type ControllerSidecar = (typeof CONTROLLER_SIDECARS)[number];
 
-/** `loam controller`'s arguments (the flags of the controller's contract, docs/cluster.md). */
+/**
+ * `loam controller`'s arguments (src/cli/controller.ts; a test parses them with its parser).
+ * No topology key: the controller takes each node's segment from the node's registration.
+ */
 export function controllerArgs(values: Values): string[] {
   const cluster = values.cluster;
   if (!cluster) throw new Error('the cluster topology needs the values\' "cluster" block');
@@ -32,7 +35,6 @@ export function controllerArgs(values: Values): string[] {
     `--endpoint=unix://${SOCKET_DIR}/csi.sock`,
     ...etcdFlags(values, "--etcd-endpoints"),
     `--driver-name=${values.driverName}`,
-    `--topology-key=${values.topologyKey}`,
     `--placement=${cluster.placement}`,
     `--node-timeout-seconds=${cluster.nodeTimeoutSeconds}`,
     `--log-level=${values.logLevel}`,
