@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KnobError, readKnobs } from "../../tools/bench/knobs.js";
+import { KnobError, needsLvm, readKnobs } from "../../tools/bench/knobs.js";
 
 const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" };
 
 test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
   const knobs = readKnobs({}, defaults);
-  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "scale"]);
+  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "cluster-burst", "scale"]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);
@@ -57,4 +57,44 @@ test("LOAM_BENCH_LOAM, LOAM_BENCH_OUT and LOAM_BENCH_GIT name another build, ano
 
 test("scales are sampled in ascending order whatever order they are given in", () => {
   assert.deepEqual(readKnobs({ LOAM_BENCH_SCALES: "1000,10" }, defaults).scales, [10, 1000]);
+});
+
+test("cluster-burst defaults: 100 nodes, 2,000 creates, 64 clients, 2 replicas, 1 etcd member, 20 ms per change, 85 % capacity, spread", () => {
+  assert.deepEqual(readKnobs({}, defaults).cluster, {
+    nodes: 100,
+    creates: 2000,
+    clients: 64,
+    replicas: 2,
+    etcdMembers: 1,
+    delayMs: 20,
+    capacityPercent: 85,
+    placement: "spread",
+  });
+  const knobs = readKnobs(
+    {
+      LOAM_BENCH_SECTIONS: "cluster-burst",
+      LOAM_BENCH_CLUSTER_ETCD_MEMBERS: "3",
+      LOAM_BENCH_CLUSTER_REPLICAS: "4",
+      LOAM_BENCH_CLUSTER_DELAY_MS: "0",
+      LOAM_BENCH_CLUSTER_PLACEMENT: "binpack",
+    },
+    defaults,
+  );
+  assert.deepEqual(knobs.sections, ["cluster-burst"]);
+  assert.equal(knobs.out, "/repo/bench/cluster-burst.json", "never over the LVM sections' results");
+  assert.equal(needsLvm(knobs.sections), false, "the cluster burst alone needs no LVM");
+  assert.equal(needsLvm(["cluster-burst", "churn"]), true);
+  assert.equal(knobs.cluster.etcdMembers, 3);
+  assert.equal(knobs.cluster.replicas, 4);
+  assert.equal(knobs.cluster.delayMs, 0);
+  assert.equal(knobs.cluster.placement, "binpack");
+});
+
+test("cluster-burst knobs refuse an etcd of 2 members, a negative delay and an unknown placement", () => {
+  assert.throws(() => readKnobs({ LOAM_BENCH_CLUSTER_ETCD_MEMBERS: "2" }, defaults), /not 1 or 3/);
+  assert.throws(() => readKnobs({ LOAM_BENCH_CLUSTER_DELAY_MS: "-1" }, defaults), /LOAM_BENCH_CLUSTER_DELAY_MS/);
+  assert.throws(
+    () => readKnobs({ LOAM_BENCH_CLUSTER_PLACEMENT: "random" }, defaults),
+    /LOAM_BENCH_CLUSTER_PLACEMENT="random" is not one of spread, binpack/,
+  );
 });

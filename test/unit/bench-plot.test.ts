@@ -104,6 +104,16 @@ const results = (loamMs: number, churn: number): BenchResults => ({
     listPageSize: 100,
     rpcConcurrency: 32,
     rpcSeconds: 5,
+    cluster: {
+      nodes: 1,
+      creates: 1,
+      clients: 1,
+      replicas: 1,
+      etcdMembers: 1,
+      delayMs: 0,
+      capacityPercent: 85,
+      placement: "spread",
+    },
   },
   timeToMounted: [
     {

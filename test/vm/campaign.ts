@@ -191,18 +191,6 @@ export class Campaign {
   }
 }
 
-/** A small seeded generator (mulberry32), so a failing campaign can be run again exactly. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Every process below pid (children of any of its threads, recursively). */
 export async function descendants(pid: number): Promise<number[]> {
   const found: number[] = [];

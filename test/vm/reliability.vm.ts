@@ -20,7 +20,8 @@ import { MiB } from "../../src/volumes/size.js";
 import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { Harness, TOPOLOGY_KEY, VG, vmDisks } from "./harness.js";
 import { createRequest, mountCapability, wipePvLabel } from "./support.js";
-import { type Answer, Campaign, RETRYABLE, killAtCommand, mountsUnder, seeded } from "./campaign.js";
+import { seeded } from "../support/seeded.js";
+import { type Answer, Campaign, RETRYABLE, killAtCommand, mountsUnder } from "./campaign.js";
 
 const RVG = "loamrel";
 const POOL = "relpool";

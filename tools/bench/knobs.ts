@@ -2,9 +2,33 @@
  * The benchmark's knobs, all from LOAM_BENCH_* environment variables (scripts/vm passes them
  * with --env), read in one place so the results file can record exactly what ran.
  */
+import { dirname, join } from "node:path";
+
 // Run in this order whatever order they are named in: scale leaves 1,000 volumes in the VG, so it is last.
-export const SECTIONS = ["mounted", "churn", "rpc", "scale"] as const;
+export const SECTIONS = ["mounted", "churn", "rpc", "cluster-burst", "scale"] as const;
 export type Section = (typeof SECTIONS)[number];
+/** Sections that need no LVM (real etcd and stand-in engines): scripts/bench runs them on the host when only they are chosen. */
+export const HOST_SECTIONS: readonly Section[] = ["cluster-burst"];
+
+export const needsLvm = (sections: readonly Section[]): boolean => sections.some((s) => !HOST_SECTIONS.includes(s));
+
+/** The cluster-burst scenario (tools/bench/cluster-burst.ts). */
+export interface ClusterKnobs {
+  /** Simulated nodes: node agents over in-memory stand-in engines. */
+  nodes: number;
+  creates: number;
+  /** Concurrent clients, each sending its next CreateVolume when the last one is answered. */
+  clients: number;
+  /** ClusterController replicas in the bench process, each with its own etcd client; clients take turns. */
+  replicas: number;
+  /** etcd members: 1 or 3. */
+  etcdMembers: number;
+  /** Milliseconds each stand-in engine operation takes (standing for lvcreate). */
+  delayMs: number;
+  /** The nodes' total capacity as a percentage of the bytes the burst asks for. */
+  capacityPercent: number;
+  placement: "spread" | "binpack";
+}
 
 export interface Knobs {
   sections: Section[];
@@ -27,6 +51,7 @@ export interface Knobs {
   listPageSize: number;
   rpcConcurrency: number;
   rpcSeconds: number;
+  cluster: ClusterKnobs;
   /** When set, loam runs at debug level and its whole log is appended to this file. */
   logFile?: string;
   /** When set, loam writes a V8 CPU profile (.cpuprofile) into this directory when it stops. */
@@ -52,6 +77,40 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+function nonNegativeInteger(env: Env, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0) throw new KnobError(`${name}="${text}" is not a non-negative integer`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const text = env[name];
+  if (text === undefined || text === "") return fallback;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new KnobError(`${name}="${text}" is not one of ${allowed.join(", ")}`);
+  }
+  return text as T;
+}
+
+function clusterKnobs(env: Env): ClusterKnobs {
+  const members = positiveInteger(env, "LOAM_BENCH_CLUSTER_ETCD_MEMBERS", 1);
+  if (members !== 1 && members !== 3) {
+    throw new KnobError(`LOAM_BENCH_CLUSTER_ETCD_MEMBERS="${members}" is not 1 or 3`);
+  }
+  return {
+    nodes: positiveInteger(env, "LOAM_BENCH_CLUSTER_NODES", 100),
+    creates: positiveInteger(env, "LOAM_BENCH_CLUSTER_CREATES", 2000),
+    clients: positiveInteger(env, "LOAM_BENCH_CLUSTER_CLIENTS", 64),
+    replicas: positiveInteger(env, "LOAM_BENCH_CLUSTER_REPLICAS", 2),
+    etcdMembers: members,
+    delayMs: nonNegativeInteger(env, "LOAM_BENCH_CLUSTER_DELAY_MS", 20),
+    capacityPercent: positiveInteger(env, "LOAM_BENCH_CLUSTER_CAPACITY_PERCENT", 85),
+    placement: oneOf(env, "LOAM_BENCH_CLUSTER_PLACEMENT", ["spread", "binpack"] as const, "spread"),
+  };
+}
+
 function positiveIntegers(env: Env, name: string, fallback: number[]): number[] {
   const text = env[name];
   if (text === undefined || text === "") return fallback;
@@ -74,10 +133,13 @@ function sections(env: Env): Section[] {
 }
 
 export function readKnobs(env: Env, defaults: { loam: string; out: string }): Knobs {
+  const chosen = sections(env);
+  // The cluster burst alone writes beside the LVM results instead of over them.
+  const out = needsLvm(chosen) ? defaults.out : join(dirname(defaults.out), "cluster-burst.json");
   const knobs: Knobs = {
-    sections: sections(env),
+    sections: chosen,
     loam: env.LOAM_BENCH_LOAM || defaults.loam,
-    out: env.LOAM_BENCH_OUT || defaults.out,
+    out: env.LOAM_BENCH_OUT || out,
     repeats: positiveInteger(env, "LOAM_BENCH_REPEATS", 6),
     churnCycles: positiveInteger(env, "LOAM_BENCH_CHURN", 200),
     churnConcurrency: positiveIntegers(env, "LOAM_BENCH_CHURN_CONCURRENCY", [1, 8, 32]),
@@ -87,6 +149,7 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     listPageSize: positiveInteger(env, "LOAM_BENCH_PAGE", 100),
     rpcConcurrency: positiveInteger(env, "LOAM_BENCH_RPC_CONCURRENCY", 32),
     rpcSeconds: positiveInteger(env, "LOAM_BENCH_RPC_SECONDS", 5),
+    cluster: clusterKnobs(env),
   };
   if (env.LOAM_BENCH_GIT) knobs.gitCommit = env.LOAM_BENCH_GIT;
   if (env.LOAM_BENCH_LOG) knobs.logFile = env.LOAM_BENCH_LOG;

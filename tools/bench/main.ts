@@ -12,7 +12,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CsiClient } from "../../src/csi/client.js";
 import { bareChurn, type ChurnResult, loamChurn } from "./churn.js";
-import { readKnobs, type Section } from "./knobs.js";
+import { clusterBurst } from "./cluster-burst.js";
+import { needsLvm, readKnobs, type Section } from "./knobs.js";
 import { cleanUp, createVolumeGroup, must, say } from "./lab.js";
 import { ENDPOINT, startLoam, stopLoam } from "./loam-process.js";
 import { type MountedResult, timeToMounted } from "./mounted.js";
@@ -33,8 +34,9 @@ async function machine(): Promise<BenchResults["machine"]> {
     memoryBytes: totalmem(),
     inVm: Boolean(process.env.LOAM_VM_DISKS),
     node: process.version,
+    // The cluster section alone runs where LVM may be missing.
     lvm:
-      (await must(["lvm", "version"]))
+      (await must(["lvm", "version"]).catch(() => ""))
         .split("\n")[0]
         ?.replace(/^\s*LVM version:\s*/, "")
         .trim() ?? "",
@@ -46,23 +48,40 @@ async function bench(results: BenchResults): Promise<void> {
   say(
     `loam bench: sections ${knobs.sections.join(", ")}; loam ${knobs.loam}${knobs.gitCommit ? ` (${knobs.gitCommit})` : ""}`,
   );
+  const run = async (section: Section, title: string, body: () => Promise<void>): Promise<void> => {
+    if (!knobs.sections.includes(section)) return;
+    say(`\n── ${title}`);
+    try {
+      await body();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      results.failures.push({ section, error: message });
+      say(`   FAILED: ${message}`);
+    }
+  };
+  const cluster = knobs.cluster;
+  const burst = (): Promise<void> =>
+    run(
+      "cluster-burst",
+      `cluster burst: ${cluster.creates} CreateVolumes from ${cluster.clients} clients through ${cluster.replicas} controller replicas onto ${cluster.nodes} stand-in nodes, real etcd (${cluster.etcdMembers} member(s))`,
+      async () => {
+        const r = (results.clusterBurst = await clusterBurst(cluster));
+        say(
+          `   ${r.created} created, ${r.refused} refused, ${r.overcommits.overcommits} over-commits, ${r.refusedAlthoughRoom} refused although room, ${r.createsPerSecond.toFixed(1)} creates/s in ${r.seconds.burst.toFixed(1)} s`,
+        );
+      },
+    );
+  if (!needsLvm(knobs.sections)) {
+    // Real etcd and stand-in engines only: no volume group, no loam process.
+    results.machine = await machine();
+    await burst();
+    return;
+  }
   await createVolumeGroup();
   results.machine = await machine();
   let child: ChildProcess = await startLoam(knobs.loam, knobs);
   const client = new CsiClient(ENDPOINT);
   try {
-    const run = async (section: Section, title: string, body: () => Promise<void>): Promise<void> => {
-      if (!knobs.sections.includes(section)) return;
-      say(`\n── ${title}`);
-      try {
-        await body();
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        results.failures.push({ section, error: message });
-        say(`   FAILED: ${message}`);
-      }
-    };
-
     await run("mounted", `time to mounted, 1 GiB xfs, ${knobs.repeats} repetitions`, async () => {
       const mounted: MountedResult[] = (results.timeToMounted = []);
       for (const kind of ["thick", "thin"] as const) mounted.push(await timeToMounted(GO_CLIENT, kind, knobs.repeats));
@@ -94,6 +113,8 @@ async function bench(results: BenchResults): Promise<void> {
         }
       },
     );
+
+    await burst();
 
     await run(
       "scale",

@@ -1,5 +1,6 @@
 /** The shape of bench/results.json: everything the plot and the docs are made from. */
 import type { ChurnResult } from "./churn.js";
+import type { ClusterBurstResult } from "./cluster-burst.js";
 import type { Knobs } from "./knobs.js";
 import type { MountedResult } from "./mounted.js";
 import type { LoadResult } from "./rpc.js";
@@ -27,4 +28,5 @@ export interface BenchResults {
   churn?: ChurnResult[];
   scale?: ScaleResult[];
   rpc?: LoadResult[];
+  clusterBurst?: ClusterBurstResult;
 }

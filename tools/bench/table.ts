@@ -1,4 +1,5 @@
 /** Readable tables of the results, one per section. */
+import type { ClusterBurstResult } from "./cluster-burst.js";
 import type { BenchResults } from "./results.js";
 
 const MiB = 1024 ** 2;
@@ -99,6 +100,49 @@ export function formatResults(r: BenchResults): string {
       ),
     );
   }
+  if (r.clusterBurst) out.push(formatClusterBurst(r.clusterBurst));
   for (const f of r.failures) out.push(`\nFAILED ${f.section}: ${f.error}`);
   return out.join("\n");
+}
+
+const GiB = 1024 ** 3;
+
+export function formatClusterBurst(c: ClusterBurstResult): string {
+  const k = c.knobs;
+  const others = Object.entries(c.otherErrors)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(", ");
+  const rows: Array<Array<string | number>> = [
+    ["created", c.created],
+    ["refused (RESOURCE_EXHAUSTED)", c.refused],
+    ["other errors", others || 0],
+    ["over-commits (goal 0)", c.overcommits.overcommits],
+    ["nodes holding more than their capacity", c.overcommits.nodesOverCapacity.length],
+    ["refused although a node had room (goal 0)", c.refusedAlthoughRoom],
+    ["smallest refused request, MiB", c.refused ? (c.smallestRefusedBytes / 1024 ** 2).toFixed(0) : "-"],
+    [
+      "free after the burst, all nodes / most on one node, GiB",
+      `${(c.freeBytesAfter / GiB).toFixed(2)} / ${(c.mostFreeOnANodeAfter / GiB).toFixed(2)}`,
+    ],
+    ["CreateVolume p50 / p99 ms (created)", `${ms(c.latency.created.p50Ms)} / ${ms(c.latency.created.p99Ms)}`],
+    [
+      "CreateVolume p50 / p99 ms (refused)",
+      c.refused ? `${ms(c.latency.refused.p50Ms)} / ${ms(c.latency.refused.p99Ms)}` : "-",
+    ],
+    ["creates/s (answers/s)", `${c.createsPerSecond.toFixed(1)} (${c.answersPerSecond.toFixed(1)})`],
+    ["reservation conflicts (lost races, decided again)", c.reservationConflicts],
+    ["registry keys+values per volume, bytes (spec+status+index)", c.registry.volumeBytesPerVolume.toFixed(0)],
+    ["registry keys+values under the root / volumes, bytes", c.registry.totalBytesPerVolume.toFixed(0)],
+    ["etcd db in use growth / volumes, bytes (with history)", c.etcd.inUseBytesPerVolume.toFixed(0)],
+    ["etcd db growth / volumes, bytes (compacted + defragmented)", c.etcd.bytesPerVolumeAfterCompaction.toFixed(0)],
+    [
+      "wall s: set-up / burst / total",
+      `${c.seconds.setup.toFixed(1)} / ${c.seconds.burst.toFixed(1)} / ${c.seconds.total.toFixed(1)}`,
+    ],
+  ];
+  return [
+    `\n── cluster burst: ${k.creates} CreateVolumes, ${k.clients} clients, ${k.replicas} controller replicas, ${k.nodes} stand-in nodes (${k.delayMs} ms per change), etcd ${k.etcdMembers} member(s), capacity ${k.capacityPercent} % of the bytes asked (${(c.capacityBytes / GiB).toFixed(0)} of ${(c.requestedBytes / GiB).toFixed(0)} GiB), ${k.placement}`,
+    table(["figure", "value"], rows),
+    ...c.otherErrorSamples.map((m) => `   error: ${m}`),
+  ].join("\n");
 }
