@@ -54,7 +54,6 @@ job "loam-controller" {
           # With TLS to etcd, render the files with a template block into secrets/ and add:
           # "--etcd-ca=/secrets/etcd-ca.pem", "--etcd-cert=/secrets/etcd.pem", "--etcd-key=/secrets/etcd-key.pem",
           "--driver-name=loam.csi.dev",
-          "--topology-key=topology.loam.csi.dev/node",
           "--placement=${var.placement}",
           "--node-timeout-seconds=60",
           "--log-level=info",

@@ -12,6 +12,8 @@ import { isValidStripeSize, parseStripeSize, STRIPE_SIZE_RULES } from "../volume
 import { LOG_LEVELS } from "../log.js";
 import { parseListenAddress } from "../metrics/http.js";
 
+/** An etcd client URL: http(s)://host:port. */
+export const ETCD_ENDPOINT = /^https?:\/\/[^\s/@]+(:[0-9]{1,5})?\/?$/;
 export const UNIX_ENDPOINT = /^unix:\/\/(\/.+)$/;
 const NODE_ID = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
 const MAX_OVERPROVISION_RATIO = 100;
@@ -176,6 +178,19 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
     )
     .optional()
     .describe('words put before every LVM command, e.g. ["nsenter", "--target=1", "--mount", "--"]'),
+  clusterEtcdEndpoints: z
+    .array(
+      text((v) => ETCD_ENDPOINT.test(v), "must be an etcd client URL, http(s)://host:port", ETCD_ENDPOINT),
+      { error: "must be a list of etcd client URLs" },
+    )
+    .max(16)
+    .optional()
+    .describe(
+      "cluster mode: etcd's client URLs; the node then serves Identity and Node and works as an agent of loam controller",
+    ),
+  etcdCa: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
+  etcdCert: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
+  etcdKey: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
 });
 
 export function parseSocketMode(text: string): number | undefined {

@@ -41,6 +41,12 @@ export interface NodeConfig {
   shutdownGraceSeconds: number;
   /** "host:port" of the /metrics, /healthz and /readyz listener; "" turns it off. */
   metricsAddress: string;
+  /** Cluster mode: etcd's client URLs; the node then runs as an agent of `loam controller`. Empty: not in a cluster. */
+  clusterEtcdEndpoints: string[];
+  /** Cluster mode TLS: etcd's CA, a client certificate and its key ("" for none). */
+  etcdCa: string;
+  etcdCert: string;
+  etcdKey: string;
 }
 
 export class ConfigError extends Error {
@@ -68,6 +74,10 @@ export const DEFAULTS: NodeConfig = {
   lvmTimeoutSeconds: 120,
   shutdownGraceSeconds: 30,
   metricsAddress: "127.0.0.1:9975",
+  clusterEtcdEndpoints: [],
+  etcdCa: "",
+  etcdCert: "",
+  etcdKey: "",
 };
 
 export const CONFIG_FIELDS = Object.keys(NODE_CONFIG_SCHEMA.shape) as Array<keyof NodeConfig>;
@@ -131,6 +141,7 @@ export function flagValue(field: keyof NodeConfig, text: string): NodeConfig[key
     return Number(text);
   }
   if (field === "lvmCommandPrefix") return text === "" ? [] : text.split(/\s+/);
+  if (field === "clusterEtcdEndpoints") return text.split(",").filter((e) => e !== "");
   return text;
 }
 

@@ -3,6 +3,7 @@
  */
 import { ConfigError } from "./config.js";
 import { NODE_USAGE, runNode } from "./node.js";
+import { CONTROLLER_USAGE, runController } from "./controller.js";
 import { runCsi } from "./csi.js";
 import { DOCTOR_USAGE, runDoctor } from "./doctor.js";
 import { STATUS_USAGE, runStatus } from "./status.js";
@@ -12,6 +13,8 @@ const USAGE = `Usage: loam <command> [flags]
 
 Commands:
   node       serve CSI (Identity, Controller, Node) for this node's volume group
+             (with --cluster-etcd-endpoints: Identity and Node, as an agent of loam controller)
+  controller serve CSI Identity and Controller for a cluster, from its registry in etcd
   csi        call one CSI RPC on a running driver (loam csi --help)
   doctor     check this host for what loam needs, with a fix for each problem
   status     show loam's volume groups, thin pools, volumes and snapshots
@@ -30,6 +33,12 @@ export async function main(argv: string[]): Promise<number> {
           return 0;
         }
         return await runNode(rest);
+      case "controller":
+        if (rest.includes("--help") || rest.includes("-h")) {
+          process.stdout.write(CONTROLLER_USAGE);
+          return 0;
+        }
+        return await runController(rest);
       case "csi":
         return await runCsi(rest);
       case "doctor":

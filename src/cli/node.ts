@@ -21,6 +21,11 @@ import { parseSocketMode } from "./config-schema.js";
 import { LoamMetrics } from "../metrics/metrics.js";
 import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
+import { NodeAgent } from "../cluster/agent.js";
+import type { Registry } from "../cluster/registry.js";
+import type { Logger } from "../log.js";
+import { connectRegistry, parseEtcdEndpoints } from "./registry.js";
+import { untilSignalled } from "./serve.js";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -42,6 +47,13 @@ Flags (each may also be set in the JSON config file under the camelCase name):
   --lvm-timeout-seconds N        per LVM command (default 120)
   --shutdown-grace-seconds N     how long SIGTERM waits for calls in flight (default 30)
   --metrics-address HOST:PORT    /metrics, /healthz and /readyz listener; "" turns it off (default 127.0.0.1:9975)
+
+Cluster mode (a central "loam controller" serves the Controller service; this node registers
+in etcd and makes the volumes asked of it; it serves Identity and Node only):
+  --cluster-etcd-endpoints URLS  etcd client URLs, comma-separated
+  --etcd-ca FILE                 CA of etcd's server certificate (turns on TLS)
+  --etcd-cert FILE               client certificate for etcd (with --etcd-key)
+  --etcd-key FILE                the client certificate's key
 `;
 
 export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
@@ -90,6 +102,7 @@ export async function runNode(args: string[]): Promise<number> {
   const observability = listenAddress
     ? await startObservabilityServer({ address: listenAddress, metrics, lvmState, logger })
     : undefined;
+  const agent = config.clusterEtcdEndpoints.length > 0 ? await startAgent(config, engine, logger) : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),
     socketMode: parseSocketMode(config.socketMode) ?? 0o600,
@@ -102,24 +115,38 @@ export async function runNode(args: string[]): Promise<number> {
     hostRunner,
     logger,
     onCall: (record) => metrics.observeCall(record),
+    controller: agent === undefined,
   });
   logger.info("loam node started", { nodeId: config.nodeId, volumeGroup: config.volumeGroup, version: VERSION });
 
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info("stopping", { signal, graceSeconds: config.shutdownGraceSeconds });
-      server.stop(config.shutdownGraceSeconds * 1000).then(
-        async () => {
-          await observability?.close();
-          resolve(0);
-        },
-        (error: unknown) => {
-          logger.error("stop failed", { error });
-          resolve(1);
-        },
-      );
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+  return untilSignalled(server, config.shutdownGraceSeconds, logger, async () => {
+    await agent?.stop();
+    agent?.registry.client.close();
+    await observability?.close();
   });
+}
+
+/** Cluster mode: registers this node in etcd and starts acting on what the controller asks of it. */
+async function startAgent(
+  config: NodeConfig,
+  engine: VolumeEngine,
+  logger: Logger,
+): Promise<{ registry: Registry; stop: () => Promise<void> }> {
+  const registry = connectRegistry({
+    endpoints: parseEtcdEndpoints(config.clusterEtcdEndpoints.join(","), "clusterEtcdEndpoints"),
+    ...(config.etcdCa !== "" ? { ca: config.etcdCa } : {}),
+    ...(config.etcdCert !== "" ? { cert: config.etcdCert } : {}),
+    ...(config.etcdKey !== "" ? { key: config.etcdKey } : {}),
+  });
+  const agent = new NodeAgent({
+    registry,
+    nodeId: config.nodeId,
+    segments: { [config.topologyKey]: config.nodeId },
+    engine,
+    version: VERSION,
+    logger,
+  });
+  await agent.start();
+  logger.info("registered in the cluster", { nodeId: config.nodeId, etcd: config.clusterEtcdEndpoints });
+  return { registry, stop: () => agent.stop() };
 }

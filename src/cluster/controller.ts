@@ -23,6 +23,7 @@ import {
   invalidArgument,
   notFound,
   resourceExhausted,
+  unavailable,
 } from "../volumes/errors.js";
 import type { ContentSource } from "../volumes/metadata.js";
 import { PARAMETER_KEYS, type VolumeParameters, fingerprint } from "../volumes/parameters.js";
@@ -128,6 +129,24 @@ export class ClusterController {
     this.nodeTimeoutMs = options.nodeTimeoutMs ?? 60_000;
     this.logger = options.logger;
     this.beforeReserve = options.beforeReserve;
+  }
+
+  /**
+   * Throws UNAVAILABLE unless the registry answers a linearizable read (one that needs etcd's
+   * quorum) before the signal fires: a read without quorum would otherwise wait indefinitely.
+   */
+  async probe(signal: AbortSignal): Promise<void> {
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(5000)]);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void =>
+        reject(unavailable("the etcd registry did not answer a read within 5 s (no quorum?)"));
+      if (bounded.aborted) return onAbort();
+      bounded.addEventListener("abort", onAbort, { once: true });
+      this.registry
+        .range(this.keys.members)
+        .then(() => resolve(), reject)
+        .finally(() => bounded.removeEventListener("abort", onAbort));
+    });
   }
 
   // ---- volumes ----

@@ -3,21 +3,21 @@
  * calls for the volumes on its own volume group, so every volume is accessible from this
  * node only.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { type Controller, ControllerServiceCapability_RPC_Type as Rpc } from "../gen/csi/v1/csi_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type {
-  SnapshotSchema,
-  VolumeContentSource,
-  VolumeContentSourceSchema,
-  VolumeSchema,
-} from "../gen/csi/v1/csi_pb.js";
+import type { VolumeSchema } from "../gen/csi/v1/csi_pb.js";
 import type { Snapshot, Volume, VolumeEngine } from "../volumes/engine.js";
-import { aborted, invalidArgument, notFound, resourceExhausted } from "../volumes/errors.js";
+import { invalidArgument, notFound, resourceExhausted } from "../volumes/errors.js";
 import { checkSnapshotParameters, parseParameters } from "../volumes/parameters.js";
 import { checkVolumeName } from "../volumes/names.js";
-import type { ContentSource } from "../volumes/metadata.js";
+import {
+  PageTokens,
+  confirmCapabilities,
+  contentSourceOf,
+  page,
+  toCsiSnapshot,
+  toCsiSource,
+} from "./controller-messages.js";
 import type { ServiceHandlers } from "./service.js";
 import {
   type NodeTopology,
@@ -111,36 +111,15 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
       if (request.volumeCapabilities.length === 0) throw invalidArgument("volume_capabilities is required");
       const volume = await engine.getVolume(id, { signal: context.signal });
       if (!volume) throw notFound(`volume ${id} does not exist on this node`);
-      try {
-        volumeUses(request.volumeCapabilities);
-        parseParameters(request.parameters);
-      } catch (error) {
-        // An unsupported capability is an answer here, not an error: the caller asked whether it is supported.
-        return { message: error instanceof Error ? error.message : String(error) };
-      }
-      return {
-        confirmed: {
-          volumeContext: request.volumeContext,
-          volumeCapabilities: request.volumeCapabilities,
-          parameters: request.parameters,
-          mutableParameters: {},
-        },
-        message: "",
-      };
+      return confirmCapabilities(request);
     },
 
     listVolumes: async (request, context) => {
-      if (request.maxEntries < 0) throw invalidArgument(`max_entries must not be negative (got ${request.maxEntries})`);
-      const after = request.startingToken ? pages.open(request.startingToken) : undefined;
       const volumes = await engine.listVolumes({ signal: context.signal });
-      const start = after === undefined ? 0 : volumes.findIndex((v) => v.id > after);
-      const rest = start < 0 ? [] : volumes.slice(start);
-      const page = request.maxEntries > 0 ? rest.slice(0, request.maxEntries) : rest;
-      const last = page.at(-1);
-      const nextToken = last && page.length < rest.length ? pages.issue(last.id) : "";
+      const { page: entries, nextToken } = page(volumes, request.maxEntries, request.startingToken, pages);
       return {
         // The condition ControllerGetVolume gives, from the same listing.
-        entries: page.map((v) => ({
+        entries: entries.map((v) => ({
           volume: toCsi(v),
           status: { publishedNodeIds: [], volumeCondition: v.condition },
         })),
@@ -201,8 +180,6 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
     },
 
     listSnapshots: async (request, context) => {
-      if (request.maxEntries < 0) throw invalidArgument(`max_entries must not be negative (got ${request.maxEntries})`);
-      const after = request.startingToken ? snapshotPages.open(request.startingToken) : undefined;
       let snapshots: Snapshot[];
       if (request.snapshotId) {
         // An unknown id is an empty list, not an error (CSI ListSnapshots).
@@ -212,72 +189,8 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
         snapshots = await engine.listSnapshots({ signal: context.signal });
       }
       if (request.sourceVolumeId) snapshots = snapshots.filter((s) => s.sourceVolumeId === request.sourceVolumeId);
-      const start = after === undefined ? 0 : snapshots.findIndex((s) => s.id > after);
-      const rest = start < 0 ? [] : snapshots.slice(start);
-      const page = request.maxEntries > 0 ? rest.slice(0, request.maxEntries) : rest;
-      const last = page.at(-1);
-      const nextToken = last && page.length < rest.length ? snapshotPages.issue(last.id) : "";
-      return { entries: page.map((s) => ({ snapshot: toCsiSnapshot(s) })), nextToken };
+      const { page: entries, nextToken } = page(snapshots, request.maxEntries, request.startingToken, snapshotPages);
+      return { entries: entries.map((s) => ({ snapshot: toCsiSnapshot(s) })), nextToken };
     },
   };
-}
-
-function toCsiSnapshot(snapshot: Snapshot): MessageInitShape<typeof SnapshotSchema> {
-  return {
-    snapshotId: snapshot.id,
-    sourceVolumeId: snapshot.sourceVolumeId,
-    sizeBytes: BigInt(snapshot.sizeBytes),
-    creationTime: timestampFromDate(snapshot.createdAt),
-    readyToUse: snapshot.readyToUse,
-  };
-}
-
-function toCsiSource(source: ContentSource): MessageInitShape<typeof VolumeContentSourceSchema> {
-  return source.kind === "snapshot"
-    ? { type: { case: "snapshot", value: { snapshotId: source.id } } }
-    : { type: { case: "volume", value: { volumeId: source.id } } };
-}
-
-function contentSourceOf(source: VolumeContentSource | undefined): ContentSource | undefined {
-  switch (source?.type.case) {
-    case undefined:
-      return undefined;
-    case "snapshot":
-      return {
-        kind: "snapshot",
-        id: required(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id"),
-      };
-    case "volume":
-      return { kind: "volume", id: required(source.type.value.volumeId, "volume_content_source.volume.volume_id") };
-  }
-}
-
-/**
- * ListVolumes tokens: the id after which the next page starts, signed with a key of this
- * process. A token we did not issue (or one from before a restart) is ABORTED, which
- * tells the caller to start the listing again.
- */
-class PageTokens {
-  private readonly key = randomBytes(32);
-
-  issue(afterId: string): string {
-    const body = Buffer.from(afterId).toString("base64url");
-    return `${body}.${this.sign(body)}`;
-  }
-
-  open(token: string): string {
-    const [body, signature, extra] = token.split(".");
-    if (body && signature && extra === undefined && token.length < 1024) {
-      const expected = Buffer.from(this.sign(body));
-      const given = Buffer.from(signature);
-      if (expected.length === given.length && timingSafeEqual(expected, given)) {
-        return Buffer.from(body, "base64url").toString();
-      }
-    }
-    throw aborted("starting_token was not issued by this driver (or it restarted since); start the listing again");
-  }
-
-  private sign(body: string): string {
-    return createHmac("sha256", this.key).update(body).digest("base64url").slice(0, 22);
-  }
 }

@@ -1,12 +1,12 @@
 /**
- * CSI Identity: who we are, what we offer, and whether the node's volume group can be read.
+ * CSI Identity: who we are, what we offer, and whether what we serve from can be read (the
+ * node's volume groups, or for the cluster controller the etcd registry).
  */
 import {
   type Identity,
   PluginCapability_Service_Type as ServiceType,
   PluginCapability_VolumeExpansion_Type as ExpansionType,
 } from "../gen/csi/v1/csi_pb.js";
-import type { VolumeEngine } from "../volumes/engine.js";
 import type { ServiceHandlers } from "./service.js";
 
 type IdentityMethods = (typeof Identity)["method"];
@@ -14,7 +14,13 @@ type IdentityMethods = (typeof Identity)["method"];
 export interface IdentityOptions {
   driverName: string;
   version: string;
-  engine: VolumeEngine;
+  /** Throws (UNAVAILABLE) unless the plugin can serve: its volume groups, or its registry, answer. */
+  probe: (signal: AbortSignal) => Promise<void>;
+  /**
+   * Whether this plugin serves the Controller service. A node agent of cluster mode does not: the
+   * central controller does, and a CO must not send it controller calls.
+   */
+  controller: boolean;
 }
 
 export function identityService(options: IdentityOptions): ServiceHandlers<IdentityMethods> {
@@ -24,7 +30,9 @@ export function identityService(options: IdentityOptions): ServiceHandlers<Ident
     getPluginCapabilities: () =>
       Promise.resolve({
         capabilities: [
-          { type: { case: "service", value: { type: ServiceType.CONTROLLER_SERVICE } } },
+          ...(options.controller
+            ? [{ type: { case: "service" as const, value: { type: ServiceType.CONTROLLER_SERVICE } } }]
+            : []),
           { type: { case: "service", value: { type: ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS } } },
           // Online: NodeExpandVolume grows a mounted filesystem without unpublishing it.
           { type: { case: "volumeExpansion", value: { type: ExpansionType.ONLINE } } },
@@ -32,8 +40,8 @@ export function identityService(options: IdentityOptions): ServiceHandlers<Ident
       }),
 
     probe: async (_request, context) => {
-      // Ready means the volume group answers; an error here reaches the caller as UNAVAILABLE.
-      await options.engine.probe({ signal: context.signal });
+      // Ready means the volume groups (or the registry) answer; an error here reaches the caller as UNAVAILABLE.
+      await options.probe(context.signal);
       return { ready: true };
     },
   };

@@ -1,5 +1,7 @@
 /**
- * The gRPC server on one Unix socket, serving Identity, Controller and Node together.
+ * The gRPC servers: a node's (Identity, Controller and Node on one Unix socket; without
+ * Controller for a node agent of cluster mode) and cluster mode's central controller's
+ * (Identity and Controller, on a Unix socket and optionally TCP with TLS).
  */
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
@@ -9,9 +11,12 @@ import type { VolumeEngine } from "../volumes/engine.js";
 import type { NodeHost } from "../volumes/node-host.js";
 import { CommandRunner } from "../exec/index.js";
 import type { Logger } from "../log.js";
-import { type CallRecord, addService } from "./service.js";
+import { type CallRecord, type ServiceHandlers, addService } from "./service.js";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { identityService } from "./identity.js";
 import { controllerService } from "./controller.js";
+import { clusterControllerService } from "./cluster-controller.js";
+import type { ClusterController } from "../cluster/controller.js";
 import { nodeService } from "./node.js";
 import type { NodeTopology } from "./validate.js";
 
@@ -32,6 +37,8 @@ export interface ServerOptions {
   host?: NodeHost;
   logger: Logger;
   onCall?: (record: CallRecord) => void;
+  /** false: a node agent of cluster mode, which serves Identity and Node only. Default true. */
+  controller?: boolean;
 }
 
 export interface RunningServer {
@@ -40,58 +47,120 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  let stopping = false;
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-  const hooks = {
-    logger: options.logger,
-    isStopping: () => stopping,
-    ...(options.onCall ? { onCall: options.onCall } : {}),
-  };
-  addService(server, Identity, identityService(options), hooks);
-  addService(server, Controller, controllerService(options), hooks);
-  addService(
-    server,
+  const serving = new Serving(options.logger, options.onCall);
+  const controller = options.controller !== false;
+  serving.add(
+    Identity,
+    identityService({
+      driverName: options.driverName,
+      version: options.version,
+      probe: (signal) => options.engine.probe({ signal }),
+      controller,
+    }),
+  );
+  if (controller) serving.add(Controller, controllerService(options));
+  serving.add(
     Node,
     nodeService({
       ...options,
       kubeletDir: options.kubeletDir ?? "/var/lib/kubelet",
       hostRunner: options.hostRunner ?? new CommandRunner(),
     }),
-    hooks,
   );
-
-  await prepareSocketPath(options.socketPath);
-  // Create the socket with no group/other access at all, then set the configured mode.
-  const previousUmask = process.umask(0o177);
-  try {
-    await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`unix://${options.socketPath}`, ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(error) : resolve(port),
-      );
-    });
-  } finally {
-    process.umask(previousUmask);
-  }
-  await chmod(options.socketPath, options.socketMode);
+  await serving.bindUnix(options.socketPath, options.socketMode);
   options.logger.info("serving", { endpoint: `unix://${options.socketPath}`, driver: options.driverName });
+  return serving;
+}
 
-  return {
-    stop: async (graceMs) => {
-      stopping = true;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          options.logger.warn("shutdown grace period over; cancelling calls still running", { graceMs });
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+export interface ClusterControllerServerOptions {
+  /** The Unix socket; undefined to serve on TCP only. */
+  socketPath?: string;
+  socketMode: number;
+  /** A TCP listener (TLS credentials from the CLI), for orchestrators whose controller plugin runs elsewhere. */
+  tcp?: { address: string; credentials: ServerCredentials };
+  driverName: string;
+  version: string;
+  controller: ClusterController;
+  logger: Logger;
+  onCall?: (record: CallRecord) => void;
+}
+
+/** Cluster mode's central controller: Identity and Controller over the etcd registry. */
+export async function startClusterControllerServer(options: ClusterControllerServerOptions): Promise<RunningServer> {
+  const serving = new Serving(options.logger, options.onCall);
+  serving.add(
+    Identity,
+    identityService({
+      driverName: options.driverName,
+      version: options.version,
+      probe: (signal) => options.controller.probe(signal),
+      controller: true,
+    }),
+  );
+  serving.add(Controller, clusterControllerService({ controller: options.controller }));
+  if (options.socketPath) {
+    await serving.bindUnix(options.socketPath, options.socketMode);
+    options.logger.info("serving", { endpoint: `unix://${options.socketPath}`, driver: options.driverName });
+  }
+  if (options.tcp) {
+    const port = await serving.bind(options.tcp.address, options.tcp.credentials);
+    options.logger.info("serving", { endpoint: options.tcp.address, port, driver: options.driverName });
+  }
+  return serving;
+}
+
+/** One gRPC server: its services, the interceptor hooks, its listeners, and a graceful stop. */
+class Serving implements RunningServer {
+  private stopping = false;
+  private readonly server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  private readonly sockets: string[] = [];
+  private readonly hooks;
+
+  constructor(
+    private readonly logger: Logger,
+    onCall: ((record: CallRecord) => void) | undefined,
+  ) {
+    this.hooks = { logger, isStopping: () => this.stopping, ...(onCall ? { onCall } : {}) };
+  }
+
+  add<M extends GenServiceMethods>(service: GenService<M>, handlers: ServiceHandlers<M>): void {
+    addService(this.server, service, handlers, this.hooks);
+  }
+
+  bind(address: string, credentials: ServerCredentials): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
+    });
+  }
+
+  async bindUnix(socketPath: string, socketMode: number): Promise<void> {
+    await prepareSocketPath(socketPath);
+    // Create the socket with no group/other access at all, then set the configured mode.
+    const previousUmask = process.umask(0o177);
+    try {
+      await this.bind(`unix://${socketPath}`, ServerCredentials.createInsecure());
+    } finally {
+      process.umask(previousUmask);
+    }
+    await chmod(socketPath, socketMode);
+    this.sockets.push(socketPath);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.logger.warn("shutdown grace period over; cancelling calls still running", { graceMs });
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
       });
-      await unlink(options.socketPath).catch(() => undefined);
-    },
-  };
+    });
+    await Promise.all(this.sockets.map((path) => unlink(path).catch(() => undefined)));
+  }
 }
 
 /** Makes the socket's directory and removes a stale socket; refuses to delete anything that is not a socket. */

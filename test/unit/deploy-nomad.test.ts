@@ -188,7 +188,6 @@ const CONTROLLER_FLAGS = [
   "--etcd-cert",
   "--etcd-key",
   "--driver-name",
-  "--topology-key",
   "--placement",
   "--node-timeout-seconds",
   "--log-level",
@@ -380,7 +379,8 @@ async function checkControllerJob(file: Block): Promise<Controller> {
   return {
     pluginId: text(plugin.id, "id"),
     driverName: flags.get("--driver-name") ?? "loam.csi.dev",
-    topologyKey: flags.get("--topology-key") ?? "topology.loam.csi.dev/node",
+    // The controller takes each node's topology from its agent's registration: the node job's key.
+    topologyKey: "topology.loam.csi.dev/node",
     etcdVariable: variableOf(rawArgs, "--etcd-endpoints", where),
   };
 }

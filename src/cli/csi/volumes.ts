@@ -11,6 +11,7 @@ import {
   keyValueMap,
   optionalSize,
   PAGING_FLAGS,
+  parseSize,
   requiredFlag,
   text,
   UsageError,
@@ -69,6 +70,29 @@ export const VOLUME_SUBCOMMANDS: Subcommand[] = [
       const id = requiredFlag(context.flags, "volume-id");
       const r = await invoke(context, Controller, "deleteVolume", { volumeId: id });
       return outcome(r, `deleted volume ${id}`);
+    },
+  },
+  {
+    name: "controller-expand",
+    summary: "Controller.ControllerExpandVolume: grow the LV on its node (cluster mode)",
+    flags: {
+      "volume-id": { type: "string", help: "the volume (required)" },
+      size: { type: "string", help: "new required size, e.g. 2Gi (required)" },
+      limit: { type: "string", help: "limit bytes" },
+      ...CAPABILITY_FLAGS,
+    },
+    async run(context) {
+      const { flags } = context;
+      const requiredBytes = parseSize(requiredFlag(flags, "size"), "size");
+      const withCapability =
+        text(flags, "fs-type") !== undefined || bool(flags, "block") || text(flags, "access-mode") !== undefined;
+      const r = await invoke(context, Controller, "controllerExpandVolume", {
+        volumeId: requiredFlag(flags, "volume-id"),
+        capacityRange: { requiredBytes, limitBytes: optionalSize(flags, "limit") ?? 0n },
+        volumeCapability: withCapability ? capability(flags) : undefined,
+      });
+      const node = r.reply.nodeExpansionRequired ? "; the node grows the filesystem (NodeExpandVolume)" : "";
+      return outcome(r, `capacity: ${sizeWithBytes(r.reply.capacityBytes)}${node}`);
     },
   },
   {

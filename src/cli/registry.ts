@@ -1,0 +1,69 @@
+/**
+ * The etcd connection both cluster-mode commands make (`loam controller`, and `loam node` as
+ * an agent): endpoints checked, TLS files read once at start, one Etcd3 client, one Registry.
+ */
+import { readFileSync } from "node:fs";
+import { Etcd3 } from "etcd3";
+import { Registry } from "../cluster/registry.js";
+import { ConfigError } from "./config.js";
+import { ETCD_ENDPOINT } from "./config-schema.js";
+
+export interface EtcdFlags {
+  endpoints: readonly string[];
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** Checks an endpoint list ("URL,URL"): each http(s)://host:port. */
+export function parseEtcdEndpoints(text: string, field: string): string[] {
+  const endpoints = text
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  if (endpoints.length === 0)
+    throw new ConfigError(field, "needs at least one etcd endpoint, e.g. https://10.0.0.1:2379");
+  for (const endpoint of endpoints) {
+    if (!ETCD_ENDPOINT.test(endpoint)) {
+      throw new ConfigError(
+        field,
+        `"${endpoint}" is not an etcd endpoint; allowed: http(s)://host:port, comma-separated`,
+      );
+    }
+  }
+  return endpoints;
+}
+
+export function connectRegistry(flags: EtcdFlags): Registry {
+  if ((flags.cert === undefined) !== (flags.key === undefined)) {
+    throw new ConfigError("etcd-cert", "--etcd-cert and --etcd-key go together (a client certificate and its key)");
+  }
+  const read = (path: string, field: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(field, `cannot read ${path}: ${(error as Error).message}`);
+    }
+  };
+  if (flags.cert !== undefined && flags.ca === undefined) {
+    throw new ConfigError(
+      "etcd-ca",
+      "is required with a client certificate: the CA that signed etcd's server certificate",
+    );
+  }
+  const tls = flags.ca !== undefined;
+  const client = new Etcd3({
+    hosts: [...flags.endpoints],
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: read(flags.ca ?? "", "etcd-ca"),
+            ...(flags.cert !== undefined && flags.key !== undefined
+              ? { certChain: read(flags.cert, "etcd-cert"), privateKey: read(flags.key, "etcd-key") }
+              : {}),
+          },
+        }
+      : {}),
+  });
+  return new Registry(client);
+}
