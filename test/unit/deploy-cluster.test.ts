@@ -1,12 +1,14 @@
 /**
  * The cluster topology's manifests (deploy/kubernetes/cluster/): a controller Deployment with
  * external-provisioner in its central mode and capacity from GetCapacity, a node DaemonSet
- * with only node-driver-registrar and livenessprobe, the flags passed to loam taken from the
- * cluster-mode contract, and RBAC derived from what each sidecar's arguments make it do.
+ * with only node-driver-registrar and livenessprobe, loam's arguments read by loam's own
+ * parsers (`loam controller`, `loam node`), and RBAC derived from what each sidecar's
+ * arguments make it do.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, readdir } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
@@ -19,7 +21,9 @@ import { ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { StorageClass } from "kubernetes-models/storage.k8s.io/v1/StorageClass";
-import { CONFIG_FIELDS } from "../../src/cli/config.js";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { parseControllerArgs } from "../../src/cli/controller.js";
+import { loadNodeConfig } from "../../src/cli/node.js";
 import { TOPOLOGY_DIRS, renderManifests, renderTopology, type KubernetesObject } from "../../src/deploy/manifests.js";
 import { SIDECARS, type SidecarName, unknownFlags } from "../../src/deploy/sidecars.js";
 import { type Values, parseValues } from "../../src/deploy/values.js";
@@ -29,44 +33,6 @@ const ROOT = process.cwd();
 const raw = JSON.parse(await readFile(join(ROOT, VALUES_FILE), "utf8")) as Record<string, unknown>;
 const values = parseValues(raw);
 const withCluster = (cluster: Record<string, unknown>): Values => parseValues({ ...raw, cluster });
-
-/**
- * `loam controller`'s flags, as src/cli/controller.ts (the lead's work in progress) parses
- * them with strict parseArgs: a flag not here makes the controller exit. No --topology-key:
- * each node's segment comes from its registration.
- */
-const CONTROLLER_FLAGS = [
-  "endpoint",
-  "socket-mode",
-  "shutdown-grace-seconds",
-  "listen",
-  "tls-cert",
-  "tls-key",
-  "tls-client-ca",
-  "etcd-endpoints",
-  "etcd-ca",
-  "etcd-cert",
-  "etcd-key",
-  "driver-name",
-  "placement",
-  "node-timeout-seconds",
-  "log-level",
-  "metrics-address",
-];
-/** `loam node`'s flags: --config, one per config field, and the agent's etcd flags. */
-const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const NODE_FLAGS = [
-  "config",
-  ...CONFIG_FIELDS.map(kebab),
-  "cluster-etcd-endpoints",
-  "etcd-ca",
-  "etcd-cert",
-  "etcd-key",
-];
-
-function flagNames(args: readonly string[]): string[] {
-  return args.map((arg) => /^--([a-z][a-z0-9-]*)(=|$)/.exec(arg)?.[1] ?? `(not a flag: ${arg})`);
-}
 
 function flagValue(args: readonly string[] | undefined, flag: string): string | undefined {
   return args?.find((a) => a.startsWith(`--${flag}=`))?.slice(flag.length + 3);
@@ -220,25 +186,45 @@ describe("cluster topology manifests", () => {
     ]);
   });
 
-  test("the flags passed to loam controller and loam node are ones the cluster-mode contract defines", () => {
-    const controller = container(pod, "loam").args ?? [];
-    assert.equal(controller[0], "controller");
-    assert.deepEqual(
-      flagNames(controller.slice(1)).filter((f) => !CONTROLLER_FLAGS.includes(f)),
-      [],
-    );
-    const node = container(nodePod, "loam").args ?? [];
-    assert.equal(node[0], "node");
-    assert.deepEqual(
-      flagNames(node.slice(1)).filter((f) => !NODE_FLAGS.includes(f)),
-      [],
-    );
-    const endpoints = values.cluster?.etcd.endpoints.join(",");
-    assert.equal(flagValue(controller, "etcd-endpoints"), endpoints);
-    assert.equal(flagValue(node, "cluster-etcd-endpoints"), endpoints);
-    assert.equal(flagValue(controller, "placement"), values.cluster?.placement);
-    assert.equal(flagValue(controller, "driver-name"), values.driverName);
-    assert.equal(flagValue(controller, "topology-key"), undefined, "loam controller has no --topology-key");
+  test("loam controller's own parser accepts the rendered arguments and reads the values' settings from them", () => {
+    const args = container(pod, "loam").args ?? [];
+    assert.equal(args[0], "controller");
+    const config = parseControllerArgs(args.slice(1));
+    assert.deepEqual(config.etcd, {
+      endpoints: values.cluster?.etcd.endpoints,
+      ca: "/etc/loam-etcd/ca.crt",
+      cert: "/etc/loam-etcd/tls.crt",
+      key: "/etc/loam-etcd/tls.key",
+    });
+    assert.equal(config.socketPath, "/csi/csi.sock");
+    assert.equal(config.placement, values.cluster?.placement);
+    assert.equal(config.nodeTimeoutSeconds, values.cluster?.nodeTimeoutSeconds);
+    assert.equal(config.driverName, values.driverName);
+    assert.equal(config.logLevel, values.logLevel);
+    assert.equal(config.metricsAddress, ":9976");
+    assert.throws(() => parseControllerArgs([...args.slice(1), "--no-such-flag=1"]), /no-such-flag/);
+  });
+
+  test("loam node's own loader accepts the rendered arguments with the ConfigMap's file: an agent of the values' etcd", async () => {
+    const map = cluster.objects.find((o): o is ConfigMap => o instanceof ConfigMap);
+    const dir = await mkdtemp(join(tmpdir(), "loam-cluster-node-"));
+    try {
+      await writeFile(join(dir, "config.json"), map?.data?.["config.json"] ?? "");
+      const args = (container(nodePod, "loam").args ?? []).map((a) =>
+        a.replace(/^--config=.*/, `--config=${join(dir, "config.json")}`).replace("$(NODE_NAME)", "node-1"),
+      );
+      assert.equal(args[0], "node");
+      const config = await loadNodeConfig(args.slice(1));
+      assert.deepEqual(config.clusterEtcdEndpoints, values.cluster?.etcd.endpoints);
+      assert.deepEqual(
+        [config.etcdCa, config.etcdCert, config.etcdKey],
+        ["/etc/loam-etcd/ca.crt", "/etc/loam-etcd/tls.crt", "/etc/loam-etcd/tls.key"],
+      );
+      assert.equal(config.nodeId, "node-1");
+      assert.equal(config.endpoint, "unix:///csi/csi.sock");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("the controller serves CSI on a socket in an emptyDir the sidecars share, and needs no privilege or host path", () => {
