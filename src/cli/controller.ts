@@ -5,6 +5,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { hostname } from "node:os";
+import { BackgroundWork } from "../cluster/background.js";
 import { ClusterController } from "../cluster/controller.js";
 import { PLACEMENT_POLICIES, type PlacementPolicy } from "../cluster/placement.js";
 import { startClusterControllerServer } from "../csi/server.js";
@@ -176,6 +178,13 @@ export async function runController(args: string[]): Promise<number> {
   const observability = metricsAddress
     ? await startObservabilityServer({ address: metricsAddress, metrics, logger })
     : undefined;
+  const background = new BackgroundWork({
+    registry,
+    identity: `${hostname()}/${process.pid}`,
+    logger,
+    onLeadership: (leader) => metrics.setControllerLeader(leader),
+  });
+  background.start();
   const server = await startClusterControllerServer({
     ...(config.socketPath !== undefined ? { socketPath: config.socketPath } : {}),
     socketMode: config.socketMode,
@@ -192,6 +201,7 @@ export async function runController(args: string[]): Promise<number> {
     version: VERSION,
   });
   return untilSignalled(server, config.shutdownGraceSeconds, logger, async () => {
+    await background.stop();
     await observability?.close();
     registry.client.close();
   });

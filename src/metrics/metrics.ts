@@ -33,6 +33,13 @@ export class LoamMetrics {
   private refreshGauges: (() => Promise<void>) | undefined;
   private scrapeRefresh: Promise<void> | undefined;
 
+  private readonly controllerLeader: Gauge;
+
+  /** Cluster mode: whether this controller replica holds the election. */
+  setControllerLeader(leader: boolean): void {
+    this.controllerLeader.set(leader ? 1 : 0);
+  }
+
   constructor(options: MetricsOptions) {
     const registers = [this.registry];
     new Gauge({
@@ -41,6 +48,12 @@ export class LoamMetrics {
       labelNames: ["version", "nodejs_version"],
       registers,
     }).set({ version: options.version, nodejs_version: process.versions.node }, 1);
+
+    this.controllerLeader = new Gauge({
+      name: "loam_cluster_controller_leader",
+      help: "Cluster mode's loam controller: 1 while this replica holds the election and does the background work, else 0.",
+      registers,
+    });
 
     this.rpcDuration = new Histogram({
       name: "loam_csi_rpc_duration_seconds",

@@ -1,0 +1,153 @@
+/**
+ * Background work of the controller replicas: it runs on the one replica that holds an etcd
+ * election (`<root>/controller/election/leader`, a lease of `leaseSeconds`), so that two
+ * replicas never do it at once, and another replica takes over when the holder dies (its
+ * lease expires) or resigns.
+ *
+ * The work today is the reservation sweep: a reservation that no pending work explains (its
+ * spec is gone, or the node already reported the spec's generation) is taken out of its
+ * ledger after a grace period, so a ledger cannot keep promising bytes away for ever when a
+ * record was removed by hand or a future bug drops one. Normally the agent drops each
+ * reservation in the same transaction as its outcome, and the sweep finds nothing.
+ */
+import type { Campaign } from "etcd3";
+import type { Logger } from "../log.js";
+import {
+  LedgerSchema,
+  SnapshotSpecSchema,
+  SnapshotStatusSchema,
+  VolumeSpecSchema,
+  VolumeStatusSchema,
+} from "./records.js";
+import { type Registry, stored } from "./registry.js";
+
+export interface BackgroundOptions {
+  registry: Registry;
+  /** This replica's name in the election (host name and pid). */
+  identity: string;
+  logger?: Logger;
+  leaseSeconds?: number;
+  sweepSeconds?: number;
+  /** A reservation younger than this is never swept: its work may be about to start. */
+  graceSeconds?: number;
+  /** Called on every change of leadership (for the metric). */
+  onLeadership?: (leader: boolean) => void;
+}
+
+export class BackgroundWork {
+  private campaign: Campaign | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  leader = false;
+  /** Reservations swept since start (for tests and logs). */
+  swept = 0;
+
+  constructor(private readonly options: BackgroundOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    const election = this.options.registry.client
+      .namespace(`${this.options.registry.keys.root}/controller/`)
+      .election("leader", this.options.leaseSeconds ?? 10);
+    const campaign = election.campaign(this.options.identity);
+    this.campaign = campaign;
+    campaign.on("elected", () => {
+      this.setLeader(true);
+      const every = (this.options.sweepSeconds ?? 30) * 1000;
+      this.timer = setInterval(() => void this.sweepOnce().catch(() => undefined), every);
+      this.timer.unref();
+    });
+    campaign.on("error", (error) => {
+      // Leadership lost (lease expired, etcd unreachable): stop working, campaign again.
+      this.options.logger?.warn("controller election lost; campaigning again", { error: String(error) });
+      this.stopWork();
+      if (!this.stopped) setTimeout(() => this.start(), 1000).unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopWork();
+    await this.campaign?.resign().catch(() => undefined);
+    this.campaign = undefined;
+  }
+
+  private stopWork(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.setLeader(false);
+  }
+
+  private setLeader(leader: boolean): void {
+    if (this.leader === leader) return;
+    this.leader = leader;
+    this.options.logger?.info(
+      leader ? "this controller now does the background work" : "background work stopped here",
+      {
+        identity: this.options.identity,
+      },
+    );
+    this.options.onLeadership?.(leader);
+  }
+
+  /** One sweep of every ledger; returns how many reservations it removed. */
+  async sweepOnce(): Promise<number> {
+    const { registry } = this.options;
+    const keys = registry.keys;
+    const [ledgers, nodes] = await Promise.all([registry.range(keys.ledgers), registry.range(keys.nodes)]);
+    const pending = new Set<string>();
+    const specs = new Map<string, { generation: number }>();
+    const done = new Map<string, number>();
+    for (const kv of nodes.kvs) {
+      const parsed = keys.parseNodeKey(kv.key.toString());
+      if (!parsed) continue;
+      const kind = parsed.kind === "volumes" || parsed.kind === "volume-status" ? "volume" : "snapshot";
+      const at = `${parsed.node}/${kind}/${parsed.id}`;
+      if (parsed.kind === "volumes" || parsed.kind === "snapshots") {
+        const spec =
+          parsed.kind === "volumes" ? stored(VolumeSpecSchema, kv).value : stored(SnapshotSpecSchema, kv).value;
+        // A spec that fails validation keeps its reservations: nobody can tell what they are for.
+        specs.set(at, { generation: spec?.generation ?? Number.MAX_SAFE_INTEGER });
+      } else {
+        const status =
+          parsed.kind === "volume-status"
+            ? stored(VolumeStatusSchema, kv).value
+            : stored(SnapshotStatusSchema, kv).value;
+        if (status) done.set(at, status.generation);
+      }
+    }
+    for (const [at, spec] of specs) if ((done.get(at) ?? 0) < spec.generation) pending.add(at);
+    const cutoff = Date.now() - (this.options.graceSeconds ?? 300) * 1000;
+    let removed = 0;
+    for (const kv of ledgers.kvs) {
+      const node = kv.key.toString().slice(keys.ledgers.length);
+      const ledger = stored(LedgerSchema, kv);
+      if (!ledger.value) continue;
+      const stale = Object.entries(ledger.value.reservations).filter(([name, r]) => {
+        const [kind, id] = name.split(":");
+        const work = kind === "snapshot" ? "snapshot" : "volume";
+        return !pending.has(`${node}/${work}/${id}`) && Date.parse(r.at) < cutoff;
+      });
+      if (stale.length === 0) continue;
+      const reservations = { ...ledger.value.reservations };
+      for (const [name] of stale) delete reservations[name];
+      const client = registry.client;
+      const key = keys.ledger(node);
+      const result = await registry.call("sweeping reservations", () =>
+        client
+          .if(key, "Mod", "==", ledger.modRevision)
+          .then(client.put(key).value(registry.encode(LedgerSchema, { ...ledger.value!, reservations })))
+          .commit(),
+      );
+      if (result.succeeded) {
+        removed += stale.length;
+        this.options.logger?.warn("swept reservations no pending work explains", {
+          node,
+          reservations: stale.map(([name, r]) => `${name} (${r.bytes} bytes since ${r.at})`),
+        });
+      }
+    }
+    this.swept += removed;
+    return removed;
+  }
+}
