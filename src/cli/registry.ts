@@ -34,6 +34,8 @@ export function parseEtcdEndpoints(text: string, field: string): string[] {
   return endpoints;
 }
 
+const ETCD_CALL_DEADLINE_MS = 10_000;
+
 export function connectRegistry(flags: EtcdFlags): Registry {
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new ConfigError("etcd-cert", "--etcd-cert and --etcd-key go together (a client certificate and its key)");
@@ -54,6 +56,9 @@ export function connectRegistry(flags: EtcdFlags): Registry {
   const tls = flags.ca !== undefined;
   const client = new Etcd3({
     hosts: [...flags.endpoints],
+    // A unary request etcd cannot answer (no quorum, no route) fails after 10 s as UNAVAILABLE
+    // instead of waiting for ever; watches and lease keepalives are streams and keep no deadline.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_DEADLINE_MS }),
     ...(tls
       ? {
           credentials: {
