@@ -76,9 +76,7 @@ function node(
       ]),
     ),
     reportedAt: "t",
-    reservations: options.reserved
-      ? { "volume:x": { deviceClass: classes[0]!, bytes: options.reserved, at: "t" } }
-      : {},
+    reservations: options.reserved ? { "volume:x": { deviceClass: classes[0], bytes: options.reserved, at: "t" } } : {},
   };
   assert.equal(LedgerSchema.safeParse(ledger).success, true);
   return {
@@ -106,7 +104,7 @@ const request = (over: Partial<Parameters<typeof place>[1]> = {}): Parameters<ty
 
 test("placement: reservations count against free; spread and binpack order; preferred topology first; pinned source node", () => {
   const nodes = [node("a", 4 * GiB), node("b", 8 * GiB, { reserved: 6 * GiB }), node("c", 3 * GiB)];
-  assert.equal(freeBytes(nodes[1]!.ledger, "default"), 2 * GiB);
+  assert.equal(freeBytes(nodes[1].ledger, "default"), 2 * GiB);
   const spread = place(nodes, request());
   assert.ok(spread.ok);
   if (spread.ok)
@@ -129,6 +127,6 @@ test("placement: reservations count against free; spread and binpack order; pref
   if (!tooBig.ok) assert.deepEqual(tooBig.best, { node: "a", deviceClass: "default", freeBytes: 4 * GiB });
   const noClass = place(nodes, request({ deviceClass: "nvme" }));
   if (!noClass.ok) assert.match(noClass.reason, /device class "nvme"/);
-  const ledgerless = place([{ ...nodes[0]!, ledger: undefined }], request());
+  const ledgerless = place([{ ...nodes[0], ledger: undefined }], request());
   assert.equal(ledgerless.ok, false, "a node that has not reported its room gets nothing");
 });
