@@ -121,9 +121,9 @@ export async function clusterBurst(knobs: ClusterKnobs): Promise<ClusterBurstRes
     const keys = new Keys(DEFAULT_ROOT);
     // Member 0 alone answers the size questions, so before and after are the same database.
     const sizer = newClient([etcd.endpoints[0]]);
-    // Compacted and defragmented while nobody watches: etcd3's client throws out of its stream
-    // handler (an uncaught "Failed to find watcher for IWatchResponse") when a compaction cancels
-    // a watch it has just created, which the agents' watches would be.
+    // Compacted and defragmented while nobody watches. A compaction just after the agents open
+    // their watches makes etcd cancel those still catching up; the agent cancels them again, and
+    // etcd3 throws an uncaught "Failed to find watcher for IWatchResponse" from its stream handler.
     const empty = await compacted(sizer);
     // The agents share one client (one process); each replica has its own, as separate processes would.
     const agentRegistry = new Registry(newClient(etcd.endpoints), keys);
