@@ -74,6 +74,8 @@ export interface NodeAgentOptions {
   resyncSeconds?: number;
   /** Test hook: runs before the agent acts on a spec (a test stops or kills the agent there). */
   beforeAct?: (work: Work) => Promise<void>;
+  /** Test hook: runs between a listing and the watch from its revision (a test compacts there). */
+  beforeWatch?: () => Promise<void>;
 }
 
 export interface Work {
@@ -172,6 +174,7 @@ export class NodeAgent {
     }
     this.enqueue({ kind: "room", id: "" });
     if (!this.watcher) {
+      await this.options.beforeWatch?.();
       const watcher = await this.registry.call("watching the node's prefix", () =>
         this.registry.client
           .watch()
@@ -185,11 +188,12 @@ export class NodeAgent {
         if (parsed?.kind === "snapshots") this.enqueue({ kind: "snapshot", id: parsed.id });
       });
       watcher.on("error", (error) => {
-        // A compacted start revision or a lost stream: list again and watch anew.
+        // A compacted start revision or a lost stream: list again and watch anew. Never
+        // cancel() a watcher after its error: etcd3 has already dropped it, and etcd's answer
+        // to a second cancel makes etcd3 throw outside any caller (the process dies).
         this.logger?.warn("registry watch ended; listing again", { error: String(error) });
-        this.watcher = undefined;
-        void watcher.cancel().catch(() => undefined);
-        void this.resync().catch(() => undefined);
+        if (this.watcher === watcher) this.watcher = undefined;
+        void this.resync().catch((e: unknown) => this.logger?.warn("listing again failed", { error: String(e) }));
       });
       if (this.stopped) await watcher.cancel();
       else this.watcher = watcher;

@@ -93,6 +93,9 @@ export class Registry {
         .startRevision(String(BigInt(first.header.revision) + 1n))
         .create(),
     );
+    // Set when etcd ended the watch itself: cancelling it then would make etcd3 throw where
+    // nobody can catch it (etcd answers a cancel for a watch etcd3 no longer knows).
+    let ended = false;
     try {
       return await new Promise<R>((resolve, reject) => {
         const check = (value: Stored<T>): void => {
@@ -105,14 +108,17 @@ export class Registry {
         };
         watcher.on("put", (kv) => check(stored(schema, kv)));
         watcher.on("delete", () => check(absent()));
-        watcher.on("error", (error) => reject(etcdFailure(error, `watching ${key}`)));
+        watcher.on("error", (error) => {
+          ended = true;
+          reject(etcdFailure(error, `watching ${key}`));
+        });
         const onAbort = (): void =>
           reject(deadlineExceeded(`timed out waiting for ${waitingFor}; retry finds the same request`));
         if (signal.aborted) onAbort();
         else signal.addEventListener("abort", onAbort, { once: true });
       });
     } finally {
-      void watcher.cancel().catch(() => undefined);
+      if (!ended) void watcher.cancel().catch(() => undefined);
     }
   }
 
