@@ -35,10 +35,11 @@ export function repoRoot(): string {
 }
 
 /**
- * Which scratch disk belongs to whom (scripts/test boots the guest with seven): the first two
+ * Which scratch disk belongs to whom (scripts/test boots the guest with ten): the first two
  * hold the shared VG; the third is the device-classes group's; the fourth and fifth the
- * missing-PV tests'; the sixth and seventh the reliability campaign's. A group that makes its
- * own VG on its disks removes it and wipes them before it ends.
+ * missing-PV tests'; the sixth and seventh the reliability campaign's; the eighth, ninth and
+ * tenth the cluster group's (one VG per node agent). A group that makes its own VG on its
+ * disks removes it and wipes them before it ends.
  */
 export function vmDisks(): string[] {
   const disks = (process.env.LOAM_VM_DISKS ?? "").split(/\s+/).filter(Boolean);
@@ -51,6 +52,8 @@ export function vmDisks(): string[] {
 export interface LoamPlace {
   socket: string;
   kubeletDir: string;
+  /** The node id it serves as (NODE_ID unless told). */
+  nodeId?: string;
 }
 
 export class Harness {
@@ -64,6 +67,8 @@ export class Harness {
   private exited: Promise<number | null> = Promise.resolve(null);
   /** Everything loam wrote to stderr, for failure messages and log assertions. */
   logs = "";
+  /** How long startLoam waits for loam to answer (a group starting several at once under TCG waits longer). */
+  startTimeoutMs = 60_000;
 
   /** Fresh VG on the first two disks, then a running loam. */
   static async start(): Promise<Harness> {
@@ -89,7 +94,7 @@ export class Harness {
       endpoint,
       ...(extraArgs.includes("--config") ? [] : ["--volume-group", VG]),
       "--node-id",
-      NODE_ID,
+      this.place.nodeId ?? NODE_ID,
       "--log-level",
       "info",
       "--kubelet-dir",
@@ -104,14 +109,15 @@ export class Harness {
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     this.child = child;
     this.client = new CsiClient(endpoint);
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + this.startTimeoutMs;
     for (;;) {
       try {
         await this.client.call(Identity, "getPluginInfo", {}, { timeoutMs: 2_000 });
         return;
       } catch (error) {
         if (child.exitCode !== null) throw new Error(`loam exited with ${child.exitCode} at start:\n${this.logs}`);
-        if (Date.now() > deadline) throw new Error(`loam did not answer within 60 s: ${String(error)}\n${this.logs}`);
+        if (Date.now() > deadline)
+          throw new Error(`loam did not answer within ${this.startTimeoutMs / 1000} s: ${String(error)}\n${this.logs}`);
         await sleep(200);
       }
     }

@@ -23,6 +23,7 @@ import { pathsTests } from "./paths.vm.js";
 import { missingPvTests } from "./missing-pv.vm.js";
 import { reliabilityTests } from "./reliability.vm.js";
 import { etcdTests } from "./etcd.vm.js";
+import { clusterTests } from "./cluster.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -42,6 +43,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   "missing-pv": missingPvTests,
   reliability: reliabilityTests,
   etcd: etcdTests,
+  cluster: clusterTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
