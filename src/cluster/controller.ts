@@ -19,6 +19,7 @@ import {
   type VolumeErrorKind,
   aborted,
   alreadyExists,
+  deadlineExceeded,
   failedPrecondition,
   invalidArgument,
   notFound,
@@ -139,7 +140,11 @@ export class ClusterController {
     const bounded = AbortSignal.any([signal, AbortSignal.timeout(5000)]);
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void =>
-        reject(unavailable("the etcd registry did not answer a read within 5 s (no quorum?)"));
+        reject(
+          signal.aborted
+            ? deadlineExceeded("the probe's deadline passed before the etcd registry answered a read")
+            : unavailable("the etcd registry did not answer a read within 5 s (no quorum?)"),
+        );
       if (bounded.aborted) return onAbort();
       bounded.addEventListener("abort", onAbort, { once: true });
       this.registry
