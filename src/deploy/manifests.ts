@@ -6,6 +6,11 @@
  * a controller Deployment over the etcd registry with the sidecars in their central modes
  * (controller.ts), and a DaemonSet of node agents with node-driver-registrar and livenessprobe.
  * RBAC is in rbac.ts, values in values.ts, what the pods share in pod.ts.
+ *
+ * Over 400 lines because it holds both topologies' node DaemonSets, the shared objects
+ * (namespace, CSIDriver, config, StorageClasses, snapshot class) and the file layout; the seam
+ * for a split is the distributed topology's DaemonSet into a file of its own, as the cluster
+ * topology's Deployment already is (controller.ts).
  */
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
