@@ -14,13 +14,10 @@
  *   <root>/controller/election                 the controllers' election (background work)
  *
  * Node ids and volume ids never contain "/" (ids are LV names; node ids are checked by
- * NODE_ID below), so a key splits back into its parts unambiguously.
+ * the node's configuration, src/cli/config-schema.ts), so a key splits back into its parts unambiguously.
  */
 
 export const DEFAULT_ROOT = "/loam/v1";
-
-/** What a node id may be: a DNS subdomain (Kubernetes node names, Nomad node names, host names). */
-export const NODE_ID = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export type NodeKeyKind = "volumes" | "volume-status" | "snapshots" | "snapshot-status";
 
