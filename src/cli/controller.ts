@@ -38,6 +38,8 @@ Flags:
   --driver-name NAME             CSI driver name (default loam.csi.dev)
   --placement POLICY             spread or binpack: where a new volume goes among nodes that fit (default spread)
   --node-timeout-seconds N       how long a call waits for the node's agent before DEADLINE_EXCEEDED (default 60)
+  --election-lease-seconds N     lease of the background-work election: a replica that dies holding it is
+                                 replaced about this long after (2 to 300, default 10)
   --log-level LEVEL              debug, info, warn or error (default info)
   --metrics-address HOST:PORT    /metrics, /healthz and /readyz; "" turns it off (default 127.0.0.1:9976)
   --shutdown-grace-seconds N     how long SIGTERM waits for calls in flight (default 30)
@@ -57,6 +59,7 @@ const FLAGS = [
   "driver-name",
   "placement",
   "node-timeout-seconds",
+  "election-lease-seconds",
   "log-level",
   "metrics-address",
   "shutdown-grace-seconds",
@@ -70,6 +73,7 @@ export interface ControllerConfig {
   driverName: string;
   placement: PlacementPolicy;
   nodeTimeoutSeconds: number;
+  electionLeaseSeconds: number;
   logLevel: LogLevel;
   metricsAddress: string;
   shutdownGraceSeconds: number;
@@ -141,6 +145,7 @@ export function parseControllerArgs(args: string[]): ControllerConfig {
     driverName: values["driver-name"] ?? DEFAULTS.driverName,
     placement: placement as PlacementPolicy,
     nodeTimeoutSeconds: wholeNumber(values["node-timeout-seconds"] ?? "60", "node-timeout-seconds", 1, 3600),
+    electionLeaseSeconds: wholeNumber(values["election-lease-seconds"] ?? "10", "election-lease-seconds", 2, 300),
     logLevel: logLevel as LogLevel,
     metricsAddress,
     shutdownGraceSeconds: wholeNumber(values["shutdown-grace-seconds"] ?? "30", "shutdown-grace-seconds", 0, 3600),
@@ -181,6 +186,7 @@ export async function runController(args: string[]): Promise<number> {
   const background = new BackgroundWork({
     registry,
     identity: `${hostname()}/${process.pid}`,
+    leaseSeconds: config.electionLeaseSeconds,
     logger,
     onLeadership: (leader) => metrics.setControllerLeader(leader),
   });

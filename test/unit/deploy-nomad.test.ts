@@ -190,6 +190,7 @@ const CONTROLLER_FLAGS = [
   "--driver-name",
   "--placement",
   "--node-timeout-seconds",
+  "--election-lease-seconds",
   "--log-level",
   "--metrics-address",
 ];
