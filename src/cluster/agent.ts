@@ -84,6 +84,10 @@ export interface Work {
   id: string;
 }
 
+/** Backoff of registering again after a lost lease. */
+const REGISTER_FIRST_DELAY_MS = 250;
+const REGISTER_MAX_DELAY_MS = 10_000;
+
 /** Failures a later attempt can get past: the agent tries again (backing off) instead of reporting them. */
 const TRANSIENT: readonly VolumeErrorKind[] = ["aborted", "deadline-exceeded", "unavailable"];
 
@@ -99,6 +103,8 @@ export class NodeAgent {
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly retryDelays = new Map<string, number>();
+  private registering = false;
+  private registerDelayMs = REGISTER_FIRST_DELAY_MS;
   /** Pieces of work done (for tests and the benchmark). */
   readonly stats = { acted: 0, failed: 0, retried: 0 };
 
@@ -141,9 +147,11 @@ export class NodeAgent {
   private async register(): Promise<void> {
     const lease = this.registry.client.lease(this.options.leaseSeconds ?? 10);
     lease.on("lost", (error) => {
-      if (this.stopped) return;
+      // etcd3 also says "lost" when the grant itself failed; only the current lease's loss counts.
+      if (this.stopped || (this.lease !== undefined && this.lease !== lease)) return;
+      this.lease = undefined;
       this.logger?.warn("registration lease lost; registering again", { error: String(error) });
-      void this.register().catch((e: unknown) => this.logger?.error("registering again failed", { error: String(e) }));
+      this.registerAgain();
     });
     const info: NodeInfo = {
       schema: 1,
@@ -161,6 +169,31 @@ export class NodeAgent {
       lease.put(this.keys.info(this.options.nodeId)).value(this.registry.encode(NodeInfoSchema, info)).exec(),
     );
     this.lease = lease;
+    this.registerDelayMs = REGISTER_FIRST_DELAY_MS;
+  }
+
+  /**
+   * Registers again after a lost lease, backing off while etcd cannot grant one (no quorum,
+   * every member down), until it can or the agent stops. One attempt at a time.
+   */
+  private registerAgain(): void {
+    if (this.stopped || this.registering) return;
+    this.registering = true;
+    const delay = this.registerDelayMs;
+    this.registerDelayMs = Math.min(delay * 2, REGISTER_MAX_DELAY_MS);
+    setTimeout(() => {
+      this.register().then(
+        () => {
+          this.registering = false;
+          this.logger?.info("registered again", { nodeId: this.options.nodeId });
+        },
+        (error: unknown) => {
+          this.registering = false;
+          this.logger?.warn("registering again failed; will retry", { error: String(error) });
+          this.registerAgain();
+        },
+      );
+    }, delay).unref();
   }
 
   /** Lists the node's prefix, queues what is behind, and (re)starts the watch from that revision. */

@@ -1,5 +1,5 @@
 /**
- * Cluster mode end to end on real LVM (issue 14): etcd in the guest (one member), one `loam
+ * Cluster mode end to end on real LVM (issue 14): etcd in the guest (three members), one `loam
  * controller` process and three `loam node --cluster-etcd-endpoints` agents, each on its own
  * volume group on its own scratch disk (the eighth, ninth and tenth), all run from the bundle.
  * Through the controller's socket: volumes placed on each node by requisite topology, one
@@ -7,7 +7,8 @@
  * volume snapshotted and restored on its node, GetCapacity per node, ListVolumes, deletes that
  * leave no LV. Then an agent SIGKILLed as soon as a CreateVolume's spec is in etcd: the call
  * ends DEADLINE_EXCEEDED, the restarted agent converges, the retry finds the same volume, LVM
- * has exactly one LV for it and the registry's status says what LVM says.
+ * has exactly one LV for it and the registry's status says what LVM says. Last, etcd loses
+ * quorum under it all (cluster-quorum.vm.ts, issue 15).
  *
  * Each process starts once (a start costs seconds under TCG); the four start together.
  */
@@ -27,6 +28,7 @@ import { MiB } from "../../src/volumes/size.js";
 import { EtcdCluster } from "../support/etcd.js";
 import { Harness, TOPOLOGY_KEY, repoRoot, vmDisks } from "./harness.js";
 import { createRequest, mountCapability, rejectsWith, stageAndPublish } from "./support.js";
+import { quorumLossTest } from "./cluster-quorum.vm.js";
 
 const ROOT = "/run/loam-cluster";
 const CONTROLLER_SOCKET = `${ROOT}/controller.sock`;
@@ -167,7 +169,8 @@ export function clusterTests(): void {
           );
         }
         const etcdAt = performance.now();
-        etcd = await EtcdCluster.start(1);
+        // Three members: the last test kills one, then two (cluster-quorum.vm.ts).
+        etcd = await EtcdCluster.start(3);
         console.log(`# etcd healthy in ${Math.round(performance.now() - etcdAt)} ms`);
         registry = new Etcd3({ hosts: etcd.endpoints });
         const lap = (what: string, since: number): void =>
@@ -416,6 +419,18 @@ export function clusterTests(): void {
         );
         assert.equal(await db.get(`/loam/v1/volumes/${id}`).string(), null, "the registry forgot the volume");
       });
+
+      quorumLossTest(
+        {
+          nodes: NODES,
+          etcd: () => etcd as EtcdCluster,
+          controller: () => controller,
+          nodeClient: (node) => agent(node).client,
+          pathsOn,
+          lvsOn,
+        },
+        NODE_TIMEOUT_SECONDS,
+      );
     },
   );
 }
