@@ -16,7 +16,8 @@ import { parseListenAddress, startObservabilityServer } from "../metrics/http.js
 import { VERSION } from "../version.js";
 import { ConfigError, DEFAULTS, socketPathOf } from "./config.js";
 import { parseSocketMode } from "./config-schema.js";
-import { connectRegistry, parseEtcdEndpoints } from "./registry.js";
+import { RegistrySizeSampler } from "../cluster/sizes.js";
+import { connectRegistry, parseEtcdEndpoints, watchQuorum } from "./registry.js";
 import { untilSignalled } from "./serve.js";
 
 export const CONTROLLER_USAGE = `Usage: loam controller --etcd-endpoints URL[,URL...] [flags]
@@ -179,6 +180,12 @@ export async function runController(args: string[]): Promise<number> {
     logger,
   });
   const metrics = new LoamMetrics({ version: VERSION });
+  registry.observe = (request) => metrics.observeEtcdRequest(request);
+  // Metadata-changing calls are refused while etcd cannot take writes; reads fall back to one member.
+  const quorum = await watchQuorum(config.etcd, registry, logger, (w) => metrics.setMetadataWritable(w), {
+    reads: true,
+  });
+  const sizes = new RegistrySizeSampler(registry, (s) => metrics.setRegistrySizes(s), logger);
   const metricsAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);
   const observability = metricsAddress
     ? await startObservabilityServer({ address: metricsAddress, metrics, logger })
@@ -188,7 +195,11 @@ export async function runController(args: string[]): Promise<number> {
     identity: `${hostname()}/${process.pid}`,
     leaseSeconds: config.electionLeaseSeconds,
     logger,
-    onLeadership: (leader) => metrics.setControllerLeader(leader),
+    onLeadership: (leader) => {
+      metrics.setControllerLeader(leader);
+      if (leader) sizes.start();
+      else sizes.stop();
+    },
   });
   background.start();
   const server = await startClusterControllerServer({
@@ -198,6 +209,7 @@ export async function runController(args: string[]): Promise<number> {
     driverName: config.driverName,
     version: VERSION,
     controller,
+    writes: quorum,
     logger,
     onCall: (record) => metrics.observeCall(record),
   });
@@ -208,6 +220,8 @@ export async function runController(args: string[]): Promise<number> {
   });
   return untilSignalled(server, config.shutdownGraceSeconds, logger, async () => {
     await background.stop();
+    sizes.stop();
+    quorum.stop();
     await observability?.close();
     registry.client.close();
   });

@@ -24,7 +24,7 @@ import { parseListenAddress, startObservabilityServer } from "../metrics/http.js
 import { NodeAgent } from "../cluster/agent.js";
 import type { Registry } from "../cluster/registry.js";
 import type { Logger } from "../log.js";
-import { connectRegistry, parseEtcdEndpoints } from "./registry.js";
+import { connectRegistry, parseEtcdEndpoints, watchQuorum } from "./registry.js";
 import { untilSignalled } from "./serve.js";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -102,7 +102,7 @@ export async function runNode(args: string[]): Promise<number> {
   const observability = listenAddress
     ? await startObservabilityServer({ address: listenAddress, metrics, lvmState, logger })
     : undefined;
-  const agent = config.clusterEtcdEndpoints.length > 0 ? await startAgent(config, engine, logger) : undefined;
+  const agent = config.clusterEtcdEndpoints.length > 0 ? await startAgent(config, engine, logger, metrics) : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),
     socketMode: parseSocketMode(config.socketMode) ?? 0o600,
@@ -131,13 +131,18 @@ async function startAgent(
   config: NodeConfig,
   engine: VolumeEngine,
   logger: Logger,
+  metrics: LoamMetrics,
 ): Promise<{ registry: Registry; stop: () => Promise<void> }> {
-  const registry = connectRegistry({
+  const flags = {
     endpoints: parseEtcdEndpoints(config.clusterEtcdEndpoints.join(","), "clusterEtcdEndpoints"),
     ...(config.etcdCa !== "" ? { ca: config.etcdCa } : {}),
     ...(config.etcdCert !== "" ? { cert: config.etcdCert } : {}),
     ...(config.etcdKey !== "" ? { key: config.etcdKey } : {}),
-  });
+  };
+  const registry = connectRegistry(flags);
+  registry.observe = (request) => metrics.observeEtcdRequest(request);
+  // Only for the gauge and the log: the CSI Node service never reads etcd, so it never waits on it.
+  const quorum = await watchQuorum(flags, registry, logger, (w) => metrics.setMetadataWritable(w), { reads: false });
   const agent = new NodeAgent({
     registry,
     nodeId: config.nodeId,
@@ -148,5 +153,11 @@ async function startAgent(
   });
   await agent.start();
   logger.info("registered in the cluster", { nodeId: config.nodeId, etcd: config.clusterEtcdEndpoints });
-  return { registry, stop: () => agent.stop() };
+  return {
+    registry,
+    stop: async () => {
+      quorum.stop();
+      await agent.stop();
+    },
+  };
 }

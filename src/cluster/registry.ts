@@ -4,11 +4,12 @@
  * a key to reach a state (a get, then a watch from the revision after it, so no change between
  * the two is missed), and the one translation of etcd's failures into domain errors.
  */
-import type { Etcd3, IKeyValue } from "etcd3";
+import type { Etcd3, IKeyValue, IRangeResponse } from "etcd3";
 import type { z } from "zod";
 import { VolumeError, deadlineExceeded, unavailable } from "../volumes/errors.js";
 import { Keys } from "./keys.js";
 import type { Candidate } from "./placement.js";
+import { type MemberReads, NOSPACE_REMEDY, type RangeRequest } from "./quorum.js";
 import { type Decoded, LedgerSchema, NodeInfoSchema, type RecordProblem, decode, encode } from "./records.js";
 
 export interface Stored<T> {
@@ -22,22 +23,53 @@ export interface Stored<T> {
 
 export const absent = <T>(): Stored<T> => ({ modRevision: "0", createRevision: "0" });
 
+/** One etcd request as Registry.call saw it: the operation (the first word of what it did), time, outcome. */
+export interface EtcdRequestObservation {
+  operation: string;
+  seconds: number;
+  failed: boolean;
+}
+
+const OPERATION = /^[a-z]{1,24}$/;
+
 export class Registry {
+  /** Where reads go while etcd has no quorum (the cluster controller sets it; agents do not). */
+  fallback: MemberReads | undefined;
+  /** Told of every request Registry.call runs (the latency histogram). */
+  observe: ((observation: EtcdRequestObservation) => void) | undefined;
+
   constructor(
     readonly client: Etcd3,
     readonly keys: Keys = new Keys(),
   ) {}
 
   async read<T>(schema: z.ZodType<T>, key: string): Promise<Stored<T>> {
-    const response = await this.call(`reading ${key}`, () => this.client.get(key).exec());
+    const response = await this.rangeRead(`reading ${key}`, (client) => client.get(key));
     const kv = response.kvs[0];
     return kv ? stored(schema, kv) : absent();
   }
 
   /** Every key under a prefix, decoded by the schema the key's kind calls for. */
   async range(prefix: string): Promise<{ kvs: IKeyValue[]; revision: string }> {
-    const response = await this.call(`listing ${prefix}`, () => this.client.getAll().prefix(prefix).exec());
+    const response = await this.rangeRead(`listing ${prefix}`, (client) => client.getAll().prefix(prefix));
     return { kvs: response.kvs, revision: response.header.revision };
+  }
+
+  /**
+   * A linearizable read; with a fallback, a serializable one from any surviving member when etcd
+   * has no quorum (known from the quorum watch, or from this read failing UNAVAILABLE).
+   */
+  private async rangeRead(doing: string, request: RangeRequest): Promise<IRangeResponse> {
+    const fallback = this.fallback;
+    if (fallback?.noQuorum) return this.call(doing, () => fallback.read(doing, request));
+    try {
+      const response = await this.call(doing, () => request(this.client).exec());
+      fallback?.linearizable();
+      return response;
+    } catch (error) {
+      if (!fallback || !(error instanceof VolumeError) || error.kind !== "unavailable") throw error;
+      return this.call(doing, () => fallback.read(doing, request));
+    }
   }
 
   /** The live nodes (those whose info key, held by their lease, exists) with their ledgers. */
@@ -128,10 +160,19 @@ export class Registry {
 
   /** Runs one etcd request; its failures become UNAVAILABLE (the registry cannot be reached or refused). */
   async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let failed = false;
     try {
       return await fn();
     } catch (error) {
+      failed = true;
       throw etcdFailure(error, doing);
+    } finally {
+      if (this.observe) {
+        const word = doing.split(" ", 1)[0] ?? "";
+        const operation = OPERATION.test(word) ? word : "other";
+        this.observe({ operation, seconds: (performance.now() - started) / 1000, failed });
+      }
     }
   }
 }
@@ -148,5 +189,8 @@ export function stored<T>(schema: z.ZodType<T>, kv: IKeyValue): Stored<T> {
 export function etcdFailure(error: unknown, doing: string): VolumeError {
   if (error instanceof VolumeError) return error;
   const message = error instanceof Error ? error.message : String(error);
+  if (message.includes("database space exceeded")) {
+    return unavailable(`etcd is out of space (NOSPACE alarm) while ${doing}: ${message}; ${NOSPACE_REMEDY}`, error);
+  }
   return unavailable(`the etcd registry did not answer while ${doing}: ${message}`, error);
 }

@@ -58,10 +58,20 @@ function segmentsOf(
   });
 }
 
+/** What refuses metadata-changing calls while the registry cannot take writes (src/cluster/quorum.ts). */
+export interface WriteGuard {
+  guard<T>(doing: string, fn: () => Promise<T>): Promise<T>;
+}
+
 export function clusterControllerService(options: {
   controller: ClusterController;
+  /** Absent: every call goes to etcd and fails there (after etcd's deadline) when it cannot be served. */
+  writes?: WriteGuard;
 }): ServiceHandlers<ControllerMethods> {
   const { controller } = options;
+  // Checked after the request's own validation, so a malformed request is INVALID_ARGUMENT either way.
+  const writing = <T>(doing: string, fn: () => Promise<T>): Promise<T> =>
+    options.writes ? options.writes.guard(doing, fn) : fn();
   const pages = new PageTokens();
   const snapshotPages = new PageTokens();
 
@@ -86,24 +96,27 @@ export function clusterControllerService(options: {
       }
       const contentSource = contentSourceOf(request.volumeContentSource);
       const requirements = request.accessibilityRequirements;
-      const volume = await controller.createVolume(
-        {
-          name,
-          range: request.capacityRange
-            ? { requiredBytes: request.capacityRange.requiredBytes, limitBytes: request.capacityRange.limitBytes }
-            : undefined,
-          parameters,
-          ...(contentSource ? { contentSource } : {}),
-          requisite: segmentsOf(requirements?.requisite ?? [], "accessibility_requirements.requisite"),
-          preferred: segmentsOf(requirements?.preferred ?? [], "accessibility_requirements.preferred"),
-        },
-        { signal: context.signal },
+      const volume = await writing(`create volume "${name}"`, () =>
+        controller.createVolume(
+          {
+            name,
+            range: request.capacityRange
+              ? { requiredBytes: request.capacityRange.requiredBytes, limitBytes: request.capacityRange.limitBytes }
+              : undefined,
+            parameters,
+            ...(contentSource ? { contentSource } : {}),
+            requisite: segmentsOf(requirements?.requisite ?? [], "accessibility_requirements.requisite"),
+            preferred: segmentsOf(requirements?.preferred ?? [], "accessibility_requirements.preferred"),
+          },
+          { signal: context.signal },
+        ),
       );
       return { volume: toCsi(volume) };
     },
 
     deleteVolume: async (request, context) => {
-      await controller.deleteVolume(required(request.volumeId, "volume_id"), { signal: context.signal });
+      const id = required(request.volumeId, "volume_id");
+      await writing(`delete volume ${id}`, () => controller.deleteVolume(id, { signal: context.signal }));
       return {};
     },
 
@@ -117,13 +130,15 @@ export function clusterControllerService(options: {
       const block = request.volumeCapability
         ? volumeUse(request.volumeCapability, "volume_capability").access.kind === "block"
         : false;
-      const grown = await controller.expandVolume(
-        id,
-        {
-          requiredBytes: range.requiredBytes > 0n ? range.requiredBytes : range.limitBytes,
-          limitBytes: range.limitBytes,
-        },
-        { signal: context.signal },
+      const grown = await writing(`expand volume ${id}`, () =>
+        controller.expandVolume(
+          id,
+          {
+            requiredBytes: range.requiredBytes > 0n ? range.requiredBytes : range.limitBytes,
+            limitBytes: range.limitBytes,
+          },
+          { signal: context.signal },
+        ),
       );
       return { capacityBytes: BigInt(grown.sizeBytes), nodeExpansionRequired: !block };
     },
@@ -171,12 +186,15 @@ export function clusterControllerService(options: {
       const name = checkVolumeName(request.name);
       const sourceVolumeId = required(request.sourceVolumeId, "source_volume_id");
       checkSnapshotParameters(request.parameters);
-      const snapshot = await controller.createSnapshot({ name, sourceVolumeId }, { signal: context.signal });
+      const snapshot = await writing(`create snapshot "${name}"`, () =>
+        controller.createSnapshot({ name, sourceVolumeId }, { signal: context.signal }),
+      );
       return { snapshot: toCsiSnapshot(snapshot) };
     },
 
     deleteSnapshot: async (request, context) => {
-      await controller.deleteSnapshot(required(request.snapshotId, "snapshot_id"), { signal: context.signal });
+      const id = required(request.snapshotId, "snapshot_id");
+      await writing(`delete snapshot ${id}`, () => controller.deleteSnapshot(id, { signal: context.signal }));
       return {};
     },
 

@@ -15,7 +15,7 @@ import { type CallRecord, type ServiceHandlers, addService } from "./service.js"
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { identityService } from "./identity.js";
 import { controllerService } from "./controller.js";
-import { clusterControllerService } from "./cluster-controller.js";
+import { type WriteGuard, clusterControllerService } from "./cluster-controller.js";
 import type { ClusterController } from "../cluster/controller.js";
 import { nodeService } from "./node.js";
 import type { NodeTopology } from "./validate.js";
@@ -81,6 +81,8 @@ export interface ClusterControllerServerOptions {
   driverName: string;
   version: string;
   controller: ClusterController;
+  /** Refuses metadata-changing calls while etcd cannot take writes (the quorum watch). */
+  writes?: WriteGuard;
   logger: Logger;
   onCall?: (record: CallRecord) => void;
 }
@@ -97,7 +99,13 @@ export async function startClusterControllerServer(options: ClusterControllerSer
       controller: true,
     }),
   );
-  serving.add(Controller, clusterControllerService({ controller: options.controller }));
+  serving.add(
+    Controller,
+    clusterControllerService({
+      controller: options.controller,
+      ...(options.writes ? { writes: options.writes } : {}),
+    }),
+  );
   if (options.socketPath) {
     await serving.bindUnix(options.socketPath, options.socketMode);
     options.logger.info("serving", { endpoint: `unix://${options.socketPath}`, driver: options.driverName });

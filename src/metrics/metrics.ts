@@ -16,6 +16,7 @@ export interface CallObservation {
 }
 
 const RPC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const ETCD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const LVM_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 
 export interface MetricsOptions {
@@ -34,10 +35,36 @@ export class LoamMetrics {
   private scrapeRefresh: Promise<void> | undefined;
 
   private readonly controllerLeader: Gauge;
+  private readonly metadataWritable: Gauge;
+  private readonly etcdDuration: Histogram<"operation">;
+  private readonly etcdFailures: Counter<"operation">;
+  private readonly registryKeys: Gauge<"prefix">;
+  private readonly registryBytes: Gauge<"prefix">;
 
   /** Cluster mode: whether this controller replica holds the election. */
   setControllerLeader(leader: boolean): void {
     this.controllerLeader.set(leader ? 1 : 0);
+  }
+
+  /** Cluster mode: whether the etcd registry takes writes (the quorum watch, src/cluster/quorum.ts). */
+  setMetadataWritable(writable: boolean): void {
+    this.metadataWritable.set(writable ? 1 : 0);
+  }
+
+  /** Cluster mode: one etcd request, as the registry ran it. */
+  observeEtcdRequest(request: { operation: string; seconds: number; failed: boolean }): void {
+    this.etcdDuration.observe({ operation: request.operation }, request.seconds);
+    if (request.failed) this.etcdFailures.inc({ operation: request.operation });
+  }
+
+  /** Cluster mode: the registry's size per prefix; undefined on a replica that does not sample it. */
+  setRegistrySizes(sizes: readonly { prefix: string; keys: number; bytes: number }[] | undefined): void {
+    this.registryKeys.reset();
+    this.registryBytes.reset();
+    for (const size of sizes ?? []) {
+      this.registryKeys.set({ prefix: size.prefix }, size.keys);
+      this.registryBytes.set({ prefix: size.prefix }, size.bytes);
+    }
   }
 
   constructor(options: MetricsOptions) {
@@ -52,6 +79,37 @@ export class LoamMetrics {
     this.controllerLeader = new Gauge({
       name: "loam_cluster_controller_leader",
       help: "Cluster mode's loam controller: 1 while this replica holds the election and does the background work, else 0.",
+      registers,
+    });
+
+    this.metadataWritable = new Gauge({
+      name: "loam_cluster_metadata_writable",
+      help: "Cluster mode: 1 while the etcd registry takes writes (a linearizable read answered and no alarm is raised), 0 while metadata calls answer UNAVAILABLE (no quorum, NOSPACE).",
+      registers,
+    });
+    this.etcdDuration = new Histogram({
+      name: "loam_etcd_request_duration_seconds",
+      help: "Cluster mode: time of each etcd request the registry made, by operation (reading, listing, reserving, writing, ...), failed ones included.",
+      labelNames: ["operation"],
+      buckets: ETCD_BUCKETS,
+      registers,
+    });
+    this.etcdFailures = new Counter({
+      name: "loam_etcd_request_failures_total",
+      help: "Cluster mode: etcd requests that failed (no answer, no quorum, refused), by operation.",
+      labelNames: ["operation"],
+      registers,
+    });
+    this.registryKeys = new Gauge({
+      name: "loam_cluster_registry_keys",
+      help: "Cluster mode: keys in the etcd registry per prefix (members, ledgers, nodes, volumes, snapshots); sampled every minute by the controller replica that holds the election.",
+      labelNames: ["prefix"],
+      registers,
+    });
+    this.registryBytes = new Gauge({
+      name: "loam_cluster_registry_bytes",
+      help: "Cluster mode: bytes of keys and values in the etcd registry per prefix; sampled with loam_cluster_registry_keys.",
+      labelNames: ["prefix"],
       registers,
     });
 

@@ -23,15 +23,21 @@ export interface EtcdMember {
   process?: ChildProcess;
 }
 
+export interface EtcdOptions {
+  /** etcd's --quota-backend-bytes: a tiny quota makes NOSPACE easy to reach. Default: etcd's (2 GiB). */
+  quotaBackendBytes?: number;
+}
+
 export class EtcdCluster {
   private constructor(
     readonly members: EtcdMember[],
     private readonly root: string,
     private readonly token: string,
+    private readonly options: EtcdOptions,
   ) {}
 
   /** Starts `size` members (1 or 3) on free loopback ports and waits until the cluster answers. */
-  static async start(size = 1): Promise<EtcdCluster> {
+  static async start(size = 1, options: EtcdOptions = {}): Promise<EtcdCluster> {
     const root = await mkdtemp(join(tmpdir(), "loam-etcd-"));
     const members: EtcdMember[] = [];
     for (let i = 0; i < size; i++) {
@@ -43,7 +49,7 @@ export class EtcdCluster {
         dataDir: join(root, `m${i}`),
       });
     }
-    const cluster = new EtcdCluster(members, root, `loam-test-${process.pid}-${Date.now()}`);
+    const cluster = new EtcdCluster(members, root, `loam-test-${process.pid}-${Date.now()}`, options);
     await Promise.all(members.map((_, i) => cluster.startMember(i)));
     await cluster.waitHealthy();
     return cluster;
@@ -88,6 +94,9 @@ export class EtcdCluster {
         "error",
         "--logger",
         "zap",
+        ...(this.options.quotaBackendBytes !== undefined
+          ? ["--quota-backend-bytes", String(this.options.quotaBackendBytes)]
+          : []),
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
