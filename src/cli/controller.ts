@@ -200,6 +200,7 @@ export async function runController(args: string[]): Promise<number> {
       if (leader) sizes.start();
       else sizes.stop();
     },
+    onLostNodes: (count) => metrics.setLostNodes(count),
   });
   background.start();
   const server = await startClusterControllerServer({

@@ -47,6 +47,8 @@ export interface AgentEngine {
   createVolume(
     request: {
       name: string;
+      /** The LV name the controller chose (a name's later incarnation differs from lvNameFor(name)). */
+      id?: string;
       range: CapacityRange | undefined;
       parameters: VolumeParameters;
       contentSource?: ContentSource;
@@ -304,6 +306,7 @@ export class NodeAgent {
       if (!existing || !existing.ready) {
         volume = await this.engine.createVolume({
           name: spec.name,
+          id: spec.id,
           range: { requiredBytes: BigInt(spec.sizeBytes), limitBytes: BigInt(spec.limitBytes) },
           parameters: {
             shaping: { ...spec.shaping, [PARAMETER_KEYS.deviceClass]: spec.deviceClass },

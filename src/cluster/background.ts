@@ -9,9 +9,15 @@
  * ledger after a grace period, so a ledger cannot keep promising bytes away for ever when a
  * record was removed by hand or a future bug drops one. Normally the agent drops each
  * reservation in the same transaction as its outcome, and the sweep finds nothing.
+ *
+ * On a shorter period (`livenessSeconds`) it marks lost nodes and unmarks returned ones
+ * (liveness.ts), and removes the records of tombstones a returned node has acted on
+ * (tombstones.ts). A lost node's ledger is left as it is: it is not a candidate, so its
+ * reservations block nothing, and its agent rewrites the room when it returns.
  */
 import type { Campaign } from "etcd3";
 import type { Logger } from "../log.js";
+import { markLostNodes } from "./liveness.js";
 import {
   LedgerSchema,
   SnapshotSpecSchema,
@@ -20,6 +26,7 @@ import {
   VolumeStatusSchema,
 } from "./records.js";
 import { type Registry, stored } from "./registry.js";
+import { sweepTombstones } from "./tombstones.js";
 
 export interface BackgroundOptions {
   registry: Registry;
@@ -32,11 +39,18 @@ export interface BackgroundOptions {
   graceSeconds?: number;
   /** Called on every change of leadership (for the metric). */
   onLeadership?: (leader: boolean) => void;
+  /** How often lost nodes are marked and finished tombstones removed. */
+  livenessSeconds?: number;
+  /** A tombstone's delete the returned node refused is asked again after this long. */
+  tombstoneRetrySeconds?: number;
+  /** Called after each liveness pass with the number of lost nodes, and with 0 when leadership ends (for the gauge). */
+  onLostNodes?: (count: number) => void;
 }
 
 export class BackgroundWork {
   private campaign: Campaign | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   leader = false;
   /** Reservations swept since start (for tests and logs). */
@@ -56,6 +70,9 @@ export class BackgroundWork {
       const every = (this.options.sweepSeconds ?? 30) * 1000;
       this.timer = setInterval(() => void this.sweepOnce().catch(() => undefined), every);
       this.timer.unref();
+      const check = (this.options.livenessSeconds ?? 5) * 1000;
+      this.livenessTimer = setInterval(() => void this.livenessOnce().catch(() => undefined), check);
+      this.livenessTimer.unref();
     });
     campaign.on("error", (error) => {
       // Leadership lost (lease expired, etcd unreachable): stop working, campaign again.
@@ -74,7 +91,10 @@ export class BackgroundWork {
 
   private stopWork(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.timer = undefined;
+    this.livenessTimer = undefined;
+    if (this.leader) this.options.onLostNodes?.(0);
     this.setLeader(false);
   }
 
@@ -88,6 +108,15 @@ export class BackgroundWork {
       },
     );
     this.options.onLeadership?.(leader);
+  }
+
+  /** One liveness pass: marks and unmarks lost nodes, then handles tombstones; returns the lost nodes' count. */
+  async livenessOnce(): Promise<number> {
+    const { registry, logger } = this.options;
+    const lost = await markLostNodes(registry, logger);
+    this.options.onLostNodes?.(lost);
+    await sweepTombstones(registry, (this.options.tombstoneRetrySeconds ?? 60) * 1000, logger);
+    return lost;
   }
 
   /** One sweep of every ledger; returns how many reservations it removed. */

@@ -19,7 +19,7 @@
 import type { PutBuilder } from "etcd3";
 import type { ZodType } from "zod";
 import type { Logger } from "../log.js";
-import { lvNameFor, snapshotLvNameFor, isValidLvName } from "../lvm/names.js";
+import { snapshotLvNameFor, isValidLvName } from "../lvm/names.js";
 import {
   VolumeError,
   type VolumeErrorKind,
@@ -38,6 +38,7 @@ import { sizeWithSource } from "../volumes/population.js";
 import { type CapacityRange, roundUp } from "../volumes/size.js";
 import type { VolumeCondition } from "../volumes/volume.js";
 import { Keys } from "./keys.js";
+import { type NodeLiveness, livenessOf, lostCondition, readLiveness, tombstoneDue } from "./liveness.js";
 import {
   type Candidate,
   type PlacementPolicy,
@@ -63,6 +64,7 @@ import {
   VolumeStatusSchema,
 } from "./records.js";
 import { Registry, type Stored, stored } from "./registry.js";
+import { abandonUnreportedCreate, currentVolumeId, tombstoneSnapshot, tombstoneVolume } from "./tombstones.js";
 
 export interface ClusterVolume {
   id: string;
@@ -163,17 +165,23 @@ export class ClusterController {
   // ---- volumes ----
 
   async createVolume(request: ClusterCreateRequest, options: CallOptions = {}): Promise<ClusterVolume> {
-    const id = lvNameFor(request.name);
     const policy = policyOf(request.parameters) ?? this.policy;
     const shaping = { ...request.parameters.shaping };
     delete shaping[PARAMETER_KEYS.placement];
     const parameters: VolumeParameters = { shaping, metadata: request.parameters.metadata };
     for (let round = 0; round < MAX_PLACEMENT_ROUNDS; round++) {
+      // The name's current id: lvNameFor(name), or a later one after a tombstone freed the name (tombstones.ts).
+      const { id, incarnationKey, revision } = await currentVolumeId(this.registry, request.name);
       const existing = await this.readIndexed(VolumeSpecSchema, this.keys.volumeIndex(id), (node) =>
         this.keys.volume(node, id),
       );
-      if (existing) return this.adopt(existing, request, parameters, options);
-      const placed = await this.serially(() => this.reserve(id, request, parameters, policy));
+      if (existing) {
+        if (await abandonUnreportedCreate(this.registry, existing.spec, this.nodeTimeoutMs, this.logger)) continue;
+        return this.adopt(existing, request, parameters, options);
+      }
+      const placed = await this.serially(() =>
+        this.reserve(id, request, parameters, policy, [incarnationKey, revision]),
+      );
       if (placed === "lost") {
         this.stats.reservationConflicts++;
         await backoff(round);
@@ -223,6 +231,7 @@ export class ClusterController {
     request: ClusterCreateRequest,
     parameters: VolumeParameters,
     policy: PlacementPolicy,
+    incarnation: [key: string, revision: string],
   ): Promise<VolumeSpec | "lost"> {
     const source = request.contentSource ? await this.sourceOf(request.contentSource) : undefined;
     const askedClass = parameters.shaping[PARAMETER_KEYS.deviceClass] ?? source?.deviceClass;
@@ -282,6 +291,7 @@ export class ClusterController {
     const ledger = withReservation(choice.candidate.ledger, `volume:${id}`, choice.deviceClass, choice.sizeBytes, now);
     const committed = await this.commitWithLedger(choice.candidate, ledger, [
       ["absent", this.keys.volumeIndex(id)],
+      ["revision", ...incarnation],
       ["put", this.keys.volumeIndex(id), this.registry.encode(PlacementIndexSchema, { schema: 1, node })],
       ["put", this.keys.volume(node, id), this.registry.encode(VolumeSpecSchema, spec)],
     ]);
@@ -347,6 +357,10 @@ export class ClusterController {
         throw failedPrecondition(
           `volume ${id}'s registry record fails validation (${found.spec.problem?.problem ?? "missing"}); an operator must repair it`,
         );
+      }
+      if (tombstoneDue(await livenessOf(this.registry, spec.node), this.nodeTimeoutMs)) {
+        if (await tombstoneVolume(this.registry, spec, found.spec.modRevision, this.logger)) return;
+        continue;
       }
       const status = await this.registry.read(VolumeStatusSchema, this.keys.volumeStatus(spec.node, id));
       let target = spec;
@@ -444,18 +458,16 @@ export class ClusterController {
     );
     if (!found) return undefined;
     const status = await this.registry.read(VolumeStatusSchema, this.keys.volumeStatus(found.node, id));
-    const member = await this.registry.read(NodeInfoSchema, this.keys.info(found.node));
-    return this.describeVolume(id, found.node, found.spec, status, member.value?.segments);
+    return this.describeVolume(id, found.node, found.spec, status, await livenessOf(this.registry, found.node));
   }
 
   /** Every volume in the registry, sorted by id; records that fail validation appear abnormal. */
   async listVolumes(_options: CallOptions = {}): Promise<ClusterVolume[]> {
-    const [indexes, nodes, members] = await Promise.all([
+    const [indexes, nodes, liveness] = await Promise.all([
       this.registry.range(this.keys.volumeIndexes),
       this.registry.range(this.keys.nodes),
-      this.registry.candidates(),
+      readLiveness(this.registry),
     ]);
-    const segmentsOf = new Map(members.candidates.map((c) => [c.info.nodeId, c.info.segments]));
     const specs = new Map<string, Stored<VolumeSpec>>();
     const statuses = new Map<string, Stored<VolumeStatus>>();
     for (const kv of nodes.kvs) {
@@ -473,7 +485,8 @@ export class ClusterController {
       }
       const node = index.value.node;
       const spec = specs.get(`${node}/${id}`) ?? { modRevision: "0", createRevision: "0" };
-      volumes.push(this.describeVolume(id, node, spec, statuses.get(`${node}/${id}`), segmentsOf.get(node)));
+      const of = liveness.get(node) ?? { node, registered: false };
+      volumes.push(this.describeVolume(id, node, spec, statuses.get(`${node}/${id}`), of));
     }
     return volumes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -530,6 +543,11 @@ export class ClusterController {
         throw notFound(`source volume ${request.sourceVolumeId} does not exist`);
       }
       const volume = source.spec.value;
+      if ((await this.registry.read(SnapshotSpecSchema, this.keys.snapshot(volume.node, id))).modRevision !== "0") {
+        throw aborted(
+          `snapshot "${request.name}" was deleted while node ${volume.node} was lost; retry once that node has returned and removed it`,
+        );
+      }
       const ledgerRead = await this.registry.read(LedgerSchema, this.keys.ledger(volume.node));
       const free = freeBytes(ledgerRead.value, volume.deviceClass);
       if (volume.sizeBytes > free) {
@@ -560,6 +578,7 @@ export class ClusterController {
         withReservation(ledgerRead.value, `snapshot:${id}`, volume.deviceClass, volume.sizeBytes, now),
         [
           ["absent", this.keys.snapshotIndex(id)],
+          ["absent", this.keys.snapshot(volume.node, id)],
           [
             "put",
             this.keys.snapshotIndex(id),
@@ -614,6 +633,10 @@ export class ClusterController {
       const spec = found.spec.value;
       if (!spec)
         throw failedPrecondition(`snapshot ${id}'s registry record fails validation; an operator must repair it`);
+      if (tombstoneDue(await livenessOf(this.registry, spec.node), this.nodeTimeoutMs)) {
+        if (await tombstoneSnapshot(this.registry, spec, found.spec.modRevision, this.logger)) return;
+        continue;
+      }
       const status = await this.registry.read(SnapshotStatusSchema, this.keys.snapshotStatus(spec.node, id));
       let target = spec;
       if (!spec.deleting || (status.value?.generation === spec.generation && status.value.failure)) {
@@ -771,21 +794,19 @@ export class ClusterController {
     node: string,
     spec: Stored<VolumeSpec>,
     status: Stored<VolumeStatus> | undefined,
-    segments: Segments | undefined,
+    liveness: NodeLiveness,
   ): ClusterVolume {
     if (!spec.value)
       return invalidVolume(id, node, spec.problem ?? { key: this.keys.volume(node, id), problem: "missing" });
-    const volume = this.volumeOf(spec.value, status?.value, segments ?? {});
+    const volume = this.volumeOf(spec.value, status?.value, liveness.segments ?? {});
+    const lost = lostCondition(liveness);
     if (status?.problem) {
       volume.condition = {
         abnormal: true,
         message: `the node's status record fails validation: ${status.problem.problem}`,
       };
-    } else if (!segments) {
-      volume.condition = {
-        abnormal: true,
-        message: `node ${node} is not registered: its agent is not running or its lease expired`,
-      };
+    } else if (lost) {
+      volume.condition = lost;
     }
     return volume;
   }

@@ -12,6 +12,8 @@
  *   <root>/volumes/<id>                        PlacementIndex controller, in the spec's transaction
  *   <root>/snapshots/<id>                      PlacementIndex controller, in the spec's transaction
  *   <root>/controller/election                 the controllers' election (background work)
+ *   <root>/lost/<node>                         LostNode       leader's background work (liveness.ts)
+ *   <root>/incarnations/<id>                   Incarnation    controller, when a tombstone frees a name (tombstones.ts)
  *
  * Node ids and volume ids never contain "/" (ids are LV names; node ids are checked by
  * the node's configuration, src/cli/config-schema.ts), so a key splits back into its parts unambiguously.
@@ -65,6 +67,20 @@ export class Keys {
   }
   snapshotIndex(id: string): string {
     return `${this.snapshotIndexes}${id}`;
+  }
+  /** Nodes the leader found without a registration (lease expired) while their ledger stays. */
+  get lostNodes(): string {
+    return `${this.root}/lost/`;
+  }
+  lost(node: string): string {
+    return `${this.lostNodes}${node}`;
+  }
+  /** Keyed by the id a volume name has first (lvNameFor(name)): which incarnation of the name is current. */
+  get incarnations(): string {
+    return `${this.root}/incarnations/`;
+  }
+  incarnation(firstId: string): string {
+    return `${this.incarnations}${firstId}`;
   }
   get election(): string {
     return `${this.root}/controller/election`;

@@ -119,6 +119,32 @@ export type SnapshotStatus = z.infer<typeof SnapshotStatusSchema>;
 export const PlacementIndexSchema = z.strictObject({ schema: z.literal(1), node: name });
 export type PlacementIndex = z.infer<typeof PlacementIndexSchema>;
 
+/**
+ * `lost/<node>`, written by the controller doing the background work when a node's registration
+ * (its lease) is gone while its ledger stays, and removed when the node registers again.
+ * `since`: when the controller found the registration gone; `lastReport`: the ledger's
+ * `reportedAt`, the last time the node's agent is known to have worked.
+ */
+export const LostNodeSchema = z.strictObject({
+  schema: z.literal(1),
+  node: name,
+  since: z.string().max(40),
+  lastReport: z.string().max(40).optional(),
+});
+export type LostNode = z.infer<typeof LostNodeSchema>;
+
+/**
+ * `incarnations/<first id>`: a volume name whose volume was deleted by tombstone (its node
+ * lost) gets a new id for its next volume, so the tombstone's LV, removed when that node
+ * returns, never shares an id with a live volume. `current` 0 is `lvNameFor(name)`.
+ */
+export const IncarnationSchema = z.strictObject({
+  schema: z.literal(1),
+  name,
+  current: z.number().int().nonnegative().max(1_000_000),
+});
+export type Incarnation = z.infer<typeof IncarnationSchema>;
+
 /** A value that did not pass its schema: where, and why, in words for a log line or a condition. */
 export interface RecordProblem {
   key: string;

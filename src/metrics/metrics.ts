@@ -40,6 +40,7 @@ export class LoamMetrics {
   private readonly etcdFailures: Counter<"operation">;
   private readonly registryKeys: Gauge<"prefix">;
   private readonly registryBytes: Gauge<"prefix">;
+  private readonly lostNodes: Gauge;
 
   /** Cluster mode: whether this controller replica holds the election. */
   setControllerLeader(leader: boolean): void {
@@ -67,6 +68,11 @@ export class LoamMetrics {
     }
   }
 
+  /** Cluster mode: nodes marked lost (set by the replica doing the background work, 0 on the others). */
+  setLostNodes(count: number): void {
+    this.lostNodes.set(count);
+  }
+
   constructor(options: MetricsOptions) {
     const registers = [this.registry];
     new Gauge({
@@ -79,6 +85,11 @@ export class LoamMetrics {
     this.controllerLeader = new Gauge({
       name: "loam_cluster_controller_leader",
       help: "Cluster mode's loam controller: 1 while this replica holds the election and does the background work, else 0.",
+      registers,
+    });
+    this.lostNodes = new Gauge({
+      name: "loam_cluster_lost_nodes",
+      help: "Cluster mode's loam controller: nodes whose agent's lease expired while their ledger stays (marked lost); set by the replica doing the background work, 0 on the others.",
       registers,
     });
 

@@ -16,6 +16,7 @@
  */
 import type { Lvm } from "../lvm/lvm.js";
 import { isValidLvName, lvNameFor, snapshotLvNameFor } from "../lvm/names.js";
+import { invalidArgument } from "./errors.js";
 import { capacity } from "./class-capacity.js";
 import { EngineContext, type EngineOptions } from "./context.js";
 import { createVolume } from "./create.js";
@@ -71,7 +72,8 @@ export class VolumeEngine {
 
   /** Creates the volume, or returns the one an earlier call with the same name made. */
   async createVolume(request: model.CreateVolumeRequest, options: model.CallOptions = {}): Promise<model.Volume> {
-    const id = lvNameFor(request.name);
+    const id = request.id ?? lvNameFor(request.name);
+    if (!isValidLvName(id)) throw invalidArgument(`volume id "${id}" is not a valid LV name`);
     const keys = [`name:${request.name}`, `id:${id}`];
     if (request.contentSource) keys.push(`id:${request.contentSource.id}`);
     return this.locks.withKeys(keys, () => createVolume(this.context, request, id, options));

@@ -64,6 +64,11 @@ export interface Snapshot {
 
 export interface CreateVolumeRequest {
   name: string;
+  /**
+   * The LV name to use instead of lvNameFor(name): cluster mode's controller chooses it when a
+   * name's earlier volume was deleted by tombstone (src/cluster/tombstones.ts).
+   */
+  id?: string;
   range: CapacityRange | undefined;
   parameters: VolumeParameters;
   /** Clone a volume or restore a snapshot into the new volume. */

@@ -43,7 +43,12 @@ export class TestCluster {
   async addNode(
     id: string,
     classes: StandInClass[] = [{ name: "default", type: "thick", default: true, totalBytes: 10 * GiB }],
-    options: { delayMs?: number; segments?: Record<string, string>; engine?: InMemoryEngineStandIn } = {},
+    options: {
+      delayMs?: number;
+      segments?: Record<string, string>;
+      engine?: InMemoryEngineStandIn;
+      leaseSeconds?: number;
+    } = {},
   ): Promise<TestNode> {
     const engine = options.engine ?? new InMemoryEngineStandIn(classes, options.delayMs ?? 0);
     const agent = new NodeAgent({
@@ -52,7 +57,7 @@ export class TestCluster {
       segments: options.segments ?? { [TOPOLOGY_KEY]: id },
       engine,
       version: "test",
-      leaseSeconds: 5,
+      leaseSeconds: options.leaseSeconds ?? 5,
     });
     await agent.start();
     const node = { id, engine, agent };

@@ -59,12 +59,13 @@ export class InMemoryEngineStandIn implements AgentEngine {
 
   async createVolume(request: {
     name: string;
+    id?: string;
     range: CapacityRange | undefined;
     parameters: VolumeParameters;
     contentSource?: ContentSource;
   }): Promise<Volume> {
     this.calls.push(`create ${request.name}`);
-    const id = lvNameFor(request.name);
+    const id = request.id ?? lvNameFor(request.name);
     const existing = this.volumes.get(id);
     if (existing) return existing;
     const deviceClass = this.classOf(request.parameters);
