@@ -6,14 +6,16 @@
  * LVM stays the truth on the node. Work is keyed by the spec's generation: an agent acts on a
  * spec whose status is older than it, and the engine's own idempotence (deterministic LV names,
  * adoption of a half-made LV) makes acting twice harmless. So a restart simply lists its prefix
- * and acts on whatever is behind, then watches from the revision it listed at.
+ * and acts on whatever is behind, then watches from the revision it listed at (watch.ts: the
+ * watch resumes after a lost connection and lists again after a compaction, so no spec put is
+ * missed). A periodic resync lists the prefix again and reports the room.
  *
  * One piece of work at a time, in arrival order. That keeps the ledger exact: the room the
  * agent reports is read after the work finished and before the next starts, and the same
  * transaction drops the reservations of that work (and writes its status), so at no instant
  * does the ledger promise bytes that LVM has already given away.
  */
-import type { Lease, Watcher } from "etcd3";
+import type { Lease } from "etcd3";
 import type { Logger } from "../log.js";
 import { VolumeError, type VolumeErrorKind } from "../volumes/errors.js";
 import type { ContentSource } from "../volumes/metadata.js";
@@ -37,6 +39,7 @@ import {
   VolumeStatusSchema,
 } from "./records.js";
 import type { Registry } from "./registry.js";
+import { type PrefixChange, PrefixWatch } from "./watch.js";
 
 /** What the agent needs of a node's engine: VolumeEngine has it; the tests' stand-in engine too. */
 export interface AgentEngine {
@@ -100,7 +103,7 @@ export class NodeAgent {
   private readonly logger: Logger | undefined;
   private readonly queue = new Map<string, Work>();
   private lease: Lease | undefined;
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
   private draining: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -121,12 +124,22 @@ export class NodeAgent {
     return this.options.nodeId;
   }
 
-  /** Registers, reports the room, acts on whatever is behind, and starts watching. */
+  /** Registers, reports the room, acts on whatever is behind (the watch's first listing), and watches. */
   async start(): Promise<void> {
     this.stopped = false;
     await this.register();
     await this.reportRoom([]);
-    await this.resync();
+    const watch = await this.registry.call("watching the node's prefix", () =>
+      PrefixWatch.start({
+        client: this.registry.client,
+        prefix: this.keys.node(this.options.nodeId),
+        onChange: (change) => this.onChange(change),
+        ...(this.logger ? { logger: this.logger } : {}),
+        ...(this.options.beforeWatch ? { beforeWatch: this.options.beforeWatch } : {}),
+      }),
+    );
+    if (this.stopped) await watch.stop();
+    else this.watch = watch;
     const every = (this.options.resyncSeconds ?? 60) * 1000;
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: unknown) => this.logger?.warn("agent resync failed", { error: String(error) }));
@@ -138,8 +151,8 @@ export class NodeAgent {
   async stop(revoke = true): Promise<void> {
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
     await this.draining?.catch(() => undefined);
     if (revoke) await this.lease?.revoke().catch(() => undefined);
     else this.lease?.release();
@@ -198,41 +211,23 @@ export class NodeAgent {
     }, delay).unref();
   }
 
-  /** Lists the node's prefix, queues what is behind, and (re)starts the watch from that revision. */
+  /** Lists the node's prefix again and queues what is behind, and a report of the room. */
   private async resync(): Promise<void> {
     if (this.stopped) return;
-    const { kvs, revision } = await this.registry.range(this.keys.node(this.options.nodeId));
-    for (const kv of kvs) {
-      const parsed = this.keys.parseNodeKey(kv.key.toString());
-      if (parsed?.kind === "volumes") this.enqueue({ kind: "volume", id: parsed.id });
-      if (parsed?.kind === "snapshots") this.enqueue({ kind: "snapshot", id: parsed.id });
-    }
+    const { kvs } = await this.registry.range(this.keys.node(this.options.nodeId));
+    for (const kv of kvs) this.queueFor(kv.key.toString());
     this.enqueue({ kind: "room", id: "" });
-    if (!this.watcher) {
-      await this.options.beforeWatch?.();
-      const watcher = await this.registry.call("watching the node's prefix", () =>
-        this.registry.client
-          .watch()
-          .prefix(this.keys.node(this.options.nodeId))
-          .startRevision(String(BigInt(revision) + 1n))
-          .create(),
-      );
-      watcher.on("put", (kv) => {
-        const parsed = this.keys.parseNodeKey(kv.key.toString());
-        if (parsed?.kind === "volumes") this.enqueue({ kind: "volume", id: parsed.id });
-        if (parsed?.kind === "snapshots") this.enqueue({ kind: "snapshot", id: parsed.id });
-      });
-      watcher.on("error", (error) => {
-        // A compacted start revision or a lost stream: list again and watch anew. Never
-        // cancel() a watcher after its error: etcd3 has already dropped it, and etcd's answer
-        // to a second cancel makes etcd3 throw outside any caller (the process dies).
-        this.logger?.warn("registry watch ended; listing again", { error: String(error) });
-        if (this.watcher === watcher) this.watcher = undefined;
-        void this.resync().catch((e: unknown) => this.logger?.warn("listing again failed", { error: String(e) }));
-      });
-      if (this.stopped) await watcher.cancel();
-      else this.watcher = watcher;
-    }
+  }
+
+  /** A spec put under the node's prefix is work; statuses, deletions and the rest are not. */
+  private onChange(change: PrefixChange): void {
+    if (change.type === "put") this.queueFor(change.key);
+  }
+
+  private queueFor(key: string): void {
+    const parsed = this.keys.parseNodeKey(key);
+    if (parsed?.kind === "volumes") this.enqueue({ kind: "volume", id: parsed.id });
+    if (parsed?.kind === "snapshots") this.enqueue({ kind: "snapshot", id: parsed.id });
   }
 
   private enqueue(work: Work): void {

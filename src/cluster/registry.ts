@@ -11,6 +11,7 @@ import { Keys } from "./keys.js";
 import type { Candidate } from "./placement.js";
 import { type MemberReads, NOSPACE_REMEDY, type RangeRequest } from "./quorum.js";
 import { type Decoded, LedgerSchema, NodeInfoSchema, type RecordProblem, decode, encode } from "./records.js";
+import { PrefixWatch } from "./watch.js";
 
 export interface Stored<T> {
   /** The value, when it passed validation. */
@@ -103,8 +104,9 @@ export class Registry {
 
   /**
    * Waits until `done` answers something for the key's value: reads it, then watches it from the
-   * next revision. Ends with DEADLINE_EXCEEDED when `signal` fires first (the caller's deadline
-   * or the node timeout), saying what it waited for.
+   * next revision (watch.ts: the wait outlives a lost connection or a compaction, so no change
+   * is missed). Ends with DEADLINE_EXCEEDED when `signal` fires first (the caller's deadline or
+   * the node timeout), saying what it waited for.
    */
   async waitFor<T, R>(
     schema: z.ZodType<T>,
@@ -113,44 +115,46 @@ export class Registry {
     signal: AbortSignal,
     waitingFor: string,
   ): Promise<R> {
-    const first = await this.call(`reading ${key}`, () => this.client.get(key).exec());
-    const initial = first.kvs[0] ? stored(schema, first.kvs[0]) : absent<T>();
-    const answer = done(initial);
-    if (answer !== undefined) return answer;
-    if (signal.aborted) throw deadlineExceeded(`timed out waiting for ${waitingFor}`);
-    const watcher = await this.call(`watching ${key}`, () =>
-      this.client
-        .watch()
-        .key(key)
-        .startRevision(String(BigInt(first.header.revision) + 1n))
-        .create(),
+    let settle: { answer: R } | { error: Error } | undefined;
+    let wake = (): void => undefined;
+    let found = false;
+    const check = (value: Stored<T>): void => {
+      if (settle) return;
+      try {
+        const answer = done(value);
+        if (answer !== undefined) settle = { answer };
+      } catch (error) {
+        settle = { error: error instanceof Error ? error : new Error(String(error)) };
+      }
+      if (settle) wake();
+    };
+    // The watch is of a prefix: keys that merely start with this one are not its changes.
+    const watch = await this.call(`watching ${key}`, () =>
+      PrefixWatch.start({
+        client: this.client,
+        prefix: key,
+        onChange: (change) => {
+          if (change.key !== key) return;
+          found = true;
+          check(change.kv ? stored(schema, change.kv) : absent());
+        },
+      }),
     );
-    // Set when etcd ended the watch itself: cancelling it then would make etcd3 throw where
-    // nobody can catch it (etcd answers a cancel for a watch etcd3 no longer knows).
-    let ended = false;
     try {
-      return await new Promise<R>((resolve, reject) => {
-        const check = (value: Stored<T>): void => {
-          try {
-            const result = done(value);
-            if (result !== undefined) resolve(result);
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        };
-        watcher.on("put", (kv) => check(stored(schema, kv)));
-        watcher.on("delete", () => check(absent()));
-        watcher.on("error", (error) => {
-          ended = true;
-          reject(etcdFailure(error, `watching ${key}`));
+      if (!found) check(absent());
+      if (!settle) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (signal.aborted) resolve();
+          else signal.addEventListener("abort", () => resolve(), { once: true });
         });
-        const onAbort = (): void =>
-          reject(deadlineExceeded(`timed out waiting for ${waitingFor}; retry finds the same request`));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      });
+      }
+      if (!settle) throw deadlineExceeded(`timed out waiting for ${waitingFor}; retry finds the same request`);
+      if ("error" in settle) throw settle.error;
+      return settle.answer;
     } finally {
-      if (!ended) void watcher.cancel().catch(() => undefined);
+      // Not awaited: the answer does not wait for etcd to confirm the cancel.
+      void watch.stop();
     }
   }
 

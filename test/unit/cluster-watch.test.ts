@@ -1,11 +1,14 @@
 /**
- * An agent whose watch starts at a revision etcd has compacted away: etcd cancels the watch,
- * and the agent must list again and watch anew, without dying (etcd3 throws outside any caller
- * when a watch etcd already ended is cancelled a second time) and without missing work.
+ * The agent's watch of its prefix (src/cluster/watch.ts under NodeAgent). One whose start
+ * revision etcd has compacted away: etcd cancels the watch, and the agent must list again and
+ * watch anew, without dying (etcd3 throws outside any caller when a watch etcd already ended is
+ * cancelled a second time) and without missing work. And an agent stopped while it works a
+ * spec, replaced by a new one: the new one's listing finds the spec and converges.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { NodeAgent } from "../../src/cluster/agent.js";
+import { LedgerSchema, VolumeStatusSchema } from "../../src/cluster/records.js";
 import { parseParameters } from "../../src/volumes/parameters.js";
 import { GiB } from "../../src/volumes/size.js";
 import { TOPOLOGY_KEY, TestCluster } from "../support/cluster.js";
@@ -63,6 +66,70 @@ test(
       process.off("uncaughtException", onUncaught);
       await other.cancel();
       await agent.stop();
+      await cluster.close();
+    }
+  },
+);
+
+test(
+  "an agent stopped while it works a spec, replaced by a new agent: one volume, its status, one engine create",
+  { timeout: 30_000 },
+  async () => {
+    const cluster = TestCluster.create(etcd.endpoints);
+    const engine = new InMemoryEngineStandIn([{ name: "default", type: "thick", default: true, totalBytes: 4 * GiB }]);
+    const options = {
+      registry: cluster.registry,
+      nodeId: "a",
+      segments: { [TOPOLOGY_KEY]: "a" },
+      engine,
+      version: "test",
+      leaseSeconds: 5,
+    };
+    let stopped: Promise<void> | undefined;
+    const first: NodeAgent = new NodeAgent({
+      ...options,
+      beforeAct: (work) => {
+        // The agent goes away with the spec in hand, before the engine is asked: as if killed there.
+        stopped ??= first.stop(false);
+        return Promise.reject(new Error(`agent stopped while working ${work.kind} ${work.id} (test)`));
+      },
+    });
+    let second: NodeAgent | undefined;
+    try {
+      await first.start();
+      const creating = cluster.controller.createVolume({
+        name: "mid-reconcile",
+        range: { requiredBytes: BigInt(GiB), limitBytes: 0n },
+        parameters: parseParameters({}),
+        requisite: [],
+        preferred: [],
+      });
+      creating.catch(() => undefined);
+      const deadline = Date.now() + 10_000;
+      while (!stopped && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(stopped, "the first agent reached the spec");
+      await stopped;
+      assert.deepEqual(engine.calls, [], "the first agent never asked the engine");
+
+      second = new NodeAgent(options);
+      await second.start();
+      const volume = await creating;
+      assert.equal(volume.sizeBytes, GiB);
+      assert.deepEqual(engine.calls, ["create mid-reconcile"], "one engine create in all");
+      assert.equal(engine.volumes.size, 1);
+      const status = await cluster.registry.read(
+        VolumeStatusSchema,
+        cluster.registry.keys.volumeStatus("a", volume.id),
+      );
+      assert.equal(status.value?.state, "ready");
+      assert.equal(status.value?.generation, 1);
+      const ledger = await cluster.registry.read(LedgerSchema, cluster.registry.keys.ledger("a"));
+      assert.deepEqual(ledger.value?.reservations, {}, "the reservation was dropped with the status");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(engine.calls, ["create mid-reconcile"], "nothing acted on twice afterwards");
+    } finally {
+      await first.stop();
+      await second?.stop();
       await cluster.close();
     }
   },
