@@ -1,8 +1,8 @@
 /**
  * The registry in etcd as the controller and the agents use it: typed reads (every value
  * validated by its schema in records.ts), the members and ledgers placement needs, waiting for
- * a key to reach a state (a get, then a watch from the revision after it, so no change between
- * the two is missed), and the one translation of etcd's failures into domain errors.
+ * a key to reach a state (a read, then a watch from the revision after it, so no change between
+ * the two is missed; watch.ts resumes it after a lost connection or a compaction), and the one translation of etcd's failures into domain errors.
  */
 import type { Etcd3, IKeyValue, IRangeResponse } from "etcd3";
 import type { z } from "zod";
