@@ -14,7 +14,7 @@ import { BackgroundWork } from "../../src/cluster/background.js";
 import { tombstoneDue } from "../../src/cluster/liveness.js";
 import { LostNodeSchema, VolumeSpecSchema } from "../../src/cluster/records.js";
 import { lvNameFor } from "../../src/lvm/names.js";
-import { VolumeError, aborted } from "../../src/volumes/errors.js";
+import { VolumeError, aborted, failedPrecondition } from "../../src/volumes/errors.js";
 import { parseParameters } from "../../src/volumes/parameters.js";
 import { GiB } from "../../src/volumes/size.js";
 import { TOPOLOGY_KEY, TestCluster } from "../support/cluster.js";
@@ -38,6 +38,20 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 const onNode = (node: string) => [{ [TOPOLOGY_KEY]: node }];
+
+/** The node returns with its disks: a new agent over the same stand-in engine registers. */
+async function comeBack(cluster: TestCluster, node: string, engine: InMemoryEngineStandIn): Promise<NodeAgent> {
+  const agent = new NodeAgent({
+    registry: cluster.registry,
+    nodeId: node,
+    segments: { [TOPOLOGY_KEY]: node },
+    engine,
+    version: "test",
+    leaseSeconds: 2,
+  });
+  await agent.start();
+  return agent;
+}
 
 test("a lost node's volumes are abnormal, deletes on it are tombstones, and it converges when it returns", async () => {
   // The node timeout (10 s) is far above every bound asserted here: a delete that waited for the lost node would fail them.
@@ -122,19 +136,23 @@ test("a lost node's volumes are abnormal, deletes on it are tombstones, and it c
     assert.equal((await create("pvc-doomed")).id, again.id);
     assert.ok(n1.engine.volumes.has(doomed.id), "the lost node's LV is untouched while it is away");
 
+    // An expansion asked meanwhile waits for the node (and times out here); the node acts on it when it returns.
+    await assert.rejects(
+      controller.expandVolume(
+        kept.id,
+        { requiredBytes: BigInt(2 * GiB), limitBytes: 0n },
+        { signal: AbortSignal.timeout(300) },
+      ),
+      (error: unknown) => error instanceof VolumeError && error.kind === "deadline-exceeded",
+    );
+    assert.equal(n1.engine.volumes.get(kept.id)?.sizeBytes, GiB);
+
     // The node returns with its disks (the same engine): a new agent registers.
-    returned = new NodeAgent({
-      registry,
-      nodeId: "n1",
-      segments: { [TOPOLOGY_KEY]: "n1" },
-      engine: n1.engine,
-      version: "test",
-      leaseSeconds: 2,
-    });
-    await returned.start();
+    returned = await comeBack(cluster, "n1", n1.engine);
     await until(() => !n1.engine.volumes.has(doomed.id), "the returned node removes the tombstoned LV");
     await until(() => !n1.engine.snapshots.has(snapshot.id), "the returned node removes the tombstoned snapshot");
     assert.ok(n1.engine.volumes.has(kept.id), "the other volume stays");
+    await until(() => n1.engine.volumes.get(kept.id)?.sizeBytes === 2 * GiB, "the pending expansion is made");
     await until(async () => {
       const left = await registry.client.getAll().prefix(keys.node("n1")).keys();
       return !left.some((k) => k.includes(doomed.id) || k.includes(snapshot.id));
@@ -212,6 +230,56 @@ test("a create its node never made before it was lost is placed anew on a retry;
       return !left.some((k) => k.includes(pendingId));
     }, "the abandoned create's records are removed once n3 has acted on them");
     assert.equal(n3.volumes.has(pendingId), false, "n3 holds no LV for the abandoned create");
+  } finally {
+    await background.stop();
+    await returned?.stop();
+    await cluster.close();
+  }
+});
+
+test("a tombstone's delete the returned node refuses is asked again until it is done", async () => {
+  const cluster = TestCluster.create(etcd.endpoints, { nodeTimeoutMs: 10_000 });
+  const { controller, registry } = cluster;
+  const keys = registry.keys;
+  const background = new BackgroundWork({
+    registry,
+    identity: "leader",
+    leaseSeconds: 2,
+    livenessSeconds: 0.2,
+    tombstoneRetrySeconds: 0.5,
+  });
+  let returned: NodeAgent | undefined;
+  try {
+    const n1 = await cluster.addNode("n1", undefined, { leaseSeconds: 2 });
+    const volume = await controller.createVolume({
+      name: "pvc-open",
+      range: { requiredBytes: BigInt(GiB), limitBytes: 0n },
+      parameters: parseParameters({}),
+      requisite: onNode("n1"),
+      preferred: [],
+    });
+    await n1.agent.stop(false);
+    background.start();
+    await until(async () => (await registry.read(LostNodeSchema, keys.lost("n1"))).value !== undefined, "n1 marked");
+    await controller.deleteVolume(volume.id);
+
+    // The node returns with the volume still open: the stand-in refuses its delete, as LVM would.
+    let refusals = 0;
+    const remove = n1.engine.deleteVolume.bind(n1.engine);
+    n1.engine.deleteVolume = async (id: string) => {
+      if (refusals < 2) {
+        refusals++;
+        throw failedPrecondition(`stand-in: volume ${id} is open`);
+      }
+      await remove(id);
+    };
+    returned = await comeBack(cluster, "n1", n1.engine);
+    await until(() => !n1.engine.volumes.has(volume.id), "the LV is removed once the node stops refusing", 20_000);
+    assert.equal(refusals, 2);
+    await until(async () => {
+      const left = await registry.client.getAll().prefix(keys.node("n1")).keys();
+      return !left.some((k) => k.includes(volume.id));
+    }, "the tombstone's records are removed");
   } finally {
     await background.stop();
     await returned?.stop();
