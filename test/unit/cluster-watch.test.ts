@@ -2,18 +2,23 @@
  * The agent's watch of its prefix (src/cluster/watch.ts under NodeAgent). One whose start
  * revision etcd has compacted away: etcd cancels the watch, and the agent must list again and
  * watch anew, without dying (etcd3 throws outside any caller when a watch etcd already ended is
- * cancelled a second time) and without missing work. And an agent stopped while it works a
- * spec, replaced by a new one: the new one's listing finds the spec and converges.
+ * cancelled a second time) and without missing work. An agent whose connection to etcd is cut
+ * (a TCP proxy) while a spec is written: it acts once the connection is back. And an agent
+ * stopped while it works a spec, replaced by a new one: the new one's listing finds the spec and
+ * converges.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { Etcd3 } from "etcd3";
 import { NodeAgent } from "../../src/cluster/agent.js";
+import { Registry } from "../../src/cluster/registry.js";
 import { LedgerSchema, VolumeStatusSchema } from "../../src/cluster/records.js";
 import { parseParameters } from "../../src/volumes/parameters.js";
 import { GiB } from "../../src/volumes/size.js";
 import { TOPOLOGY_KEY, TestCluster } from "../support/cluster.js";
 import { EtcdCluster } from "../support/etcd.js";
 import { InMemoryEngineStandIn } from "../support/engine-stand-in.js";
+import { CuttableTcpProxy } from "../support/tcp-proxy.js";
 
 let etcd: EtcdCluster;
 before(async () => {
@@ -130,6 +135,51 @@ test(
     } finally {
       await first.stop();
       await second?.stop();
+      await cluster.close();
+    }
+  },
+);
+
+test(
+  "an agent whose connection is cut while a spec is written acts on it once the connection is back",
+  { timeout: 30_000 },
+  async () => {
+    const cluster = TestCluster.create(etcd.endpoints);
+    const proxy = await CuttableTcpProxy.start(etcd.endpoints[0]);
+    const client = new Etcd3({ hosts: [proxy.url] });
+    const engine = new InMemoryEngineStandIn([{ name: "default", type: "thick", default: true, totalBytes: 4 * GiB }]);
+    const agent = new NodeAgent({
+      registry: new Registry(client, cluster.registry.keys),
+      nodeId: "a",
+      segments: { [TOPOLOGY_KEY]: "a" },
+      engine,
+      version: "test",
+      leaseSeconds: 10,
+    });
+    try {
+      await agent.start();
+      proxy.cut();
+      const creating = cluster.controller.createVolume({
+        name: "while-cut",
+        range: { requiredBytes: BigInt(GiB), limitBytes: 0n },
+        parameters: parseParameters({}),
+        requisite: [],
+        preferred: [],
+      });
+      creating.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(engine.calls, [], "nothing reaches the agent while its connection is cut");
+      assert.ok(proxy.stats.refused > 0, "the agent's client tried to reconnect");
+      proxy.restore();
+      const volume = await creating;
+      assert.equal(engine.volumes.get(volume.id)?.name, "while-cut");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(engine.calls, ["create while-cut"], "acted on once");
+    } finally {
+      proxy.restore();
+      await agent.stop();
+      client.close();
+      await proxy.stop();
       await cluster.close();
     }
   },
