@@ -49,6 +49,8 @@ job "loam-node" {
           "--cluster-etcd-endpoints=${var.etcd_endpoints}",
           # With TLS to etcd: "--etcd-ca=/secrets/etcd-ca.pem", "--etcd-cert=/secrets/etcd.pem",
           # "--etcd-key=/secrets/etcd-key.pem" (rendered by a template block into secrets/).
+          # Garbage collection reports orphan LVs and dangling records (docs/cluster.md); add
+          # "--gc=delete" to remove orphan LVs after "--gc-grace-seconds" (default 600).
         ]
 
         # mount, mkfs and blkid act on the host's devices and on mounts shared with the host.

@@ -11,6 +11,7 @@ import { DEVICE_CLASS_NAME, DNS_SUBDOMAIN, LABEL_KEY } from "../volumes/names.js
 import { isValidStripeSize, parseStripeSize, STRIPE_SIZE_RULES } from "../volumes/size.js";
 import { LOG_LEVELS } from "../log.js";
 import { parseListenAddress } from "../metrics/http.js";
+import { GC_MODES } from "../cluster/gc.js";
 
 /** An etcd client URL: http(s)://host:port. */
 export const ETCD_ENDPOINT = /^https?:\/\/[^\s/@]+(:[0-9]{1,5})?\/?$/;
@@ -191,6 +192,17 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
   etcdCa: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
   etcdCert: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
   etcdKey: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path").optional(),
+  gc: z
+    .enum(GC_MODES, {
+      error: (i) => `${shown(i.input)} is not a garbage collection mode; allowed: ${GC_MODES.join(", ")}`,
+    })
+    .optional()
+    .describe(
+      "cluster mode: report (log, metrics, loam status) orphan LVs and dangling records, or also delete orphan LVs (never an LV without loam's tags)",
+    ),
+  gcGraceSeconds: rangeOf(0, 30 * 86_400)
+    .optional()
+    .describe("cluster mode: how long a garbage collection finding must persist before it is reported or acted on"),
 });
 
 export function parseSocketMode(text: string): number | undefined {

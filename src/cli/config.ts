@@ -9,6 +9,7 @@ import { isValidVgName } from "../lvm/names.js";
 import { type DeviceClass, DEFAULT_THRESHOLD_PERCENT, singleThickClass } from "../volumes/device-classes.js";
 import { parseStripeSize } from "../volumes/size.js";
 import type { LogLevel } from "../log.js";
+import { DEFAULT_GC_GRACE_SECONDS, type GcMode } from "../cluster/gc.js";
 import {
   DEVICE_CLASS_SCHEMA,
   type DeviceClassInput,
@@ -47,6 +48,9 @@ export interface NodeConfig {
   etcdCa: string;
   etcdCert: string;
   etcdKey: string;
+  /** Cluster mode's garbage collection (src/cluster/gc.ts): report only, or also delete orphan LVs. */
+  gc: GcMode;
+  gcGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -78,6 +82,8 @@ export const DEFAULTS: NodeConfig = {
   etcdCa: "",
   etcdCert: "",
   etcdKey: "",
+  gc: "report",
+  gcGraceSeconds: DEFAULT_GC_GRACE_SECONDS,
 };
 
 export const CONFIG_FIELDS = Object.keys(NODE_CONFIG_SCHEMA.shape) as Array<keyof NodeConfig>;
@@ -136,7 +142,12 @@ export function flagValue(field: keyof NodeConfig, text: string): NodeConfig[key
     if (!Array.isArray(parsed)) throw new ConfigError(field, "must be a JSON list of device classes");
     return parsed as DeviceClass[];
   }
-  if (field === "maxVolumesPerNode" || field === "lvmTimeoutSeconds" || field === "shutdownGraceSeconds") {
+  if (
+    field === "maxVolumesPerNode" ||
+    field === "lvmTimeoutSeconds" ||
+    field === "shutdownGraceSeconds" ||
+    field === "gcGraceSeconds"
+  ) {
     if (!/^-?[0-9]{1,15}$/.test(text)) throw new ConfigError(field, `must be a whole number (got "${text}")`);
     return Number(text);
   }

@@ -22,6 +22,7 @@ import { LoamMetrics } from "../metrics/metrics.js";
 import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
 import { NodeAgent } from "../cluster/agent.js";
+import { GarbageCollector, reportPathOf } from "../cluster/gc.js";
 import type { Registry } from "../cluster/registry.js";
 import type { Logger } from "../log.js";
 import { connectRegistry, parseEtcdEndpoints, watchQuorum } from "./registry.js";
@@ -150,6 +151,16 @@ async function startAgent(
     engine,
     version: VERSION,
     logger,
+    gc: new GarbageCollector({
+      registry,
+      nodeId: config.nodeId,
+      engine,
+      mode: config.gc,
+      graceSeconds: config.gcGraceSeconds,
+      logger,
+      observer: metrics,
+      reportPath: reportPathOf(socketPathOf(config.endpoint)),
+    }),
   });
   await agent.start();
   logger.info("registered in the cluster", { nodeId: config.nodeId, etcd: config.clusterEtcdEndpoints });

@@ -7,14 +7,17 @@ import { parseArgs } from "node:util";
 import { CommandRunner } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import { type ReportSource, type VolumeGroupSummary, summarize } from "../metrics/lvm-state.js";
-import { ConfigError, hostTargets } from "./config.js";
+import { ConfigError, DEFAULTS, hostTargets, socketPathOf } from "./config.js";
+import { describe, type GcReport, reportPathOf } from "../cluster/gc.js";
+import { readFile } from "node:fs/promises";
 import { repairAdvice } from "../volumes/missing-pvs.js";
 import { humanBytes, table } from "./csi-output.js";
 
 export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
 
 Shows each volume group loam uses: size, free and allocated space, thin pools with their
-data and metadata use and health (what to do when one is full or broken), and loam's volumes and snapshots with the claims they serve.
+data and metadata use and health (what to do when one is full or broken), and loam's volumes and snapshots with the claims they serve. In cluster mode, what the node
+agent's garbage collection last found (the report it writes next to the node's socket).
 
 Flags:
   --config FILE                  the JSON config file of "loam node"
@@ -39,6 +42,42 @@ export async function collectStatus(source: ReportSource, volumeGroups: readonly
 }
 
 const percent = (ratio: number | null): string => (ratio === null ? "-" : `${(ratio * 100).toFixed(1)}%`);
+
+/** The node agent's last garbage collection report, when the file exists and reads as one. */
+export async function readGcReport(path: string): Promise<GcReport | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(path, "utf8")) as GcReport;
+    return parsed.schema === 1 && Array.isArray(parsed.findings) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function renderGc(report: GcReport): string {
+  const out = [
+    `Garbage collection on node ${report.nodeId} (mode ${report.mode}, grace ${report.graceSeconds} s), last sweep ${report.sweptAt}; removed so far: ${report.removed.volumes} volume LV(s), ${report.removed.snapshots} snapshot LV(s)`,
+  ];
+  if (report.findings.length === 0) return `${out[0]}: nothing found\n`;
+  out.push(
+    "",
+    table(
+      ["FINDING", "ID", "NAME", "FIRST SEEN", "STATE"],
+      report.findings.map((f) => [
+        f.kind,
+        f.volumeGroup ? `${f.volumeGroup}/${f.id}` : f.id,
+        f.name,
+        f.firstSeen,
+        f.removalFailed
+          ? `removal failed: ${f.removalFailed.split("\n")[0]}`
+          : f.reported
+            ? "reported"
+            : "within grace period",
+      ]),
+    ),
+  );
+  for (const f of report.findings) if (f.reported) out.push(describe(f, report.nodeId));
+  return `${out.join("\n")}\n`;
+}
 
 export function renderStatus(entries: readonly StatusEntry[]): string {
   const out: string[] = [];
@@ -141,11 +180,14 @@ export async function runStatus(
     throw new ConfigError("flags", `${(error as Error).message}\n\n${STATUS_USAGE}`);
   }
   const values = parsed.values;
-  const { volumeGroups, prefix } = await hostTargets(values);
+  const { file, volumeGroups, prefix } = await hostTargets(values);
   if (volumeGroups.length === 0)
     throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
   const lvm = new Lvm(new CommandRunner({ prefix, defaultTimeoutMs: 60_000 }));
   const entries = await collectStatus(lvm, volumeGroups);
-  write(values.json ? `${JSON.stringify({ volumeGroups: entries }, null, 2)}\n` : renderStatus(entries));
+  const gc = await readGcReport(reportPathOf(socketPathOf(file.endpoint ?? DEFAULTS.endpoint)));
+  if (values.json)
+    write(`${JSON.stringify({ volumeGroups: entries, ...(gc ? { garbageCollection: gc } : {}) }, null, 2)}\n`);
+  else write(renderStatus(entries) + (gc ? `\n${renderGc(gc)}` : ""));
   return entries.every((e) => e.ok) ? 0 : 1;
 }

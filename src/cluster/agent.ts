@@ -81,11 +81,13 @@ export interface NodeAgentOptions {
   beforeAct?: (work: Work) => Promise<void>;
   /** Test hook: runs between a listing and the watch from its revision (a test compacts there). */
   beforeWatch?: () => Promise<void>;
+  /** Garbage collection (gc.ts): swept after each resync, as one piece of the agent's work. */
+  gc?: { sweep(): Promise<unknown> };
 }
 
 export interface Work {
-  /** "room": report the classes' room again (on start and each resync). */
-  kind: "volume" | "snapshot" | "room";
+  /** "room": report the classes' room again (on start and each resync); "gc": a garbage collection sweep. */
+  kind: "volume" | "snapshot" | "room" | "gc";
   id: string;
 }
 
@@ -140,6 +142,8 @@ export class NodeAgent {
     );
     if (this.stopped) await watch.stop();
     else this.watch = watch;
+    // Garbage collection after the work the first listing queued, then after each resync.
+    if (this.options.gc) this.enqueue({ kind: "gc", id: "" });
     const every = (this.options.resyncSeconds ?? 60) * 1000;
     this.resyncTimer = setInterval(() => {
       void this.resync().catch((error: unknown) => this.logger?.warn("agent resync failed", { error: String(error) }));
@@ -217,6 +221,7 @@ export class NodeAgent {
     const { kvs } = await this.registry.range(this.keys.node(this.options.nodeId));
     for (const kv of kvs) this.queueFor(kv.key.toString());
     this.enqueue({ kind: "room", id: "" });
+    if (this.options.gc) this.enqueue({ kind: "gc", id: "" });
   }
 
   /** A spec put under the node's prefix is work; statuses, deletions and the rest are not. */
@@ -247,6 +252,7 @@ export class NodeAgent {
       this.queue.delete(key);
       try {
         if (work.kind === "room") await this.reportRoom([]);
+        else if (work.kind === "gc") await this.options.gc?.sweep();
         else if (work.kind === "volume") await this.actOnVolume(work.id);
         else await this.actOnSnapshot(work.id);
         this.retryDelays.delete(key);

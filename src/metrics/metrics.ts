@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { CommandObservation } from "../exec/index.js";
+import type { GcReport } from "../cluster/gc.js";
 import { type LvmStateSampler, type VolumeGroupReading, summarize } from "./lvm-state.js";
 
 /** What the CSI service reports for each call (a subset of its CallRecord). */
@@ -41,6 +42,24 @@ export class LoamMetrics {
   private readonly registryKeys: Gauge<"prefix">;
   private readonly registryBytes: Gauge<"prefix">;
   private readonly lostNodes: Gauge;
+  private readonly gcOrphans: Gauge<"kind">;
+  private readonly gcDangling: Gauge<"kind">;
+  private readonly gcPending: Gauge;
+  private readonly gcRemoved: Counter<"kind">;
+
+  /** Cluster mode's garbage collection (src/cluster/gc.ts): what the last sweep reported. */
+  observeGcSweep(report: GcReport): void {
+    for (const kind of ["volume", "snapshot"] as const) {
+      const reported = report.findings.filter((f) => f.reported);
+      this.gcOrphans.set({ kind }, reported.filter((f) => f.kind === `orphan-${kind}`).length);
+      this.gcDangling.set({ kind }, reported.filter((f) => f.kind === `dangling-${kind}`).length);
+    }
+    this.gcPending.set(report.findings.filter((f) => !f.reported).length);
+  }
+
+  observeGcRemoved(kind: "volume" | "snapshot"): void {
+    this.gcRemoved.inc({ kind });
+  }
 
   /** Cluster mode: whether this controller replica holds the election. */
   setControllerLeader(leader: boolean): void {
@@ -121,6 +140,29 @@ export class LoamMetrics {
       name: "loam_cluster_registry_bytes",
       help: "Cluster mode: bytes of keys and values in the etcd registry per prefix; sampled with loam_cluster_registry_keys.",
       labelNames: ["prefix"],
+      registers,
+    });
+    this.gcOrphans = new Gauge({
+      name: "loam_cluster_gc_orphan_lvs",
+      help: "Cluster mode's node agent: LVs with loam's tags and no registry record, found for longer than the grace period, by kind (volume, snapshot).",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.gcDangling = new Gauge({
+      name: "loam_cluster_gc_dangling_records",
+      help: "Cluster mode's node agent: registry records that say ready while their LV does not exist, found for longer than the grace period, by kind.",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.gcPending = new Gauge({
+      name: "loam_cluster_gc_pending_findings",
+      help: "Cluster mode's node agent: orphan LVs and dangling records seen but still within the grace period.",
+      registers,
+    });
+    this.gcRemoved = new Counter({
+      name: "loam_cluster_gc_removed_lvs_total",
+      help: "Cluster mode's node agent: orphan LVs garbage collection removed (--gc=delete), by kind.",
+      labelNames: ["kind"],
       registers,
     });
 

@@ -130,6 +130,15 @@ export class InMemoryEngineStandIn implements AgentEngine {
     return Promise.resolve(this.volumes.get(id));
   }
 
+  /** Every volume, sorted by id, as VolumeEngine.listVolumes (garbage collection lists them). */
+  listVolumes(): Promise<Volume[]> {
+    return Promise.resolve([...this.volumes.values()].sort((a, b) => a.id.localeCompare(b.id)));
+  }
+
+  listSnapshots(): Promise<Snapshot[]> {
+    return Promise.resolve([...this.snapshots.values()].sort((a, b) => a.id.localeCompare(b.id)));
+  }
+
   capacity(options: CapacityOptions = {}): Promise<Capacity> {
     const deviceClass = this.classOf(options.parameters ?? { shaping: {}, metadata: {} });
     const free = Math.max(0, deviceClass.totalBytes - this.usedBytes(deviceClass.name));

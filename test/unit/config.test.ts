@@ -80,3 +80,20 @@ test("flags override the config file, and the file's unknown keys and wrong type
   );
   await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--no-such-flag", "1"]), /flags: Unknown option/);
 });
+
+test("--gc and --gc-grace-seconds: report by default after 600 s; delete and a grace by flag; anything else refused", async () => {
+  const defaults = await loadNodeConfig(["--volume-group", "vg"]);
+  assert.equal(defaults.gc, "report");
+  assert.equal(defaults.gcGraceSeconds, 600);
+  const set = await loadNodeConfig(["--volume-group", "vg", "--gc", "delete", "--gc-grace-seconds", "30"]);
+  assert.equal(set.gc, "delete");
+  assert.equal(set.gcGraceSeconds, 30);
+  await assert.rejects(
+    loadNodeConfig(["--volume-group", "vg", "--gc", "purge"]),
+    /gc: "purge" is not a garbage collection mode; allowed: report, delete/,
+  );
+  await assert.rejects(
+    loadNodeConfig(["--volume-group", "vg", "--gc-grace-seconds", "soon"]),
+    /gcGraceSeconds: must be a whole number/,
+  );
+});
