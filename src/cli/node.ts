@@ -142,8 +142,12 @@ async function startAgent(
   };
   const registry = connectRegistry(flags);
   registry.observe = (request) => metrics.observeEtcdRequest(request);
-  // Only for the gauge and the log: the CSI Node service never reads etcd, so it never waits on it.
-  const quorum = await watchQuorum(flags, registry, logger, (w) => metrics.setMetadataWritable(w), { reads: false });
+  // Only for the gauge and the log (so every 5 s, not every second: an agent refuses nothing);
+  // the CSI Node service never reads etcd, so it never waits on it.
+  const quorum = await watchQuorum(flags, registry, logger, (w) => metrics.setMetadataWritable(w), {
+    reads: false,
+    periodMs: 5000,
+  });
   const agent = new NodeAgent({
     registry,
     nodeId: config.nodeId,

@@ -73,10 +73,16 @@ export async function watchQuorum(
   registry: Registry,
   logger: Logger,
   onChange: (writable: boolean) => void,
-  options: { reads: boolean },
+  options: { reads: boolean; periodMs?: number },
 ): Promise<QuorumWatch> {
   const members = connectMembers(flags);
-  const watch = new QuorumWatch({ members, key: registry.keys.root, logger, onChange });
+  const watch = new QuorumWatch({
+    members,
+    key: registry.keys.root,
+    logger,
+    onChange,
+    ...(options.periodMs !== undefined ? { periodMs: options.periodMs } : {}),
+  });
   if (options.reads) registry.fallback = new MemberReads(members, watch, logger);
   await watch.start();
   return watch;

@@ -20,6 +20,13 @@ import { VolumeError, unavailable } from "../volumes/errors.js";
 
 export const QUORUM_PERIOD_MS = 1000;
 export const QUORUM_DEADLINE_MS = 2000;
+/**
+ * etcd 3.4 serves an alarm request through raft (a proposal, written to every member's WAL), so
+ * the alarm list is read at most this often, from one member; every second again while an alarm
+ * is raised, so its clearing is seen at once. A write refused for NOSPACE in between already
+ * answers UNAVAILABLE naming the alarm (registry.ts).
+ */
+export const ALARM_PERIOD_MS = 10_000;
 
 /** One client per etcd member (each with exactly one host), named by its endpoint. */
 export interface Member {
@@ -48,6 +55,8 @@ export class QuorumWatch {
   private stopped = false;
   private checking: Promise<void> | undefined;
   private readonly lossListeners = new Set<(state: QuorumState) => void>();
+  /** The alarm state as last read, and when (performance.now()). */
+  private alarmed: { state: QuorumState; at: number } | undefined;
 
   constructor(
     private readonly options: {
@@ -59,6 +68,7 @@ export class QuorumWatch {
       onChange?: (writable: boolean) => void;
       periodMs?: number;
       deadlineMs?: number;
+      alarmPeriodMs?: number;
     },
   ) {
     if (options.members.length === 0) throw new Error("QuorumWatch needs at least one etcd member");
@@ -107,11 +117,17 @@ export class QuorumWatch {
     let next: QuorumState;
     try {
       const at = deadline();
-      await Promise.any(
-        this.options.members.map((m) => m.client.get(this.options.key).options({ deadline: at }).exec()),
+      const answered = await Promise.any(
+        this.options.members.map((m) =>
+          m.client
+            .get(this.options.key)
+            .options({ deadline: at })
+            .exec()
+            .then(() => m),
+        ),
       );
       try {
-        next = alarmState(await this.alarms(deadline()));
+        next = await this.readAlarms(answered, deadline());
       } catch (error) {
         next = {
           writable: false,
@@ -129,12 +145,15 @@ export class QuorumWatch {
     this.set(next);
   }
 
-  private alarms(deadline: Date): Promise<{ memberID: string; alarm: string }[]> {
-    return Promise.any(
-      this.options.members.map((m) =>
-        m.client.maintenance.alarm({ action: "Get", memberID: 0, alarm: "None" }, { deadline }).then((r) => r.alarms),
-      ),
-    );
+  /** The alarm list from the member that just answered, when the last reading is old or showed an alarm. */
+  private async readAlarms(member: Member, deadline: Date): Promise<QuorumState> {
+    const last = this.alarmed;
+    const fresh = last && performance.now() - last.at < (this.options.alarmPeriodMs ?? ALARM_PERIOD_MS);
+    if (last && fresh && last.state.writable) return last.state;
+    const response = await member.client.maintenance.alarm({ action: "Get", memberID: 0, alarm: "None" }, { deadline });
+    const state = alarmState(response.alarms);
+    this.alarmed = { state, at: performance.now() };
+    return state;
   }
 
   private set(next: QuorumState): void {

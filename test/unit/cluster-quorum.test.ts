@@ -18,7 +18,7 @@ import { Etcd3 } from "etcd3";
 import { NodeAgent } from "../../src/cluster/agent.js";
 import { ClusterController } from "../../src/cluster/controller.js";
 import type { QuorumWatch } from "../../src/cluster/quorum.js";
-import { QUORUM_DEADLINE_MS, QUORUM_PERIOD_MS } from "../../src/cluster/quorum.js";
+import { ALARM_PERIOD_MS, QUORUM_DEADLINE_MS, QUORUM_PERIOD_MS } from "../../src/cluster/quorum.js";
 import { Registry } from "../../src/cluster/registry.js";
 import { registrySizes } from "../../src/cluster/sizes.js";
 import { connectRegistry, watchQuorum } from "../../src/cli/registry.js";
@@ -315,8 +315,17 @@ describe("NOSPACE: etcd out of space makes the metadata read-only with the opera
       }
     }
     assert.ok(full, "etcd reached its quota");
-    await quorum.check();
-    assert.equal(quorum.writable, false);
+    // Before the watch has read the alarm list, etcd's own refusal is translated the same way.
+    assert.match(await code(createOn(client, "just-full", "node-a")), /^14 .*NOSPACE alarm.*etcdctl alarm disarm/);
+    // The alarm list is read every ALARM_PERIOD_MS (10 s): the watch sees NOSPACE within that.
+    const filled = performance.now();
+    while (quorum.writable) {
+      assert.ok(performance.now() - filled < 3 * ALARM_PERIOD_MS, "the watch saw the NOSPACE alarm");
+      await sleep(100);
+    }
+    process.stdout.write(
+      `# NOSPACE seen by the quorum watch ${(performance.now() - filled).toFixed(0)} ms after etcd refused a write\n`,
+    );
     const refused = await code(createOn(client, "while-full", "node-a"));
     assert.match(refused, /^14 cannot create volume "while-full": .*NOSPACE alarm/);
     assert.match(refused, /etcdctl compact/);
