@@ -39,6 +39,8 @@ Flags:
   --driver-name NAME             CSI driver name (default loam.csi.dev)
   --placement POLICY             spread or binpack: where a new volume goes among nodes that fit (default spread)
   --node-timeout-seconds N       how long a call waits for the node's agent before DEADLINE_EXCEEDED (default 60)
+  --etcd-quorum-bound-seconds N  refuse metadata changes (UNAVAILABLE) once etcd has not confirmed quorum
+                                 for this long; checks run every quarter of it (1 to 60, default 4)
   --election-lease-seconds N     lease of the background-work election: a replica that dies holding it is
                                  replaced about this long after (2 to 300, default 10)
   --log-level LEVEL              debug, info, warn or error (default info)
@@ -61,6 +63,7 @@ const FLAGS = [
   "placement",
   "node-timeout-seconds",
   "election-lease-seconds",
+  "etcd-quorum-bound-seconds",
   "log-level",
   "metrics-address",
   "shutdown-grace-seconds",
@@ -75,6 +78,7 @@ export interface ControllerConfig {
   placement: PlacementPolicy;
   nodeTimeoutSeconds: number;
   electionLeaseSeconds: number;
+  quorumBoundSeconds: number;
   logLevel: LogLevel;
   metricsAddress: string;
   shutdownGraceSeconds: number;
@@ -147,6 +151,7 @@ export function parseControllerArgs(args: string[]): ControllerConfig {
     placement: placement as PlacementPolicy,
     nodeTimeoutSeconds: wholeNumber(values["node-timeout-seconds"] ?? "60", "node-timeout-seconds", 1, 3600),
     electionLeaseSeconds: wholeNumber(values["election-lease-seconds"] ?? "10", "election-lease-seconds", 2, 300),
+    quorumBoundSeconds: wholeNumber(values["etcd-quorum-bound-seconds"] ?? "4", "etcd-quorum-bound-seconds", 1, 60),
     logLevel: logLevel as LogLevel,
     metricsAddress,
     shutdownGraceSeconds: wholeNumber(values["shutdown-grace-seconds"] ?? "30", "shutdown-grace-seconds", 0, 3600),
@@ -184,6 +189,7 @@ export async function runController(args: string[]): Promise<number> {
   // Metadata-changing calls are refused while etcd cannot take writes; reads fall back to one member.
   const quorum = await watchQuorum(config.etcd, registry, logger, (w) => metrics.setMetadataWritable(w), {
     reads: true,
+    boundMs: config.quorumBoundSeconds * 1000,
   });
   const sizes = new RegistrySizeSampler(registry, (s) => metrics.setRegistrySizes(s), logger);
   const metricsAddress = config.metricsAddress === "" ? undefined : parseListenAddress(config.metricsAddress);

@@ -73,7 +73,7 @@ export async function watchQuorum(
   registry: Registry,
   logger: Logger,
   onChange: (writable: boolean) => void,
-  options: { reads: boolean; periodMs?: number },
+  options: { reads: boolean; boundMs?: number },
 ): Promise<QuorumWatch> {
   const members = connectMembers(flags);
   const watch = new QuorumWatch({
@@ -81,7 +81,7 @@ export async function watchQuorum(
     key: registry.keys.root,
     logger,
     onChange,
-    ...(options.periodMs !== undefined ? { periodMs: options.periodMs } : {}),
+    ...(options.boundMs !== undefined ? { boundMs: options.boundMs } : {}),
   });
   if (options.reads) registry.fallback = new MemberReads(members, watch, logger);
   await watch.start();

@@ -11,15 +11,22 @@
  * stale) while etcd has no quorum (MemberReads, Registry's fallback). The node agent runs the
  * same watch only for its gauge: the CSI Node service never reads etcd.
  *
- * The bound: quorum lost just after a check succeeded is seen by the next check, which starts
- * PERIOD_MS later and fails after DEADLINE_MS: at most 3 s, under the 5 s the issue asks for.
+ * The bound: writes are refused once no check has confirmed quorum for `boundMs` (default 4 s,
+ * `loam controller --etcd-quorum-bound-seconds`), counted from the start of the last check that
+ * succeeded. Checks run every bound/4 with a deadline of bound/2, so one slow check (a busy
+ * machine, a garbage collection, an etcd fsync) does not make the cluster read-only: it takes
+ * two in a row. Quorum lost just after a check started is refused at most `boundMs` later, with
+ * the default under the 5 s the issue asks for; a call arriving then is refused at once (the
+ * state is evaluated when asked, not only when a check ends).
  */
 import type { Etcd3, IRangeResponse, MultiRangeBuilder, SingleRangeBuilder } from "etcd3";
 import type { Logger } from "../log.js";
 import { VolumeError, unavailable } from "../volumes/errors.js";
 
-export const QUORUM_PERIOD_MS = 1000;
-export const QUORUM_DEADLINE_MS = 2000;
+/** How long without a confirmed quorum before metadata writes are refused. */
+export const QUORUM_BOUND_MS = 4000;
+export const QUORUM_PERIOD_MS = QUORUM_BOUND_MS / 4;
+export const QUORUM_DEADLINE_MS = QUORUM_BOUND_MS / 2;
 /**
  * etcd 3.4 serves an alarm request through raft (a proposal, written to every member's WAL), so
  * the alarm list is read at most this often, from one member; every second again while an alarm
@@ -52,6 +59,13 @@ export const NOSPACE_REMEDY =
 export class QuorumWatch {
   private current: QuorumState = { writable: true };
   private timer: NodeJS.Timeout | undefined;
+  private staleTimer: NodeJS.Timeout | undefined;
+  /** When the last check that confirmed quorum started (performance.now()). */
+  private confirmedAt: number | undefined;
+  /** Why the checks since then failed, for the refusal's message. */
+  private lastFailure: string | undefined;
+  /** The alarm etcd raised, as last read (NOSPACE...): refused whatever the quorum. */
+  private alarm: QuorumState | undefined;
   private stopped = false;
   private checking: Promise<void> | undefined;
   private readonly lossListeners = new Set<(state: QuorumState) => void>();
@@ -66,6 +80,8 @@ export class QuorumWatch {
       logger?: Logger;
       /** Called with every change (and once with the first state): the gauge. */
       onChange?: (writable: boolean) => void;
+      /** Refuse writes once quorum has not been confirmed for this long (QUORUM_BOUND_MS). */
+      boundMs?: number;
       periodMs?: number;
       deadlineMs?: number;
       alarmPeriodMs?: number;
@@ -75,14 +91,50 @@ export class QuorumWatch {
   }
 
   get state(): QuorumState {
+    this.publish();
     return this.current;
   }
   get writable(): boolean {
-    return this.current.writable;
+    return this.state.writable;
   }
   /** True while etcd has no quorum (not for an alarm: reads are linearizable then). */
   get noQuorum(): boolean {
-    return !this.current.writable && this.current.kind === "no-quorum";
+    const state = this.state;
+    return !state.writable && state.kind === "no-quorum";
+  }
+
+  private get boundMs(): number {
+    return this.options.boundMs ?? QUORUM_BOUND_MS;
+  }
+  private get periodMs(): number {
+    return this.options.periodMs ?? this.boundMs / 4;
+  }
+  private get deadlineMs(): number {
+    return this.options.deadlineMs ?? this.boundMs / 2;
+  }
+
+  /** The state as of now: an alarm as last read, else writable while quorum was confirmed within the bound. */
+  private evaluate(): QuorumState {
+    if (this.alarm) return this.alarm;
+    if (this.confirmedAt !== undefined && performance.now() - this.confirmedAt <= this.boundMs)
+      return { writable: true };
+    const since = this.confirmedAt === undefined ? "since start" : `for ${this.boundMs} ms`;
+    return {
+      writable: false,
+      kind: "no-quorum",
+      reason: `no quorum: no etcd member confirmed quorum ${since} (the last check: ${this.lastFailure ?? "none yet"})`,
+    };
+  }
+
+  /** Makes the current state the published one (log, gauge, calls in flight), and wakes up when it would go stale. */
+  private publish(): void {
+    this.set(this.evaluate());
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    this.staleTimer = undefined;
+    if (this.stopped || !this.current.writable || this.confirmedAt === undefined) return;
+    const left = this.confirmedAt + this.boundMs - performance.now();
+    this.staleTimer = setTimeout(() => this.publish(), Math.max(0, left) + 1);
+    this.staleTimer.unref();
   }
 
   /** Checks once (so the first state is known when this resolves), then every period until stop(). */
@@ -95,6 +147,7 @@ export class QuorumWatch {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.staleTimer) clearTimeout(this.staleTimer);
     for (const { client } of this.options.members) client.close();
   }
 
@@ -102,7 +155,7 @@ export class QuorumWatch {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.check().finally(() => this.schedule());
-    }, this.options.periodMs ?? QUORUM_PERIOD_MS);
+    }, this.periodMs);
     this.timer.unref();
   }
 
@@ -113,8 +166,8 @@ export class QuorumWatch {
   }
 
   private async checkOnce(): Promise<void> {
-    const deadline = (): Date => new Date(Date.now() + (this.options.deadlineMs ?? QUORUM_DEADLINE_MS));
-    let next: QuorumState;
+    const started = performance.now();
+    const deadline = (): Date => new Date(Date.now() + this.deadlineMs);
     try {
       const at = deadline();
       const answered = await Promise.any(
@@ -127,22 +180,18 @@ export class QuorumWatch {
         ),
       );
       try {
-        next = await this.readAlarms(answered, deadline());
+        const alarms = await this.readAlarms(answered, deadline());
+        this.alarm = alarms.writable ? undefined : alarms;
+        this.confirmedAt = started;
+        this.lastFailure = undefined;
       } catch (error) {
-        next = {
-          writable: false,
-          kind: "no-quorum",
-          reason: `no quorum: reading etcd's alarms failed: ${messageOf(error)}`,
-        };
+        this.lastFailure = `reading etcd's alarms failed: ${messageOf(error)}`;
       }
     } catch (error) {
-      next = {
-        writable: false,
-        kind: "no-quorum",
-        reason: `no quorum: no etcd member answered a linearizable read within ${this.options.deadlineMs ?? QUORUM_DEADLINE_MS} ms (${messageOf(error)})`,
-      };
+      this.lastFailure = `no etcd member answered a linearizable read within ${this.deadlineMs} ms (${messageOf(error)})`;
+      if (this.current.writable) this.options.logger?.debug("a quorum check failed", { error: this.lastFailure });
     }
-    this.set(next);
+    this.publish();
   }
 
   /** The alarm list from the member that just answered, when the last reading is old or showed an alarm. */
@@ -175,7 +224,7 @@ export class QuorumWatch {
 
   /** UNAVAILABLE saying why, when the registry cannot take writes now. */
   refusal(doing: string): VolumeError | undefined {
-    const state = this.current;
+    const state = this.state;
     if (state.writable) return undefined;
     return unavailable(
       `cannot ${doing}: the cluster's metadata is read-only because ${state.reason}; ` +

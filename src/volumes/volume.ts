@@ -10,7 +10,6 @@ import { metadataOf } from "./metadata.js";
 import { missingUnder, pvLabel, repairAdvice } from "./missing-pvs.js";
 import type { VolumeParameters } from "./parameters.js";
 import type { CapacityRange } from "./size.js";
-import { type EncryptionSpec, encryptionOfFingerprint } from "./encryption.js";
 
 export interface VolumeCondition {
   abnormal: boolean;
@@ -40,8 +39,6 @@ export interface Volume {
    * by the next NodeStageVolume.
    */
   formatting: boolean;
-  /** LUKS2 options when its StorageClass asked for encryption (read from its parameter tag). */
-  encryption?: EncryptionSpec;
   /** For ControllerGetVolume: raid sync state, thin pool usage, activation. */
   condition: VolumeCondition;
 }
@@ -126,8 +123,6 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
     condition: conditionOf(lv, report, metadata),
   };
   if (metadata.source) volume.contentSource = metadata.source;
-  const encryption = encryptionOfFingerprint(metadata.parameters);
-  if (encryption) volume.encryption = encryption;
   return volume;
 }
 

@@ -18,7 +18,7 @@ import { Etcd3 } from "etcd3";
 import { NodeAgent } from "../../src/cluster/agent.js";
 import { ClusterController } from "../../src/cluster/controller.js";
 import type { QuorumWatch } from "../../src/cluster/quorum.js";
-import { ALARM_PERIOD_MS, QUORUM_DEADLINE_MS, QUORUM_PERIOD_MS } from "../../src/cluster/quorum.js";
+import { ALARM_PERIOD_MS, QUORUM_BOUND_MS, QUORUM_DEADLINE_MS, QUORUM_PERIOD_MS } from "../../src/cluster/quorum.js";
 import { Registry } from "../../src/cluster/registry.js";
 import { registrySizes } from "../../src/cluster/sizes.js";
 import { connectRegistry, watchQuorum } from "../../src/cli/registry.js";
@@ -192,7 +192,7 @@ describe("without quorum the cluster is read-only for metadata, and resumes by i
     const inFlightAnswer = await inFlight;
     const inFlightMs = performance.now() - lost;
     process.stdout.write(
-      `# quorum loss seen after ${detectedMs.toFixed(0)} ms (period ${QUORUM_PERIOD_MS} ms + deadline ${QUORUM_DEADLINE_MS} ms); ` +
+      `# quorum loss seen after ${detectedMs.toFixed(0)} ms (bound ${QUORUM_BOUND_MS} ms, period ${QUORUM_PERIOD_MS} ms, deadline ${QUORUM_DEADLINE_MS} ms); ` +
         `a CreateVolume then answered in ${refusedMs.toFixed(0)} ms; the one in flight in ${inFlightMs.toFixed(0)} ms after the loss\n`,
     );
     assert.match(
@@ -367,9 +367,7 @@ describe("a node agent's CSI Node service does not wait on etcd", () => {
         registry,
         logger,
         (w) => metrics.setMetadataWritable(w),
-        {
-          reads: false,
-        },
+        { reads: false, boundMs: 1000 },
       );
       server = await startServer({
         socketPath: join(dir, "csi.sock"),
@@ -385,6 +383,7 @@ describe("a node agent's CSI Node service does not wait on etcd", () => {
       });
       await etcd.stop();
       await watch.check();
+      await sleep(1100); // past the bound: no quorum confirmed for it
       assert.equal(watch.writable, false);
       assert.match((await metrics.scrape()).body, /^loam_cluster_metadata_writable 0$/m);
       const started = performance.now();

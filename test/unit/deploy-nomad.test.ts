@@ -191,6 +191,7 @@ const CONTROLLER_FLAGS = [
   "--placement",
   "--node-timeout-seconds",
   "--election-lease-seconds",
+  "--etcd-quorum-bound-seconds",
   "--log-level",
   "--metrics-address",
 ];

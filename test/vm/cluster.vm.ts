@@ -40,6 +40,8 @@ const THIN_NODE: NodeId = "cl-node-c";
 const POOL = "pool";
 /** How long the controller waits for an agent: short, so the killed agent's call ends soon. */
 const NODE_TIMEOUT_SECONDS = 20;
+/** How long without a confirmed etcd quorum before the controller refuses metadata changes. */
+const QUORUM_BOUND_SECONDS = 8;
 const CLASS = "loam.csi.dev/deviceClass";
 /** A process start under TCG while others start too: tens of seconds, minutes on a host busy with other work. */
 const START_TIMEOUT_MS = 600_000;
@@ -108,6 +110,9 @@ export function clusterTests(): void {
             "",
             "--node-timeout-seconds",
             String(NODE_TIMEOUT_SECONDS),
+            // Under TCG on a busy host one quorum check can take seconds; the default bound is 4 s.
+            "--etcd-quorum-bound-seconds",
+            String(QUORUM_BOUND_SECONDS),
             "--log-level",
             "info",
           ],
