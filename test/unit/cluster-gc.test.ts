@@ -348,7 +348,8 @@ clusterTest(
       const reportPath = join(dir, "loam-gc.json");
       const gc = collector(cluster, node, { graceSeconds: 0, reportPath });
       await restartAgent(cluster, node, { gc });
-      for (let i = 0; i < 100 && !gc.report; i++) await new Promise((r) => setTimeout(r, 50));
+      // Up to 15 s: the agent registers, lists and acts first; a busy host makes that slow.
+      for (let i = 0; i < 300 && !gc.report; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(gc.report?.findings[0]?.id, orphan.id, "the agent ran a sweep after its first listing");
       const written = await readGcReport(reportPath);
       assert.ok(written, "the report file reads back");
