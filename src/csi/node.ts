@@ -84,7 +84,10 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const stagingPath = await checkedPath(path, "staging_target_path");
       const askedFsType = explicitFsType(capability);
       await withVolume(id, () =>
-        staging.stage({ id, staging: stagingPath, use, askedFsType }, { signal: context.signal }),
+        staging.stage(
+          { id, staging: stagingPath, use, askedFsType, secrets: request.secrets },
+          { signal: context.signal },
+        ),
       );
       return {};
     },
@@ -138,6 +141,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
           use,
           range && { requiredBytes: range.requiredBytes, limitBytes: range.limitBytes },
           { signal: context.signal },
+          request.secrets,
         ),
       );
       return { capacityBytes: BigInt(sizeBytes) };

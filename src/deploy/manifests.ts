@@ -58,6 +58,8 @@ export const STORAGE_CLASS_KEYS = {
   stripes: "loam.csi.dev/stripes",
   stripeSize: "loam.csi.dev/stripeSize",
   mirrors: "loam.csi.dev/mirrors",
+  encryption: "loam.csi.dev/encryption",
+  encryptionPbkdfMemory: "loam.csi.dev/encryptionPbkdfMemory",
   fsType: "csi.storage.k8s.io/fstype",
 } as const;
 
@@ -301,6 +303,16 @@ function storageClass(values: Values, sc: StorageClassValues, labels: Record<str
   if (sc.stripes !== undefined) parameters[STORAGE_CLASS_KEYS.stripes] = String(sc.stripes);
   if (sc.stripeSize !== undefined) parameters[STORAGE_CLASS_KEYS.stripeSize] = sc.stripeSize;
   if (sc.mirrors !== undefined) parameters[STORAGE_CLASS_KEYS.mirrors] = String(sc.mirrors);
+  if (sc.encryption) {
+    parameters[STORAGE_CLASS_KEYS.encryption] = "luks2";
+    if (sc.encryption.pbkdfMemoryKiB !== undefined)
+      parameters[STORAGE_CLASS_KEYS.encryptionPbkdfMemory] = String(sc.encryption.pbkdfMemoryKiB);
+    // The passphrase reaches NodeStageVolume and NodeExpandVolume only through these (Kubernetes' own keys).
+    for (const call of ["node-stage", "node-expand"]) {
+      parameters[`csi.storage.k8s.io/${call}-secret-name`] = sc.encryption.secretName;
+      parameters[`csi.storage.k8s.io/${call}-secret-namespace`] = sc.encryption.secretNamespace ?? values.namespace;
+    }
+  }
   return new StorageClass({
     metadata: {
       name: sc.name,

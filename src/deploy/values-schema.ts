@@ -181,6 +181,16 @@ const STORAGE_CLASS = z.strictObject({
     .optional(),
   reclaimPolicy: oneOf(["Delete", "Retain"]).default("Delete"),
   default: bool.optional(),
+  encryption: z
+    .strictObject({
+      secretName: matching(DNS_SUBDOMAIN, "a Kubernetes Secret name", 253),
+      secretNamespace: matching(DNS_LABEL, "a namespace name").optional(),
+      pbkdfMemoryKiB: numberIn(32, 4194304, true).optional(),
+    })
+    .optional()
+    .describe(
+      "LUKS2 encryption (docs/encryption.md): the Secret holding encryptionPassphrase (node-stage and node-expand), in secretNamespace or the driver's namespace; pbkdfMemoryKiB below the node container's memory limit",
+    ),
 });
 
 const IMAGES = z.strictObject({

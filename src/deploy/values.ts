@@ -37,6 +37,8 @@ export interface StorageClassValues {
   mountOptions?: string[];
   reclaimPolicy: "Delete" | "Retain";
   default?: boolean;
+  /** LUKS2: the Secret with encryptionPassphrase (docs/encryption.md). */
+  encryption?: { secretName: string; secretNamespace?: string; pbkdfMemoryKiB?: number };
 }
 
 export type ImageName = "loam" | SidecarName;

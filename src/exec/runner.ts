@@ -25,6 +25,11 @@ export interface RunOptions {
    * close-on-exec.
    */
   fds?: readonly number[];
+  /**
+   * Bytes written to the command's standard input, which is then closed (a secret such as a
+   * LUKS passphrase goes here, never in argv). Without it, standard input is /dev/null.
+   */
+  input?: Uint8Array;
 }
 
 export interface CommandObservation {
@@ -101,11 +106,16 @@ export class CommandRunner {
         // LC_ALL last: callers may add variables but never change the language we parse.
         // LVM_SUPPRESS_FD_WARNINGS: LVM complains on stderr about any inherited descriptor.
         env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1", ...this.env, LC_ALL: "C" },
-        stdio: ["ignore", "pipe", "pipe", ...(options.fds ?? [])],
+        stdio: [options.input ? "pipe" : "ignore", "pipe", "pipe", ...(options.fds ?? [])],
         // Its own process group, so one kill reaches the command and anything it started.
         detached: true,
         shell: false,
       });
+      if (options.input && child.stdin) {
+        // A command that exits without reading all of it closes the pipe: EPIPE is not our failure.
+        child.stdin.on("error", () => undefined);
+        child.stdin.end(options.input);
+      }
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
       child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));

@@ -12,3 +12,4 @@ export { type MountEntry, isReadOnly, majorMinorOf, mountAt, parseMountInfo, rea
 export { Mounter } from "./mount.js";
 export { HostOperations, type PathInfo } from "./operations.js";
 export { resolveUnder } from "./paths.js";
+export { CRYPTSETUP_EXIT, type LuksFormatSettings, type MappingStatus } from "./crypt.js";

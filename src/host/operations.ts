@@ -18,6 +18,16 @@ import {
   wipeSignatures,
 } from "./filesystem.js";
 import { type MountOptions, Mounter } from "./mount.js";
+import {
+  type LuksFormatSettings,
+  type MappingStatus,
+  isLuks,
+  luksClose,
+  luksFormat,
+  luksOpen,
+  luksResize,
+  mappingStatus,
+} from "./crypt.js";
 import { type MountEntry, majorMinorOf } from "./mountinfo.js";
 import { makeDirectoryExact, makeFileExact, openExact, removeExact } from "./paths.js";
 
@@ -124,5 +134,34 @@ export class HostOperations {
   /** Unmounts the mount on top at target if it is mount `mountId`; false (nothing done) when it is not there. */
   unmount(target: string, mountId: number, options: RunOptions = {}): Promise<boolean> {
     return this.mounter.unmountExact(target, mountId, options);
+  }
+
+  isLuks(device: string, options: RunOptions = {}): Promise<boolean> {
+    return isLuks(this.runner, device, options);
+  }
+
+  luksFormat(
+    device: string,
+    passphrase: Uint8Array,
+    settings: LuksFormatSettings,
+    options: RunOptions = {},
+  ): Promise<void> {
+    return luksFormat(this.runner, device, passphrase, settings, options);
+  }
+
+  luksOpen(device: string, name: string, passphrase: Uint8Array, options: RunOptions = {}): Promise<void> {
+    return luksOpen(this.runner, device, name, passphrase, options);
+  }
+
+  luksClose(name: string, options: RunOptions = {}): Promise<boolean> {
+    return luksClose(this.runner, name, options);
+  }
+
+  luksResize(name: string, passphrase: Uint8Array | undefined, options: RunOptions = {}): Promise<void> {
+    return luksResize(this.runner, name, passphrase, options);
+  }
+
+  mappingStatus(name: string, options: RunOptions = {}): Promise<MappingStatus> {
+    return mappingStatus(this.runner, name, options);
   }
 }

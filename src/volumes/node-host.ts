@@ -16,6 +16,7 @@
  */
 import { CommandError, CommandExitError } from "../exec/index.js";
 import type { DeviceContent, FirstLook } from "../host/blkid.js";
+import type { LuksFormatSettings, MappingStatus } from "../host/crypt.js";
 import { PathChangedError } from "../host/errors.js";
 import type { FilesystemUsage } from "../host/filesystem.js";
 import type { MountEntry } from "../host/mountinfo.js";
@@ -32,7 +33,7 @@ export type HostMount = Pick<
   "id" | "majorMinor" | "root" | "mountPoint" | "mountOptions" | "fsType" | "source" | "superOptions"
 >;
 
-export type { DeviceContent, FilesystemUsage, FirstLook, PathInfo };
+export type { DeviceContent, FilesystemUsage, FirstLook, LuksFormatSettings, MappingStatus, PathInfo };
 
 export interface HostCallOptions {
   signal?: AbortSignal;
@@ -118,6 +119,24 @@ export interface NodeHost {
    * with a HostCommandError when umount fails.
    */
   unmount(target: string, mountId: number, options?: HostCallOptions): Promise<boolean>;
+
+  /** Whether the device starts with a LUKS header. */
+  isLuks(device: string, options?: HostCallOptions): Promise<boolean>;
+  /** Writes a new LUKS2 header (cryptsetup luksFormat); the passphrase goes to its standard input. */
+  luksFormat(
+    device: string,
+    passphrase: Uint8Array,
+    settings: LuksFormatSettings,
+    options: HostFormatOptions,
+  ): Promise<void>;
+  /** Opens the LUKS device as /dev/mapper/<name>; a wrong passphrase rejects with exit code 2. */
+  luksOpen(device: string, name: string, passphrase: Uint8Array, options?: HostCallOptions): Promise<void>;
+  /** Closes /dev/mapper/<name>: false when it was not open; a busy one rejects with exit code 5. */
+  luksClose(name: string, options?: HostCallOptions): Promise<boolean>;
+  /** Grows the open mapping to its device's size (the passphrase, when given, on standard input). */
+  luksResize(name: string, passphrase: Uint8Array | undefined, options?: HostCallOptions): Promise<void>;
+  /** cryptsetup status of /dev/mapper/<name>. */
+  mappingStatus(name: string, options?: HostCallOptions): Promise<MappingStatus>;
 }
 
 /** The part of the volume engine the node uses; its per-volume lock is the engine's (one lock map for both services). */
@@ -192,3 +211,20 @@ export function hostFailure(error: unknown, doing: string): VolumeError {
     cause: error,
   });
 }
+
+/**
+ * A volume's format-in-progress mark (metadata.ts, FORMATTING_TAG) as prepareFilesystem uses
+ * it: whether the volume carries it, and how to add and remove it.
+ */
+export interface FormatMark {
+  readonly marked: boolean;
+  add(): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/**
+ * The longest a wipe or an mkfs may run. Not the caller's deadline: a format the caller gave
+ * up on runs to its end (a retry waits on the volume's lock and finds it done); this only
+ * stops one that hangs, and the mark it leaves makes the next stage format again.
+ */
+export const FORMAT_TIMEOUT_MS = 600_000;

@@ -36,12 +36,28 @@ export const PARAMETER_KEYS = {
   stripeSize: "loam.csi.dev/stripeSize",
   mirrors: "loam.csi.dev/mirrors",
   placement: "loam.csi.dev/placement",
+  encryption: "loam.csi.dev/encryption",
+  encryptionCipher: "loam.csi.dev/encryptionCipher",
+  encryptionKeySize: "loam.csi.dev/encryptionKeySize",
+  encryptionPbkdf: "loam.csi.dev/encryptionPbkdf",
+  encryptionPbkdfMemory: "loam.csi.dev/encryptionPbkdfMemory",
+  encryptionIterTime: "loam.csi.dev/encryptionIterTime",
 } as const;
 
+/** The ciphers an encrypted volume may use (XTS: the key size is two AES or Serpent keys). */
+export const ENCRYPTION_CIPHERS = ["aes-xts-plain64", "serpent-xts-plain64"] as const;
+export const ENCRYPTION_KEY_SIZES = ["256", "512"] as const;
+export const ENCRYPTION_PBKDFS = ["argon2id", "argon2i", "pbkdf2"] as const;
+
 const integerIn =
-  (min: number, max: number) =>
+  (min: number, max: number, digits = 4) =>
   (value: string): boolean =>
-    /^[0-9]{1,4}$/.test(value) && Number(value) >= min && Number(value) <= max;
+    new RegExp(`^[0-9]{1,${digits}}$`).test(value) && Number(value) >= min && Number(value) <= max;
+
+const oneOf =
+  (values: readonly string[]) =>
+  (value: string): boolean =>
+    values.includes(value);
 
 export const PARAMETERS: readonly ParameterDefinition[] = [
   {
@@ -119,6 +135,64 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     metadata: false,
     check: (value) => value === "spread" || value === "binpack",
   },
+  {
+    key: PARAMETER_KEYS.encryption,
+    type: "string",
+    defaultValue: "(none: not encrypted)",
+    allowed: "luks2",
+    description:
+      "Encrypts the volume at rest with LUKS2 (dm-crypt): the node formats and opens it at NodeStageVolume with the passphrase in the node-stage secret's key `encryptionPassphrase` (docs/encryption.md).",
+    metadata: false,
+    check: (value) => value === "luks2",
+  },
+  {
+    key: PARAMETER_KEYS.encryptionCipher,
+    type: "string",
+    defaultValue: "aes-xts-plain64",
+    allowed: ENCRYPTION_CIPHERS.join(" or "),
+    description: "Encrypted volumes: the data cipher (cryptsetup luksFormat --cipher).",
+    metadata: false,
+    check: oneOf(ENCRYPTION_CIPHERS),
+  },
+  {
+    key: PARAMETER_KEYS.encryptionKeySize,
+    type: "integer",
+    defaultValue: "512",
+    allowed: "256 or 512 (bits; XTS splits it into two keys: 512 is AES-256)",
+    description: "Encrypted volumes: the volume key size (cryptsetup luksFormat --key-size).",
+    metadata: false,
+    check: oneOf(ENCRYPTION_KEY_SIZES),
+  },
+  {
+    key: PARAMETER_KEYS.encryptionPbkdf,
+    type: "string",
+    defaultValue: "argon2id",
+    allowed: ENCRYPTION_PBKDFS.join(", "),
+    description:
+      "Encrypted volumes: the function that turns the passphrase into the keyslot's key (cryptsetup --pbkdf).",
+    metadata: false,
+    check: oneOf(ENCRYPTION_PBKDFS),
+  },
+  {
+    key: PARAMETER_KEYS.encryptionPbkdfMemory,
+    type: "integer",
+    defaultValue: "cryptsetup's benchmark (up to 1048576 KiB, at most half the node's memory)",
+    allowed: "32 to 4194304 (KiB); argon2i and argon2id only",
+    description:
+      "Encrypted volumes: the memory each unlock of an argon2 keyslot uses (cryptsetup --pbkdf-memory). Set it below the node container's memory limit.",
+    metadata: false,
+    check: integerIn(32, 4194304, 7),
+  },
+  {
+    key: PARAMETER_KEYS.encryptionIterTime,
+    type: "integer",
+    defaultValue: "2000 (cryptsetup's)",
+    allowed: "1 to 60000 (milliseconds)",
+    description:
+      "Encrypted volumes: how long one unlock should take on the formatting node (cryptsetup --iter-time); lower is faster to stage and cheaper to guess.",
+    metadata: false,
+    check: integerIn(1, 60000, 5),
+  },
 ];
 
 export interface VolumeParameters {
@@ -182,7 +256,26 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
       result.shaping[key] = value;
     }
   }
+  checkEncryptionOptions(result.shaping, field);
   return result;
+}
+
+/** The encryption options make sense only together with the encryption key, and argon2's memory only with argon2. */
+function checkEncryptionOptions(shaping: Readonly<Record<string, string>>, field: string): void {
+  const options = Object.keys(shaping).filter(
+    (k) => k.startsWith(PARAMETER_KEYS.encryption) && k !== PARAMETER_KEYS.encryption,
+  );
+  if (options.length > 0 && shaping[PARAMETER_KEYS.encryption] === undefined) {
+    throw invalidArgument(
+      `${field}["${options[0]}"] needs ${field}["${PARAMETER_KEYS.encryption}"]: "luks2"; the encryption options apply only to encrypted volumes`,
+    );
+  }
+  const pbkdf = shaping[PARAMETER_KEYS.encryptionPbkdf];
+  if (shaping[PARAMETER_KEYS.encryptionPbkdfMemory] !== undefined && pbkdf === "pbkdf2") {
+    throw invalidArgument(
+      `${field}["${PARAMETER_KEYS.encryptionPbkdfMemory}"] applies to argon2i and argon2id only, not to ${field}["${PARAMETER_KEYS.encryptionPbkdf}"] "pbkdf2"`,
+    );
+  }
 }
 
 /** A stable text form of the shaping parameters, stored on the LV and compared on retries. */

@@ -11,8 +11,12 @@ import type { Volume, VolumeCondition } from "./volume.js";
 import type { FsType, VolumeUse } from "./capabilities.js";
 import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
+import { NODE_EXPAND_SECRET, NODE_STAGE_SECRET, mappingPath, passphraseFrom } from "./encryption.js";
+import { closeEncrypted, mappingProblem, openEncrypted, resizeEncrypted } from "./encrypted.js";
 import {
   type DeviceContent,
+  FORMAT_TIMEOUT_MS,
+  type FormatMark,
   type HostCallOptions,
   type HostMount,
   type NodeEngine,
@@ -25,22 +29,8 @@ import {
 /** What prepareFilesystem did: made the filesystem, or found this and wrote nothing. */
 export type Prepared = { kind: "formatted" } | Exclude<DeviceContent, { kind: "empty" }>;
 
-/**
- * A volume's format-in-progress mark (metadata.ts, FORMATTING_TAG) as prepareFilesystem uses
- * it: whether the volume carries it, and how to add and remove it.
- */
-export interface FormatMark {
-  readonly marked: boolean;
-  add(): Promise<void>;
-  clear(): Promise<void>;
-}
-
-/**
- * The longest a wipe or an mkfs may run. Not the caller's deadline: a format the caller gave
- * up on runs to its end (a retry waits on the volume's lock and finds it done); this only
- * stops one that hangs, and the mark it leaves makes the next stage format again.
- */
-export const FORMAT_TIMEOUT_MS = 600_000;
+export type { FormatMark };
+export { FORMAT_TIMEOUT_MS };
 
 /**
  * Makes `fsType` on a device that holds nothing; otherwise says what the device holds and
@@ -96,6 +86,17 @@ export interface StageRequest {
   use: VolumeUse;
   /** The fs_type the request named, or undefined when it left the choice to loam. */
   askedFsType: string | undefined;
+  /** The node-stage secrets: an encrypted volume's passphrase (encryption.ts PASSPHRASE_KEY). */
+  secrets?: Readonly<Record<string, string>>;
+}
+
+/** The device a volume's data is on: its LV, or for an encrypted volume the dm-crypt mapping over it. */
+export function dataDevice(
+  volume: Pick<Volume, "id" | "devicePath" | "encryption">,
+): Pick<Volume, "id" | "devicePath"> {
+  return volume.encryption
+    ? { id: volume.id, devicePath: mappingPath(volume.id) }
+    : { id: volume.id, devicePath: volume.devicePath };
 }
 
 export interface UsageFigures {
@@ -141,7 +142,7 @@ export class VolumeStaging {
   /** The volume, active, or NOT_FOUND. */
   async activeVolume(id: string, options: HostCallOptions): Promise<Volume> {
     const volume = await hostStep(`activating volume ${id}`, () => this.engine.ensureActive(id, options));
-    this.devices.set(id, { devicePath: volume.devicePath, id });
+    this.devices.set(id, dataDevice(volume));
     return volume;
   }
 
@@ -149,7 +150,7 @@ export class VolumeStaging {
   async stagedDevice(id: string, options: HostCallOptions): Promise<Pick<Volume, "id" | "devicePath">> {
     const known = this.devices.get(id);
     if (known && (await this.host.stat(known.devicePath).catch(() => undefined))?.type === "block-device") return known;
-    return this.activeVolume(id, options);
+    return dataDevice(await this.activeVolume(id, options));
   }
 
   async stage(request: StageRequest, options: HostCallOptions): Promise<void> {
@@ -158,10 +159,27 @@ export class VolumeStaging {
     // The mount table is read alongside the lookup: each is a wait on the kernel or LVM.
     const [volume, mounts] = await Promise.all([this.activeVolume(id, options), host.mounts()]);
     const existing = mountAt(mounts, staging);
+    const mark: FormatMark = {
+      marked: volume.formatting,
+      add: () => this.engine.markFormatting(id, options),
+      // Not the caller's signal: once mkfs finished, clearing the mark saves the retry a format.
+      clear: () => this.engine.clearFormatting(id),
+    };
+    let data: Pick<Volume, "id" | "devicePath"> = volume;
+    let fresh = false;
+    if (volume.encryption) {
+      const passphrase = passphraseFrom(request.secrets ?? {}, id, NODE_STAGE_SECRET);
+      const opened = await openEncrypted(host, { ...volume, encryption: volume.encryption }, passphrase, mark, options);
+      data = { id, devicePath: opened.devicePath };
+      fresh = opened.fresh;
+      this.devices.set(id, data);
+      // A new raw block volume is done once its mapping is open: nothing goes on top.
+      if (fresh && use.access.kind === "block") await hostStep(`unmarking volume ${id}`, () => mark.clear());
+    }
     // Block volumes have nothing to mount here: publish binds the device node itself.
     if (use.access.kind === "block") return;
     const access = use.access;
-    const device = await deviceNumber(host, volume);
+    const device = await deviceNumber(host, data);
     if (existing) {
       if (existing.majorMinor !== device) {
         throw alreadyExists(
@@ -177,14 +195,9 @@ export class VolumeStaging {
       return;
     }
     await hostStep(`creating ${staging}`, () => host.makeDirectory(staging));
-    const mark: FormatMark = {
-      marked: volume.formatting,
-      add: () => this.engine.markFormatting(id, options),
-      // Not the caller's signal: once mkfs finished, clearing the mark saves the retry a format.
-      clear: () => this.engine.clearFormatting(id),
-    };
+    // A mapping this call formatted carries the mark and holds nothing of anyone's: mkfs runs as on a marked volume.
     const content = await hostStep(`making ${access.fsType} on volume ${id} if it is empty`, () =>
-      prepareFilesystem(host, volume.devicePath, access.fsType, mark, options),
+      prepareFilesystem(host, data.devicePath, access.fsType, fresh ? { ...mark, marked: true } : mark, options),
     );
     let fsType: string;
     switch (content.kind) {
@@ -207,12 +220,12 @@ export class VolumeStaging {
     const flags = stageMountFlags(fsType, access.mountFlags);
     const readonly = use.mode === "single-node-reader-only";
     await hostStep(`mounting volume ${id} at ${staging}`, () =>
-      host.mountFilesystem(volume.devicePath, staging, fsType, flags, { readonly, signal: options.signal }),
+      host.mountFilesystem(data.devicePath, staging, fsType, flags, { readonly, signal: options.signal }),
     );
     if (content.kind === "filesystem" && !readonly) {
       // A volume restored into a larger LV (or grown while unstaged) gets a filesystem as large as its device.
       await hostStep(`growing the filesystem of volume ${id}`, () =>
-        host.growFilesystem({ fsType, device: volume.devicePath, mountPoint: staging }, options),
+        host.growFilesystem({ fsType, device: data.devicePath, mountPoint: staging }, options),
       );
     }
   }
@@ -220,6 +233,8 @@ export class VolumeStaging {
   /** kubelet made the staging directory and removes it; this only takes the volume's mount away. */
   async unstage(id: string, staging: string, options: HostCallOptions): Promise<void> {
     await this.unmountVolume(id, staging, "staging_target_path", options);
+    // An encrypted volume's mapping closes once nothing uses it (encrypted.ts); a plain volume has none.
+    await closeEncrypted(this.host, id, options);
     this.devices.delete(id);
   }
 
@@ -282,7 +297,7 @@ export class VolumeStaging {
       this.engine.getVolume(id, options, { current: false }),
     );
     if (!volume) return "unknown";
-    return (await nodeOf(volume.devicePath)) ?? "inactive";
+    return (await nodeOf(dataDevice(volume).devicePath)) ?? "inactive";
   }
 
   /** Whether the mount on top at path is the volume whose device is `device`. */
@@ -321,13 +336,15 @@ export class VolumeStaging {
     use: VolumeUse | undefined,
     range: { requiredBytes: bigint; limitBytes: bigint } | undefined,
     options: HostCallOptions,
+    secrets: Readonly<Record<string, string>> = {},
   ): Promise<number> {
     const { host } = this;
     let volume = await this.activeVolume(id, options);
     const found = await host.stat(volumePath).catch(() => undefined);
     if (!found) throw notFound(`volume_path ${volumePath} does not exist`);
     const block = use ? use.access.kind === "block" : found.type === "block-device";
-    const device = await deviceNumber(host, volume);
+    const data = dataDevice(volume);
+    const device = await deviceNumber(host, data);
     let mount: HostMount | undefined;
     if (!block) {
       mount = mountAt(await host.mounts(), volumePath);
@@ -346,10 +363,14 @@ export class VolumeStaging {
         options,
       );
     }
+    if (volume.encryption) {
+      const size = volume.sizeBytes;
+      await resizeEncrypted(host, id, size, () => passphraseFrom(secrets, id, NODE_EXPAND_SECRET), options);
+    }
     if (mount) {
       const fs = mount;
       await hostStep(`growing the ${fs.fsType} filesystem of volume ${id}`, () =>
-        host.growFilesystem({ fsType: fs.fsType, device: volume.devicePath, mountPoint: volumePath }, options),
+        host.growFilesystem({ fsType: fs.fsType, device: data.devicePath, mountPoint: volumePath }, options),
       );
     }
     return volume.sizeBytes;
@@ -366,7 +387,11 @@ export class VolumeStaging {
     if (!found) throw notFound(`volume_path ${volumePath} does not exist`);
     const problems: string[] = [];
     if (volume.condition.abnormal) problems.push(volume.condition.message);
-    const device = await deviceNumber(host, volume).catch(() => undefined);
+    if (volume.encryption) {
+      const problem = await mappingProblem(host, id);
+      if (problem) problems.push(problem);
+    }
+    const device = await deviceNumber(host, dataDevice(volume)).catch(() => undefined);
     const stats: Omit<VolumeStats, "condition"> = {};
     if (found.type === "block-device") {
       if (device && found.device !== device) problems.push(`${volumePath} is not the device node of volume ${id}`);

@@ -10,6 +10,7 @@ import { metadataOf } from "./metadata.js";
 import { missingUnder, pvLabel, repairAdvice } from "./missing-pvs.js";
 import type { VolumeParameters } from "./parameters.js";
 import type { CapacityRange } from "./size.js";
+import { type EncryptionSpec, encryptionOfFingerprint } from "./encryption.js";
 
 export interface VolumeCondition {
   abnormal: boolean;
@@ -39,6 +40,8 @@ export interface Volume {
    * by the next NodeStageVolume.
    */
   formatting: boolean;
+  /** LUKS2 options when its StorageClass asked for encryption (read from its parameter tag). */
+  encryption?: EncryptionSpec;
   /** For ControllerGetVolume: raid sync state, thin pool usage, activation. */
   condition: VolumeCondition;
 }
@@ -123,6 +126,8 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
     condition: conditionOf(lv, report, metadata),
   };
   if (metadata.source) volume.contentSource = metadata.source;
+  const encryption = encryptionOfFingerprint(metadata.parameters);
+  if (encryption) volume.encryption = encryption;
   return volume;
 }
 

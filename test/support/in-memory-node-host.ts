@@ -20,6 +20,7 @@ import type {
   HostFormatOptions,
   HostMount,
   HostMountOptions,
+  MappingStatus,
   NodeHost,
   PathInfo,
 } from "../../src/volumes/node-host.js";
@@ -393,5 +394,37 @@ export class InMemoryNodeHostStandIn implements NodeHost {
       this.devices.set(path, found);
     }
     return found;
+  }
+
+  // ---- LUKS: not modelled (encrypted volumes are tested on real dm-crypt in the VM) ----------
+
+  async isLuks(device: string): Promise<boolean> {
+    await this.enter("isLuks", [device]);
+    return false;
+  }
+
+  async luksFormat(device: string): Promise<void> {
+    await this.enter("luksFormat", [device]);
+    throw new Error("the node host stand-in does not model LUKS");
+  }
+
+  async luksOpen(device: string, name: string): Promise<void> {
+    await this.enter("luksOpen", [device, name]);
+    throw new Error("the node host stand-in does not model LUKS");
+  }
+
+  async luksClose(name: string): Promise<boolean> {
+    await this.enter("luksClose", [name]);
+    return false;
+  }
+
+  async luksResize(name: string): Promise<void> {
+    await this.enter("luksResize", [name]);
+    throw new Error("the node host stand-in does not model LUKS");
+  }
+
+  async mappingStatus(name: string): Promise<MappingStatus> {
+    await this.enter("mappingStatus", [name]);
+    return { active: false, summary: `/dev/mapper/${name} is inactive.`, inUse: false };
   }
 }

@@ -277,13 +277,24 @@ export function kubeletPaths(
   };
 }
 
+/** The passphrase the contract tests' stand-in Secret holds (docs/encryption.md: the operator's own). */
+export const CONTRACT_PASSPHRASE = "sidecar-contract-passphrase";
+
+/**
+ * The secrets kubelet sends to NodeStageVolume or NodeExpandVolume: the Secret the class's
+ * `csi.storage.k8s.io/<call>-secret-name` names, read by kubelet; none when the class names none.
+ */
+export function kubeletSecrets(sc: StorageClassManifest, call: "node-stage" | "node-expand"): Record<string, string> {
+  return sc.parameters[`${RESERVED}${call}-secret-name`] ? { encryptionPassphrase: CONTRACT_PASSPHRASE } : {};
+}
+
 export function nodeStageRequest(pv: PersistentVolume, kubeletDir: string, podUid: string): NodeStageInit {
   return {
     volumeId: pv.volumeHandle,
     publishContext: {},
     stagingTargetPath: kubeletPaths(pv, podUid, kubeletDir).staging,
     volumeCapability: claimCapability(pv.storageClass, pv.claim, nodeMode(pv.claim)),
-    secrets: {},
+    secrets: kubeletSecrets(pv.storageClass, "node-stage"),
     volumeContext: { ...pv.volumeAttributes },
   };
 }
@@ -333,7 +344,7 @@ export function nodeExpandRequest(pv: PersistentVolume, pod: Pod, kubeletDir: st
     stagingTargetPath: paths.staging,
     capacityRange: { requiredBytes: BigInt(bytes), limitBytes: 0n },
     volumeCapability: claimCapability(pv.storageClass, pv.claim, nodeMode(pv.claim)),
-    secrets: {},
+    secrets: kubeletSecrets(pv.storageClass, "node-expand"),
   };
 }
 

@@ -178,12 +178,23 @@ describe("generated manifests", () => {
     assert.equal(driver?.metadata?.name, values.driverName);
   });
 
-  test("StorageClasses: thick xfs, thin, striped and raid1, all WaitForFirstConsumer with expansion", () => {
+  test("StorageClasses: thick xfs, thin, striped, raid1 and encrypted, all WaitForFirstConsumer with expansion", () => {
     const classes = objects.filter((o): o is StorageClass => o instanceof StorageClass);
     assert.deepEqual(
       classes.map((c) => c.metadata?.name),
-      ["loam-xfs", "loam-thin", "loam-striped", "loam-raid1"],
+      ["loam-xfs", "loam-thin", "loam-striped", "loam-raid1", "loam-encrypted"],
     );
+    // The encrypted class names its passphrase Secret for stage and expansion (docs/encryption.md).
+    assert.deepEqual(classes[4]?.parameters, {
+      "csi.storage.k8s.io/fstype": "ext4",
+      "loam.csi.dev/deviceClass": "thick",
+      "loam.csi.dev/encryption": "luks2",
+      "loam.csi.dev/encryptionPbkdfMemory": "262144",
+      "csi.storage.k8s.io/node-stage-secret-name": "loam-encryption",
+      "csi.storage.k8s.io/node-stage-secret-namespace": "loam-system",
+      "csi.storage.k8s.io/node-expand-secret-name": "loam-encryption",
+      "csi.storage.k8s.io/node-expand-secret-namespace": "loam-system",
+    });
     for (const sc of classes) {
       assert.equal(sc.volumeBindingMode, "WaitForFirstConsumer");
       assert.equal(sc.allowVolumeExpansion, true);
@@ -194,12 +205,14 @@ describe("generated manifests", () => {
     assert.equal(classes[1]?.parameters?.["loam.csi.dev/deviceClass"], "thin");
   });
 
-  test("every StorageClass parameter is one loam accepts (or csi.storage.k8s.io/fstype, which the provisioner consumes)", () => {
+  test("every StorageClass parameter is one loam accepts (or fstype and the node secret references, which the provisioner and kubelet consume)", () => {
     const accepted = new Set(PARAMETERS.map((p) => p.key));
     for (const sc of objects.filter((o): o is StorageClass => o instanceof StorageClass)) {
       for (const key of Object.keys(sc.parameters ?? {})) {
         assert.ok(
-          accepted.has(key) || key === "csi.storage.k8s.io/fstype",
+          accepted.has(key) ||
+            key === "csi.storage.k8s.io/fstype" ||
+            /^csi\.storage\.k8s\.io\/node-(stage|expand)-secret-/.test(key),
           `${sc.metadata?.name}: ${key} is not in PARAMETERS`,
         );
       }

@@ -34,7 +34,7 @@ function healthy(): Described {
     },
     commands: {
       "dmsetup targets": done(
-        "thin-pool        v1.23.0\nsnapshot         v1.16.0\nraid             v1.15.1\nmirror           v1.14.0\nstriped          v1.6.0\nlinear           v1.4.0\n",
+        "thin-pool        v1.23.0\nsnapshot         v1.16.0\nraid             v1.15.1\nmirror           v1.14.0\ncrypt            v1.24.0\nstriped          v1.6.0\nlinear           v1.4.0\n",
       ),
       "lvm version": done("  LVM version:     2.03.16(2) (2022-05-18)\n  Library version: 1.02.185\n"),
       "thin_check -V": done("0.9.0\n"),
@@ -43,7 +43,7 @@ function healthy(): Described {
           'udev_sync=0\nudev_rules=0\nobtain_device_list_from_udev=0\nuse_devicesfile=0\ndevicesfile="system.devices"\n',
         ),
     },
-    programs: ["mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid", "wipefs"],
+    programs: ["mkfs.xfs", "xfs_growfs", "mkfs.ext4", "resize2fs", "blkid", "wipefs", "cryptsetup"],
     writable: ["/var/lib/kubelet", "/run/loam"],
     vgs: { vg0: report("vg0", []) },
   };
@@ -101,6 +101,7 @@ test("a healthy described host passes every check (stand-in probe)", async () =>
     "dm target snapshot",
     "dm target raid",
     "dm target mirror",
+    "dm target crypt",
     "dm target striped",
     "lvm2",
     "thin-provisioning-tools",
@@ -110,6 +111,7 @@ test("a healthy described host passes every check (stand-in probe)", async () =>
     "resize2fs",
     "blkid",
     "wipefs",
+    "cryptsetup",
     "volume group vg0",
     "kubelet directory",
     "socket directory",

@@ -31,13 +31,12 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
 import { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { FORMATTING_TAG } from "../../src/volumes/metadata.js";
 import { MiB } from "../../src/volumes/size.js";
 import { type Harness, KUBELET_DIR, VG } from "./harness.js";
-import { createRequest, mountCapability, rejectsWith } from "./support.js";
+import { createRequest, mountCapability, rejectsWith, until } from "./support.js";
 
 const WORK = "/tmp/loam-format-crash";
 const SHIMS = join(WORK, "bin");
@@ -94,14 +93,6 @@ function killStandIns(): void {
       // Already gone.
     }
     rmSync(pidFile);
-  }
-}
-
-async function until(what: string, done: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 

@@ -24,6 +24,7 @@ import { missingPvTests } from "./missing-pv.vm.js";
 import { reliabilityTests } from "./reliability.vm.js";
 import { etcdTests } from "./etcd.vm.js";
 import { clusterTests } from "./cluster.vm.js";
+import { encryptionTests } from "./encryption.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -44,6 +45,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   reliability: reliabilityTests,
   etcd: etcdTests,
   cluster: clusterTests,
+  encryption: encryptionTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);

@@ -12,6 +12,7 @@ import { CsiCallError } from "../../src/csi/client.js";
 import { MiB } from "../../src/volumes/size.js";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Node } from "../../src/gen/csi/v1/csi_pb.js";
 import type { CsiClient } from "../../src/csi/client.js";
 import { type Harness, KUBELET_DIR } from "./harness.js";
@@ -97,4 +98,13 @@ export async function stageAndPublish(
  */
 export async function wipePvLabel(h: Harness, pv: string): Promise<void> {
   await h.must(["dd", "if=/dev/zero", `of=${pv}`, "bs=1M", "count=1", "oflag=direct", "conv=fsync", "status=none"]);
+}
+
+/** Polls until `done` says so; throws naming `what` after `ms`. */
+export async function until(what: string, done: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
 }

@@ -2,6 +2,7 @@
  * The flags of `loam csi`: their specs, the readers every subcommand uses, and the flags
  * that build a VolumeCapability. A bad flag is a UsageError (exit status 2).
  */
+import { readFile } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { VolumeCapability_AccessMode_Mode, type VolumeCapabilitySchema } from "../../gen/csi/v1/csi_pb.js";
 import { parseQuantity, QuantityError } from "../../volumes/quantity.js";
@@ -70,6 +71,30 @@ export function keyValueMap(flags: Flags, name: string): Record<string, string> 
     map[key] = item.slice(at + 1);
   }
   return map;
+}
+
+/**
+ * The request's secrets from a JSON file of string values (`{"encryptionPassphrase": "..."}`):
+ * a file, not a flag, so a passphrase never shows in argv. Empty without the flag.
+ */
+export async function secretsFile(flags: Flags, name = "secrets-file"): Promise<Record<string, string>> {
+  const path = text(flags, name);
+  if (path === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new UsageError(`--${name} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--${name} ${path} must hold a JSON object of string values`);
+  }
+  const secrets: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value !== "string") throw new UsageError(`--${name} ${path}: the value of "${key}" is not a string`);
+    secrets[key] = value;
+  }
+  return secrets;
 }
 
 /** A size flag in the size grammar of src/volumes/quantity.ts (Kubernetes quantities). */

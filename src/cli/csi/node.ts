@@ -12,9 +12,13 @@ import {
   optionalSize,
   parseSize,
   requiredFlag,
+  secretsFile,
   text,
 } from "./flags.js";
 import { enumName, invoke, outcome, type Subcommand } from "./subcommand.js";
+
+const SECRETS_HELP =
+  'JSON file of the request\'s secrets, e.g. {"encryptionPassphrase": "..."} for an encrypted volume (never on the command line)';
 
 export const NODE_SUBCOMMANDS: Subcommand[] = [
   {
@@ -24,6 +28,7 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
       "volume-id": { type: "string", help: "the volume (required)" },
       "staging-path": { type: "string", help: "staging target path (required)" },
       context: { type: "string", multiple: true, help: "volume context key=value, repeatable" },
+      "secrets-file": { type: "string", help: SECRETS_HELP },
       ...CAPABILITY_FLAGS,
     },
     async run(context) {
@@ -35,6 +40,7 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
         stagingTargetPath: path,
         volumeCapability: capability(flags),
         volumeContext: keyValueMap(flags, "context"),
+        secrets: await secretsFile(flags),
       });
       return outcome(r, `staged volume ${id} at ${path}`);
     },
@@ -104,6 +110,7 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
       "staging-path": { type: "string", help: "staging target path" },
       size: { type: "string", help: "new required size, e.g. 2Gi (required)" },
       limit: { type: "string", help: "limit bytes" },
+      "secrets-file": { type: "string", help: SECRETS_HELP },
       ...CAPABILITY_FLAGS,
     },
     async run(context) {
@@ -117,6 +124,7 @@ export const NODE_SUBCOMMANDS: Subcommand[] = [
         stagingTargetPath: text(flags, "staging-path") ?? "",
         capacityRange: { requiredBytes, limitBytes: optionalSize(flags, "limit") ?? 0n },
         volumeCapability: withCapability ? capability(flags) : undefined,
+        secrets: await secretsFile(flags),
       });
       return outcome(r, `capacity: ${sizeWithBytes(r.reply.capacityBytes)}`);
     },

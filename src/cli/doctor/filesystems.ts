@@ -1,4 +1,4 @@
-/** Doctor's filesystem checks: the mkfs, grow and probe programs stage and expand run. */
+/** Doctor's filesystem checks: the mkfs, grow, probe and cryptsetup programs stage and expand run. */
 import { type CheckStatus, type Finding, type HostProbe, ok } from "./findings.js";
 
 interface FilesystemTool {
@@ -24,6 +24,12 @@ const TOOLS: FilesystemTool[] = [
     status: "warn",
     purpose: "wipes what an interrupted format left before formatting again",
     pkg: "util-linux",
+  },
+  {
+    program: "cryptsetup",
+    status: "warn",
+    purpose: "formats, opens, grows and closes encrypted (LUKS2) volumes; plain volumes never run it",
+    pkg: "cryptsetup-bin",
   },
 ];
 

@@ -23,6 +23,12 @@ const TARGETS: Array<{ target: string; module: string; status: CheckStatus; loss
   },
   { target: "raid", module: "dm-raid", status: "warn", loss: "raid1/raid10 (mirrored) device classes cannot be used" },
   { target: "mirror", module: "dm-mirror", status: "warn", loss: "LVM's mirror log and pvmove cannot be used" },
+  {
+    target: "crypt",
+    module: "dm-crypt",
+    status: "warn",
+    loss: "encrypted (loam.csi.dev/encryption: luks2) volumes cannot be staged",
+  },
 ];
 
 export async function checkDeviceMapper(host: HostProbe): Promise<Finding[]> {
