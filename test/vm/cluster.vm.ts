@@ -7,8 +7,9 @@
  * volume snapshotted and restored on its node, GetCapacity per node, ListVolumes, deletes that
  * leave no LV. Then an agent SIGKILLed as soon as a CreateVolume's spec is in etcd: the call
  * ends DEADLINE_EXCEEDED, the restarted agent converges, the retry finds the same volume, LVM
- * has exactly one LV for it and the registry's status says what LVM says. Last, etcd loses
- * quorum under it all (cluster-quorum.vm.ts, issue 15).
+ * has exactly one LV for it and the registry's status says what LVM says. Then garbage
+ * collection: LVs made by hand, removed on cl-node-b (gc=delete), reported on cl-node-a
+ * (cluster-gc.vm.ts, issue 15). Last, etcd loses quorum under it all (cluster-quorum.vm.ts).
  *
  * Each process starts once (a start costs seconds under TCG); the four start together.
  */
@@ -29,6 +30,7 @@ import { EtcdCluster } from "../support/etcd.js";
 import { Harness, TOPOLOGY_KEY, repoRoot, vmDisks } from "./harness.js";
 import { createRequest, mountCapability, rejectsWith, stageAndPublish } from "./support.js";
 import { quorumLossTest } from "./cluster-quorum.vm.js";
+import { garbageCollectionTest } from "./cluster-gc.vm.js";
 
 const ROOT = "/run/loam-cluster";
 const CONTROLLER_SOCKET = `${ROOT}/controller.sock`;
@@ -45,6 +47,9 @@ const QUORUM_BOUND_SECONDS = 8;
 const CLASS = "loam.csi.dev/deviceClass";
 /** A process start under TCG while others start too: tens of seconds, minutes on a host busy with other work. */
 const START_TIMEOUT_MS = 600_000;
+/** Garbage collection (cluster-gc.vm.ts): this agent deletes orphan LVs, the others only report; a short grace. */
+const GC_DELETE_NODE: NodeId = "cl-node-b";
+const GC_GRACE_SECONDS = 5;
 
 const placeOf = (node: NodeId) => ({
   socket: `${ROOT}/${node}/csi.sock`,
@@ -170,7 +175,12 @@ export function clusterTests(): void {
           }
           await writeFile(
             `${ROOT}/${node}/config.json`,
-            JSON.stringify({ metricsAddress: "", deviceClasses: classes }),
+            JSON.stringify({
+              metricsAddress: "",
+              deviceClasses: classes,
+              gc: node === GC_DELETE_NODE ? "delete" : "report",
+              gcGraceSeconds: GC_GRACE_SECONDS,
+            }),
           );
         }
         const etcdAt = performance.now();
@@ -423,6 +433,15 @@ export function clusterTests(): void {
           "the LV is gone after DeleteVolume",
         );
         assert.equal(await db.get(`/loam/v1/volumes/${id}`).string(), null, "the registry forgot the volume");
+      });
+
+      garbageCollectionTest({
+        deleteNode: GC_DELETE_NODE,
+        reportNode: "cl-node-a",
+        vgOf: (node) => VGS[node],
+        dirOf: (node) => `${ROOT}/${node}`,
+        sh: () => sh,
+        deviceClass: "default",
       });
 
       quorumLossTest(
