@@ -94,6 +94,8 @@ export interface Work {
 /** Backoff of registering again after a lost lease. */
 const REGISTER_FIRST_DELAY_MS = 250;
 const REGISTER_MAX_DELAY_MS = 10_000;
+/** Attempts at the first registration before start() gives up (0.25 + 0.5 + 1 + 2 s between them). */
+const START_REGISTER_ATTEMPTS = 5;
 
 /** Failures a later attempt can get past: the agent tries again (backing off) instead of reporting them. */
 const TRANSIENT: readonly VolumeErrorKind[] = ["aborted", "deadline-exceeded", "unavailable"];
@@ -129,7 +131,23 @@ export class NodeAgent {
   /** Registers, reports the room, acts on whatever is behind (the watch's first listing), and watches. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.register();
+    // The first registration is retried here (a lease that expired before its put on a slow
+    // machine, etcd restarting); a lost lease's own retry stays out of the way meanwhile.
+    this.registering = true;
+    try {
+      for (let attempt = 1, delay = REGISTER_FIRST_DELAY_MS; ; attempt++, delay *= 2) {
+        try {
+          await this.register();
+          break;
+        } catch (error) {
+          if (attempt >= START_REGISTER_ATTEMPTS || this.stopped) throw error;
+          this.logger?.warn("registering failed; will retry", { attempt, delayMs: delay, error: String(error) });
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+    } finally {
+      this.registering = false;
+    }
     await this.reportRoom([]);
     const watch = await this.registry.call("watching the node's prefix", () =>
       PrefixWatch.start({
