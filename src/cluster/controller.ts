@@ -32,6 +32,7 @@ import {
   resourceExhausted,
   unavailable,
 } from "../volumes/errors.js";
+import { encryptionOf } from "../volumes/encryption.js";
 import type { ContentSource } from "../volumes/metadata.js";
 import { PARAMETER_KEYS, type VolumeParameters, fingerprint } from "../volumes/parameters.js";
 import { sizeWithSource } from "../volumes/population.js";
@@ -76,6 +77,8 @@ export interface ClusterVolume {
   sizeBytes: number;
   contentSource?: ContentSource;
   condition: VolumeCondition;
+  /** LUKS2 (loam.csi.dev/encryption): even a block volume's node must grow its mapping after the LV. */
+  encrypted: boolean;
 }
 
 export interface ClusterSnapshot {
@@ -826,6 +829,7 @@ export class ClusterController {
       sizeBytes: status?.state === "ready" ? status.sizeBytes : spec.sizeBytes,
       ...(spec.contentSource ? { contentSource: spec.contentSource } : {}),
       condition,
+      encrypted: encryptionOf(spec.shaping) !== undefined,
     };
   }
 
@@ -842,6 +846,7 @@ function invalidVolume(id: string, node: string, problem: RecordProblem | undefi
     segments: {},
     deviceClass: "",
     sizeBytes: 0,
+    encrypted: false,
     condition: {
       abnormal: true,
       message: `its registry record fails validation (${problem?.key ?? id}: ${problem?.problem ?? "missing"})`,

@@ -126,7 +126,8 @@ export function clusterControllerService(options: {
       if (range.requiredBytes <= 0n && range.limitBytes <= 0n) {
         throw invalidArgument("capacity_range needs required_bytes or limit_bytes");
       }
-      // A block volume has no filesystem to grow; a mount volume's grows in NodeExpandVolume.
+      // A mount volume's filesystem grows in NodeExpandVolume; a block volume has none, but an
+      // encrypted one's LUKS mapping must be resized on its node (cryptsetup resize) all the same.
       const block = request.volumeCapability
         ? volumeUse(request.volumeCapability, "volume_capability").access.kind === "block"
         : false;
@@ -140,7 +141,7 @@ export function clusterControllerService(options: {
           { signal: context.signal },
         ),
       );
-      return { capacityBytes: BigInt(grown.sizeBytes), nodeExpansionRequired: !block };
+      return { capacityBytes: BigInt(grown.sizeBytes), nodeExpansionRequired: !block || grown.volume.encrypted };
     },
 
     validateVolumeCapabilities: async (request, context) => {

@@ -261,6 +261,32 @@ describe("loam controller (a real process) with node agents on real etcd", () =>
     grpc.close();
   });
 
+  test("ControllerExpandVolume of a block volume asks for node expansion only when it is encrypted (its LUKS mapping grows on the node)", async () => {
+    const grpc = new CsiClient(endpoint);
+    const block = { accessType: { case: "block" as const, value: {} }, accessMode: { mode: 1 } };
+    const grown: Record<string, boolean> = {};
+    for (const [name, parameters] of [
+      ["block-plain", {}],
+      ["block-luks", { "loam.csi.dev/encryption": "luks2" }],
+    ] as const) {
+      const { volume } = await grpc.call(Controller, "createVolume", {
+        name,
+        capacityRange: { requiredBytes: BigInt(GiB) / 4n, limitBytes: 0n },
+        volumeCapabilities: [block],
+        parameters,
+      });
+      const answer = await grpc.call(Controller, "controllerExpandVolume", {
+        volumeId: volume?.volumeId ?? "",
+        capacityRange: { requiredBytes: BigInt(GiB) / 2n, limitBytes: 0n },
+        volumeCapability: block,
+      });
+      grown[name] = answer.nodeExpansionRequired;
+      await grpc.call(Controller, "deleteVolume", { volumeId: volume?.volumeId ?? "" });
+    }
+    assert.deepEqual(grown, { "block-plain": false, "block-luks": true });
+    grpc.close();
+  });
+
   test("GetCapacity answers per topology segment from the ledgers", async () => {
     const grpc = new CsiClient(endpoint);
     const all = await grpc.call(Controller, "getCapacity", {});
