@@ -14,6 +14,11 @@
  * agent reports is read after the work finished and before the next starts, and the same
  * transaction drops the reservations of that work (and writes its status), so at no instant
  * does the ledger promise bytes that LVM has already given away.
+ *
+ * Why ~450 lines: the work loop, the registration it depends on and the outcome reports share
+ * the agent's state (lease, queue, stopped). The seam for a split is registration (register,
+ * the first attempts in start, registerAgain after a lost lease) into a small class of its own
+ * that the agent asks for "registered" and "stop".
  */
 import type { Lease } from "etcd3";
 import type { Logger } from "../log.js";

@@ -6,6 +6,11 @@
  * LV and then the mounted filesystem; stats report usage and condition. Each step first
  * looks at the kernel's mount table and only does what is still missing, so every call is
  * idempotent. Paths arrive resolved and confined; the caller holds the per-volume lock.
+ *
+ * Why ~420 lines: stage, unstage, expand and stats share the mount-table reading and the
+ * device (plain LV or LUKS mapping, `dataDevice`) they act on. The seam for a split is
+ * `unmountVolume` with its checks (what is mounted where, whose it is) into its own module,
+ * which unstage and unpublish (publishing.ts) both call.
  */
 import type { Volume, VolumeCondition } from "./volume.js";
 import type { FsType, VolumeUse } from "./capabilities.js";
