@@ -4,7 +4,7 @@
 //
 // Layers, top to bottom. A module imports its own folder and any lower layer, never a higher
 // one, and never another folder of its own layer (so lvm and host do not import each other).
-const LAYERS = [["cli", "deploy"], ["csi", "metrics"], ["cluster"], ["volumes"], ["lvm", "host"], ["exec"]];
+const LAYERS = [["cli", "deploy"], ["csi", "metrics"], ["cluster"], ["disks"], ["volumes"], ["lvm", "host"], ["exec"]];
 const LAYERED = LAYERS.flat();
 // Modules any layer may import; they import nothing of src but each other.
 const SHARED_LEAVES = "^src/(log|version)[.]ts$";

@@ -203,6 +203,11 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
   gcGraceSeconds: rangeOf(0, 30 * 86_400)
     .optional()
     .describe("cluster mode: how long a garbage collection finding must persist before it is reported or acted on"),
+  disksConfig: text((v) => v === "" || (v.startsWith("/") && !v.includes("\0")), "must be an absolute path")
+    .optional()
+    .describe(
+      "disks.json (docs/disks.md): find this node's local disks and make its volume group at start, before serving",
+    ),
 });
 
 export function parseSocketMode(text: string): number | undefined {

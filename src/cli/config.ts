@@ -51,6 +51,8 @@ export interface NodeConfig {
   /** Cluster mode's garbage collection (src/cluster/gc.ts): report only, or also delete orphan LVs. */
   gc: GcMode;
   gcGraceSeconds: number;
+  /** disks.json (src/disks): plan and apply it at start, before serving ("" for none). */
+  disksConfig: string;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +86,7 @@ export const DEFAULTS: NodeConfig = {
   etcdKey: "",
   gc: "report",
   gcGraceSeconds: DEFAULT_GC_GRACE_SECONDS,
+  disksConfig: "",
 };
 
 export const CONFIG_FIELDS = Object.keys(NODE_CONFIG_SCHEMA.shape) as Array<keyof NodeConfig>;

@@ -7,6 +7,7 @@ import { CONTROLLER_USAGE, runController } from "./controller.js";
 import { runCsi } from "./csi.js";
 import { DOCTOR_USAGE, runDoctor } from "./doctor.js";
 import { STATUS_USAGE, runStatus } from "./status.js";
+import { runDisks } from "./disks.js";
 import { VERSION } from "../version.js";
 
 const USAGE = `Usage: loam <command> [flags]
@@ -18,6 +19,7 @@ Commands:
   csi        call one CSI RPC on a running driver (loam csi --help)
   doctor     check this host for what loam needs, with a fix for each problem
   status     show loam's volume groups, thin pools, volumes and snapshots
+  disks      find this node's local disks by rules and make its volume group (plan|apply)
   version    print the version
 
 Run "loam <command> --help" for a command's flags.
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
           return 0;
         }
         return await runStatus(rest);
+      case "disks":
+        return await runDisks(rest);
       case "version":
       case "--version":
         process.stdout.write(`loam ${VERSION}\n`);

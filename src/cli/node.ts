@@ -27,6 +27,7 @@ import type { Registry } from "../cluster/registry.js";
 import type { Logger } from "../log.js";
 import { connectRegistry, parseEtcdEndpoints, watchQuorum } from "./registry.js";
 import { untilSignalled } from "./serve.js";
+import { disksAtStart } from "./disks.js";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -48,6 +49,8 @@ Flags (each may also be set in the JSON config file under the camelCase name):
   --lvm-timeout-seconds N        per LVM command (default 120)
   --shutdown-grace-seconds N     how long SIGTERM waits for calls in flight (default 30)
   --metrics-address HOST:PORT    /metrics, /healthz and /readyz listener; "" turns it off (default 127.0.0.1:9975)
+  --disks-config FILE            disks.json: find this node's local disks and make its volume group
+                                 before serving (loam disks apply; docs/disks.md)
 
 Cluster mode (a central "loam controller" serves the Controller service; this node registers
 in etcd and makes the volumes asked of it; it serves Identity and Node only):
@@ -94,6 +97,13 @@ export async function runNode(args: string[]): Promise<number> {
     // Not warnings when they fail: blkid exits 2 on an empty device, and callers judge results.
     onCommand: (o) => logger.debug("host command", { argv: o.argv, exitCode: o.exitCode, durationMs: o.durationMs }),
   });
+  // Before anything reads the volume group: it may not exist yet.
+  if (config.disksConfig !== "")
+    await disksAtStart(
+      config.disksConfig,
+      new CommandRunner({ prefix: config.lvmCommandPrefix, defaultTimeoutMs: 300_000 }),
+      logger,
+    );
   const lvm = new Lvm(runner);
   const engine = new VolumeEngine(lvm, config.deviceClasses);
   // Several device classes may share a volume group; each group is reported once per scrape.

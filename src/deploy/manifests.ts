@@ -210,7 +210,13 @@ export function renderTopology(values: Values, topology: Topology): ManifestFile
       objects: [
         new ConfigMap({
           metadata: meta("loam-node-config", true),
-          data: { "config.json": `${JSON.stringify(nodeConfig(values), null, 2)}\n` },
+          data: {
+            "config.json": `${JSON.stringify(nodeConfig(values), null, 2)}\n`,
+            // The pod sees the host's files through PID 1's root (hostPID).
+            ...(values.disks
+              ? { "disks.json": `${JSON.stringify({ hostRoot: "/proc/1/root", ...values.disks }, null, 2)}\n` }
+              : {}),
+          },
         }),
       ],
     },
@@ -281,6 +287,9 @@ export function renderTopology(values: Values, topology: Topology): ManifestFile
   return files;
 }
 
+/** Where the DaemonSet's disks.json is (values.disks), beside config.json. */
+export const DISKS_CONFIG_PATH = "/etc/loam/disks.json";
+
 /** The JSON file `loam node --config` reads (keys are NodeConfig fields). */
 export function nodeConfig(values: Values): Record<string, unknown> {
   return {
@@ -292,6 +301,7 @@ export function nodeConfig(values: Values): Record<string, unknown> {
     lvmCommandPrefix: LVM_COMMAND_PREFIX,
     metricsAddress: `:${METRICS_PORT}`,
     deviceClasses: values.deviceClasses,
+    ...(values.disks ? { disksConfig: DISKS_CONFIG_PATH } : {}),
   };
 }
 

@@ -6,6 +6,7 @@
  * the field path.
  */
 import { z } from "zod";
+import { DISKS_CONFIG_SCHEMA } from "../disks/config.js";
 import { ResourceRequirements } from "kubernetes-models/v1/ResourceRequirements";
 import { Toleration } from "kubernetes-models/v1/Toleration";
 import { DEVICE_CLASS_NAME, DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY } from "../volumes/names.js";
@@ -320,6 +321,9 @@ export const VALUES_SCHEMA = z
       .default({ name: "loam-snapshots", deletionPolicy: "Delete" }),
     topologies: TOPOLOGIES,
     cluster: CLUSTER.optional(),
+    disks: DISKS_CONFIG_SCHEMA.optional().describe(
+      "disks.json for every node (docs/disks.md): loam node finds the node's local disks and makes its volume group at start; hostRoot defaults to /proc/1/root in the pod",
+    ),
   })
   .superRefine((values, context) => {
     if (values.topologies.includes("cluster") && values.cluster === undefined) {

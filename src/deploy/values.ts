@@ -83,6 +83,8 @@ export interface Values {
   deviceClasses: DeviceClassValues[];
   storageClasses: StorageClassValues[];
   volumeSnapshotClass: { name: string; deletionPolicy: "Delete" | "Retain" };
+  /** disks.json for every node (docs/disks.md), as written; absent: the operator makes the VG. */
+  disks?: Record<string, unknown>;
 }
 
 export class ValuesError extends Error {
