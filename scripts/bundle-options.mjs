@@ -1,6 +1,7 @@
 // The esbuild options every bundle of scripts/bundle.mjs is built with, in a module of their
 // own so that a host test (test/unit/bundle-etcd3.test.ts) can bundle a probe exactly the same
 // way and run it against a real etcd.
+import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
@@ -60,3 +61,14 @@ export const bundleOptions = {
   },
   plugins: [etcd3ProtosPlugin],
 };
+
+/** The commit `loam --version` prints: HEAD, with "-dirty" when tracked files differ from it. */
+export function gitCommit() {
+  const git = (...args) => execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  try {
+    const head = git("rev-parse", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") === "" ? head : `${head}-dirty`;
+  } catch {
+    return "unknown"; // not a git checkout (a source tarball)
+  }
+}

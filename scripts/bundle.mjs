@@ -7,9 +7,9 @@
 // makes the etcd3 client work inside a bundle, are in bundle-options.mjs.
 import { writeFile } from "node:fs/promises";
 import { build } from "esbuild";
-import { bundleOptions } from "./bundle-options.mjs";
+import { bundleOptions, gitCommit } from "./bundle-options.mjs";
 
-const common = bundleOptions;
+const common = { ...bundleOptions, define: { __LOAM_COMMIT__: JSON.stringify(gitCommit()) } };
 
 const [product] = await Promise.all([
   build({ ...common, entryPoints: ["dist/src/cli/bin.js"], outfile: "dist/loam.mjs", metafile: true }),

@@ -8,7 +8,7 @@ import { runCsi } from "./csi.js";
 import { DOCTOR_USAGE, runDoctor } from "./doctor.js";
 import { STATUS_USAGE, runStatus } from "./status.js";
 import { runDisks } from "./disks.js";
-import { VERSION } from "../version.js";
+import { COMMIT, VERSION } from "../version.js";
 
 const USAGE = `Usage: loam <command> [flags]
 
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
         return await runDisks(rest);
       case "version":
       case "--version":
-        process.stdout.write(`loam ${VERSION}\n`);
+        process.stdout.write(`loam ${VERSION} (commit ${COMMIT})\n`);
         return 0;
       case undefined:
       case "help":

@@ -3,7 +3,9 @@
  * parameter table in docs/parameters.md from the driver's PARAMETERS. With --check it
  * writes nothing and exits 1 when a committed file differs from what would be written.
  *
- *   node dist/src/deploy/main.js [--values deploy/values.json] [--root .] [--check]
+ *   node dist/src/deploy/main.js [--values deploy/values.json] [--root .] [--check] [--image REF]
+ * --image REF (the reference `npm run image` printed, tag and digest: dist/image/image.json's
+ * "reference") is first written into the values file as images.loam, then everything is rendered.
  * (main.ts is the entry; this module is what the tests import.)
  */
 import { readFile, writeFile, mkdir } from "node:fs/promises";
@@ -13,6 +15,7 @@ import { stringify } from "yaml";
 import { PARAMETERS } from "../volumes/parameters.js";
 import { type ManifestFile, renderManifests } from "./manifests.js";
 import { withParameterTable } from "./parameters-doc.js";
+import { parseImage } from "./sidecars.js";
 import { ValuesError, parseValues } from "./values.js";
 
 export const VALUES_FILE = "deploy/values.json";
@@ -45,10 +48,22 @@ export async function generate(root: string, valuesPath = VALUES_FILE): Promise<
 export async function runGenerator(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { values: { type: "string" }, root: { type: "string" }, check: { type: "boolean" } },
+    options: {
+      values: { type: "string" },
+      root: { type: "string" },
+      check: { type: "boolean" },
+      image: { type: "string" },
+    },
     strict: true,
   });
   const root = values.root ?? process.cwd();
+  if (values.image !== undefined) {
+    const message = await setLoamImage(join(root, values.values ?? VALUES_FILE), values.image);
+    if (message) {
+      process.stderr.write(`--image: ${message}\n`);
+      return 2;
+    }
+  }
   let files: Map<string, string>;
   try {
     files = await generate(root, values.values ?? VALUES_FILE);
@@ -77,4 +92,23 @@ export async function runGenerator(args: string[]): Promise<number> {
     stale.length > 0 ? `wrote ${stale.join(", ")}\n` : "manifests and parameter reference are up to date\n",
   );
   return 0;
+}
+
+/**
+ * Writes REFERENCE as images.loam into the values file, changing only that string so the file
+ * keeps its layout. Answers what is wrong with the reference, or undefined when it was written.
+ */
+async function setLoamImage(valuesFile: string, reference: string): Promise<string | undefined> {
+  const parsed = parseImage(reference);
+  if (!parsed?.tag || !parsed.digest) {
+    return `"${reference}" must name a tag and a digest, as npm run image prints it: [registry/]path:tag@sha256:<64 hex>`;
+  }
+  const text = await readFile(valuesFile, "utf8");
+  const images = /("images"\s*:\s*\{[^}]*?"loam"\s*:\s*)"[^"]*"/;
+  if (!images.test(text)) return `${valuesFile} has no images.loam string to replace`;
+  await writeFile(
+    valuesFile,
+    text.replace(images, (_, head: string) => `${head}${JSON.stringify(reference)}`),
+  );
+  return undefined;
 }
