@@ -4,7 +4,8 @@
  * host and, in tests, against a described one. This file reads the flags, runs the checks
  * and prints them; the checks live by subject in doctor/: kernel.ts (device-mapper and its
  * targets), lvm.ts (lvm2, thin tools, lvm.conf), filesystems.ts, volume-groups.ts and
- * metadata-area.ts, directories.ts (kubelet and socket directories); doctor/host.ts is the
+ * metadata-area.ts, directories.ts (kubelet and socket directories), cgroups.ts (the io
+ * controller IO limits need); doctor/host.ts is the
  * real host.
  */
 import { dirname } from "node:path";
@@ -16,6 +17,7 @@ import { checkFilesystemTools } from "./doctor/filesystems.js";
 import type { CheckStatus, Finding, HostProbe } from "./doctor/findings.js";
 import { realHost } from "./doctor/host.js";
 import { checkDeviceMapper, checkTargets } from "./doctor/kernel.js";
+import { checkIoController } from "./doctor/cgroups.js";
 import { checkLvmConf, checkLvmVersion, checkThinTools } from "./doctor/lvm.js";
 import { checkVolumeGroups } from "./doctor/volume-groups.js";
 
@@ -56,6 +58,7 @@ export async function runChecks(options: DoctorOptions, host: HostProbe): Promis
   findings.push(...(await checkVolumeGroups(host, options.volumeGroups)));
   findings.push(await checkKubeletDir(host, options.kubeletDir));
   findings.push(await checkSocketDir(host, options.socketDir));
+  findings.push(await checkIoController(host));
   return findings;
 }
 

@@ -22,6 +22,11 @@ import { LoamMetrics } from "../metrics/metrics.js";
 import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
 import { NodeAgent } from "../cluster/agent.js";
+import { HostOperations } from "../host/operations.js";
+import { VolumeIoLimiter, ioLimitReportPathOf, kernelCgroups, reconcileEvery } from "../volumes/io-limiting.js";
+
+/** How often the node re-applies IO limits (new v1 container cgroups, limits changed by ControllerModifyVolume). */
+const IO_LIMIT_RECONCILE_MS = 10_000;
 import { GarbageCollector, reportPathOf } from "../cluster/gc.js";
 import type { Registry } from "../cluster/registry.js";
 import type { Logger } from "../log.js";
@@ -113,6 +118,11 @@ export async function runNode(args: string[]): Promise<number> {
   const observability = listenAddress
     ? await startObservabilityServer({ address: listenAddress, metrics, lvmState, logger })
     : undefined;
+  // IO limits (docs/iolimits.md): applied at publish, re-applied from the mount table at start and every 10 s.
+  const host = new HostOperations(hostRunner);
+  const ioLimiter = new VolumeIoLimiter(kernelCgroups(), logger, ioLimitReportPathOf(socketPathOf(config.endpoint)));
+  metrics.watchIoLimits(ioLimiter);
+  const reconciling = reconcileEvery(ioLimiter, engine, host, IO_LIMIT_RECONCILE_MS, logger);
   const agent = config.clusterEtcdEndpoints.length > 0 ? await startAgent(config, engine, logger, metrics) : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),
@@ -124,6 +134,8 @@ export async function runNode(args: string[]): Promise<number> {
     engine,
     kubeletDir: config.kubeletDir,
     hostRunner,
+    host,
+    ioLimiter,
     logger,
     onCall: (record) => metrics.observeCall(record),
     controller: agent === undefined,
@@ -131,6 +143,7 @@ export async function runNode(args: string[]): Promise<number> {
   logger.info("loam node started", { nodeId: config.nodeId, volumeGroup: config.volumeGroup, version: VERSION });
 
   return untilSignalled(server, config.shutdownGraceSeconds, logger, async () => {
+    await reconciling.stop();
     await agent?.stop();
     agent?.registry.client.close();
     await observability?.close();

@@ -12,12 +12,15 @@ import { describe, type GcReport, reportPathOf } from "../cluster/gc.js";
 import { readFile } from "node:fs/promises";
 import { repairAdvice } from "../volumes/missing-pvs.js";
 import { humanBytes, table } from "./csi-output.js";
+import { ioLimitReportPathOf } from "../volumes/io-limiting.js";
+import { readIoLimitReport, renderIoLimits } from "./status-io-limits.js";
 
 export const STATUS_USAGE = `Usage: loam status [--config FILE] [--volume-group VG]... [--json]
 
 Shows each volume group loam uses: size, free and allocated space, thin pools with their
 data and metadata use and health (what to do when one is full or broken), and loam's volumes and snapshots with the claims they serve. In cluster mode, what the node
-agent's garbage collection last found (the report it writes next to the node's socket).
+agent's garbage collection last found (the report it writes next to the node's socket). The IO
+limits in force per published volume (the node's report, loam-io-limits.json next to its socket).
 
 Flags:
   --config FILE                  the JSON config file of "loam node"
@@ -185,9 +188,12 @@ export async function runStatus(
     throw new ConfigError("volumeGroup", "name a volume group with --volume-group VG or --config FILE");
   const lvm = new Lvm(new CommandRunner({ prefix, defaultTimeoutMs: 60_000 }));
   const entries = await collectStatus(lvm, volumeGroups);
-  const gc = await readGcReport(reportPathOf(socketPathOf(file.endpoint ?? DEFAULTS.endpoint)));
-  if (values.json)
-    write(`${JSON.stringify({ volumeGroups: entries, ...(gc ? { garbageCollection: gc } : {}) }, null, 2)}\n`);
-  else write(renderStatus(entries) + (gc ? `\n${renderGc(gc)}` : ""));
+  const socketPath = socketPathOf(file.endpoint ?? DEFAULTS.endpoint);
+  const gc = await readGcReport(reportPathOf(socketPath));
+  const io = await readIoLimitReport(ioLimitReportPathOf(socketPath));
+  if (values.json) {
+    const extra = { ...(gc ? { garbageCollection: gc } : {}), ...(io ? { ioLimits: io } : {}) };
+    write(`${JSON.stringify({ volumeGroups: entries, ...extra }, null, 2)}\n`);
+  } else write(renderStatus(entries) + (gc ? `\n${renderGc(gc)}` : "") + (io ? `\n${renderIoLimits(io)}` : ""));
   return entries.every((e) => e.ok) ? 0 : 1;
 }

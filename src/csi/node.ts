@@ -14,12 +14,14 @@ import {
 import type { CommandRunner } from "../exec/index.js";
 import { invalidArgument } from "../volumes/errors.js";
 import { type VolumeUse, printable } from "../volumes/capabilities.js";
-import type { NodeEngine, NodeHost } from "../volumes/node-host.js";
+import { type NodeEngine, type NodeHost, deviceNumber } from "../volumes/node-host.js";
 import { VolumeStaging } from "../volumes/staging.js";
 import { VolumePublishing, publishReadonly } from "../volumes/publishing.js";
 import { UnsafePathError } from "../host/errors.js";
 import { HostOperations } from "../host/operations.js";
 import { resolveUnder } from "../host/paths.js";
+import { isPodUid } from "../host/cgroup.js";
+import type { VolumeIoLimiter } from "../volumes/io-limiting.js";
 import type { ServiceHandlers } from "./service.js";
 import { type NodeTopology, required, topologyOf, volumeUse } from "./validate.js";
 
@@ -35,7 +37,12 @@ export interface NodeOptions {
   hostRunner: CommandRunner;
   /** This machine's devices, filesystems and mounts; HostOperations over hostRunner when not given. */
   host?: NodeHost;
+  /** IO limits through cgroups (docs/iolimits.md); none are applied when not given. */
+  ioLimiter?: VolumeIoLimiter;
 }
+
+/** The publish context key kubelet fills with the pod's UID when the CSIDriver has podInfoOnMount: true. */
+const POD_UID_KEY = "csi.storage.k8s.io/pod.uid";
 
 const CAPABILITIES = [
   Rpc.STAGE_UNSTAGE_VOLUME,
@@ -49,6 +56,7 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
   const { engine, kubeletDir } = options;
   const staging = new VolumeStaging(engine, options.host ?? new HostOperations(options.hostRunner));
   const publishing = new VolumePublishing(staging);
+  const limiter = options.ioLimiter;
   // The engine's lock for the volume: the Controller's calls on it (DeleteVolume above all) wait for these.
   const withVolume = <T>(id: string, fn: () => Promise<T>): Promise<T> => engine.withVolumeLock(id, fn);
 
@@ -111,9 +119,24 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
         checkedPath(targetPath, "target_path"),
       );
       const readonly = publishReadonly(use, request.readonly);
-      await withVolume(id, () =>
-        publishing.publish({ id, staging: staged, target, use, readonly }, { signal: context.signal }),
-      );
+      const podUid = request.volumeContext[POD_UID_KEY];
+      if (podUid !== undefined && !isPodUid(podUid)) {
+        throw invalidArgument(`volume_context["${POD_UID_KEY}"] "${printable(podUid)}" is not a pod UID`);
+      }
+      await withVolume(id, async () => {
+        // The limits first: a publish whose limits cannot be applied (policy fail) mounts nothing.
+        if (limiter) {
+          const volume = await staging.knownVolume(id, { signal: context.signal });
+          const device = await deviceNumber(staging.host, await staging.stagedDevice(id, { signal: context.signal }));
+          await limiter.apply(volume, device, target, podUid);
+        }
+        try {
+          await publishing.publish({ id, staging: staged, target, use, readonly }, { signal: context.signal });
+        } catch (error) {
+          await limiter?.remove(target).catch(() => undefined);
+          throw error;
+        }
+      });
       return {};
     },
 
@@ -121,7 +144,10 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       const id = required(request.volumeId, "volume_id");
       const path = required(request.targetPath, "target_path");
       const target = await checkedPath(path, "target_path");
-      await withVolume(id, () => publishing.unpublish(id, target, { signal: context.signal }));
+      await withVolume(id, async () => {
+        await publishing.unpublish(id, target, { signal: context.signal });
+        await limiter?.remove(target);
+      });
       return {};
     },
 
@@ -144,6 +170,8 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
           request.secrets,
         ),
       );
+      // Per-GiB limits follow the new size, for every pod the volume is published to.
+      if (limiter) await limiter.reconcile(engine, staging.host, id);
       return { capacityBytes: BigInt(sizeBytes) };
     },
 

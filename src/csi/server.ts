@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { Controller, Identity, Node } from "../gen/csi/v1/csi_pb.js";
 import type { VolumeEngine } from "../volumes/engine.js";
 import type { NodeHost } from "../volumes/node-host.js";
+import type { VolumeIoLimiter } from "../volumes/io-limiting.js";
 import { CommandRunner } from "../exec/index.js";
 import type { Logger } from "../log.js";
 import { type CallRecord, type ServiceHandlers, addService } from "./service.js";
@@ -35,6 +36,8 @@ export interface ServerOptions {
   hostRunner?: CommandRunner;
   /** The Node service's devices, filesystems and mounts; HostOperations over hostRunner when not given. */
   host?: NodeHost;
+  /** IO limits through cgroups (docs/iolimits.md); none are applied when not given. */
+  ioLimiter?: VolumeIoLimiter;
   logger: Logger;
   onCall?: (record: CallRecord) => void;
   /** false: a node agent of cluster mode, which serves Identity and Node only. Default true. */

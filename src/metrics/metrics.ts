@@ -7,6 +7,8 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { CommandObservation } from "../exec/index.js";
 import type { GcReport } from "../cluster/gc.js";
+import type { VolumeIoLimiter } from "../volumes/io-limiting.js";
+import { watchIoLimits } from "./io-limits.js";
 import { type LvmStateSampler, type VolumeGroupReading, summarize } from "./lvm-state.js";
 
 /** What the CSI service reports for each call (a subset of its CallRecord). */
@@ -219,6 +221,11 @@ export class LoamMetrics {
     } finally {
       if (this.scrapeRefresh === refresh) this.scrapeRefresh = undefined;
     }
+  }
+
+  /** Adds the gauges of the IO limits in force (src/metrics/io-limits.ts). Call once. */
+  watchIoLimits(limiter: VolumeIoLimiter): void {
+    watchIoLimits(this.registry, limiter);
   }
 
   /** Adds the volume group gauges, read from the LVM state sampler at each scrape. Call once. */

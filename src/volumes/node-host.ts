@@ -142,7 +142,13 @@ export interface NodeHost {
 /** The part of the volume engine the node uses; its per-volume lock is the engine's (one lock map for both services). */
 export type NodeEngine = Pick<
   VolumeEngine,
-  "ensureActive" | "getVolume" | "expandVolume" | "withVolumeLock" | "markFormatting" | "clearFormatting"
+  | "ensureActive"
+  | "getVolume"
+  | "listVolumes"
+  | "expandVolume"
+  | "withVolumeLock"
+  | "markFormatting"
+  | "clearFormatting"
 >;
 
 /** "major:minor" of the volume's device node; FAILED_PRECONDITION when it is missing or not a device. */

@@ -42,6 +42,36 @@ export const PARAMETER_KEYS = {
   encryptionPbkdf: "loam.csi.dev/encryptionPbkdf",
   encryptionPbkdfMemory: "loam.csi.dev/encryptionPbkdfMemory",
   encryptionIterTime: "loam.csi.dev/encryptionIterTime",
+  readIOPS: "loam.csi.dev/readIOPS",
+  writeIOPS: "loam.csi.dev/writeIOPS",
+  readBytesPerSecond: "loam.csi.dev/readBytesPerSecond",
+  writeBytesPerSecond: "loam.csi.dev/writeBytesPerSecond",
+  readIOPSPerGiB: "loam.csi.dev/readIOPSPerGiB",
+  writeIOPSPerGiB: "loam.csi.dev/writeIOPSPerGiB",
+  readBytesPerSecondPerGiB: "loam.csi.dev/readBytesPerSecondPerGiB",
+  writeBytesPerSecondPerGiB: "loam.csi.dev/writeBytesPerSecondPerGiB",
+  ioLimitsMissingCgroup: "loam.csi.dev/ioLimitsMissingCgroup",
+} as const;
+
+/** The IO limit keys, absolute and per GiB: the ones ControllerModifyVolume may change on a live volume. */
+export const IO_LIMIT_KEYS = [
+  PARAMETER_KEYS.readIOPS,
+  PARAMETER_KEYS.writeIOPS,
+  PARAMETER_KEYS.readBytesPerSecond,
+  PARAMETER_KEYS.writeBytesPerSecond,
+  PARAMETER_KEYS.readIOPSPerGiB,
+  PARAMETER_KEYS.writeIOPSPerGiB,
+  PARAMETER_KEYS.readBytesPerSecondPerGiB,
+  PARAMETER_KEYS.writeBytesPerSecondPerGiB,
+  PARAMETER_KEYS.ioLimitsMissingCgroup,
+] as const;
+
+/** Bounds of the IO limits: at least what a device does in one request, at most what none does. */
+export const IO_LIMIT_BOUNDS = {
+  iops: { min: 1, max: 10_000_000 },
+  bytes: { min: 4096, max: 1_000_000_000_000 },
+  iopsPerGiB: { min: 1, max: 1_000_000 },
+  bytesPerGiB: { min: 1, max: 100_000_000_000 },
 } as const;
 
 /** The ciphers an encrypted volume may use (XTS: the key size is two AES or Serpent keys). */
@@ -53,6 +83,30 @@ const integerIn =
   (min: number, max: number, digits = 4) =>
   (value: string): boolean =>
     new RegExp(`^[0-9]{1,${digits}}$`).test(value) && Number(value) >= min && Number(value) <= max;
+
+/** A plain decimal integer within bounds (no sign, no exponent, no unit, no leading zero). */
+const boundedInteger =
+  ({ min, max }: { min: number; max: number }) =>
+  (value: string): boolean =>
+    /^[1-9][0-9]{0,14}$/.test(value) && Number(value) >= min && Number(value) <= max;
+
+const range = ({ min, max }: { min: number; max: number }, unit: string): string =>
+  `an integer from ${min} to ${max} (${unit}), digits only`;
+
+const ioLimit = (
+  key: string,
+  bounds: { min: number; max: number },
+  unit: string,
+  description: string,
+): ParameterDefinition => ({
+  key,
+  type: "integer",
+  defaultValue: "(none: unlimited)",
+  allowed: range(bounds, unit),
+  description: `${description} Enforced through the pod's cgroup (docs/iolimits.md); ControllerModifyVolume may change it.`,
+  metadata: false,
+  check: boundedInteger(bounds),
+});
 
 const oneOf =
   (values: readonly string[]) =>
@@ -193,6 +247,59 @@ export const PARAMETERS: readonly ParameterDefinition[] = [
     metadata: false,
     check: integerIn(1, 60000, 5),
   },
+  ioLimit(PARAMETER_KEYS.readIOPS, IO_LIMIT_BOUNDS.iops, "read requests per second", "Read IOPS limit of the volume."),
+  ioLimit(
+    PARAMETER_KEYS.writeIOPS,
+    IO_LIMIT_BOUNDS.iops,
+    "write requests per second",
+    "Write IOPS limit of the volume.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.readBytesPerSecond,
+    IO_LIMIT_BOUNDS.bytes,
+    "bytes per second",
+    "Read throughput limit of the volume.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.writeBytesPerSecond,
+    IO_LIMIT_BOUNDS.bytes,
+    "bytes per second",
+    "Write throughput limit of the volume.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.readIOPSPerGiB,
+    IO_LIMIT_BOUNDS.iopsPerGiB,
+    "read requests per second per GiB",
+    "Read IOPS limit per GiB of the volume's size (rounded up; follows expansion). Not with readIOPS.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.writeIOPSPerGiB,
+    IO_LIMIT_BOUNDS.iopsPerGiB,
+    "write requests per second per GiB",
+    "Write IOPS limit per GiB of the volume's size (rounded up; follows expansion). Not with writeIOPS.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.readBytesPerSecondPerGiB,
+    IO_LIMIT_BOUNDS.bytesPerGiB,
+    "bytes per second per GiB",
+    "Read throughput limit per GiB of the volume's size (follows expansion). Not with readBytesPerSecond.",
+  ),
+  ioLimit(
+    PARAMETER_KEYS.writeBytesPerSecondPerGiB,
+    IO_LIMIT_BOUNDS.bytesPerGiB,
+    "bytes per second per GiB",
+    "Write throughput limit per GiB of the volume's size (follows expansion). Not with writeBytesPerSecond.",
+  ),
+  {
+    key: PARAMETER_KEYS.ioLimitsMissingCgroup,
+    type: "string",
+    defaultValue: "fail",
+    allowed: "fail or warn; only with an IO limit",
+    description:
+      "What NodePublishVolume does when the workload's cgroup cannot be found: fail (the publish fails, so a limit is never silently missing) or warn (publish, log a warning, count it in loam_io_limit_missing_cgroup_total).",
+    metadata: false,
+    check: oneOf(["fail", "warn"]),
+  },
 ];
 
 export interface VolumeParameters {
@@ -257,6 +364,7 @@ export function parseParameters(parameters: Readonly<Record<string, string>>, fi
     }
   }
   checkEncryptionOptions(result.shaping, field);
+  checkIoLimits(result.shaping, field);
   return result;
 }
 
@@ -275,6 +383,32 @@ function checkEncryptionOptions(shaping: Readonly<Record<string, string>>, field
     throw invalidArgument(
       `${field}["${PARAMETER_KEYS.encryptionPbkdfMemory}"] applies to argon2i and argon2id only, not to ${field}["${PARAMETER_KEYS.encryptionPbkdf}"] "pbkdf2"`,
     );
+  }
+}
+
+/** Pairs that cannot both be set: an absolute limit and its per-GiB form. */
+const IO_LIMIT_PAIRS: ReadonlyArray<readonly [string, string]> = [
+  [PARAMETER_KEYS.readIOPS, PARAMETER_KEYS.readIOPSPerGiB],
+  [PARAMETER_KEYS.writeIOPS, PARAMETER_KEYS.writeIOPSPerGiB],
+  [PARAMETER_KEYS.readBytesPerSecond, PARAMETER_KEYS.readBytesPerSecondPerGiB],
+  [PARAMETER_KEYS.writeBytesPerSecond, PARAMETER_KEYS.writeBytesPerSecondPerGiB],
+];
+
+/** An absolute limit and its per-GiB form exclude each other; the missing-cgroup policy needs a limit. */
+export function checkIoLimits(shaping: Readonly<Record<string, string>>, field: string): void {
+  for (const [absolute, perGiB] of IO_LIMIT_PAIRS) {
+    if (shaping[absolute] !== undefined && shaping[perGiB] !== undefined) {
+      throw invalidArgument(
+        `${field}["${absolute}"] and ${field}["${perGiB}"] are both set; set one: the absolute limit or the limit per GiB of the volume's size`,
+      );
+    }
+  }
+  const policy = PARAMETER_KEYS.ioLimitsMissingCgroup;
+  if (
+    shaping[policy] !== undefined &&
+    !IO_LIMIT_PAIRS.some(([a, b]) => shaping[a] !== undefined || shaping[b] !== undefined)
+  ) {
+    throw invalidArgument(`${field}["${policy}"] needs an IO limit (${IO_LIMIT_PAIRS.flat().join(", ")})`);
   }
 }
 

@@ -11,6 +11,7 @@ import { missingUnder, pvLabel, repairAdvice } from "./missing-pvs.js";
 import type { VolumeParameters } from "./parameters.js";
 import type { CapacityRange } from "./size.js";
 import { type EncryptionSpec, encryptionOfFingerprint } from "./encryption.js";
+import { type IoLimitSpec, ioLimitSpecOf, shapingOfFingerprint } from "./io-limits.js";
 
 export interface VolumeCondition {
   abnormal: boolean;
@@ -42,6 +43,8 @@ export interface Volume {
   formatting: boolean;
   /** LUKS2 options when its StorageClass asked for encryption (read from its parameter tag). */
   encryption?: EncryptionSpec;
+  /** IO limits when its StorageClass or a ControllerModifyVolume set them (read from its parameter tag). */
+  ioLimits?: IoLimitSpec;
   /** For ControllerGetVolume: raid sync state, thin pool usage, activation. */
   condition: VolumeCondition;
 }
@@ -128,6 +131,8 @@ export function volumeOf({ lv, report }: Located, defaultClass: string): Volume 
   if (metadata.source) volume.contentSource = metadata.source;
   const encryption = encryptionOfFingerprint(metadata.parameters);
   if (encryption) volume.encryption = encryption;
+  const ioLimits = ioLimitSpecOf(shapingOfFingerprint(metadata.parameters));
+  if (ioLimits) volume.ioLimits = ioLimits;
   return volume;
 }
 

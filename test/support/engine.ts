@@ -4,6 +4,7 @@
  * real CSI requests. Nothing here touches LVM, device-mapper or mounts: host commands fail
  * loudly (see `hostRunner`), so a node test reaches only the checks made before any of them.
  */
+import type { VolumeIoLimiter } from "../../src/volumes/io-limiting.js";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,6 +83,8 @@ export interface CsiSetup extends EngineSetup {
   maxVolumesPerNode?: number;
   /** The Node service's machine (e.g. InMemoryNodeHostStandIn); without one, host commands fail the call. */
   host?: NodeHost;
+  /** IO limits through cgroups (a limiter over a stand-in CgroupAccess in the fast tests). */
+  ioLimiter?: VolumeIoLimiter;
   /** Calls the server records, for assertions on codes and ids. */
   onCall?: (record: CallRecord) => void;
   /** kubelet's directory of a server still running (a second server over the same machine, as after a restart). */
@@ -119,6 +122,7 @@ export async function startCsi(setup: CsiSetup = {}): Promise<TestCsi> {
     logger: createLogger("error", () => undefined),
     ...(setup.onCall ? { onCall: setup.onCall } : {}),
     ...(setup.host ? { host: setup.host } : {}),
+    ...(setup.ioLimiter ? { ioLimiter: setup.ioLimiter } : {}),
   };
   let server: RunningServer;
   try {

@@ -22,6 +22,27 @@ export class LoopScratch {
     return { device, file };
   }
 
+  /**
+   * A loop device whose minor is at least `minimum` (loop-control makes /dev/loopN on demand):
+   * the first free N from there. For the device-number checks of minors above 255.
+   */
+  loopAtOrAbove(mib: number, minimum: number): { device: string; file: string } {
+    const file = join(this.dir, `disk${this.devices.length}.img`);
+    writeFileSync(file, "");
+    truncateSync(file, mib * 1024 * 1024);
+    for (let n = minimum; n < minimum + 200; n++) {
+      const device = `/dev/loop${n}`;
+      try {
+        execFileSync("losetup", [device, file], { stdio: "ignore" });
+      } catch {
+        continue; // in use
+      }
+      this.devices.push(device);
+      return { device, file };
+    }
+    throw new Error(`no free loop device from /dev/loop${minimum}`);
+  }
+
   /** Grows the backing file and tells the loop driver, as lvextend would grow an LV. */
   grow(loop: { device: string; file: string }, mib: number): void {
     truncateSync(loop.file, mib * 1024 * 1024);

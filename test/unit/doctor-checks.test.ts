@@ -31,6 +31,8 @@ function healthy(): Described {
       "/dev/mapper/control": "",
       "/var/lib/kubelet": "",
       "/run/loam": "",
+      "/sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
+      "/sys/fs/cgroup/cgroup.subtree_control": "cpuset cpu io memory pids\n",
     },
     commands: {
       "dmsetup targets": done(

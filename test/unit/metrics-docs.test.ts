@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { VolumeGroupReport } from "../../src/lvm/report.js";
 import { LoamMetrics } from "../../src/metrics/metrics.js";
+import { VolumeIoLimiter, kernelCgroups } from "../../src/volumes/io-limiting.js";
 import { LvmStateSampler } from "../../src/metrics/lvm-state.js";
 import { parseExposition } from "../support/exposition.js";
 
@@ -12,6 +13,7 @@ const repoFile = (path: string): string => readFileSync(new URL(`../../../${path
 async function families(): Promise<Map<string, string>> {
   const failing = { report: (): Promise<VolumeGroupReport> => Promise.reject(new Error("no LVM in this test")) };
   const metrics = new LoamMetrics({ version: "t", lvmState: new LvmStateSampler(failing, ["vg"], 0) });
+  metrics.watchIoLimits(new VolumeIoLimiter(kernelCgroups("/nonexistent")));
   const { families: list } = parseExposition((await metrics.scrape()).body);
   return new Map(list.map((f) => [f.name, f.type]));
 }
