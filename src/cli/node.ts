@@ -123,7 +123,12 @@ export async function runNode(args: string[]): Promise<number> {
   const ioLimiter = new VolumeIoLimiter(kernelCgroups(), logger, ioLimitReportPathOf(socketPathOf(config.endpoint)));
   metrics.watchIoLimits(ioLimiter);
   const reconciling = reconcileEvery(ioLimiter, engine, host, IO_LIMIT_RECONCILE_MS, logger);
-  const agent = config.clusterEtcdEndpoints.length > 0 ? await startAgent(config, engine, logger, metrics) : undefined;
+  const agent =
+    config.clusterEtcdEndpoints.length > 0
+      ? await startAgent(config, engine, logger, metrics, (id) =>
+          ioLimiter.reconcile(engine, host, id).then(() => undefined),
+        )
+      : undefined;
   const server = await startServer({
     socketPath: socketPathOf(config.endpoint),
     socketMode: parseSocketMode(config.socketMode) ?? 0o600,
@@ -156,6 +161,7 @@ async function startAgent(
   engine: VolumeEngine,
   logger: Logger,
   metrics: LoamMetrics,
+  onVolumeModified: (id: string) => Promise<void>,
 ): Promise<{ registry: Registry; stop: () => Promise<void> }> {
   const flags = {
     endpoints: parseEtcdEndpoints(config.clusterEtcdEndpoints.join(","), "clusterEtcdEndpoints"),
@@ -173,6 +179,7 @@ async function startAgent(
     boundMs: 20_000,
   });
   const agent = new NodeAgent({
+    onVolumeModified,
     registry,
     nodeId: config.nodeId,
     segments: { [config.topologyKey]: config.nodeId },

@@ -65,6 +65,8 @@ export interface AgentEngine {
   ): Promise<Volume>;
   deleteVolume(id: string, options?: CallOptions): Promise<void>;
   expandVolume(id: string, range: CapacityRange, options?: CallOptions): Promise<Volume>;
+  /** ControllerModifyVolume's parameters recorded on the LV; false when it had them (absent: the tests' stand-in). */
+  setShaping?(id: string, shaping: Readonly<Record<string, string>>, options?: CallOptions): Promise<boolean>;
   getVolume(id: string, options?: CallOptions): Promise<Volume | undefined>;
   capacity(options?: CapacityOptions): Promise<Capacity>;
   createSnapshot(request: { name: string; sourceVolumeId: string }, options?: CallOptions): Promise<Snapshot>;
@@ -82,6 +84,8 @@ export interface NodeAgentOptions {
   leaseSeconds?: number;
   /** How often the agent reports its room again and re-checks its whole prefix, besides the watch. */
   resyncSeconds?: number;
+  /** After a volume's parameters changed (ControllerModifyVolume): the node applies its IO limits now. */
+  onVolumeModified?: (id: string) => Promise<void>;
   /** Test hook: runs before the agent acts on a spec (a test stops or kills the agent there). */
   beforeAct?: (work: Work) => Promise<void>;
   /** Test hook: runs between a listing and the watch from its revision (a test compacts there). */
@@ -342,6 +346,11 @@ export class NodeAgent {
         volume = await this.engine.expandVolume(spec.id, { requiredBytes: BigInt(spec.sizeBytes), limitBytes: 0n });
       } else {
         volume = existing;
+      }
+      // ControllerModifyVolume: the spec's parameters (IO limits) recorded on the LV, then applied by the node.
+      const shaping = { ...spec.shaping, [PARAMETER_KEYS.deviceClass]: spec.deviceClass };
+      if (volume.ready && this.engine.setShaping && (await this.engine.setShaping(spec.id, shaping))) {
+        await this.options.onVolumeModified?.(spec.id);
       }
       return { ...base, state: "ready", sizeBytes: volume.sizeBytes, condition: volume.condition, at: at() };
     } catch (error) {

@@ -19,6 +19,7 @@
 import type { PutBuilder } from "etcd3";
 import type { ZodType } from "zod";
 import type { Logger } from "../log.js";
+import { modifiedShaping } from "../volumes/modify.js";
 import { snapshotLvNameFor, isValidLvName } from "../lvm/names.js";
 import {
   VolumeError,
@@ -452,6 +453,37 @@ export class ClusterController {
       return { sizeBytes: done.sizeBytes, volume: this.volumeOf(target, done, await this.segmentsOf(spec.node)) };
     }
     throw aborted(`volume ${id} kept changing while being expanded; retry`);
+  }
+
+  /**
+   * ControllerModifyVolume (docs/iolimits.md): the IO limits in `mutable` replace the volume's
+   * (modify.ts checks the keys), recorded in its spec with the next generation; the node's agent
+   * writes them to the LV's parameter tag and the node applies them to the pods it is
+   * published to, without a remount. Done when the agent reports that generation.
+   */
+  async modifyVolume(id: string, mutable: Readonly<Record<string, string>>, options: CallOptions = {}): Promise<void> {
+    for (let round = 0; round < MAX_PLACEMENT_ROUNDS; round++) {
+      const found = await this.readIndexed(VolumeSpecSchema, this.keys.volumeIndex(id), (node) =>
+        this.keys.volume(node, id),
+      );
+      if (!found?.spec.value) throw notFound(`volume ${id} does not exist`);
+      const spec = found.spec.value;
+      if (spec.deleting) throw notFound(`volume ${id} is being deleted`);
+      const shaping = modifiedShaping(spec.shaping, mutable);
+      const status = await this.registry.read(VolumeStatusSchema, this.keys.volumeStatus(spec.node, id));
+      const unchanged = fingerprintOf(shaping) === fingerprintOf(spec.shaping);
+      if (unchanged && status.value && status.value.generation >= spec.generation && !status.value.failure) return;
+      const target: VolumeSpec = { ...spec, shaping, generation: spec.generation + 1 };
+      if (
+        !(await this.compareAndPut(this.keys.volume(spec.node, id), found.spec.modRevision, VolumeSpecSchema, target))
+      ) {
+        continue;
+      }
+      const done = await this.awaitStatus(target, options);
+      if (done.failure) throw agentFailure(done.failure, `modifying volume ${id} on node ${spec.node}`);
+      return;
+    }
+    throw aborted(`volume ${id} kept changing while being modified; retry`);
   }
 
   async getVolume(id: string, _options: CallOptions = {}): Promise<ClusterVolume | undefined> {
@@ -916,3 +948,6 @@ export function agentFailure(failure: { code: string; message: string } | undefi
   const kind = AGENT_CODES.find((k) => k === failure?.code) ?? "internal";
   return new VolumeError(kind, `${doing}: ${failure?.message ?? "the node reported a failure without a message"}`);
 }
+
+const fingerprintOf = (shaping: Readonly<Record<string, string>>): string =>
+  fingerprint({ shaping: { ...shaping }, metadata: {} });

@@ -5,6 +5,7 @@
  * ControllerExpandVolume grows the LV on the owning node; the filesystem grows in that node's
  * NodeExpandVolume.
  */
+import { modifiedShaping } from "../volumes/modify.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   type Controller,
@@ -39,6 +40,7 @@ const CAPABILITIES = [
   Rpc.CLONE_VOLUME,
   Rpc.EXPAND_VOLUME,
   Rpc.VOLUME_CONDITION,
+  Rpc.MODIFY_VOLUME,
 ];
 
 /** Topology segments as CSI sends them: keys and values checked before they reach placement. */
@@ -91,8 +93,9 @@ export function clusterControllerService(options: {
       const name = checkVolumeName(request.name);
       volumeUses(request.volumeCapabilities);
       const parameters = parseParameters(request.parameters);
+      // A claim with a VolumeAttributesClass: its IO limits are the volume's from the start.
       if (Object.keys(request.mutableParameters).length > 0) {
-        throw invalidArgument("mutable_parameters are not supported by loam (it does not offer MODIFY_VOLUME)");
+        parameters.shaping = modifiedShaping(parameters.shaping, request.mutableParameters);
       }
       const contentSource = contentSourceOf(request.volumeContentSource);
       const requirements = request.accessibilityRequirements;
@@ -142,6 +145,14 @@ export function clusterControllerService(options: {
         ),
       );
       return { capacityBytes: BigInt(grown.sizeBytes), nodeExpansionRequired: !block || grown.volume.encrypted };
+    },
+
+    controllerModifyVolume: async (request, context) => {
+      const id = required(request.volumeId, "volume_id");
+      await writing(`modify volume ${id}`, () =>
+        controller.modifyVolume(id, request.mutableParameters, { signal: context.signal }),
+      );
+      return {};
     },
 
     validateVolumeCapabilities: async (request, context) => {

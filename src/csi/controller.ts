@@ -76,7 +76,9 @@ export function controllerService(options: ControllerOptions): ServiceHandlers<C
       volumeUses(request.volumeCapabilities);
       const parameters = parseParameters(request.parameters);
       if (Object.keys(request.mutableParameters).length > 0) {
-        throw invalidArgument("mutable_parameters are not supported by loam (it does not offer MODIFY_VOLUME)");
+        throw invalidArgument(
+          "mutable_parameters are not supported by a node's own controller (it does not offer MODIFY_VOLUME; cluster mode's controller does, docs/iolimits.md)",
+        );
       }
       const contentSource = contentSourceOf(request.volumeContentSource);
       const requirements = request.accessibilityRequirements;

@@ -398,7 +398,15 @@ export function controllerSidecarArgs(values: Values): Record<ControllerSidecar,
       "--v=2",
     ],
     // ControllerExpandVolume grows the LV on the owning node; NodeExpandVolume the filesystem.
-    resizer: [CSI_ADDRESS, ...leaderElection, "--handle-volume-inuse-error=false", timeout, "--v=2"],
+    // ControllerModifyVolume (a PVC's VolumeAttributesClass) changes IO limits (docs/iolimits.md).
+    resizer: [
+      CSI_ADDRESS,
+      ...leaderElection,
+      "--handle-volume-inuse-error=false",
+      "--feature-gates=VolumeAttributesClass=true",
+      timeout,
+      "--v=2",
+    ],
     snapshotter: [CSI_ADDRESS, ...leaderElection, timeout, "--v=2"],
     livenessProbe: [...LIVENESS_ARGS],
   };

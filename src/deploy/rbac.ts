@@ -67,13 +67,16 @@ export function sidecarRbac(_values: Values, topology: Topology = "distributed")
     {
       sidecar: "external-resizer",
       why: cluster
-        ? "calls ControllerExpandVolume (the owning node's agent grows the LV) and marks PVs and PVCs resized"
+        ? "calls ControllerExpandVolume (the owning node's agent grows the LV) and ControllerModifyVolume (a VolumeAttributesClass's IO limits), and marks PVs and PVCs resized"
         : "marks PVs and PVCs resized; loam itself grows the LV and filesystem in NodeExpandVolume",
       cluster: [
         { apiGroups: [CORE], resources: ["persistentvolumes"], verbs: ["get", "list", "watch", "patch"] },
         { apiGroups: [CORE], resources: ["persistentvolumeclaims"], verbs: ["get", "list", "watch"] },
         { apiGroups: [CORE], resources: ["persistentvolumeclaims/status"], verbs: ["patch"] },
         EVENTS,
+        ...(cluster
+          ? [{ apiGroups: [STORAGE], resources: ["volumeattributesclasses"], verbs: ["get", "list", "watch"] }]
+          : []),
       ],
       namespaced: [LEASES],
     },

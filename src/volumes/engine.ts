@@ -35,6 +35,8 @@ import {
   volumeHealth,
 } from "./volumes.js";
 
+import { setShaping } from "./modify.js";
+
 export type { EngineOptions } from "./context.js";
 export { devicePath } from "./volume.js";
 export type {
@@ -88,6 +90,15 @@ export class VolumeEngine {
   /** Grows the volume to the size the range asks for; never shrinks (see volumes.ts). */
   async expandVolume(id: string, range: CapacityRange, options: model.CallOptions = {}): Promise<model.Volume> {
     return this.locks.withKeys([`id:${id}`], () => expandVolume(this.context, id, range, options));
+  }
+
+  /** Records new shaping parameters on the volume; false when it already had them (ControllerModifyVolume's IO limits; modify.ts). */
+  async setShaping(
+    id: string,
+    shaping: Readonly<Record<string, string>>,
+    options: model.CallOptions = {},
+  ): Promise<boolean> {
+    return this.locks.withKeys([`id:${id}`], () => setShaping(this.context, id, shaping, options));
   }
 
   /**

@@ -47,6 +47,16 @@ export interface VolumeMetadata {
   formatting: boolean;
 }
 
+/** The parameter tag of a volume with these shaping parameters (what tagsFor writes at creation). */
+export function parametersTagOf(shaping: Readonly<Record<string, string>>): string {
+  return encodeTag(KEY.parameters, fingerprint({ shaping: { ...shaping }, metadata: {} }));
+}
+
+/** The parameter tag as an LV carries it, from metadata.parameters (the fingerprint text). */
+export function parametersTagOfFingerprint(text: string): string {
+  return encodeTag(KEY.parameters, text);
+}
+
 export const POPULATING_TAG = encodeTag(KEY.state, "populating");
 
 /**
