@@ -393,12 +393,7 @@ export class ClusterController {
     options: CallOptions = {},
   ): Promise<{ sizeBytes: number; volume: ClusterVolume }> {
     for (let round = 0; round < MAX_PLACEMENT_ROUNDS; round++) {
-      const found = await this.readIndexed(VolumeSpecSchema, this.keys.volumeIndex(id), (node) =>
-        this.keys.volume(node, id),
-      );
-      if (!found?.spec.value) throw notFound(`volume ${id} does not exist`);
-      const spec = found.spec.value;
-      if (spec.deleting) throw notFound(`volume ${id} is being deleted`);
+      const { found, spec } = await this.liveSpec(id);
       const ledgerRead = await this.registry.read(LedgerSchema, this.keys.ledger(spec.node));
       const room = ledgerRead.value?.classes[spec.deviceClass];
       const extent = room?.extentBytes ?? 4 * 1024 * 1024;
@@ -463,12 +458,7 @@ export class ClusterController {
    */
   async modifyVolume(id: string, mutable: Readonly<Record<string, string>>, options: CallOptions = {}): Promise<void> {
     for (let round = 0; round < MAX_PLACEMENT_ROUNDS; round++) {
-      const found = await this.readIndexed(VolumeSpecSchema, this.keys.volumeIndex(id), (node) =>
-        this.keys.volume(node, id),
-      );
-      if (!found?.spec.value) throw notFound(`volume ${id} does not exist`);
-      const spec = found.spec.value;
-      if (spec.deleting) throw notFound(`volume ${id} is being deleted`);
+      const { found, spec } = await this.liveSpec(id);
       const shaping = modifiedShaping(spec.shaping, mutable);
       const status = await this.registry.read(VolumeStatusSchema, this.keys.volumeStatus(spec.node, id));
       const unchanged = fingerprintOf(shaping) === fingerprintOf(spec.shaping);
@@ -484,6 +474,17 @@ export class ClusterController {
       return;
     }
     throw aborted(`volume ${id} kept changing while being modified; retry`);
+  }
+
+  /** A volume's spec and its record's revision; NOT_FOUND when it does not exist or is being deleted. */
+  private async liveSpec(id: string) {
+    const found = await this.readIndexed(VolumeSpecSchema, this.keys.volumeIndex(id), (node) =>
+      this.keys.volume(node, id),
+    );
+    if (!found?.spec.value) throw notFound(`volume ${id} does not exist`);
+    const spec = found.spec.value;
+    if (spec.deleting) throw notFound(`volume ${id} is being deleted`);
+    return { found, spec };
   }
 
   async getVolume(id: string, _options: CallOptions = {}): Promise<ClusterVolume | undefined> {

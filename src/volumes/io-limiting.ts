@@ -35,9 +35,15 @@ export interface CgroupAccess {
 
 /** The kernel's cgroups under `root` (default /sys/fs/cgroup). */
 export function kernelCgroups(root = "/sys/fs/cgroup"): CgroupAccess {
-  let detected: Promise<CgroupHierarchy> | undefined;
+  // Kept once found: a hierarchy does not go away; "none" is looked at again (cgroups mounted later).
+  let found: CgroupHierarchy | undefined;
   return {
-    hierarchy: () => (detected ??= detectHierarchy(root)),
+    hierarchy: async () => {
+      if (found) return found;
+      const detected = await detectHierarchy(root);
+      if (detected.version !== "none") found = detected;
+      return detected;
+    },
     workloadCgroups,
     limitTargets,
     writeLimits,
