@@ -25,6 +25,7 @@ import { reliabilityTests } from "./reliability.vm.js";
 import { etcdTests } from "./etcd.vm.js";
 import { clusterTests } from "./cluster.vm.js";
 import { encryptionTests } from "./encryption.vm.js";
+import { ioLimitTests } from "./iolimits.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -46,6 +47,7 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   etcd: etcdTests,
   cluster: clusterTests,
   encryption: encryptionTests,
+  iolimits: ioLimitTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
