@@ -200,6 +200,9 @@ export class VolumeIoLimiter {
    * logged, not thrown: this runs in the background. Returns how many publishes got limits.
    */
   async reconcile(engine: IoLimiterEngine, host: IoLimiterHost, onlyVolume?: string): Promise<number> {
+    // The mount table first: a node with nothing published to a workload reads no LVM state.
+    const published = (await host.mounts()).filter((m) => workloadOfTargetPath(m.mountPoint) !== undefined);
+    if (published.length === 0 && this.published.size === 0) return 0;
     const volumes = (await engine.listVolumes()).filter((v) => onlyVolume === undefined || v.id === onlyVolume);
     const byDevice = new Map<string, Volume>();
     for (const volume of volumes) {
@@ -210,8 +213,7 @@ export class VolumeIoLimiter {
     }
     let applied = 0;
     const seen = new Set<string>();
-    for (const mount of await host.mounts()) {
-      if (!workloadOfTargetPath(mount.mountPoint)) continue;
+    for (const mount of published) {
       let device = mount.majorMinor;
       if (!byDevice.has(device) && (mount.fsType === "devtmpfs" || mount.fsType === "tmpfs")) {
         const held = await host.stat(mount.mountPoint).catch(() => undefined);
