@@ -287,6 +287,34 @@ describe("loam controller (a real process) with node agents on real etcd", () =>
     grpc.close();
   });
 
+  test("ControllerModifyVolume (issue 17): offered, changes IO limits, names the keys that cannot change", async () => {
+    const caps = await csi(endpoint, "controller-capabilities");
+    assert.match(caps.stdout, /MODIFY_VOLUME/);
+    const grpc = new CsiClient(endpoint);
+    const { volume } = await grpc.call(Controller, "createVolume", {
+      name: "modify-me",
+      capacityRange: { requiredBytes: BigInt(GiB) / 4n, limitBytes: 0n },
+      volumeCapabilities: [{ accessType: { case: "mount", value: { fsType: "ext4" } }, accessMode: { mode: 1 } }],
+      parameters: {},
+      mutableParameters: { "loam.csi.dev/writeIOPS": "100" },
+    });
+    const volumeId = volume?.volumeId ?? "";
+    await grpc.call(Controller, "controllerModifyVolume", {
+      volumeId,
+      mutableParameters: { "loam.csi.dev/writeIOPS": "200" },
+    });
+    await assert.rejects(
+      grpc.call(Controller, "controllerModifyVolume", {
+        volumeId,
+        mutableParameters: { "loam.csi.dev/mirrors": "1", "loam.csi.dev/writeIOPS": "300" },
+      }),
+      (error: { code: number; details: string }) =>
+        error.code === 3 && /cannot change on an existing volume: "loam.csi.dev\/mirrors"/.test(error.details),
+    );
+    await grpc.call(Controller, "deleteVolume", { volumeId });
+    grpc.close();
+  });
+
   test("GetCapacity answers per topology segment from the ledgers", async () => {
     const grpc = new CsiClient(endpoint);
     const all = await grpc.call(Controller, "getCapacity", {});
