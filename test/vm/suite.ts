@@ -26,6 +26,7 @@ import { etcdTests } from "./etcd.vm.js";
 import { clusterTests } from "./cluster.vm.js";
 import { encryptionTests } from "./encryption.vm.js";
 import { ioLimitTests } from "./iolimits.vm.js";
+import { disksTests } from "./disks.vm.js";
 
 /** Each group registers its tests with a getter for the shared harness. */
 const GROUPS: Record<string, (h: () => Harness) => void> = {
@@ -48,6 +49,8 @@ const GROUPS: Record<string, (h: () => Harness) => void> = {
   cluster: clusterTests,
   encryption: encryptionTests,
   iolimits: ioLimitTests,
+  // Only under scripts/test-disks (two boots over kept NVMe disks); registers nothing otherwise.
+  disks: disksTests,
 };
 
 const only = (process.env.LOAM_VM_ONLY ?? "").split(",").filter(Boolean);
@@ -62,9 +65,12 @@ const h = (): Harness => {
   return harness;
 };
 
+// The disks group makes its own VG on its NVMe disks: alone, it needs no shared harness.
+const sharedHarness = !(only.length > 0 && only.every((name) => name === "disks"));
+
 describe("loam on real LVM", () => {
   before(async () => {
-    harness = await Harness.start();
+    if (sharedHarness) harness = await Harness.start();
   });
   after(async () => {
     await harness?.stop();
