@@ -208,6 +208,11 @@ export const NODE_CONFIG_SCHEMA = z.strictObject({
     .describe(
       "disks.json (docs/disks.md): find this node's local disks and make its volume group at start, before serving",
     ),
+  clusterResyncSeconds: rangeOf(1, 3600)
+    .optional()
+    .describe(
+      "cluster mode: how often the agent lists its registry prefix again, reports its room and sweeps for garbage (a missed watch event waits at most this long)",
+    ),
 });
 
 export function parseSocketMode(text: string): number | undefined {

@@ -53,6 +53,8 @@ export interface NodeConfig {
   gcGraceSeconds: number;
   /** disks.json (src/disks): plan and apply it at start, before serving ("" for none). */
   disksConfig: string;
+  /** Cluster mode: the agent's resync period (seconds), which also paces garbage collection sweeps. */
+  clusterResyncSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -87,6 +89,7 @@ export const DEFAULTS: NodeConfig = {
   gc: "report",
   gcGraceSeconds: DEFAULT_GC_GRACE_SECONDS,
   disksConfig: "",
+  clusterResyncSeconds: 60,
 };
 
 export const CONFIG_FIELDS = Object.keys(NODE_CONFIG_SCHEMA.shape) as Array<keyof NodeConfig>;
@@ -149,7 +152,8 @@ export function flagValue(field: keyof NodeConfig, text: string): NodeConfig[key
     field === "maxVolumesPerNode" ||
     field === "lvmTimeoutSeconds" ||
     field === "shutdownGraceSeconds" ||
-    field === "gcGraceSeconds"
+    field === "gcGraceSeconds" ||
+    field === "clusterResyncSeconds"
   ) {
     if (!/^-?[0-9]{1,15}$/.test(text)) throw new ConfigError(field, `must be a whole number (got "${text}")`);
     return Number(text);

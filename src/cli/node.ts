@@ -186,6 +186,7 @@ async function startAgent(
     engine,
     version: VERSION,
     logger,
+    resyncSeconds: config.clusterResyncSeconds,
     gc: new GarbageCollector({
       registry,
       nodeId: config.nodeId,

@@ -81,6 +81,20 @@ test("flags override the config file, and the file's unknown keys and wrong type
   await assert.rejects(loadNodeConfig(["--volume-group", "vg", "--no-such-flag", "1"]), /flags: Unknown option/);
 });
 
+test("--cluster-resync-seconds: 60 by default; a whole number from 1 to 3600 by flag; anything else refused", async () => {
+  assert.equal((await loadNodeConfig(["--volume-group", "vg"])).clusterResyncSeconds, 60);
+  const set = await loadNodeConfig(["--volume-group", "vg", "--cluster-resync-seconds", "10"]);
+  assert.equal(set.clusterResyncSeconds, 10);
+  await assert.rejects(
+    loadNodeConfig(["--volume-group", "vg", "--cluster-resync-seconds", "0"]),
+    /clusterResyncSeconds: 0 is out of range; allowed: 1 to 3600/,
+  );
+  await assert.rejects(
+    loadNodeConfig(["--volume-group", "vg", "--cluster-resync-seconds", "often"]),
+    /clusterResyncSeconds: must be a whole number/,
+  );
+});
+
 test("--gc and --gc-grace-seconds: report by default after 600 s; delete and a grace by flag; anything else refused", async () => {
   const defaults = await loadNodeConfig(["--volume-group", "vg"]);
   assert.equal(defaults.gc, "report");

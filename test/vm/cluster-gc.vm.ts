@@ -4,8 +4,9 @@
  * tags (the tags the engine writes for a volume) and no registry record is removed, an LV without
  * loam's tags is left alone; on a report-mode node such an orphan is reported in the agent's
  * report file (`loam-gc.json` next to its socket) and kept. The agent sweeps at start and after
- * each resync (every 60 s), and a finding must outlive its grace period on a later sweep, so the
- * outcome takes one to two resyncs; the time is printed.
+ * each resync (every 10 s here: the cluster group sets `clusterResyncSeconds`), and a finding must
+ * outlive its grace period on a later sweep, so the outcome takes one to two resyncs; the time is
+ * printed.
  *
  * Runs inside the cluster group's describe (cluster.vm.ts), which owns the processes and writes
  * each agent's config: the delete node with `gc: "delete"`, the report node with `gc: "report"`,
@@ -35,8 +36,8 @@ export interface GcScene<N extends string> {
   deviceClass: string;
 }
 
-/** Two sweeps 60 s apart, plus a start under TCG on a busy host. */
-const WAIT_MS = 200_000;
+/** Two sweeps 10 s apart, with room for a guest slowed by a busy host (the wait ends as soon as both are seen). */
+const WAIT_MS = 120_000;
 
 async function reportOf(dir: string): Promise<GcReport | undefined> {
   try {

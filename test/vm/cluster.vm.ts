@@ -49,6 +49,7 @@ const CLASS = "loam.csi.dev/deviceClass";
 const START_TIMEOUT_MS = 600_000;
 /** Garbage collection (cluster-gc.vm.ts): this agent deletes orphan LVs, the others only report; a short grace. */
 const GC_DELETE_NODE: NodeId = "cl-node-b";
+const GC_RESYNC_SECONDS = 10;
 const GC_GRACE_SECONDS = 5;
 
 const placeOf = (node: NodeId) => ({
@@ -180,6 +181,8 @@ export function clusterTests(): void {
               deviceClasses: classes,
               gc: node === GC_DELETE_NODE ? "delete" : "report",
               gcGraceSeconds: GC_GRACE_SECONDS,
+              // Sweeps (and room reports) every 10 s, not 60: the GC test then waits seconds, not minutes.
+              clusterResyncSeconds: GC_RESYNC_SECONDS,
             }),
           );
         }
