@@ -6,7 +6,7 @@ const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" 
 
 test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
   const knobs = readKnobs({}, defaults);
-  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "cluster-burst", "scale"]);
+  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "throughput", "cluster-burst", "scale"]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);

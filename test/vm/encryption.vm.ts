@@ -3,7 +3,8 @@
  * unstaged and staged again; raw block; online expansion of xfs and ext4 (lvextend, cryptsetup
  * resize, the filesystem); a wrong or missing passphrase refused with the LV untouched; unstage
  * with the mapping held open; a crash between luksFormat and mkfs that the next stage converges
- * from; the passphrase in no log line; and dd direct throughput plain vs encrypted.
+ * from; the passphrase in no log line. (Throughput plain vs encrypted is the bench's
+ * `throughput` section, tools/bench/throughput.ts.)
  *
  * The shared harness's VG (the first two disks, as most groups) and loam, restarted with
  * --log-level debug for the group so every request and command is logged. The StorageClass
@@ -334,48 +335,6 @@ export function encryptionTests(h: () => Harness): void {
         assert.ok(!logs.includes(Buffer.from(secret).toString("base64")), "a passphrase reached the log in base64");
         assert.ok(!logs.includes(Buffer.from(secret).toString("hex")), "a passphrase reached the log in hex");
       }
-    });
-
-    test("dd direct throughput, plain vs encrypted (figures for docs/benchmarks.md)", async (t) => {
-      const plain = await h().client.call(Controller, "createVolume", createRequest("enc-bench-plain", 272 * MiB));
-      const plainId = plain.volume!.volumeId;
-      made.push(plainId);
-      const capability = blockCapability();
-      const id = await create("enc-bench", 272 * MiB, capability);
-      const p = kubeletPaths("enc-bench");
-      await stage(id, p.staging, capability);
-      const rate = async (argv: string[]): Promise<number> => {
-        const started = performance.now();
-        await h().must(argv);
-        return 256 / ((performance.now() - started) / 1000);
-      };
-      const figures: Record<string, number> = {};
-      for (const [label, device] of [
-        ["plain", lvPath(plainId)],
-        ["luks2", mapper(id)],
-      ] as const) {
-        figures[`${label} write`] = await rate([
-          "dd",
-          "if=/dev/zero",
-          `of=${device}`,
-          "bs=1M",
-          "count=256",
-          "oflag=direct",
-          "status=none",
-        ]);
-        figures[`${label} read`] = await rate([
-          "dd",
-          `if=${device}`,
-          "of=/dev/null",
-          "bs=1M",
-          "count=256",
-          "iflag=direct",
-          "status=none",
-        ]);
-      }
-      for (const [what, mibs] of Object.entries(figures))
-        t.diagnostic(`dd direct 1 MiB blocks, 256 MiB, ${what}: ${mibs.toFixed(1)} MiB/s`);
-      await unstage(id, p.staging);
     });
   });
 }

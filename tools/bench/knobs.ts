@@ -5,7 +5,7 @@
 import { dirname, join } from "node:path";
 
 // Run in this order whatever order they are named in: scale leaves 1,000 volumes in the VG, so it is last.
-export const SECTIONS = ["mounted", "churn", "rpc", "cluster-burst", "scale"] as const;
+export const SECTIONS = ["mounted", "churn", "rpc", "throughput", "cluster-burst", "scale"] as const;
 export type Section = (typeof SECTIONS)[number];
 /** Sections that need no LVM (real etcd and stand-in engines): scripts/bench runs them on the host when only they are chosen. */
 export const HOST_SECTIONS: readonly Section[] = ["cluster-burst"];

@@ -22,6 +22,7 @@ import type { BenchResults } from "./results.js";
 import { LOAD_RPCS, type LoadResult, rpcLoad } from "./rpc.js";
 import { type ScaleResult, scaleSection } from "./scale.js";
 import { formatResults } from "./table.js";
+import { throughputSection } from "./throughput.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const knobs = readKnobs(process.env, { loam: join(HERE, "loam.mjs"), out: join(HERE, "..", "bench", "results.json") });
@@ -113,6 +114,14 @@ async function bench(results: BenchResults): Promise<void> {
         }
       },
     );
+
+    await run("throughput", "device throughput: dd, 1 MiB direct IO, plain LV and LUKS2 mapping", async () => {
+      results.throughput = await throughputSection();
+      for (const r of results.throughput)
+        say(
+          `   ${r.device}: write ${r.writeMiBPerSecond.toFixed(1)} MiB/s, read ${r.readMiBPerSecond.toFixed(1)} MiB/s (${r.megabytes} MiB)`,
+        );
+    });
 
     await burst();
 

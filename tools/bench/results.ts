@@ -5,6 +5,7 @@ import type { Knobs } from "./knobs.js";
 import type { MountedResult } from "./mounted.js";
 import type { LoadResult } from "./rpc.js";
 import type { ScaleResult } from "./scale.js";
+import type { ThroughputResult } from "./throughput.js";
 
 export interface Machine {
   cpus: number;
@@ -29,4 +30,5 @@ export interface BenchResults {
   scale?: ScaleResult[];
   rpc?: LoadResult[];
   clusterBurst?: ClusterBurstResult;
+  throughput?: ThroughputResult[];
 }

@@ -100,6 +100,15 @@ export function formatResults(r: BenchResults): string {
       ),
     );
   }
+  if (r.throughput?.length) {
+    out.push("\n── device throughput, dd with 1 MiB direct IO (MiB/s)");
+    out.push(
+      table(
+        ["device", "MiB", "write", "read"],
+        r.throughput.map((t) => [t.device, t.megabytes, t.writeMiBPerSecond.toFixed(1), t.readMiBPerSecond.toFixed(1)]),
+      ),
+    );
+  }
   if (r.clusterBurst) out.push(formatClusterBurst(r.clusterBurst));
   for (const f of r.failures) out.push(`\nFAILED ${f.section}: ${f.error}`);
   return out.join("\n");
