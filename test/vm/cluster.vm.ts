@@ -50,6 +50,8 @@ const START_TIMEOUT_MS = 600_000;
 /** Garbage collection (cluster-gc.vm.ts): this agent deletes orphan LVs, the others only report; a short grace. */
 const GC_DELETE_NODE: NodeId = "cl-node-b";
 const GC_RESYNC_SECONDS = 10;
+/** How long a process may take to exit on SIGTERM at the end of the group (its grace is 30 s). */
+const STOP_MS = 60_000;
 const GC_GRACE_SECONDS = 5;
 
 const placeOf = (node: NodeId) => ({
@@ -206,20 +208,33 @@ export function clusterTests(): void {
       });
 
       after(async () => {
+        // Each process gets STOP_MS to exit on SIGTERM; one that does not is killed, named and fails the group.
+        const hung: string[] = [];
+        const since = performance.now();
         controller?.close();
         if (controllerProcess && controllerProcess.exitCode === null) {
           const gone = new Promise((resolve) => controllerProcess?.once("exit", resolve));
           controllerProcess.kill("SIGTERM");
-          await gone;
+          if (!(await Promise.race([gone.then(() => true), sleep(STOP_MS).then(() => false)]))) {
+            hung.push(`controller:\n${controllerLogs.split("\n").slice(-30).join("\n")}`);
+            controllerProcess.kill("SIGKILL");
+            await gone;
+          }
         }
-        for (const node of NODES) await agent(node).stop();
+        for (const node of NODES) {
+          if (!(await agent(node).stopWithin(STOP_MS)))
+            hung.push(`${node}:\n${agent(node).logs.split("\n").slice(-30).join("\n")}`);
+        }
+        console.log(`# controller and agents stopped in ${Math.round(performance.now() - since)} ms`);
         registry?.close();
         await etcd?.stop();
+        console.log(`# etcd stopped, ${Math.round(performance.now() - since)} ms into the teardown`);
         for (const point of mountsUnder(ROOT)) await sh.must(["umount", "-l", point], { allowFailure: true });
         for (const node of NODES) await sh.must(["vgremove", "-ff", "-y", VGS[node]], { allowFailure: true });
         await sh.must(["pvremove", "-ff", "-y", ...disks], { allowFailure: true });
         await sh.must(["wipefs", "-a", ...disks], { allowFailure: true });
         await rm(ROOT, { recursive: true, force: true });
+        assert.deepEqual(hung, [], `processes that did not exit within ${STOP_MS} ms of SIGTERM`);
       });
 
       test("volumes land on each node by topology; stage, publish, expand, snapshot, restore, capacity, list and delete on real LVM", async (t) => {
@@ -393,7 +408,14 @@ export function clusterTests(): void {
         const started = performance.now();
         const first = controller.call(Controller, "createVolume", request);
         first.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
-        await specWritten;
+        // A call that ends before its spec is written fails the test here instead of waiting for ever.
+        await Promise.race([
+          specWritten,
+          first.then(
+            () => assert.fail("CreateVolume answered before its spec was seen"),
+            (error: unknown) => assert.fail(`CreateVolume failed before its spec was written: ${String(error)}`),
+          ),
+        ]);
         const code = await agent(victim).killLoam("SIGKILL");
         await watcher.cancel();
         assert.equal(code, null, "the agent died of the signal");

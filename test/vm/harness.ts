@@ -140,6 +140,21 @@ export class Harness {
     if (this.child) await this.killLoam("SIGTERM");
   }
 
+  /**
+   * SIGTERM, then SIGKILL if loam has not exited within `ms`: a teardown never hangs on a loam
+   * that does not stop. Returns false when loam had to be killed (the caller fails the test).
+   */
+  async stopWithin(ms: number): Promise<boolean> {
+    const child = this.child;
+    if (!child) return true;
+    child.kill("SIGTERM");
+    const stopped = await Promise.race([this.exited.then(() => true), sleep(ms).then(() => false)]);
+    if (!stopped) await this.killLoam("SIGKILL");
+    this.child = undefined;
+    this.client.close();
+    return stopped;
+  }
+
   async report(): Promise<VolumeGroupReport> {
     return this.lvm.report(VG);
   }
