@@ -10,7 +10,7 @@
  * node's ledger revision and that the id is not yet taken, so two replicas deciding at once
  * cannot both promise the same free bytes: the loser reads again and decides again.
  *
- * Why one file of ~900 lines: volumes and snapshots share the private machinery of the
+ * Why one file of ~950 lines: volumes and snapshots share the private machinery of the
  * registry's writes here (readIndexed, commitWithLedger, forgetRecords, the deadline of a wait
  * for an agent). The seam for a split is that machinery into a small RegistryWrites helper,
  * with volume and snapshot operations in files of their own over it; not done in issue 14 for
