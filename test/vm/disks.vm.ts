@@ -51,6 +51,10 @@ async function must(argv: string[]): Promise<string> {
   return result.stdout;
 }
 
+/** Each step's bound: a normal run takes under 15 s, a loaded host's several times that. */
+const LOAM_DISKS_TIMEOUT_MS = 180_000;
+const STEP = { timeout: 300_000 };
+
 /** `loam disks ...` from the bundle: its exit code and output. */
 async function loamDisks(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(repoRoot(), "dist", "loam.mjs"), "disks", ...args], {
@@ -60,7 +64,15 @@ async function loamDisks(args: string[]): Promise<{ code: number | null; stdout:
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  // A hang fails this test naming the command and what it printed, instead of holding the
+  // VM until scripts/vm's timeout, which says nothing about where it stopped.
+  const timer = setTimeout(() => child.kill("SIGKILL"), LOAM_DISKS_TIMEOUT_MS);
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  clearTimeout(timer);
+  if (code === null)
+    assert.fail(
+      `loam disks ${args.join(" ")} did not end within ${LOAM_DISKS_TIMEOUT_MS / 1000} s; stdout: ${stdout} stderr: ${stderr}`,
+    );
   return { code, stdout, stderr };
 }
 
@@ -132,137 +144,149 @@ export function disksTests(): void {
         await mkdir("/etc/lvm/backup", { recursive: true });
         await copyFile(`${state}/lvm-backup/${VG}`, `/etc/lvm/backup/${VG}`);
       }
-    });
+    }, STEP);
 
     if (boot === "1") {
-      test("fresh disks become the VG; a disk holding xfs is refused and named; the /boot disk is never selected; a second apply changes nothing; the cleared disk is added with vgextend", async () => {
-        await rm(state, { recursive: true, force: true });
-        await mkdir(state, { recursive: true });
-        await must(["mkfs.xfs", "-q", "-f", dev("loam-nvme-c")]);
+      test(
+        "fresh disks become the VG; a disk holding xfs is refused and named; the /boot disk is never selected; a second apply changes nothing; the cleared disk is added with vgextend",
+        STEP,
+        async () => {
+          await rm(state, { recursive: true, force: true });
+          await mkdir(state, { recursive: true });
+          await must(["mkfs.xfs", "-q", "-f", dev("loam-nvme-c")]);
 
-        const planned = await timed("plan (process)", () => loamDisks(["plan", "--config", CONFIG, "--json"]));
-        assert.equal(planned.code, 0, planned.stderr);
-        const plan = JSON.parse(planned.stdout) as PlanJson;
-        const bySerial = (s: string) => plan.devices.find((d) => d.serial === s);
-        assert.equal(bySerial("loam-nvme-a")?.action, "add");
-        assert.equal(bySerial("loam-nvme-b")?.action, "add");
-        assert.equal(bySerial("loam-nvme-c")?.action, "none");
-        assert.match(bySerial("loam-nvme-c")?.why ?? "", /holds xfs filesystem: refused/);
-        const system = plan.devices.find((d) => `/dev/${d.name}` === bootDisk);
-        assert.equal(system?.action, "none");
-        assert.match(system?.why ?? "", /holds \/boot: the system's disk is never used, whatever the rules say/);
+          const planned = await timed("plan (process)", () => loamDisks(["plan", "--config", CONFIG, "--json"]));
+          assert.equal(planned.code, 0, planned.stderr);
+          const plan = JSON.parse(planned.stdout) as PlanJson;
+          const bySerial = (s: string) => plan.devices.find((d) => d.serial === s);
+          assert.equal(bySerial("loam-nvme-a")?.action, "add");
+          assert.equal(bySerial("loam-nvme-b")?.action, "add");
+          assert.equal(bySerial("loam-nvme-c")?.action, "none");
+          assert.match(bySerial("loam-nvme-c")?.why ?? "", /holds xfs filesystem: refused/);
+          const system = plan.devices.find((d) => `/dev/${d.name}` === bootDisk);
+          assert.equal(system?.action, "none");
+          assert.match(system?.why ?? "", /holds \/boot: the system's disk is never used, whatever the rules say/);
 
-        const applied = await timed("apply (process)", () => loamDisks(["apply", "--config", CONFIG]));
-        assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}`);
-        assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-b")].sort());
-        assert.ok(!(await pvsOf(VG)).includes(bootDisk));
-        assert.match(
-          await must(["vgs", "--noheadings", "-o", "vg_tags", VG]),
-          new RegExp(MANAGED_VG_TAG.replace(/[.+]/g, "\\$&")),
-        );
-        const mda = await must([
-          "pvs",
-          "--noheadings",
-          "--units",
-          "b",
-          "--nosuffix",
-          "-o",
-          "pv_mda_size",
-          dev("loam-nvme-a"),
-        ]);
-        assert.ok(Number(mda.trim()) >= 60 * 2 ** 20, `metadata area ${mda.trim()} bytes: --metadatasize 64m`);
-        const lvs = await must(["lvs", "--noheadings", "-o", "lv_name,segtype,stripes", VG]);
-        assert.match(lvs, /agg\s+striped\s+2/);
-        assert.match(lvs, /pool\s+thin-pool/);
-        assert.match(
-          await readFile("/proc/self/mountinfo", "utf8"),
-          new RegExp(` ${AGGREGATE} .* - xfs /dev/mapper/${VG}-agg `),
-        );
-        const unit = await readFile(`${SYSTEMD}/run-loam\\x2ddisks-aggregate.mount`, "utf8");
-        assert.match(unit, /^Options=defaults,nofail,x-systemd\.device-timeout=10s$/m);
-        assert.equal(
-          await readlink(`${SYSTEMD}/local-fs.target.wants/run-loam\\x2ddisks-aggregate.mount`),
-          `${SYSTEMD}/run-loam\\x2ddisks-aggregate.mount`,
-        );
+          const applied = await timed("apply (process)", () => loamDisks(["apply", "--config", CONFIG]));
+          assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}`);
+          assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-b")].sort());
+          assert.ok(!(await pvsOf(VG)).includes(bootDisk));
+          assert.match(
+            await must(["vgs", "--noheadings", "-o", "vg_tags", VG]),
+            new RegExp(MANAGED_VG_TAG.replace(/[.+]/g, "\\$&")),
+          );
+          const mda = await must([
+            "pvs",
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "pv_mda_size",
+            dev("loam-nvme-a"),
+          ]);
+          assert.ok(Number(mda.trim()) >= 60 * 2 ** 20, `metadata area ${mda.trim()} bytes: --metadatasize 64m`);
+          const lvs = await must(["lvs", "--noheadings", "-o", "lv_name,segtype,stripes", VG]);
+          assert.match(lvs, /agg\s+striped\s+2/);
+          assert.match(lvs, /pool\s+thin-pool/);
+          assert.match(
+            await readFile("/proc/self/mountinfo", "utf8"),
+            new RegExp(` ${AGGREGATE} .* - xfs /dev/mapper/${VG}-agg `),
+          );
+          const unit = await readFile(`${SYSTEMD}/run-loam\\x2ddisks-aggregate.mount`, "utf8");
+          assert.match(unit, /^Options=defaults,nofail,x-systemd\.device-timeout=10s$/m);
+          assert.equal(
+            await readlink(`${SYSTEMD}/local-fs.target.wants/run-loam\\x2ddisks-aggregate.mount`),
+            `${SYSTEMD}/run-loam\\x2ddisks-aggregate.mount`,
+          );
 
-        const again = await timed("second apply (in process)", () =>
-          disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: false }),
-        );
-        assert.equal(again.applied, 0, JSON.stringify(again.plan.changes));
+          const again = await timed("second apply (in process)", () =>
+            disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: false }),
+          );
+          assert.equal(again.applied, 0, JSON.stringify(again.plan.changes));
 
-        // The operator clears the refused disk: the next apply adds it.
-        await must(["wipefs", "--all", "--quiet", dev("loam-nvme-c")]);
-        const added = await timed("apply with a new disk", () =>
-          disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: false }),
-        );
-        assert.deepEqual(
-          added.plan.changes.filter((c) => c.kind === "run").map((c) => (c.kind === "run" ? c.argv[0] : "")),
-          ["pvcreate", "vgextend"],
-        );
-        assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-b"), dev("loam-nvme-c")].sort());
-        assert.equal(added.after?.changes.length, 0);
+          // The operator clears the refused disk: the next apply adds it.
+          await must(["wipefs", "--all", "--quiet", dev("loam-nvme-c")]);
+          const added = await timed("apply with a new disk", () =>
+            disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: false }),
+          );
+          assert.deepEqual(
+            added.plan.changes.filter((c) => c.kind === "run").map((c) => (c.kind === "run" ? c.argv[0] : "")),
+            ["pvcreate", "vgextend"],
+          );
+          assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-b"), dev("loam-nvme-c")].sort());
+          assert.equal(added.after?.changes.length, 0);
 
-        // Volumes for boot 2 to lose or keep, with loam's name tag.
-        const volume = (lv: string, name: string, pv: string) =>
-          must(["lvcreate", "--yes", "-L", "32m", "-n", lv, "--addtag", encodeTag("name", name), VG, pv]);
-        await volume("vol-a", "pvc-on-a", dev("loam-nvme-a"));
-        await volume("vol-b", "pvc-on-b", dev("loam-nvme-b"));
-        await mkdir(`${state}/lvm-backup`, { recursive: true });
-        await copyFile(`/etc/lvm/backup/${VG}`, `${state}/lvm-backup/${VG}`);
-        await must(["umount", AGGREGATE]);
-        await must(["vgchange", "-an", VG]);
-      });
+          // Volumes for boot 2 to lose or keep, with loam's name tag.
+          const volume = (lv: string, name: string, pv: string) =>
+            must(["lvcreate", "--yes", "-L", "32m", "-n", lv, "--addtag", encodeTag("name", name), VG, pv]);
+          await volume("vol-a", "pvc-on-a", dev("loam-nvme-a"));
+          await volume("vol-b", "pvc-on-b", dev("loam-nvme-b"));
+          await mkdir(`${state}/lvm-backup`, { recursive: true });
+          await copyFile(`/etc/lvm/backup/${VG}`, `${state}/lvm-backup/${VG}`);
+          await must(["umount", AGGREGATE]);
+          await must(["vgchange", "-an", VG]);
+        },
+      );
     }
 
     if (boot === "2") {
-      test("a dropped disk is reported with its volumes and nothing changes; --recover removes it, lists the volumes lost and adds the new disk", async () => {
-        const planned = await timed("plan with a missing disk (process)", () =>
-          loamDisks(["plan", "--config", CONFIG, "--json"]),
-        );
-        assert.equal(planned.code, 3, planned.stderr);
-        const plan = JSON.parse(planned.stdout) as PlanJson;
-        assert.equal(plan.missing.length, 1);
-        const onMissing = plan.missing[0]?.volumes.map((v) => v.name) ?? [];
-        assert.ok(onMissing.includes("pvc-on-b") && onMissing.includes("agg"), onMissing.join(", "));
-        assert.ok(!onMissing.includes("pvc-on-a"), onMissing.join(", "));
-        assert.deepEqual(plan.changes, []);
-        assert.match(plan.problems.join("\n"), new RegExp(`${dev("loam-nvme-d")} wait`));
-
-        const recovered = await timed("apply --recover", () =>
-          disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: true }),
-        );
-        const lost = recovered.plan.lost.map((v) => v.name);
-        assert.ok(lost.includes("pvc-on-b") && !lost.includes("pvc-on-a"), lost.join(", "));
-        assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-c"), dev("loam-nvme-d")].sort());
-        const lvs = await must(["lvs", "--noheadings", "-o", "lv_name,segtype,stripes", VG]);
-        assert.match(lvs, /vol-a/);
-        assert.doesNotMatch(lvs, /vol-b/);
-        assert.match(lvs, /agg\s+striped\s+3/);
-        assert.equal(recovered.after?.changes.length, 0, JSON.stringify(recovered.after?.changes));
-      });
-
-      test("all disks new and empty (every PV blanked in place; the backup kept): loam node --disks-config rebuilds the VG at start, logs the lost volumes, and serves", async () => {
-        await must(["umount", AGGREGATE]);
-        await must(["vgchange", "-an", VG]);
-        const pvs = await pvsOf(VG);
-        for (const pv of pvs) await must(["wipefs", "--all", "--quiet", pv]);
-        const loam = new Harness({ socket: `${DIR}/csi.sock`, kubeletDir: "/var/lib/kubelet" });
-        // The disks' plan and apply come before serving: seven LVM and mkfs commands under TCG.
-        loam.startTimeoutMs = 240_000;
-        await mkdir("/var/lib/kubelet", { recursive: true });
-        await writeFile(`${DIR}/node.json`, JSON.stringify({ volumeGroup: VG, disksConfig: CONFIG }));
-        try {
-          await timed("loam node start with --disks-config (rebuild)", () =>
-            loam.startLoam(["--config", `${DIR}/node.json`]),
+      test(
+        "a dropped disk is reported with its volumes and nothing changes; --recover removes it, lists the volumes lost and adds the new disk",
+        STEP,
+        async () => {
+          const planned = await timed("plan with a missing disk (process)", () =>
+            loamDisks(["plan", "--config", CONFIG, "--json"]),
           );
-          const lostLine = loam.logs.split("\n").find((l) => l.includes("disks: volumes lost")) ?? "";
-          assert.match(lostLine, /pvc-on-a/, loam.logs);
-          assert.deepEqual(await pvsOf(VG), pvs);
-          assert.match(await must(["lvs", "--noheadings", "-o", "lv_name", VG]), /agg/);
-        } finally {
-          await loam.stop();
-        }
-      });
+          assert.equal(planned.code, 3, planned.stderr);
+          const plan = JSON.parse(planned.stdout) as PlanJson;
+          assert.equal(plan.missing.length, 1);
+          const onMissing = plan.missing[0]?.volumes.map((v) => v.name) ?? [];
+          assert.ok(onMissing.includes("pvc-on-b") && onMissing.includes("agg"), onMissing.join(", "));
+          assert.ok(!onMissing.includes("pvc-on-a"), onMissing.join(", "));
+          assert.deepEqual(plan.changes, []);
+          assert.match(plan.problems.join("\n"), new RegExp(`${dev("loam-nvme-d")} wait`));
+
+          const recovered = await timed("apply --recover", () =>
+            disksPlanAndApply({ configPath: CONFIG, runner, apply: true, recover: true }),
+          );
+          const lost = recovered.plan.lost.map((v) => v.name);
+          assert.ok(lost.includes("pvc-on-b") && !lost.includes("pvc-on-a"), lost.join(", "));
+          assert.deepEqual(await pvsOf(VG), [dev("loam-nvme-a"), dev("loam-nvme-c"), dev("loam-nvme-d")].sort());
+          const lvs = await must(["lvs", "--noheadings", "-o", "lv_name,segtype,stripes", VG]);
+          assert.match(lvs, /vol-a/);
+          assert.doesNotMatch(lvs, /vol-b/);
+          assert.match(lvs, /agg\s+striped\s+3/);
+          assert.equal(recovered.after?.changes.length, 0, JSON.stringify(recovered.after?.changes));
+        },
+      );
+
+      test(
+        "all disks new and empty (every PV blanked in place; the backup kept): loam node --disks-config rebuilds the VG at start, logs the lost volumes, and serves",
+        STEP,
+        async () => {
+          await must(["umount", AGGREGATE]);
+          await must(["vgchange", "-an", VG]);
+          const pvs = await pvsOf(VG);
+          for (const pv of pvs) await must(["wipefs", "--all", "--quiet", pv]);
+          const loam = new Harness({ socket: `${DIR}/csi.sock`, kubeletDir: "/var/lib/kubelet" });
+          // The disks' plan and apply come before serving: seven LVM and mkfs commands under TCG.
+          loam.startTimeoutMs = 240_000;
+          await mkdir("/var/lib/kubelet", { recursive: true });
+          await writeFile(`${DIR}/node.json`, JSON.stringify({ volumeGroup: VG, disksConfig: CONFIG }));
+          try {
+            await timed("loam node start with --disks-config (rebuild)", () =>
+              loam.startLoam(["--config", `${DIR}/node.json`]),
+            );
+            const lostLine = loam.logs.split("\n").find((l) => l.includes("disks: volumes lost")) ?? "";
+            assert.match(lostLine, /pvc-on-a/, loam.logs);
+            assert.deepEqual(await pvsOf(VG), pvs);
+            assert.match(await must(["lvs", "--noheadings", "-o", "lv_name", VG]), /agg/);
+          } finally {
+            await loam.stop();
+          }
+        },
+      );
     }
   });
 }
