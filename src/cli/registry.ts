@@ -7,6 +7,7 @@ import { noop } from "cockatiel";
 import { Etcd3, type IOptions } from "etcd3";
 import type { Logger } from "../log.js";
 import { MemberReads, type Member, QuorumWatch } from "../cluster/quorum.js";
+import type { Keys } from "../cluster/keys.js";
 import { Registry } from "../cluster/registry.js";
 import { ConfigError } from "./config.js";
 import { ETCD_ENDPOINT } from "./config-schema.js";
@@ -39,7 +40,7 @@ export function parseEtcdEndpoints(text: string, field: string): string[] {
 
 const ETCD_CALL_DEADLINE_MS = 10_000;
 
-export function connectRegistry(flags: EtcdFlags): Registry {
+export function connectRegistry(flags: EtcdFlags, keys?: Keys): Registry {
   const client = new Etcd3({
     hosts: [...flags.endpoints],
     // A unary request etcd cannot answer (no quorum, no route) fails after 10 s as UNAVAILABLE
@@ -47,7 +48,7 @@ export function connectRegistry(flags: EtcdFlags): Registry {
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_DEADLINE_MS }),
     ...credentialsOf(flags),
   });
-  return new Registry(client);
+  return new Registry(client, keys);
 }
 
 /**

@@ -47,8 +47,25 @@ export interface BackgroundOptions {
   onLostNodes?: (count: number) => void;
 }
 
+/** How long a stop waits for etcd to take the resignation. */
+const RESIGN_BOUND_MS = 3000;
+
+/** Resigns, waiting at most `ms`; never rejects (a campaign that cannot resign loses its lease by expiry). */
+async function resignWithin(campaign: Campaign, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    campaign.resign().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 export class BackgroundWork {
   private campaign: Campaign | undefined;
+  private retry: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -60,12 +77,25 @@ export class BackgroundWork {
 
   start(): void {
     this.stopped = false;
+    this.campaignNow();
+  }
+
+  /**
+   * One campaign at a time. etcd3 may report one failure of a campaign twice (its lease lost,
+   * then the campaign's own start failing), and a campaign that failed keeps its lease alive
+   * unless resigned: answering every report with a new campaign doubled them each second while
+   * etcd was gone (60 live leases after 10 s, measured), and their keepalives kept a stopped
+   * controller from exiting. So only the current campaign's first failure counts, the failed
+   * campaign is resigned, and exactly one new campaign follows a second later.
+   */
+  private campaignNow(): void {
     const election = this.options.registry.client
       .namespace(`${this.options.registry.keys.root}/controller/`)
       .election("leader", this.options.leaseSeconds ?? 10);
     const campaign = election.campaign(this.options.identity);
     this.campaign = campaign;
     campaign.on("elected", () => {
+      if (campaign !== this.campaign) return;
       this.setLeader(true);
       const every = (this.options.sweepSeconds ?? 30) * 1000;
       this.timer = setInterval(() => void this.sweepOnce().catch(() => undefined), every);
@@ -75,18 +105,30 @@ export class BackgroundWork {
       this.livenessTimer.unref();
     });
     campaign.on("error", (error) => {
+      if (campaign !== this.campaign) return;
+      this.campaign = undefined;
+      void resignWithin(campaign, RESIGN_BOUND_MS);
       // Leadership lost (lease expired, etcd unreachable): stop working, campaign again.
       this.options.logger?.warn("controller election lost; campaigning again", { error: String(error) });
       this.stopWork();
-      if (!this.stopped) setTimeout(() => this.start(), 1000).unref();
+      if (this.stopped) return;
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        if (!this.stopped) this.campaignNow();
+      }, 1000);
+      this.retry.unref();
     });
   }
 
+  /** Stops the work and resigns; bounded, so that a controller stops even while etcd is gone (the lease then expires by itself). */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
     this.stopWork();
-    await this.campaign?.resign().catch(() => undefined);
+    const campaign = this.campaign;
     this.campaign = undefined;
+    if (campaign) await resignWithin(campaign, RESIGN_BOUND_MS);
   }
 
   private stopWork(): void {

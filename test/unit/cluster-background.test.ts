@@ -91,6 +91,41 @@ test("a replica killed while holding the election is replaced once its lease exp
   }
 });
 
+test("a replica that lost the election while etcd was gone, and campaigned again, exits on SIGTERM once etcd is back", async () => {
+  const cluster = TestCluster.create(etcd.endpoints);
+  const holder = spawn(process.execPath, [HOLDER, etcd.endpoints.join(","), cluster.registry.keys.root, "outlived"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  holder.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => holder.once("exit", (code) => resolve(code)));
+  const count = (line: string): number => out.split("\n").filter((l) => l === line).length;
+  try {
+    await until(() => count("leader") === 1, 15_000);
+    // etcd gone for longer than the 2 s lease: leadership is lost, and every new campaign fails
+    // while it stays gone (the holder campaigns again each second).
+    await etcd.killMember(0);
+    await until(() => count("lost") === 1, 15_000);
+    await sleep(4000);
+    await etcd.startMember(0);
+    await etcd.waitHealthy();
+    await until(() => count("leader") === 2, 30_000);
+    // One candidate key: the campaigns that failed while etcd was gone left no live lease behind.
+    const candidates = await cluster.registry.client
+      .getAll()
+      .prefix(`${cluster.registry.keys.root}/controller/`)
+      .keys();
+    assert.equal(candidates.length, 1, `one campaign in the election, not ${candidates.join(", ")}`);
+    holder.kill("SIGTERM");
+    const code = await Promise.race([exited, sleep(10_000).then(() => "still running" as const)]);
+    assert.equal(code, 0, `the holder exits on SIGTERM by itself (output: ${out.trim().split("\n").join(", ")})`);
+    assert.ok(out.includes("stopped"));
+  } finally {
+    holder.kill("SIGKILL");
+    await cluster.close();
+  }
+});
+
 test("the sweep removes a reservation no pending work explains, after its grace, and keeps the others", async () => {
   const cluster = TestCluster.create(etcd.endpoints);
   try {
