@@ -4,8 +4,9 @@
  * volumes its last metadata backup (/etc/lvm/backup/<vg>) listed: the volumes lost with it.
  */
 import type { CommandRunner } from "../exec/index.js";
-import { decodeTags, encodeTag } from "../lvm/tags.js";
+import { encodeTag } from "../lvm/tags.js";
 import type { VolumeGroupReport } from "../lvm/report.js";
+import { metadataOf } from "../volumes/metadata.js";
 import { missingPvs } from "../volumes/missing-pvs.js";
 
 /** The tag that makes a VG loam's to manage (vgcreate --addtag). */
@@ -55,7 +56,7 @@ export interface VolumeName {
 }
 
 const volumeOf = (lv: { name: string; tags: readonly string[] }): VolumeName => ({
-  name: decodeTags(lv.tags).get("name") ?? lv.name,
+  name: metadataOf(lv)?.name ?? lv.name,
   lv: lv.name,
 });
 

@@ -60,7 +60,7 @@ export async function createVolume(
   // else is marked until its content is, so a crash in between is resumed, not trusted.
   const snapshotOfSource = source !== undefined && sharesPool(layout, source.lv);
   const instant = snapshotOfSource && size === source.lv.sizeBytes;
-  const tags = tagsFor(request.name, request.parameters, {
+  const tags = tagsFor(request.name, id, request.parameters, {
     deviceClass: deviceClass.name,
     ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
   });

@@ -6,7 +6,7 @@
 import { printable } from "./capabilities.js";
 import type { EngineContext } from "./context.js";
 import { invalidArgument, lvmFailure, notFound } from "./errors.js";
-import { metadataOf, parametersTagOf, parametersTagOfFingerprint } from "./metadata.js";
+import { metadataOf, shapingChange } from "./metadata.js";
 import { IO_LIMIT_KEYS, PARAMETER_KEYS, PARAMETERS, checkIoLimits } from "./parameters.js";
 import type { CallOptions } from "./volume.js";
 
@@ -68,8 +68,9 @@ export function modifiedShaping(
 }
 
 /**
- * Records new shaping parameters in the volume's parameter tag (the new tag added, then the old
- * one removed); false when the tag already says so.
+ * Records new shaping parameters in the volume's parameter tag, in the tag format the volume
+ * was made with (metadata.ts, shapingChange: the new tag added, then the old one removed);
+ * false when the tags already say so.
  */
 export async function setShaping(
   context: EngineContext,
@@ -81,17 +82,16 @@ export async function setShaping(
   const metadata = found && metadataOf(found.lv);
   if (!found || metadata?.kind !== "volume") throw notFound(`volume ${id} does not exist on this node`);
   const { lv } = found;
-  const next = parametersTagOf(shaping);
-  const old = parametersTagOfFingerprint(metadata.parameters);
-  if (next === old) return false;
+  const change = shapingChange(lv, metadata, shaping);
+  if (!change) return false;
   try {
-    await context.lvm.addTags(lv.vgName, id, [next], options);
-    await context.lvm.removeTags(lv.vgName, id, [old], options);
+    await context.lvm.addTags(lv.vgName, id, [change.add], options);
+    if (change.remove.length > 0) await context.lvm.removeTags(lv.vgName, id, change.remove, options);
   } catch (error) {
     context.invalidate();
     throw lvmFailure(error, `recording the new parameters of volume ${id}`);
   }
-  const tags = [...lv.tags.filter((tag) => tag !== old), next];
+  const tags = [...lv.tags.filter((tag) => !change.remove.includes(tag)), change.add];
   await context.changed(lv.vgName, { kind: "updated", name: id, patch: { tags }, extents: 0 });
   return true;
 }

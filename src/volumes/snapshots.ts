@@ -62,7 +62,7 @@ export async function createSnapshot(
   checkAllocatable(source.report, `cannot snapshot ${lv.name}`, "failed-precondition");
   const deviceClass = context.classOfThin(lv);
   const createdAt = new Date();
-  const tags = snapshotTagsFor(request.name, lv.name, createdAt, deviceClass?.name ?? sourceMetadata.deviceClass);
+  const tags = snapshotTagsFor(request.name, id, lv.name, createdAt, deviceClass?.name ?? sourceMetadata.deviceClass);
   await context.allocating(allocationDomain(lv.vgName, lv.poolLv), async () => {
     if (deviceClass) {
       // Read again under the pool's lock: the budget as every snapshot and create before this one left it.

@@ -165,6 +165,7 @@ test(
         name: lvNameFor(name),
         tags: tagsFor(
           name,
+          lvNameFor(name),
           parseParameters({ "loam.csi.dev/deviceClass": "thick", "csi.storage.k8s.io/pvc/name": `pvc-${i}` }),
           { deviceClass: "thick" },
         ),

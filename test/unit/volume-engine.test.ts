@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InsufficientSpaceError, lvNameFor, snapshotLvNameFor } from "../../src/lvm/index.js";
-import { POPULATING_TAG } from "../../src/volumes/metadata.js";
+import { POPULATING_TAG, tagsFor } from "../../src/volumes/metadata.js";
 import { type VolumeErrorKind, VolumeError } from "../../src/volumes/errors.js";
 import type { CreateVolumeRequest, VolumeEngine } from "../../src/volumes/engine.js";
 import { MiB } from "../../src/volumes/size.js";
@@ -199,7 +199,8 @@ const rows: EngineRow[] = [
         await w.lvm.createLv({
           ...spec,
           thinPool: undefined,
-          tags: spec.tags.filter((t) => !t.startsWith("loam.csi.dev/params=")).concat("loam.csi.dev/params=W10"),
+          // The same name's tags, but with no parameters at all.
+          tags: tagsFor("raced", spec.name, { shaping: {}, metadata: {} }, { deviceClass: "thin" }),
         });
       });
     },

@@ -53,7 +53,7 @@ export function garbageCollectionTest<N extends string>(scene: GcScene<N>): void
     const { deleteNode, reportNode } = scene;
     // Tagged as the engine tags a volume it makes (create.ts: tagsFor with the device class), named as it names one.
     const orphanTags = (name: string): string[] =>
-      tagsFor(name, parseParameters({}), { deviceClass: scene.deviceClass });
+      tagsFor(name, lvNameFor(name), parseParameters({}), { deviceClass: scene.deviceClass });
     const doomed = { vg: scene.vgOf(deleteNode), name: lvNameFor("gc-orphan-deleted") };
     const kept = { vg: scene.vgOf(reportNode), name: lvNameFor("gc-orphan-reported") };
     const untagged = { vg: scene.vgOf(deleteNode), name: "gc-untagged" };

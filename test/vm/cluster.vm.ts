@@ -24,7 +24,7 @@ import { status } from "@grpc/grpc-js";
 import { Etcd3, type IKeyValue } from "etcd3";
 import { CsiClient } from "../../src/csi/client.js";
 import { Controller, Identity, Node } from "../../src/gen/csi/v1/csi_pb.js";
-import { decodeTags } from "../../src/lvm/tags.js";
+import { metadataOf } from "../../src/volumes/metadata.js";
 import { MiB } from "../../src/volumes/size.js";
 import { EtcdCluster } from "../support/etcd.js";
 import { Harness, TOPOLOGY_KEY, repoRoot, vmDisks } from "./harness.js";
@@ -151,7 +151,7 @@ export function clusterTests(): void {
         const { lvs } = await sh.lvm.report(VGS[node]);
         return lvs
           .filter((lv) => !lv.internal && lv.name !== POOL)
-          .map((lv) => ({ name: lv.name, csiName: decodeTags(lv.tags).get("name"), sizeBytes: lv.sizeBytes }));
+          .map((lv) => ({ name: lv.name, csiName: metadataOf(lv)?.name, sizeBytes: lv.sizeBytes }));
       }
 
       async function capacityOf(node: NodeId, parameters: Record<string, string> = {}): Promise<bigint> {

@@ -14,7 +14,7 @@ import { Identity } from "../../src/gen/csi/v1/csi_pb.js";
 import { CommandRunner, type CommandResult } from "../../src/exec/index.js";
 import { Lvm } from "../../src/lvm/lvm.js";
 import type { VolumeGroupReport } from "../../src/lvm/report.js";
-import { decodeTags } from "../../src/lvm/tags.js";
+import { metadataOf } from "../../src/volumes/metadata.js";
 
 export const VG = "loamvg";
 export const NODE_ID = "vm-node";
@@ -162,7 +162,7 @@ export class Harness {
   /** LVs loam made for a CSI name (by the name tag), however many there are. */
   async lvsNamed(name: string): Promise<string[]> {
     const { lvs } = await this.report();
-    return lvs.filter((lv) => decodeTags(lv.tags).get("name") === name).map((lv) => lv.name);
+    return lvs.filter((lv) => metadataOf(lv)?.name === name).map((lv) => lv.name);
   }
 
   async must(argv: string[], options: { allowFailure?: boolean } = {}): Promise<CommandResult> {

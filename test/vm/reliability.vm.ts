@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
 import { Controller, Identity, Node } from "../../src/gen/csi/v1/csi_pb.js";
-import { decodeTags } from "../../src/lvm/tags.js";
+import { metadataOf } from "../../src/volumes/metadata.js";
 import { MiB } from "../../src/volumes/size.js";
 import { DEFAULT_CACHE_MS } from "../../src/metrics/lvm-state.js";
 import { Harness, TOPOLOGY_KEY, VG, vmDisks } from "./harness.js";
@@ -119,7 +119,7 @@ export function reliabilityTests(): void {
     /** loam's LVs on the campaign's VG (the pool is not one), by LV name. */
     async function madeLvs() {
       const { lvs } = await loam.lvm.report(RVG);
-      return new Map(lvs.filter((lv) => decodeTags(lv.tags).has("name")).map((lv) => [lv.name, lv]));
+      return new Map(lvs.filter((lv) => metadataOf(lv) !== undefined).map((lv) => [lv.name, lv]));
     }
 
     const assertClean = (scenario: string): void => {
@@ -271,19 +271,15 @@ export function reliabilityTests(): void {
         const made = await madeLvs();
         for (const [name, lv] of made) {
           if (!vols.has(name) && !snaps.has(name))
-            once("orphaned", name, `LV ${name} (${decodeTags(lv.tags).get("name")}) is not accounted for`);
+            once("orphaned", name, `LV ${name} (${metadataOf(lv)?.name}) is not accounted for`);
         }
         for (const v of vols.values()) {
           const lv = made.get(v.id);
           if (!lv) once("lost", v.id, `volume ${v.id} (${v.name}) is gone`);
           else if (lv.sizeBytes !== v.bytes)
             once("lost", `${v.id}:${v.bytes}`, `${v.id} is ${lv.sizeBytes} bytes, acknowledged ${v.bytes}`);
-          else if (decodeTags(lv.tags).has("state"))
-            once(
-              "lost",
-              `${v.id}:state`,
-              `${v.id} was acknowledged but still carries ${decodeTags(lv.tags).get("state")}`,
-            );
+          else if (metadataOf(lv)?.populating)
+            once("lost", `${v.id}:state`, `${v.id} was acknowledged but still carries the populating mark`);
         }
         for (const s of snaps.values()) {
           const lv = made.get(s.id);
@@ -410,7 +406,7 @@ export function reliabilityTests(): void {
         campaign.note(R, "wrong", `8 snapshots answered ${[...snapIds].join(", ")}`);
       const made = [...(await madeLvs()).values()];
       for (const name of ["race-one", "race-snap"]) {
-        const lvs = made.filter((lv) => decodeTags(lv.tags).get("name") === name);
+        const lvs = made.filter((lv) => metadataOf(lv)?.name === name);
         for (const extra of lvs.slice(1)) campaign.note(R, "orphaned", `a second LV ${extra.name} for ${name}`);
         if (lvs.length === 0) campaign.note(R, "lost", `no LV for ${name}`);
       }

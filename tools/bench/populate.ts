@@ -81,7 +81,8 @@ export async function populate(from: number, count: number): Promise<PopulateRes
     const lvs: GeneratedLv[] = extents.map((at, k) => {
       const name = scaleVolumeName(from + k);
       const parameters = parseParameters(createParameters("thick", name));
-      return { name: lvNameFor(name), tags: tagsFor(name, parameters, { deviceClass: "thick" }), ...at };
+      const lvName = lvNameFor(name);
+      return { name: lvName, tags: tagsFor(name, lvName, parameters, { deviceClass: "thick" }), ...at };
     });
     const edited = addLogicalVolumes(before, lvs, { creationTime: Math.floor(Date.now() / 1000), host: hostname() });
     await writeFile(join(dir, "edited.vg"), edited);

@@ -13,12 +13,15 @@ export function mountCapability(fsType: FsType) {
   };
 }
 
-/** The metadata external-provisioner adds with --extra-create-metadata; loam records it in tags. */
+/**
+ * The metadata external-provisioner adds with --extra-create-metadata; loam records it in tags.
+ * The PV is named as the CSI volume, as external-provisioner names it (the CreateVolume name is the PV's).
+ */
 export function claimParameters(name: string): Record<string, string> {
   return {
     "csi.storage.k8s.io/pvc/name": `pvc-${name}`,
     "csi.storage.k8s.io/pvc/namespace": "bench",
-    "csi.storage.k8s.io/pv/name": `pv-${name}`,
+    "csi.storage.k8s.io/pv/name": name,
   };
 }
 
