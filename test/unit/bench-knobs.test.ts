@@ -6,7 +6,7 @@ const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" 
 
 test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
   const knobs = readKnobs({}, defaults);
-  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "throughput", "cluster-burst", "scale"]);
+  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);
@@ -15,6 +15,8 @@ test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 1
   assert.equal(knobs.listPageSize, 100);
   assert.equal(knobs.rpcConcurrency, 32);
   assert.equal(knobs.rpcSeconds, 5);
+  assert.equal(knobs.nativeRounds, 3);
+  assert.equal(knobs.nativeSeconds, 15);
   assert.equal(knobs.loam, defaults.loam);
   assert.equal(knobs.out, defaults.out);
   assert.equal(knobs.gitCommit, undefined);
@@ -97,4 +99,14 @@ test("cluster-burst knobs refuse an etcd of 2 members, a negative delay and an u
     () => readKnobs({ LOAM_BENCH_CLUSTER_PLACEMENT: "random" }, defaults),
     /LOAM_BENCH_CLUSTER_PLACEMENT="random" is not one of spread, binpack/,
   );
+});
+
+test("the native section alone needs no LVM and writes native.json beside the LVM results", () => {
+  const knobs = readKnobs({ LOAM_BENCH_SECTIONS: "native", LOAM_BENCH_NATIVE_ROUNDS: "2" }, defaults);
+  assert.deepEqual(knobs.sections, ["native"]);
+  assert.equal(needsLvm(knobs.sections), false);
+  assert.equal(needsLvm(["native", "rpc"]), true);
+  assert.equal(knobs.out, "/repo/bench/native.json");
+  assert.equal(knobs.nativeRounds, 2);
+  assert.throws(() => readKnobs({ LOAM_BENCH_NATIVE_SECONDS: "0" }, defaults), /LOAM_BENCH_NATIVE_SECONDS/);
 });

@@ -104,6 +104,8 @@ const results = (loamMs: number, churn: number): BenchResults => ({
     listPageSize: 100,
     rpcConcurrency: 32,
     rpcSeconds: 5,
+    nativeRounds: 1,
+    nativeSeconds: 1,
     cluster: {
       nodes: 1,
       creates: 1,

@@ -5,10 +5,13 @@
 import { dirname, join } from "node:path";
 
 // Run in this order whatever order they are named in: scale leaves 1,000 volumes in the VG, so it is last.
-export const SECTIONS = ["mounted", "churn", "rpc", "throughput", "cluster-burst", "scale"] as const;
+export const SECTIONS = ["mounted", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"] as const;
 export type Section = (typeof SECTIONS)[number];
-/** Sections that need no LVM (real etcd and stand-in engines): scripts/bench runs them on the host when only they are chosen. */
-export const HOST_SECTIONS: readonly Section[] = ["cluster-burst"];
+/**
+ * Sections that need no LVM (real etcd and stand-in engines; loam's capability RPCs against the
+ * grpc-go floor): scripts/bench runs them on the host when only they are chosen.
+ */
+export const HOST_SECTIONS: readonly Section[] = ["native", "cluster-burst"];
 
 export const needsLvm = (sections: readonly Section[]): boolean => sections.some((s) => !HOST_SECTIONS.includes(s));
 
@@ -51,6 +54,9 @@ export interface Knobs {
   listPageSize: number;
   rpcConcurrency: number;
   rpcSeconds: number;
+  /** Native: loads of each capability RPC per server (memory is read after each), and seconds per load. */
+  nativeRounds: number;
+  nativeSeconds: number;
   cluster: ClusterKnobs;
   /** When set, loam runs at debug level and its whole log is appended to this file. */
   logFile?: string;
@@ -134,8 +140,8 @@ function sections(env: Env): Section[] {
 
 export function readKnobs(env: Env, defaults: { loam: string; out: string }): Knobs {
   const chosen = sections(env);
-  // The cluster burst alone writes beside the LVM results instead of over them.
-  const out = needsLvm(chosen) ? defaults.out : join(dirname(defaults.out), "cluster-burst.json");
+  // Host sections alone write beside the LVM results instead of over them (cluster-burst.json, native.json).
+  const out = needsLvm(chosen) ? defaults.out : join(dirname(defaults.out), `${chosen.join("+")}.json`);
   const knobs: Knobs = {
     sections: chosen,
     loam: env.LOAM_BENCH_LOAM || defaults.loam,
@@ -149,6 +155,8 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     listPageSize: positiveInteger(env, "LOAM_BENCH_PAGE", 100),
     rpcConcurrency: positiveInteger(env, "LOAM_BENCH_RPC_CONCURRENCY", 32),
     rpcSeconds: positiveInteger(env, "LOAM_BENCH_RPC_SECONDS", 5),
+    nativeRounds: positiveInteger(env, "LOAM_BENCH_NATIVE_ROUNDS", 3),
+    nativeSeconds: positiveInteger(env, "LOAM_BENCH_NATIVE_SECONDS", 15),
     cluster: clusterKnobs(env),
   };
   if (env.LOAM_BENCH_GIT) knobs.gitCommit = env.LOAM_BENCH_GIT;

@@ -19,6 +19,7 @@ import { ENDPOINT, startLoam, stopLoam } from "./loam-process.js";
 import { type MountedResult, timeToMounted } from "./mounted.js";
 import { renderResultsSvg } from "./plot/charts.js";
 import type { BenchResults } from "./results.js";
+import { nativeSection } from "./native.js";
 import { LOAD_RPCS, type LoadResult, rpcLoad } from "./rpc.js";
 import { type ScaleResult, scaleSection } from "./scale.js";
 import { formatResults } from "./table.js";
@@ -27,6 +28,7 @@ import { throughputSection } from "./throughput.js";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const knobs = readKnobs(process.env, { loam: join(HERE, "loam.mjs"), out: join(HERE, "..", "bench", "results.json") });
 const GO_CLIENT = join(HERE, "go", "csi-client");
+const GO_FLOOR = join(HERE, "go", "csi-floor");
 
 async function machine(): Promise<BenchResults["machine"]> {
   return {
@@ -72,9 +74,28 @@ async function bench(results: BenchResults): Promise<void> {
         );
       },
     );
+  const native = (): Promise<void> =>
+    run(
+      "native",
+      `native: capability RPCs, loam against the grpc-go floor, concurrency ${knobs.rpcConcurrency}, ${knobs.nativeRounds} rounds of ${knobs.nativeSeconds} s per RPC`,
+      async () => {
+        results.native = await nativeSection(
+          {
+            client: GO_CLIENT,
+            floor: GO_FLOOR,
+            loam: knobs.loam,
+            concurrency: knobs.rpcConcurrency,
+            seconds: knobs.nativeSeconds,
+            rounds: knobs.nativeRounds,
+          },
+          (line) => say(`   ${line}`),
+        );
+      },
+    );
   if (!needsLvm(knobs.sections)) {
-    // Real etcd and stand-in engines only: no volume group, no loam process.
+    // No volume group: real etcd and stand-in engines, or loam answering capability RPCs.
     results.machine = await machine();
+    await native();
     await burst();
     return;
   }
@@ -114,6 +135,8 @@ async function bench(results: BenchResults): Promise<void> {
         }
       },
     );
+
+    await native();
 
     await run("throughput", "device throughput: dd, 1 MiB direct IO, plain LV and LUKS2 mapping", async () => {
       results.throughput = await throughputSection();

@@ -3,6 +3,7 @@ import type { ChurnResult } from "./churn.js";
 import type { ClusterBurstResult } from "./cluster-burst.js";
 import type { Knobs } from "./knobs.js";
 import type { MountedResult } from "./mounted.js";
+import type { NativeResult } from "./native.js";
 import type { LoadResult } from "./rpc.js";
 import type { ScaleResult } from "./scale.js";
 import type { ThroughputResult } from "./throughput.js";
@@ -29,6 +30,7 @@ export interface BenchResults {
   churn?: ChurnResult[];
   scale?: ScaleResult[];
   rpc?: LoadResult[];
+  native?: NativeResult[];
   clusterBurst?: ClusterBurstResult;
   throughput?: ThroughputResult[];
 }

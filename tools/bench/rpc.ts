@@ -22,14 +22,20 @@ export interface LoadResult {
   firstError?: string;
 }
 
-export async function rpcLoad(client: string, rpc: string, concurrency: number, seconds: number): Promise<LoadResult> {
+export async function rpcLoad(
+  client: string,
+  rpc: string,
+  concurrency: number,
+  seconds: number,
+  endpoint: string = ENDPOINT,
+): Promise<LoadResult> {
   await access(client).catch(() => {
     throw new Error(`${client} is missing: run scripts/build-go-client before the bench`);
   });
   const out = await must([
     client,
     "--endpoint",
-    ENDPOINT,
+    endpoint,
     "--rpc",
     rpc,
     "--concurrency",

@@ -1,5 +1,6 @@
 /** Readable tables of the results, one per section. */
 import type { ClusterBurstResult } from "./cluster-burst.js";
+import type { NativeResult } from "./native.js";
 import type { BenchResults } from "./results.js";
 
 const MiB = 1024 ** 2;
@@ -100,6 +101,7 @@ export function formatResults(r: BenchResults): string {
       ),
     );
   }
+  if (r.native?.length) out.push(formatNative(r.native));
   if (r.throughput?.length) {
     out.push("\n── device throughput, dd with 1 MiB direct IO (MiB/s)");
     out.push(
@@ -153,5 +155,74 @@ export function formatClusterBurst(c: ClusterBurstResult): string {
     `\n── cluster burst: ${k.creates} CreateVolumes, ${k.clients} clients, ${k.replicas} controller replicas, ${k.nodes} stand-in nodes (${k.delayMs} ms per change), etcd ${k.etcdMembers} member(s), capacity ${k.capacityPercent} % of the bytes asked (${(c.capacityBytes / GiB).toFixed(0)} of ${(c.requestedBytes / GiB).toFixed(0)} GiB), ${k.placement}`,
     table(["figure", "value"], rows),
     ...c.otherErrorSamples.map((m) => `   error: ${m}`),
+  ].join("\n");
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)] ?? 0) : 0;
+};
+
+/** One row per server and RPC: medians over the rounds, and the ratios to the floor's medians. */
+export function nativeRows(native: NativeResult[]): Array<{
+  server: string;
+  rpc: string;
+  callsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  throughputOfFloor: number | undefined;
+  p99OverFloor: number | undefined;
+}> {
+  const rows = native.flatMap((n) => {
+    const rpcs = [...new Set(n.rounds.flatMap((round) => round.loads.map((l) => l.rpc)))];
+    return rpcs.map((rpc) => {
+      const loads = n.rounds.flatMap((round) => round.loads.filter((l) => l.rpc === rpc));
+      return {
+        server: n.server,
+        rpc,
+        callsPerSecond: median(loads.map((l) => l.callsPerSecond)),
+        p50Ms: median(loads.map((l) => l.p50Ms ?? Number.NaN)),
+        p99Ms: median(loads.map((l) => l.p99Ms ?? Number.NaN)),
+      };
+    });
+  });
+  return rows.map((row) => {
+    const floor = rows.find((f) => f.server === "floor" && f.rpc === row.rpc);
+    return {
+      ...row,
+      throughputOfFloor: floor ? row.callsPerSecond / floor.callsPerSecond : undefined,
+      p99OverFloor: floor ? row.p99Ms / floor.p99Ms : undefined,
+    };
+  });
+}
+
+function formatNative(native: NativeResult[]): string {
+  const rounds = Math.max(...native.map((n) => n.rounds.length));
+  const ratio = (v: number | undefined): string => (v === undefined ? "-" : v.toFixed(2));
+  return [
+    `\n── native: capability RPCs against the grpc-go floor (medians of ${rounds} rounds)`,
+    table(
+      ["server", "rpc", "calls/s", "p50 ms", "p99 ms", "calls/s of floor", "p99 / floor"],
+      nativeRows(native).map((row) => [
+        row.server,
+        row.rpc,
+        row.callsPerSecond.toFixed(0),
+        row.p50Ms.toFixed(2),
+        row.p99Ms.toFixed(2),
+        ratio(row.throughputOfFloor),
+        ratio(row.p99OverFloor),
+      ]),
+    ),
+    `\n── native: VmRSS MiB (during: the most sampled while a round's loads ran; after: 3 s after the round)`,
+    table(
+      ["server", "idle", ...Array.from({ length: rounds }, (_, i) => `during ${i + 1}`), "after each round", "peak"],
+      native.map((n) => [
+        n.server,
+        (n.idleRssBytes / MiB).toFixed(1),
+        ...n.rounds.map((round) => (round.duringRssBytes / MiB).toFixed(1)),
+        n.rounds.map((round) => (round.afterRssBytes / MiB).toFixed(1)).join(" / "),
+        (n.peakRssBytes / MiB).toFixed(1),
+      ]),
+    ),
   ].join("\n");
 }

@@ -37,6 +37,13 @@ var loadCalls = map[string]func(conn *grpc.ClientConn) func(ctx context.Context)
 			return err
 		}
 	},
+	"GetPluginCapabilities": func(conn *grpc.ClientConn) func(ctx context.Context) error {
+		identity := csi.NewIdentityClient(conn)
+		return func(ctx context.Context) error {
+			_, err := identity.GetPluginCapabilities(ctx, &csi.GetPluginCapabilitiesRequest{})
+			return err
+		}
+	},
 	"NodeGetCapabilities": func(conn *grpc.ClientConn) func(ctx context.Context) error {
 		node := csi.NewNodeClient(conn)
 		return func(ctx context.Context) error {
@@ -55,7 +62,7 @@ var loadCalls = map[string]func(conn *grpc.ClientConn) func(ctx context.Context)
 func runLoad(conn *grpc.ClientConn, opts options) error {
 	makeCall, ok := loadCalls[opts.rpc]
 	if !ok {
-		return fmt.Errorf("--rpc %q: want Probe or NodeGetCapabilities", opts.rpc)
+		return fmt.Errorf("--rpc %q: want Probe, GetPluginCapabilities or NodeGetCapabilities", opts.rpc)
 	}
 	if opts.concurrency < 1 || opts.duration <= 0 {
 		return fmt.Errorf("--concurrency must be >= 1 and --duration > 0")

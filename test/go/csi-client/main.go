@@ -76,7 +76,7 @@ func main() {
 	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle, mounted)")
 	flag.DurationVar(&opts.callTimeout, "timeout", 2*time.Minute, "deadline of each RPC")
 	flag.DurationVar(&opts.dialTimeout, "dial-timeout", 30*time.Second, "how long to wait for the socket to accept")
-	flag.StringVar(&opts.rpc, "rpc", "Probe", "RPC the load scenario calls: Probe or NodeGetCapabilities")
+	flag.StringVar(&opts.rpc, "rpc", "Probe", "RPC the load scenario calls: Probe, GetPluginCapabilities or NodeGetCapabilities")
 	flag.IntVar(&opts.concurrency, "concurrency", 32, "goroutines calling at once (load)")
 	flag.DurationVar(&opts.duration, "duration", 5*time.Second, "how long calls are counted (load)")
 	flag.DurationVar(&opts.warmup, "warmup", time.Second, "load before counting starts (load)")

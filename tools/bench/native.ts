@@ -1,0 +1,179 @@
+/**
+ * Native section (issue 20): on the host, no VM and no LVM. loam's Identity and Node capability
+ * RPCs read nothing, so their cost is loam's gRPC stack and process alone; the same grpc-go
+ * client loads them from N goroutines against `loam node` and against csi-floor
+ * (test/go/csi-floor), the smallest grpc-go CSI server, which is the floor for any CSI driver.
+ * Each server gets several rounds of the same loads; its resident memory is read idle, sampled
+ * during every load and read again after each round, so growth across rounds shows.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CsiClient } from "../../src/csi/client.js";
+import { Node } from "../../src/gen/csi/v1/csi_pb.js";
+import { LOAM_NODE_V8_FLAGS } from "../../src/deploy/node-runtime.js";
+import { onCleanup } from "./lab.js";
+import { memoryOf } from "./loam-process.js";
+import { type LoadResult, rpcLoad } from "./rpc.js";
+
+/** The capability RPCs both servers answer without looking anything up. */
+export const NATIVE_RPCS = ["NodeGetCapabilities", "GetPluginCapabilities"] as const;
+/** How long a server rests before its idle memory is read, and after each round. */
+const SETTLE_MS = 3000;
+const SAMPLE_MS = 200;
+
+export interface NativeRound {
+  loads: LoadResult[];
+  /** The most VmRSS seen while this round's loads ran (sampled every 200 ms). */
+  duringRssBytes: number;
+  /** VmRSS 3 s after the round. */
+  afterRssBytes: number;
+}
+
+export interface NativeResult {
+  server: "floor" | "loam";
+  /** The command line that ran (without its config path). */
+  argv: string[];
+  idleRssBytes: number;
+  rounds: NativeRound[];
+  /** VmHWM at the end: the most it was ever resident. */
+  peakRssBytes: number;
+}
+
+export interface NativeOptions {
+  client: string;
+  floor: string;
+  loam: string;
+  concurrency: number;
+  seconds: number;
+  rounds: number;
+}
+
+async function loamConfig(dir: string, endpoint: string): Promise<string> {
+  const path = join(dir, "config.json");
+  // No volume group is read by these RPCs; the name only has to be valid. Metrics stay on, as deployed.
+  await writeFile(
+    path,
+    JSON.stringify({
+      endpoint,
+      nodeId: "bench-node",
+      kubeletDir: join(dir, "kubelet"),
+      metricsAddress: "127.0.0.1:0",
+      deviceClasses: [{ name: "thick", volumeGroup: "loamnative", type: "thick", default: true }],
+    }),
+  );
+  return path;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+async function serve(argv: string[], endpoint: string): Promise<ChildProcess> {
+  const [command, ...args] = argv;
+  const child = spawn(command ?? "", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => (logs = (logs + chunk).slice(-5000)));
+  onCleanup(() => stop(child));
+  const probe = new CsiClient(endpoint);
+  const deadline = Date.now() + 60_000;
+  let last = "";
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}:\n${logs}`);
+      try {
+        await probe.call(Node, "nodeGetCapabilities", {}, { timeoutMs: 5000 });
+        return child;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+        await sleep(100);
+      }
+    }
+  } finally {
+    probe.close();
+  }
+  throw new Error(`${command} did not answer in 60 s (last: ${last}):\n${logs}`);
+}
+
+/** Runs fn while sampling pid's VmRSS; returns fn's value and the most seen. */
+async function sampling<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; maxRssBytes: number }> {
+  let max = 0;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      max = Math.max(max, (await memoryOf(pid)).rssBytes);
+      await sleep(SAMPLE_MS);
+    }
+  })();
+  try {
+    return { value: await fn(), maxRssBytes: max };
+  } finally {
+    running = false;
+    await sampler;
+    max = Math.max(max, (await memoryOf(pid)).rssBytes);
+  }
+}
+
+async function measure(
+  server: NativeResult["server"],
+  argv: string[],
+  endpoint: string,
+  options: NativeOptions,
+  report: (line: string) => void,
+): Promise<NativeResult> {
+  const child = await serve(argv, endpoint);
+  const pid = child.pid ?? 0;
+  try {
+    await sleep(SETTLE_MS);
+    const idleRssBytes = (await memoryOf(pid)).rssBytes;
+    report(`${server}: idle VmRSS ${mib(idleRssBytes)} MiB`);
+    const rounds: NativeRound[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      const { value: loads, maxRssBytes } = await sampling(pid, async () => {
+        const loads: LoadResult[] = [];
+        for (const rpc of NATIVE_RPCS)
+          loads.push(await rpcLoad(options.client, rpc, options.concurrency, options.seconds, endpoint));
+        return loads;
+      });
+      // Sampled once more at the end of the loads: the high-water mark is the larger of the two.
+      await sleep(SETTLE_MS);
+      const afterRssBytes = (await memoryOf(pid)).rssBytes;
+      rounds.push({ loads, duringRssBytes: maxRssBytes, afterRssBytes });
+      report(
+        `${server} round ${round}: ${loads.map((l) => `${l.rpc} ${l.callsPerSecond.toFixed(0)} calls/s p50 ${l.p50Ms?.toFixed(2)} ms p99 ${l.p99Ms?.toFixed(2)} ms`).join("; ")}; VmRSS during ${mib(maxRssBytes)}, after ${mib(afterRssBytes)} MiB`,
+      );
+    }
+    const peakRssBytes = (await memoryOf(pid)).peakRssBytes;
+    return { server, argv: argv.filter((a) => !a.endsWith("config.json")), idleRssBytes, rounds, peakRssBytes };
+  } finally {
+    await stop(child);
+  }
+}
+
+const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
+
+export async function nativeSection(options: NativeOptions, report: (line: string) => void): Promise<NativeResult[]> {
+  const dir = await mkdtemp(join(tmpdir(), "loam-bench-native-"));
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const floorEndpoint = `unix://${join(dir, "floor.sock")}`;
+  const loamEndpoint = `unix://${join(dir, "loam.sock")}`;
+  const results: NativeResult[] = [];
+  results.push(await measure("floor", [options.floor, "--endpoint", floorEndpoint], floorEndpoint, options, report));
+  // loam runs with the V8 flags its manifests give it (src/deploy/node-runtime.ts).
+  const loamArgv = [
+    process.execPath,
+    ...LOAM_NODE_V8_FLAGS,
+    options.loam,
+    "node",
+    "--config",
+    await loamConfig(dir, loamEndpoint),
+  ];
+  results.push(await measure("loam", loamArgv, loamEndpoint, options, report));
+  return results;
+}
