@@ -109,4 +109,7 @@ test("the native section alone needs no LVM and writes native.json beside the LV
   assert.equal(knobs.out, "/repo/bench/native.json");
   assert.equal(knobs.nativeRounds, 2);
   assert.throws(() => readKnobs({ LOAM_BENCH_NATIVE_SECONDS: "0" }, defaults), /LOAM_BENCH_NATIVE_SECONDS/);
+  assert.equal(knobs.nativeV8Flags, undefined, "loam runs with the deployed flags unless told");
+  assert.deepEqual(readKnobs({ LOAM_BENCH_NATIVE_V8_FLAGS: "none" }, defaults).nativeV8Flags, []);
+  assert.deepEqual(readKnobs({ LOAM_BENCH_NATIVE_V8_FLAGS: " --a=1  --b " }, defaults).nativeV8Flags, ["--a=1", "--b"]);
 });

@@ -57,6 +57,8 @@ export interface Knobs {
   /** Native: loads of each capability RPC per server (memory is read after each), and seconds per load. */
   nativeRounds: number;
   nativeSeconds: number;
+  /** Native: the V8 flags loam runs with; undefined means the deployed ones (src/deploy/node-runtime.ts). */
+  nativeV8Flags?: string[];
   cluster: ClusterKnobs;
   /** When set, loam runs at debug level and its whole log is appended to this file. */
   logFile?: string;
@@ -162,5 +164,8 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
   if (env.LOAM_BENCH_GIT) knobs.gitCommit = env.LOAM_BENCH_GIT;
   if (env.LOAM_BENCH_LOG) knobs.logFile = env.LOAM_BENCH_LOG;
   if (env.LOAM_BENCH_PROFILE) knobs.profileDir = env.LOAM_BENCH_PROFILE;
+  // "none" measures loam without flags (an older build, as it was deployed).
+  const flags = env.LOAM_BENCH_NATIVE_V8_FLAGS;
+  if (flags) knobs.nativeV8Flags = flags === "none" ? [] : flags.split(/\s+/).filter(Boolean);
   return knobs;
 }

@@ -87,6 +87,7 @@ async function bench(results: BenchResults): Promise<void> {
             concurrency: knobs.rpcConcurrency,
             seconds: knobs.nativeSeconds,
             rounds: knobs.nativeRounds,
+            ...(knobs.nativeV8Flags ? { v8Flags: knobs.nativeV8Flags } : {}),
           },
           (line) => say(`   ${line}`),
         );

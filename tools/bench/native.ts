@@ -3,8 +3,9 @@
  * RPCs read nothing, so their cost is loam's gRPC stack and process alone; the same grpc-go
  * client loads them from N goroutines against `loam node` and against csi-floor
  * (test/go/csi-floor), the smallest grpc-go CSI server, which is the floor for any CSI driver.
- * Each server gets several rounds of the same loads; its resident memory is read idle, sampled
- * during every load and read again after each round, so growth across rounds shows.
+ * Both servers run side by side and take turns, round by round, at the same loads; each one's
+ * resident memory is read idle, sampled during every load and read again after each round, so
+ * growth across rounds shows.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -49,6 +50,8 @@ export interface NativeOptions {
   concurrency: number;
   seconds: number;
   rounds: number;
+  /** The V8 flags loam runs with; the deployed ones (src/deploy/node-runtime.ts) unless given. */
+  v8Flags?: readonly string[];
 }
 
 async function loamConfig(dir: string, endpoint: string): Promise<string> {
@@ -120,40 +123,29 @@ async function sampling<T>(pid: number, fn: () => Promise<T>): Promise<{ value: 
   }
 }
 
-async function measure(
-  server: NativeResult["server"],
-  argv: string[],
-  endpoint: string,
-  options: NativeOptions,
-  report: (line: string) => void,
-): Promise<NativeResult> {
-  const child = await serve(argv, endpoint);
-  const pid = child.pid ?? 0;
-  try {
-    await sleep(SETTLE_MS);
-    const idleRssBytes = (await memoryOf(pid)).rssBytes;
-    report(`${server}: idle VmRSS ${mib(idleRssBytes)} MiB`);
-    const rounds: NativeRound[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
-      const { value: loads, maxRssBytes } = await sampling(pid, async () => {
-        const loads: LoadResult[] = [];
-        for (const rpc of NATIVE_RPCS)
-          loads.push(await rpcLoad(options.client, rpc, options.concurrency, options.seconds, endpoint));
-        return loads;
-      });
-      // Sampled once more at the end of the loads: the high-water mark is the larger of the two.
-      await sleep(SETTLE_MS);
-      const afterRssBytes = (await memoryOf(pid)).rssBytes;
-      rounds.push({ loads, duringRssBytes: maxRssBytes, afterRssBytes });
-      report(
-        `${server} round ${round}: ${loads.map((l) => `${l.rpc} ${l.callsPerSecond.toFixed(0)} calls/s p50 ${l.p50Ms?.toFixed(2)} ms p99 ${l.p99Ms?.toFixed(2)} ms`).join("; ")}; VmRSS during ${mib(maxRssBytes)}, after ${mib(afterRssBytes)} MiB`,
-      );
-    }
-    const peakRssBytes = (await memoryOf(pid)).peakRssBytes;
-    return { server, argv: argv.filter((a) => !a.endsWith("config.json")), idleRssBytes, rounds, peakRssBytes };
-  } finally {
-    await stop(child);
-  }
+interface Running {
+  server: NativeResult["server"];
+  argv: string[];
+  endpoint: string;
+  child: ChildProcess;
+  result: NativeResult;
+}
+
+/** One round of loads against one server, its memory sampled throughout and read after. */
+async function round(target: Running, options: NativeOptions, report: (line: string) => void): Promise<void> {
+  const pid = target.child.pid ?? 0;
+  const { value: loads, maxRssBytes } = await sampling(pid, async () => {
+    const loads: LoadResult[] = [];
+    for (const rpc of NATIVE_RPCS)
+      loads.push(await rpcLoad(options.client, rpc, options.concurrency, options.seconds, target.endpoint));
+    return loads;
+  });
+  await sleep(SETTLE_MS);
+  const afterRssBytes = (await memoryOf(pid)).rssBytes;
+  target.result.rounds.push({ loads, duringRssBytes: maxRssBytes, afterRssBytes });
+  report(
+    `${target.server} round ${target.result.rounds.length}: ${loads.map((l) => `${l.rpc} ${l.callsPerSecond.toFixed(0)} calls/s p50 ${l.p50Ms?.toFixed(2)} ms p99 ${l.p99Ms?.toFixed(2)} ms`).join("; ")}; VmRSS during ${mib(maxRssBytes)}, after ${mib(afterRssBytes)} MiB`,
+  );
 }
 
 const mib = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
@@ -163,17 +155,42 @@ export async function nativeSection(options: NativeOptions, report: (line: strin
   onCleanup(() => rm(dir, { recursive: true, force: true }));
   const floorEndpoint = `unix://${join(dir, "floor.sock")}`;
   const loamEndpoint = `unix://${join(dir, "loam.sock")}`;
-  const results: NativeResult[] = [];
-  results.push(await measure("floor", [options.floor, "--endpoint", floorEndpoint], floorEndpoint, options, report));
   // loam runs with the V8 flags its manifests give it (src/deploy/node-runtime.ts).
   const loamArgv = [
     process.execPath,
-    ...LOAM_NODE_V8_FLAGS,
+    ...(options.v8Flags ?? LOAM_NODE_V8_FLAGS),
     options.loam,
     "node",
     "--config",
     await loamConfig(dir, loamEndpoint),
   ];
-  results.push(await measure("loam", loamArgv, loamEndpoint, options, report));
-  return results;
+  const targets: Running[] = [];
+  try {
+    for (const [server, argv, endpoint] of [
+      ["floor", [options.floor, "--endpoint", floorEndpoint], floorEndpoint],
+      ["loam", loamArgv, loamEndpoint],
+    ] as const) {
+      const child = await serve([...argv], endpoint);
+      const shown = argv.filter((a) => !a.endsWith("config.json"));
+      targets.push({
+        server,
+        argv: shown,
+        endpoint,
+        child,
+        result: { server, argv: shown, idleRssBytes: 0, rounds: [], peakRssBytes: 0 },
+      });
+    }
+    await sleep(SETTLE_MS);
+    for (const t of targets) {
+      t.result.idleRssBytes = (await memoryOf(t.child.pid ?? 0)).rssBytes;
+      report(`${t.server}: idle VmRSS ${mib(t.result.idleRssBytes)} MiB`);
+    }
+    // Round by round, the floor then loam: the host's other load drifts over minutes, and this way
+    // it weighs on both alike.
+    for (let r = 0; r < options.rounds; r++) for (const t of targets) await round(t, options, report);
+    for (const t of targets) t.result.peakRssBytes = (await memoryOf(t.child.pid ?? 0)).peakRssBytes;
+    return targets.map((t) => t.result);
+  } finally {
+    for (const t of targets) await stop(t.child);
+  }
 }
