@@ -85,6 +85,11 @@ job "loam-node" {
         }
       }
 
+      # V8's young generation kept small, as in the DaemonSet (src/deploy/node-runtime.ts, docs/benchmarks.md).
+      env {
+        NODE_OPTIONS = "--max-semi-space-size=1"
+      }
+
       csi_plugin {
         id                     = "loam"
         type                   = "node"

@@ -11,7 +11,7 @@ import { DEVICE_CLASS_NAME, DNS_SUBDOMAIN, LABEL_KEY } from "../volumes/names.js
 import { isValidStripeSize, parseStripeSize, STRIPE_SIZE_RULES } from "../volumes/size.js";
 import { LOG_LEVELS } from "../log.js";
 import { parseListenAddress } from "../metrics/http.js";
-import { GC_MODES } from "../cluster/gc.js";
+import { GC_MODES } from "../cluster/gc-modes.js";
 
 /** An etcd client URL: http(s)://host:port. */
 export const ETCD_ENDPOINT = /^https?:\/\/[^\s/@]+(:[0-9]{1,5})?\/?$/;

@@ -9,7 +9,7 @@ import { isValidVgName } from "../lvm/names.js";
 import { type DeviceClass, DEFAULT_THRESHOLD_PERCENT, singleThickClass } from "../volumes/device-classes.js";
 import { parseStripeSize } from "../volumes/size.js";
 import type { LogLevel } from "../log.js";
-import { DEFAULT_GC_GRACE_SECONDS, type GcMode } from "../cluster/gc.js";
+import { DEFAULT_GC_GRACE_SECONDS, type GcMode } from "../cluster/gc-modes.js";
 import {
   DEVICE_CLASS_SCHEMA,
   type DeviceClassInput,

@@ -2,13 +2,10 @@
  * The `loam` command: the only place that reads the command line.
  */
 import { ConfigError } from "./config.js";
-import { NODE_USAGE, runNode } from "./node.js";
-import { CONTROLLER_USAGE, runController } from "./controller.js";
-import { runCsi } from "./csi.js";
-import { DOCTOR_USAGE, runDoctor } from "./doctor.js";
-import { STATUS_USAGE, runStatus } from "./status.js";
-import { runDisks } from "./disks.js";
 import { COMMIT, VERSION } from "../version.js";
+
+// Each command's module is imported when that command runs: a `loam node` on every node never
+// loads (or keeps in memory) the controller's, etcd's or the doctor's code (issue 20).
 
 const USAGE = `Usage: loam <command> [flags]
 
@@ -29,34 +26,42 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
-      case "node":
+      case "node": {
+        const { NODE_USAGE, runNode } = await import("./node.js");
         if (rest.includes("--help") || rest.includes("-h")) {
           process.stdout.write(NODE_USAGE);
           return 0;
         }
         return await runNode(rest);
-      case "controller":
+      }
+      case "controller": {
+        const { CONTROLLER_USAGE, runController } = await import("./controller.js");
         if (rest.includes("--help") || rest.includes("-h")) {
           process.stdout.write(CONTROLLER_USAGE);
           return 0;
         }
         return await runController(rest);
+      }
       case "csi":
-        return await runCsi(rest);
-      case "doctor":
+        return await (await import("./csi.js")).runCsi(rest);
+      case "doctor": {
+        const { DOCTOR_USAGE, runDoctor } = await import("./doctor.js");
         if (rest.includes("--help") || rest.includes("-h")) {
           process.stdout.write(DOCTOR_USAGE);
           return 0;
         }
         return await runDoctor(rest);
-      case "status":
+      }
+      case "status": {
+        const { STATUS_USAGE, runStatus } = await import("./status.js");
         if (rest.includes("--help") || rest.includes("-h")) {
           process.stdout.write(STATUS_USAGE);
           return 0;
         }
         return await runStatus(rest);
+      }
       case "disks":
-        return await runDisks(rest);
+        return await (await import("./disks.js")).runDisks(rest);
       case "version":
       case "--version":
         process.stdout.write(`loam ${VERSION} (commit ${COMMIT})\n`);

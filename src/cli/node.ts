@@ -2,6 +2,7 @@
  * `loam node`: the long-running CSI plugin of one node.
  */
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { CommandRunner } from "../exec/index.js";
 import { Lvm } from "../lvm/lvm.js";
 import { VolumeEngine } from "../volumes/engine.js";
@@ -21,18 +22,27 @@ import { parseSocketMode } from "./config-schema.js";
 import { LoamMetrics } from "../metrics/metrics.js";
 import { LvmStateSampler } from "../metrics/lvm-state.js";
 import { parseListenAddress, startObservabilityServer } from "../metrics/http.js";
-import { NodeAgent } from "../cluster/agent.js";
 import { HostOperations } from "../host/operations.js";
 import { VolumeIoLimiter, ioLimitReportPathOf, kernelCgroups, reconcileEvery } from "../volumes/io-limiting.js";
 
 /** How often the node re-applies IO limits (new v1 container cgroups, limits changed by ControllerModifyVolume). */
 const IO_LIMIT_RECONCILE_MS = 10_000;
-import { GarbageCollector, reportPathOf } from "../cluster/gc.js";
 import type { Registry } from "../cluster/registry.js";
 import type { Logger } from "../log.js";
-import { connectRegistry, parseEtcdEndpoints, watchQuorum } from "./registry.js";
 import { untilSignalled } from "./serve.js";
 import { disksAtStart } from "./disks.js";
+
+/**
+ * V8 lets the old generation grow to a multiple of what survived the last full collection, and
+ * under a burst of calls each call's objects outlive the 1 MiB young generation
+ * (src/deploy/node-runtime.ts), so the heap grew from 11 to 50 MiB of mostly garbage before a
+ * full collection came. Growing by half at a time keeps a busy node near what it really holds
+ * (82 MiB resident under the native bench's load instead of 160); no hard limit is set, so a
+ * node with thousands of volumes still gets the heap it needs. It costs calls per second under
+ * that load (issue 20; docs/benchmarks.md, "Native"). NODE_OPTIONS cannot carry this flag, so it
+ * is set here, before the node allocates anything of note; V8 reads it at every full collection.
+ */
+export const HEAP_GROWING_FLAG = "--heap-growing-percent=50";
 
 const kebab = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -85,6 +95,8 @@ export async function loadNodeConfig(args: string[]): Promise<NodeConfig> {
 }
 
 export async function runNode(args: string[]): Promise<number> {
+  // A flag given on node's own command line wins (0 is V8's default growth).
+  if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) setFlagsFromString(HEAP_GROWING_FLAG);
   const config = await loadNodeConfig(args);
   const logger = createLogger(config.logLevel);
   const metrics = new LoamMetrics({ version: VERSION });
@@ -163,6 +175,9 @@ async function startAgent(
   metrics: LoamMetrics,
   onVolumeModified: (id: string) => Promise<void>,
 ): Promise<{ registry: Registry; stop: () => Promise<void> }> {
+  // Imported here: a node outside cluster mode never loads etcd's client, its protos or the agent (issue 20).
+  const [{ connectRegistry, parseEtcdEndpoints, watchQuorum }, { NodeAgent }, { GarbageCollector, reportPathOf }] =
+    await Promise.all([import("./registry.js"), import("../cluster/agent.js"), import("../cluster/gc.js")]);
   const flags = {
     endpoints: parseEtcdEndpoints(config.clusterEtcdEndpoints.join(","), "clusterEtcdEndpoints"),
     ...(config.etcdCa !== "" ? { ca: config.etcdCa } : {}),

@@ -35,10 +35,8 @@ import {
   VolumeStatusSchema,
 } from "./records.js";
 import { type Registry, stored } from "./registry.js";
-
-export const GC_MODES = ["report", "delete"] as const;
-export type GcMode = (typeof GC_MODES)[number];
-export const DEFAULT_GC_GRACE_SECONDS = 600;
+import { DEFAULT_GC_GRACE_SECONDS, type GcMode } from "./gc-modes.js";
+export { DEFAULT_GC_GRACE_SECONDS, GC_MODES, type GcMode } from "./gc-modes.js";
 
 /** What garbage collection needs of the node's engine: VolumeEngine has it; the stand-in engine too. */
 export interface GcEngine {

@@ -43,6 +43,7 @@ import {
   loamHealth,
   sidecarContainer,
 } from "./pod.js";
+import { LOAM_NODE_V8_FLAGS } from "./node-runtime.js";
 
 export { CONFIG_PATH, METRICS_PORT, SOCKET_DIR } from "./pod.js";
 
@@ -441,7 +442,8 @@ function daemonSet(
       "--node-id=$(NODE_NAME)",
       ...(cluster ? etcdFlags(values, "--cluster-etcd-endpoints") : []),
     ],
-    env: [ENV.nodeName],
+    // The V8 heap settings measured for a node plugin (src/deploy/node-runtime.ts).
+    env: [ENV.nodeName, { name: "NODE_OPTIONS", value: LOAM_NODE_V8_FLAGS.join(" ") }],
     // Formatting, mounting and entering the host's namespaces for LVM need a privileged container.
     securityContext: { privileged: true },
     resources: values.resources.loam,

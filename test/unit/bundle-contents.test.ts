@@ -35,3 +35,9 @@ test("dist/loam.mjs's source map leads to src/ and node_modules only", () => {
   const foreign = map.sources.filter((source) => !["src", "node_modules"].includes(origin(source)));
   assert.deepEqual(foreign, [], "sources outside src/ and node_modules");
 });
+
+test("dist/loam.mjs is ASCII only, so V8 keeps its source at one byte a character", () => {
+  const bundle = distFile("loam.mjs");
+  const wide = [...bundle.matchAll(/[^\p{ASCII}]/gu)].map((m) => m[0]);
+  assert.deepEqual(wide, [], "characters outside ASCII in the product bundle");
+});
