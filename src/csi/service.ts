@@ -88,13 +88,18 @@ export function addService<M extends GenServiceMethods>(
       const started = performance.now();
       const requestId = randomUUID();
       const controller = new AbortController();
-      call.on("cancelled", () => controller.abort(new Error("the client cancelled the call")));
+      // grpc-js reports "cancelled" after every call it has answered too (notifyOnCancel once the
+      // status is sent): the listener goes when the call finishes, so a finished call is never
+      // aborted, and no Error (a stack trace) is made per call for nothing (issue 20).
+      const onCancelled = (): void => controller.abort(new Error("the client cancelled the call"));
+      call.once("cancelled", onCancelled);
       const volumeId = pickVolumeId(call.request);
       if (hooks.logger.enabled?.("debug")) {
         // Secrets are blanked by the proto's csi_secret option, whatever the method.
         hooks.logger.debug("rpc request", { method: fullName, requestId, request: redactMessage(input, call.request) });
       }
       const finish = (code: status, message?: string): void => {
+        call.removeListener("cancelled", onCancelled);
         const record: CallRecord = {
           method: fullName,
           requestId,
