@@ -6,7 +6,7 @@
  * only when an operation fails (a failed section is recorded and the others still run).
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ import { needsLvm, readKnobs, type Section } from "./knobs.js";
 import { cleanUp, createVolumeGroup, must, say } from "./lab.js";
 import { ENDPOINT, startLoam, stopLoam } from "./loam-process.js";
 import { type MountedResult, timeToMounted } from "./mounted.js";
+import { ownTimes, summarizeOwnTimes } from "./own-time.js";
 import { renderResultsSvg } from "./plot/charts.js";
 import type { BenchResults } from "./results.js";
 import { nativeSection } from "./native.js";
@@ -107,7 +108,18 @@ async function bench(results: BenchResults): Promise<void> {
   try {
     await run("mounted", `time to mounted, 1 GiB xfs, ${knobs.repeats} repetitions`, async () => {
       const mounted: MountedResult[] = (results.timeToMounted = []);
+      // With a debug log, each call's own time: its wall time less the commands it ran.
+      const logFrom = knobs.logFile
+        ? await stat(knobs.logFile).then(
+            (s) => s.size,
+            () => 0,
+          )
+        : 0;
       for (const kind of ["thick", "thin"] as const) mounted.push(await timeToMounted(GO_CLIENT, kind, knobs.repeats));
+      if (knobs.logFile) {
+        const log = (await readFile(knobs.logFile)).subarray(logFrom).toString("utf8");
+        results.ownTime = summarizeOwnTimes(ownTimes(log), ["CreateVolume", "NodeStageVolume", "NodePublishVolume"]);
+      }
     });
 
     await run("churn", `churn: ${knobs.churnCycles} create + delete cycles, 64 MiB thick`, async () => {

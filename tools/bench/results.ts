@@ -4,6 +4,7 @@ import type { ClusterBurstResult } from "./cluster-burst.js";
 import type { Knobs } from "./knobs.js";
 import type { MountedResult } from "./mounted.js";
 import type { NativeResult } from "./native.js";
+import type { OwnTimeSummary } from "./own-time.js";
 import type { LoadResult } from "./rpc.js";
 import type { ScaleResult } from "./scale.js";
 import type { ThroughputResult } from "./throughput.js";
@@ -27,6 +28,8 @@ export interface BenchResults {
   /** Sections that failed, with the error; their figures are missing or partial. */
   failures: Array<{ section: string; error: string }>;
   timeToMounted?: MountedResult[];
+  /** loam's own time per RPC in the time-to-mounted section, thick and thin together (only with LOAM_BENCH_LOG). */
+  ownTime?: OwnTimeSummary[];
   churn?: ChurnResult[];
   scale?: ScaleResult[];
   rpc?: LoadResult[];

@@ -53,6 +53,22 @@ export function formatResults(r: BenchResults): string {
       ),
     );
   }
+  if (r.ownTime?.length) {
+    out.push(`\n── loam's own time per RPC in time to mounted: wall less the commands it ran (medians, ms)`);
+    out.push(
+      table(
+        ["rpc", "calls", "wall", "commands", "per call", "own"],
+        r.ownTime.map((o) => [
+          o.method,
+          o.calls,
+          ms(o.wallMedianMs),
+          ms(o.commandsMedianMs),
+          o.commandsPerCall,
+          ms(o.ownMedianMs),
+        ]),
+      ),
+    );
+  }
   if (r.churn?.length) {
     out.push(`\n── churn: ${r.knobs.churnCycles} create + delete cycles, 64 MiB thick`);
     out.push(
