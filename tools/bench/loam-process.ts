@@ -54,25 +54,44 @@ export async function startLoam(bundle: string, diagnostics: Diagnostics = {}): 
   if (logFile) child.stderr?.pipe(createWriteStream(logFile, { flags: "a" }));
   child.stderr?.on("data", (chunk: string) => (logs = (logs + chunk).slice(-20_000)));
   onCleanup(() => stopLoam(child));
-  const probe = new CsiClient(ENDPOINT);
   // Probe reads the whole VG: with 1,000 LVs under emulation that alone takes seconds.
-  const deadline = Date.now() + 300_000;
+  await untilAnswering(child, "loam", ENDPOINT, (probe) => probe.call(Identity, "probe", {}, { timeoutMs: 60_000 }), {
+    withinMs: 300_000,
+    pauseMs: 200,
+    logs: () => logs.slice(-3000),
+  });
+  return child;
+}
+
+/**
+ * Waits until the CSI server `child` started at `endpoint` answers `ask`; throws with its last
+ * log lines when it exits first or does not answer within `withinMs`.
+ */
+export async function untilAnswering(
+  child: ChildProcess,
+  name: string,
+  endpoint: string,
+  ask: (probe: CsiClient) => Promise<unknown>,
+  options: { withinMs: number; pauseMs: number; logs: () => string },
+): Promise<void> {
+  const probe = new CsiClient(endpoint);
+  const deadline = Date.now() + options.withinMs;
   let last = "";
   try {
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`loam exited with ${child.exitCode}:\n${logs.slice(-3000)}`);
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${options.logs()}`);
       try {
-        await probe.call(Identity, "probe", {}, { timeoutMs: 60_000 });
-        return child;
+        await ask(probe);
+        return;
       } catch (error) {
         last = error instanceof Error ? error.message : String(error);
-        await sleep(200);
+        await sleep(options.pauseMs);
       }
     }
   } finally {
     probe.close();
   }
-  throw new Error(`loam did not become ready in 5 minutes (last Probe: ${last}):\n${logs.slice(-3000)}`);
+  throw new Error(`${name} did not answer within ${options.withinMs / 1000} s (last: ${last}):\n${options.logs()}`);
 }
 
 export async function stopLoam(child: ChildProcess): Promise<void> {

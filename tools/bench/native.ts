@@ -12,11 +12,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CsiClient } from "../../src/csi/client.js";
 import { Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { LOAM_NODE_V8_FLAGS } from "../../src/deploy/node-runtime.js";
 import { onCleanup } from "./lab.js";
-import { memoryOf } from "./loam-process.js";
+import { memoryOf, untilAnswering } from "./loam-process.js";
 import { type LoadResult, rpcLoad } from "./rpc.js";
 
 /** The capability RPCs both servers answer without looking anything up. */
@@ -84,24 +83,14 @@ async function serve(argv: string[], endpoint: string): Promise<ChildProcess> {
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => (logs = (logs + chunk).slice(-5000)));
   onCleanup(() => stop(child));
-  const probe = new CsiClient(endpoint);
-  const deadline = Date.now() + 60_000;
-  let last = "";
-  try {
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}:\n${logs}`);
-      try {
-        await probe.call(Node, "nodeGetCapabilities", {}, { timeoutMs: 5000 });
-        return child;
-      } catch (error) {
-        last = error instanceof Error ? error.message : String(error);
-        await sleep(100);
-      }
-    }
-  } finally {
-    probe.close();
-  }
-  throw new Error(`${command} did not answer in 60 s (last: ${last}):\n${logs}`);
+  await untilAnswering(
+    child,
+    command ?? "",
+    endpoint,
+    (probe) => probe.call(Node, "nodeGetCapabilities", {}, { timeoutMs: 5000 }),
+    { withinMs: 60_000, pauseMs: 100, logs: () => logs },
+  );
+  return child;
 }
 
 /** Runs fn while sampling pid's VmRSS; returns fn's value and the most seen. */
