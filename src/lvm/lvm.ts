@@ -295,21 +295,31 @@ export class Lvm {
     await this.changeTags("--addtag", vg, name, tags, options);
   }
 
-  async removeTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
-    await this.changeTags("--deltag", vg, name, tags, options);
+  /**
+   * Removes the tags from one LV, or from several of one VG in a single lvchange (one VG lock,
+   * one process; LVM still commits each LV's change). LVM goes on past an LV it cannot change
+   * and then fails the command, so a caller with several names learns only that one failed.
+   */
+  async removeTags(
+    vg: string,
+    names: string | readonly string[],
+    tags: readonly string[],
+    options?: RunOptions,
+  ): Promise<void> {
+    await this.changeTags("--deltag", vg, names, tags, options);
   }
 
   private async changeTags(
     flag: string,
     vg: string,
-    name: string,
+    names: string | readonly string[],
     tags: readonly string[],
     options?: RunOptions,
   ): Promise<void> {
-    const path = lvPath(vg, name);
+    const paths = (typeof names === "string" ? [names] : names).map((name) => lvPath(vg, name));
     tags.forEach(checkTag);
-    if (tags.length === 0) return;
-    await this.exec(["lvchange", ...this.config, ...tags.flatMap((tag) => [flag, tag]), path], options);
+    if (tags.length === 0 || paths.length === 0) return;
+    await this.exec(["lvchange", ...this.config, ...tags.flatMap((tag) => [flag, tag]), ...paths], options);
   }
 
   /**

@@ -12,6 +12,7 @@ import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { type DeviceClass, type DeviceClasses, type VolumeLayout, singleThickClass } from "./device-classes.js";
 import { lvmFailure } from "./errors.js";
 import { KeyedLocks } from "./locks.js";
+import { TagRemovals } from "./tag-removals.js";
 import { type Change, type LvmStateCacheOptions, type Need, LvmStateCache } from "./lvm-state-cache.js";
 import { type Located, LvmState } from "./lvm-state.js";
 import { metadataOf } from "./metadata.js";
@@ -30,6 +31,8 @@ export class EngineContext {
   private readonly isBlockDevice: (path: string) => Promise<boolean>;
   /** One lock per allocation domain (a thin pool, a volume group's extents): see allocating(). */
   private readonly allocations = new KeyedLocks();
+  /** Format-in-progress marks coming off, many volumes' in one lvchange when they come together (tag-removals.ts). */
+  readonly tagRemovals: TagRemovals;
   /** ListVolumes pages through one list: built once per version of the state and of its pools' state. */
   readonly listed = new WeakMap<readonly VolumeGroupReport[], { pools: string; volumes: readonly Volume[] }>();
 
@@ -41,6 +44,7 @@ export class EngineContext {
     const { isBlockDevice, ...cacheOptions } = options;
     this.isBlockDevice = isBlockDevice ?? blockDeviceAt;
     this.cache = new LvmStateCache(lvm, classes.volumeGroups, cacheOptions);
+    this.tagRemovals = new TagRemovals((vg, names, tag) => lvm.removeTags(vg, names, [tag]));
   }
 
   /** The LVM state, as recent as `need` requires; UNAVAILABLE when a volume group cannot be read. */

@@ -15,7 +15,14 @@ import { claimFor, metadataOf, tagsFor } from "./metadata.js";
 import { fingerprint } from "./parameters.js";
 import { populate, refuseTornCopy, resolveSource, sharesPool, sizeWithSource } from "./population.js";
 import { sizeForRange } from "./size.js";
-import { type CallOptions, type CreateVolumeRequest, type Volume, devicePath, healthy } from "./volume.js";
+import {
+  type CallOptions,
+  type CreateVolumeRequest,
+  type Volume,
+  devicePath,
+  healthy,
+  withFormatMark,
+} from "./volume.js";
 
 /** Creates the volume `id` (the LV name for `request.name`), or returns the one an earlier call made. */
 export async function createVolume(
@@ -62,7 +69,7 @@ export async function createVolume(
   const instant = snapshotOfSource && size === source.lv.sizeBytes;
   const tags = tagsFor(request.name, id, request.parameters, {
     deviceClass: deviceClass.name,
-    ...(request.contentSource ? { source: request.contentSource, populating: !instant } : {}),
+    ...(request.contentSource ? { source: request.contentSource, populating: !instant } : { unformatted: true }),
   });
   const vg = deviceClass.volumeGroup;
   const thinPool = layout.kind === "thin" ? deviceClass.thinPool : undefined;
@@ -123,8 +130,8 @@ export async function createVolume(
     deviceClass: deviceClass.name,
     layout: layout.kind,
     ready: true,
-    formatting: false,
-    condition: healthy(),
+    formatting: !request.contentSource,
+    condition: withFormatMark(healthy(), !request.contentSource),
   };
   if (request.contentSource) created.contentSource = request.contentSource;
   if (source && !snapshotOfSource) {

@@ -136,11 +136,14 @@ export function nameFromLvName(lvName: string, kind: VolumeMetadata["kind"]): st
 export const POPULATING_TAG = encodeTag(KEY.state, "populating");
 
 /**
- * The format-in-progress mark: added right before the node writes a new filesystem (or, later,
- * any other format) on a device it found empty, removed once that format finished. Whatever a
- * marked volume holds is loam's own unfinished work, so the next NodeStageVolume may wipe it
- * and format again; a volume without the mark is never formatted over what it holds. A key of
- * its own (not the populating state's), short because every LV's tags share the VG's metadata.
+ * The format-in-progress mark: whatever a marked volume holds is loam's own unfinished work (or
+ * nothing anyone wrote), so the next NodeStageVolume may wipe it and format again; a volume
+ * without the mark is never formatted over what it holds. A new volume without a content source
+ * gets it from the lvcreate that makes it (free: the same metadata commit), so its first stage
+ * needs one LVM change, the removal once the format finished, not two; a volume made before
+ * that, or one whose mark was removed, gets it right before the node formats a device it found
+ * empty. A key of its own (not the populating state's), short because every LV's tags share
+ * the VG's metadata.
  */
 export const FORMATTING_TAG = encodeTag(KEY.formatting, "1");
 
@@ -162,6 +165,8 @@ export interface VolumeTagOptions {
   source?: ContentSource;
   /** Written by the lvcreate and removed once the clone's content is complete. */
   populating?: boolean;
+  /** A new volume with no content source: it carries the format-in-progress mark from its lvcreate on (FORMATTING_TAG). */
+  unformatted?: boolean;
 }
 
 /**
@@ -185,6 +190,7 @@ export function tagsFor(
   fields.push(...shapingFields(parameters.shaping));
   const tags = [encodeFields(V2, fields)];
   if (options.populating) tags.push(POPULATING_TAG);
+  if (options.unformatted) tags.push(FORMATTING_TAG);
   return tags;
 }
 

@@ -60,6 +60,10 @@ export class VolumePublishing {
     const device = await deviceNumber(host, volume);
     const existing = mountAt(mounts, target);
     if (use.access.kind === "block") {
+      // Written through before a stage took the mark off, it would be formatted over at a later stage.
+      if (volume.neverStaged) {
+        throw failedPrecondition(`volume ${id} has not been staged on this node; call NodeStageVolume first`);
+      }
       if (existing) {
         const held = await host.stat(target).catch(() => undefined);
         if (held?.type === "block-device" && held.device === device) return;

@@ -7,7 +7,7 @@
  * looks at the kernel's mount table and only does what is still missing, so every call is
  * idempotent. Paths arrive resolved and confined; the caller holds the per-volume lock.
  *
- * Why ~420 lines: stage, unstage, expand and stats share the mount-table reading and the
+ * Why ~440 lines: stage, unstage, expand and stats share the mount-table reading and the
  * device (plain LV or LUKS mapping, `dataDevice`) they act on. The seam for a split is
  * `unmountVolume` with its checks (what is mounted where, whose it is) into its own module,
  * which unstage and unpublish (publishing.ts) both call.
@@ -151,11 +151,18 @@ export class VolumeStaging {
     return volume;
   }
 
-  /** The device of a volume this process staged, or the volume as activeVolume finds it. */
-  async stagedDevice(id: string, options: HostCallOptions): Promise<Pick<Volume, "id" | "devicePath">> {
+  /**
+   * The device of a volume this process staged, or the volume as activeVolume finds it;
+   * `neverStaged` when it still carries the mark its lvcreate wrote (a stage takes it off).
+   */
+  async stagedDevice(
+    id: string,
+    options: HostCallOptions,
+  ): Promise<Pick<Volume, "id" | "devicePath"> & { neverStaged?: boolean }> {
     const known = this.devices.get(id);
     if (known && (await this.host.stat(known.devicePath).catch(() => undefined))?.type === "block-device") return known;
-    return dataDevice(await this.activeVolume(id, options));
+    const volume = await this.activeVolume(id, options);
+    return { ...dataDevice(volume), neverStaged: volume.formatting && !volume.encryption };
   }
 
   async stage(request: StageRequest, options: HostCallOptions): Promise<void> {
@@ -181,8 +188,12 @@ export class VolumeStaging {
       // A new raw block volume is done once its mapping is open: nothing goes on top.
       if (fresh && use.access.kind === "block") await hostStep(`unmarking volume ${id}`, () => mark.clear());
     }
-    // Block volumes have nothing to mount here: publish binds the device node itself.
-    if (use.access.kind === "block") return;
+    // Block volumes have nothing to mount here: publish binds the device node itself. A new
+    // volume's mark (from its lvcreate) comes off first: what is written through the device is data.
+    if (use.access.kind === "block") {
+      if (volume.formatting && !volume.encryption) await hostStep(`unmarking volume ${id}`, () => mark.clear());
+      return;
+    }
     const access = use.access;
     const device = await deviceNumber(host, data);
     if (existing) {

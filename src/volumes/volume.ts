@@ -158,11 +158,23 @@ function conditionOf(lv: LogicalVolume, report: VolumeGroupReport, metadata: Vol
       message: `being populated from its source (or a copy was interrupted; CreateVolume resumes it)`,
     };
   if (lv.healthStatus !== "") return { abnormal: true, message: `logical volume ${name} health: ${lv.healthStatus}` };
-  if (metadata.formatting)
-    return {
-      abnormal: true,
-      message: `being formatted (or a format was interrupted; the next NodeStageVolume formats it again)`,
-    };
+  return withFormatMark(layoutCondition(lv, report, name), metadata.formatting);
+}
+
+/**
+ * A condition that says so when the volume carries the format-in-progress mark. Not abnormal:
+ * a new volume carries it until its first stage, and an interrupted format is redone then.
+ */
+export function withFormatMark(condition: VolumeCondition, formatting: boolean): VolumeCondition {
+  if (!formatting || condition.abnormal) return condition;
+  return {
+    abnormal: false,
+    message: `${condition.message}; not formatted yet (new, or a format did not finish): the next NodeStageVolume formats it`,
+  };
+}
+
+/** What LVM and device-mapper say of the LV itself: active, its copies' sync, its thin pool. */
+function layoutCondition(lv: LogicalVolume, report: VolumeGroupReport, name: string): VolumeCondition {
   if (!lv.active) return { abnormal: true, message: `logical volume ${name} is not active` };
   if (lv.segType.startsWith("raid")) {
     const sync = lv.copyPercent ?? 0;

@@ -107,7 +107,8 @@ export async function setFormatting(
   const { lv } = found;
   try {
     if (on) await context.lvm.addTags(lv.vgName, id, [FORMATTING_TAG], options);
-    else await context.lvm.removeTags(lv.vgName, id, [FORMATTING_TAG], options);
+    // Without the caller's signal (a batch serves other callers too; the stage passes none either).
+    else await context.tagRemovals.remove(lv.vgName, id, FORMATTING_TAG);
   } catch (error) {
     context.invalidate();
     throw lvmFailure(error, `${on ? "marking" : "unmarking"} ${id} as being formatted`);

@@ -539,11 +539,25 @@ export class InMemoryLvmStandIn extends Lvm {
     this.retag(argv, vg, name, (had) => [...had, ...tags.filter((t) => !had.includes(t))]);
   }
 
-  override async removeTags(vg: string, name: string, tags: readonly string[], options?: RunOptions): Promise<void> {
-    await this.enter("removeTags", [vg, name, tags], options);
-    const argv = await this.commandOf(() => super.removeTags(vg, name, tags));
+  override async removeTags(
+    vg: string,
+    names: string | readonly string[],
+    tags: readonly string[],
+    options?: RunOptions,
+  ): Promise<void> {
+    await this.enter("removeTags", [vg, names, tags], options);
+    const argv = await this.commandOf(() => super.removeTags(vg, names, tags));
     if (argv.length === 0) return;
-    this.retag(argv, vg, name, (had) => had.filter((t) => !tags.includes(t)));
+    // As LVM: every LV it can change is changed, then the command fails for any it could not.
+    let failure: Error | undefined;
+    for (const name of typeof names === "string" ? [names] : names) {
+      try {
+        this.retag(argv, vg, name, (had) => had.filter((t) => !tags.includes(t)));
+      } catch (error) {
+        failure ??= error as Error;
+      }
+    }
+    if (failure) throw failure;
   }
 
   // ---- the model -----------------------------------------------------------------------

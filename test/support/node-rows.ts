@@ -9,6 +9,8 @@ import { status } from "@grpc/grpc-js";
 import { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { lvNameFor } from "../../src/lvm/names.js";
 import { MiB } from "../../src/volumes/size.js";
+import { FORMATTING_TAG } from "../../src/volumes/metadata.js";
+import type { DeviceContent, FirstLook } from "../../src/host/index.js";
 import { InMemoryNodeHostStandIn } from "./in-memory-node-host.js";
 import { type TestCsi, VG, makeEngine, startCsi } from "./engine.js";
 import { type block, mount } from "./rpc-table.js";
@@ -46,7 +48,15 @@ export const publish = (w: World, capability: Capability = mount(), readonly = f
   });
 export const argsOf = (w: World, method: string): readonly unknown[] | undefined =>
   w.host.calls.findLast((c) => c.method === method)?.args;
-export const xfsData = (w: World) => w.host.setContent(VG, ID, { kind: "filesystem", fsType: "xfs" });
+/**
+ * The volume holds `content` as after an earlier stage and use: the format mark a new volume
+ * gets from its lvcreate is gone (a stage took it off), so loam reads what is there.
+ */
+export async function holding(w: World, content: DeviceContent, look?: FirstLook): Promise<void> {
+  await w.csi.lvm.removeTags(VG, ID, [FORMATTING_TAG]);
+  w.host.setContent(VG, ID, content, look);
+}
+export const xfsData = (w: World) => holding(w, { kind: "filesystem", fsType: "xfs" });
 
 export async function runRow(row: NodeRow): Promise<void> {
   const host = await startHost();

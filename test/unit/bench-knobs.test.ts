@@ -4,9 +4,11 @@ import { KnobError, needsLvm, readKnobs } from "../../tools/bench/knobs.js";
 
 const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" };
 
-test("bench knobs default to every section, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
+test("bench knobs default to every section, a storm of 32, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
   const knobs = readKnobs({}, defaults);
-  assert.deepEqual(knobs.sections, ["mounted", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"]);
+  assert.equal(knobs.stormVolumes, 32);
+  assert.equal(readKnobs({ LOAM_BENCH_STORM: "8" }, defaults).stormVolumes, 8);
+  assert.deepEqual(knobs.sections, ["mounted", "storm", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);

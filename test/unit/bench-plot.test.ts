@@ -96,6 +96,7 @@ const results = (loamMs: number, churn: number): BenchResults => ({
     loam: "",
     out: "",
     repeats: 1,
+    stormVolumes: 1,
     churnCycles: 1,
     churnConcurrency: [1],
     scales: [10],

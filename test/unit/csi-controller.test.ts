@@ -666,7 +666,10 @@ describe("Controller: required fields and request checks (INVALID_ARGUMENT names
     assert.deepEqual(reply.volume?.accessibleTopology[0]?.segments, { [TOPOLOGY_KEY]: NODE_ID });
     assert.deepEqual(
       [reply.status?.volumeCondition?.abnormal, reply.status?.volumeCondition?.message],
-      [false, "logical volume is active"],
+      [
+        false,
+        "logical volume is active; not formatted yet (new, or a format did not finish): the next NodeStageVolume formats it",
+      ],
     );
     await csi.lvm.deactivateLv(VG, created);
     const inactive = await call("controllerGetVolume", { volumeId: created });

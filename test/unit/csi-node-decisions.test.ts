@@ -15,25 +15,26 @@ import {
   VolumeUsage_Unit as Unit,
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB } from "../../src/volumes/size.js";
+import { FORMATTING_TAG } from "../../src/volumes/metadata.js";
 import { InMemoryNodeHostStandIn } from "../support/in-memory-node-host.js";
 import { VG } from "../support/engine.js";
 import { block, mount } from "../support/rpc-table.js";
-import { ID, type NodeRow, argsOf, publish, runRow, stage, xfsData } from "../support/node-rows.js";
+import { ID, type NodeRow, argsOf, holding, publish, runRow, stage, xfsData } from "../support/node-rows.js";
 
 const rows: NodeRow[] = [
   // ---- stage ----
   {
-    name: "stage, a new thick LV for xfs: blkid finds its zero head empty, mkfs.xfs under the format mark, mounted with nouuid",
+    name: "stage, a new thick volume for xfs: marked by its lvcreate, so no probe and one LVM change (the mark removed); a deleted volume's leftovers behind the zeroed head wiped, mkfs.xfs, mounted with nouuid",
     when: (w) => stage(w),
-    changes: ["makeDirectory", "makeFilesystem", "mountFilesystem"],
+    changes: ["makeDirectory", "wipeSignatures", "makeFilesystem", "mountFilesystem"],
     then: (w) => {
       assert.deepEqual(
         w.host.methods().filter((m) => m === "probe" || m === "makeFilesystem"),
-        ["probe", "makeFilesystem"],
+        ["makeFilesystem"],
       );
       assert.deepEqual(
         w.csi.lvm.methods().filter((m) => m === "addTags" || m === "removeTags"),
-        ["addTags", "removeTags"],
+        ["removeTags"],
       );
       assert.deepEqual(argsOf(w, "mountFilesystem"), [
         `/dev/${VG}/${ID}`,
@@ -45,11 +46,28 @@ const rows: NodeRow[] = [
     },
   },
   {
-    name: "stage, an empty device for ext4: blkid first, then mkfs.ext4; no nouuid",
+    name: "stage, an unmarked empty volume (made before lvcreate marked, or its mark removed): blkid first, mkfs under a mark added and removed",
+    given: (w) => holding(w, { kind: "empty" }, "zero-head"),
+    when: (w) => stage(w),
+    changes: ["makeDirectory", "makeFilesystem", "mountFilesystem"],
+    then: (w) => {
+      assert.deepEqual(
+        w.host.methods().filter((m) => m === "probe" || m === "makeFilesystem"),
+        ["probe", "makeFilesystem"],
+      );
+      assert.deepEqual(
+        w.csi.lvm.methods().filter((m) => m === "addTags" || m === "removeTags"),
+        ["removeTags", "addTags", "removeTags"],
+      );
+    },
+  },
+  {
+    name: "stage, a new volume whose edges are zero (a thin volume's usual case) for ext4: no process but mkfs.ext4; no nouuid",
+    given: (w) => w.host.setContent(VG, ID, { kind: "empty" }, "empty"),
     when: (w) => stage(w, mount("ext4", Mode.SINGLE_NODE_WRITER, { mountFlags: ["noatime"] })),
     changes: ["makeDirectory", "makeFilesystem", "mountFilesystem"],
     then: (w) => {
-      assert.ok(w.host.methods().includes("probe"));
+      assert.ok(!w.host.methods().includes("probe"));
       assert.deepEqual(argsOf(w, "mountFilesystem")?.slice(2, 4), ["ext4", ["noatime"]]);
     },
   },
@@ -61,7 +79,7 @@ const rows: NodeRow[] = [
   },
   {
     name: "stage, a device holding ext4 when xfs is asked: FAILED_PRECONDITION, never reformatted",
-    given: (w) => w.host.setContent(VG, ID, { kind: "filesystem", fsType: "ext4" }),
+    given: (w) => holding(w, { kind: "filesystem", fsType: "ext4" }),
     when: (w) => stage(w, mount("xfs")),
     code: status.FAILED_PRECONDITION,
     message:
@@ -71,7 +89,7 @@ const rows: NodeRow[] = [
   },
   {
     name: "stage, a device holding something that is not a filesystem: FAILED_PRECONDITION, left intact",
-    given: (w) => w.host.setContent(VG, ID, { kind: "other", description: "a dos partition table" }),
+    given: (w) => holding(w, { kind: "other", description: "a dos partition table" }),
     when: (w) => stage(w, mount("ext4")),
     code: status.FAILED_PRECONDITION,
     message: /^volume pv-1-\w+ holds a dos partition table, not a filesystem; loam never formats over existing data$/,
@@ -79,7 +97,7 @@ const rows: NodeRow[] = [
   },
   {
     name: "stage, stale blocks behind a zeroed head: blkid names them, nothing marked or formatted",
-    given: (w) => w.host.setContent(VG, ID, { kind: "other", description: "an iso9660 filesystem" }, "zero-head"),
+    given: (w) => holding(w, { kind: "other", description: "an iso9660 filesystem" }, "zero-head"),
     when: (w) => stage(w),
     code: status.FAILED_PRECONDITION,
     message: /holds an iso9660 filesystem, not a filesystem; loam never formats over existing data/,
@@ -160,7 +178,29 @@ const rows: NodeRow[] = [
     changes: [],
     then: (w) => assert.equal(w.csi.lvm.lv(VG, ID)?.active, true),
   },
+  {
+    name: "stage a new block volume: the mark its lvcreate wrote comes off, nothing formatted; staged again as a filesystem, what was written is refused, not formatted over",
+    when: async (w) => {
+      await stage(w, block());
+      w.host.setContent(VG, ID, { kind: "other", description: "a database's blocks" });
+      return stage(w, mount("xfs"));
+    },
+    code: status.FAILED_PRECONDITION,
+    message: /holds a database's blocks, not a filesystem; loam never formats over existing data/,
+    changes: ["makeDirectory"],
+    then: (w) => {
+      assert.ok(!w.csi.lvm.lv(VG, ID)?.tags.includes(FORMATTING_TAG), "unmarked");
+      assert.ok(!w.host.methods().includes("makeFilesystem"));
+    },
+  },
   // ---- publish ----
+  {
+    name: "publish a new block volume before any stage: FAILED_PRECONDITION, nothing bound (its mark would let a later stage format over what it holds)",
+    when: (w) => publish(w, block()),
+    code: status.FAILED_PRECONDITION,
+    message: /^volume pv-1-\w+ has not been staged on this node; call NodeStageVolume first$/,
+    changes: [],
+  },
   {
     name: "publish before stage: FAILED_PRECONDITION",
     when: (w) => publish(w),

@@ -130,6 +130,8 @@ test("format mark: a volume without the mark that holds a partial head is refuse
   const node = await startNode();
   try {
     await createVolume(node.csi);
+    // As after an earlier stage (which took off the mark the lvcreate wrote) and somebody else's writes.
+    await node.csi.lvm.removeTags(VG, ID, [FORMATTING_TAG]);
     node.host.setContent(VG, ID, { kind: "other", description: "half an xfs" }, "data");
     await assert.rejects(stage(node.csi, node.staging), (error: CsiCallError) => {
       assert.equal(error.code, status.FAILED_PRECONDITION);
@@ -144,14 +146,42 @@ test("format mark: a volume without the mark that holds a partial head is refuse
   }
 });
 
-test("format mark: ControllerGetVolume says a marked volume's format did not finish", async () => {
+test("format mark: a new volume carries the mark from its lvcreate; ControllerGetVolume says it is not formatted yet, not abnormal; after its first stage neither", async () => {
   const node = await startNode();
   try {
     await createVolume(node.csi);
-    await node.csi.lvm.addTags(VG, ID, [FORMATTING_TAG]);
+    assert.ok(tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "marked by the lvcreate");
+    assert.deepEqual(
+      node.csi.lvm.methods().filter((m) => m === "addTags"),
+      [],
+      "no LVM change but the lvcreate",
+    );
     const reply = await node.csi.client.call(Controller, "controllerGetVolume", { volumeId: ID });
-    assert.equal(reply.status?.volumeCondition?.abnormal, true);
-    assert.match(reply.status?.volumeCondition?.message ?? "", /format was interrupted; the next NodeStageVolume/);
+    assert.equal(reply.status?.volumeCondition?.abnormal, false);
+    assert.match(
+      reply.status?.volumeCondition?.message ?? "",
+      /not formatted yet .*the next NodeStageVolume formats it/,
+    );
+    await stage(node.csi, node.staging);
+    const after = await node.csi.client.call(Controller, "controllerGetVolume", { volumeId: ID });
+    assert.equal(after.status?.volumeCondition?.message, "logical volume is active");
+  } finally {
+    await node.csi.stop();
+  }
+});
+
+test("format mark: a clone is not marked (its blocks are its source's)", async () => {
+  const node = await startNode();
+  try {
+    await createVolume(node.csi);
+    await node.csi.client.call(Controller, "createVolume", {
+      name: "pv-fmt-clone",
+      capacityRange: { requiredBytes: BigInt(512 * MiB), limitBytes: 0n },
+      volumeCapabilities: [mount()],
+      parameters: {},
+      volumeContentSource: { type: { case: "volume", value: { volumeId: ID } } },
+    });
+    assert.ok(!(node.csi.lvm.lv(VG, lvNameFor("pv-fmt-clone"))?.tags ?? []).includes(FORMATTING_TAG));
   } finally {
     await node.csi.stop();
   }

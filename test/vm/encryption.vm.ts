@@ -253,6 +253,8 @@ export function encryptionTests(h: () => Harness): void {
 
     test("a new encrypted volume over an LV that holds data is refused, nothing formatted", async () => {
       const id = await create("enc-over-data", 64 * MiB);
+      // As a volume staged before (or made before create-time marks): without the mark its lvcreate wrote.
+      await h().must(["lvchange", "--deltag", FORMATTING_TAG, `${VG}/${id}`]);
       await h().must(["mkfs.ext4", "-q", "-F", lvPath(id)]);
       const before = sha256Of(lvPath(id), 64 * MiB);
       await rejectsWith(

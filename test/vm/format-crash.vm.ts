@@ -191,6 +191,9 @@ export function formatCrashTests(h: () => Harness): void {
       const id = volume!.volumeId;
       const device = `/dev/${VG}/${id}`;
       try {
+        // A new volume is marked by its lvcreate until its first stage; this one is as a volume
+        // staged before (or made before create-time marks): unmarked, so what it holds is data.
+        await h().must(["lvchange", "--deltag", FORMATTING_TAG, `${VG}/${id}`]);
         const fd = openSync(device, "r+");
         try {
           // Not through loam: somebody else's bytes on a volume loam never marked.

@@ -351,7 +351,15 @@ export function nodeTests(h: () => Harness): void {
       assert.equal(mountedAt(staging), false);
       await remove(xfsId);
 
-      const rawId = await create("node-keep-raw", 16 * MiB, mountCapability("ext4"));
+      // A raw block volume's first stage takes off the mark its lvcreate wrote; what is then
+      // written through the device is data, whatever a later stage asks for.
+      const rawId = await create("node-keep-raw", 16 * MiB, blockCapability());
+      await h().client.call(Node, "nodeStageVolume", {
+        volumeId: rawId,
+        stagingTargetPath: staging,
+        volumeCapability: blockCapability(),
+      });
+      await h().client.call(Node, "nodeUnstageVolume", { volumeId: rawId, stagingTargetPath: staging });
       const junk = "/tmp/loam-junk";
       writeFileSync(junk, randomBytes(64 * 1024));
       await h().must(["dd", `if=${junk}`, `of=/dev/${VG}/${rawId}`, "bs=64k", "count=1", "conv=fsync"]);

@@ -5,7 +5,7 @@
 import { dirname, join } from "node:path";
 
 // Run in this order whatever order they are named in: scale leaves 1,000 volumes in the VG, so it is last.
-export const SECTIONS = ["mounted", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"] as const;
+export const SECTIONS = ["mounted", "storm", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"] as const;
 export type Section = (typeof SECTIONS)[number];
 /**
  * Sections that need no LVM (real etcd and stand-in engines; loam's capability RPCs against the
@@ -41,6 +41,8 @@ export interface Knobs {
   out: string;
   /** Time to mounted: repetitions of each kind, loam and bare alternating. */
   repeats: number;
+  /** Storm: volumes created, staged and published at once. */
+  stormVolumes: number;
   /** Churn: create + delete cycles per run. */
   churnCycles: number;
   churnConcurrency: number[];
@@ -149,6 +151,7 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     loam: env.LOAM_BENCH_LOAM || defaults.loam,
     out: env.LOAM_BENCH_OUT || out,
     repeats: positiveInteger(env, "LOAM_BENCH_REPEATS", 6),
+    stormVolumes: positiveInteger(env, "LOAM_BENCH_STORM", 32),
     churnCycles: positiveInteger(env, "LOAM_BENCH_CHURN", 200),
     churnConcurrency: positiveIntegers(env, "LOAM_BENCH_CHURN_CONCURRENCY", [1, 8, 32]),
     scales: positiveIntegers(env, "LOAM_BENCH_SCALES", [10, 1000]).sort((a, b) => a - b),

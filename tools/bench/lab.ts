@@ -45,7 +45,7 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 /** The VG over both disks with a 4 GiB thin pool; returns the PV device paths. */
 export async function createVolumeGroup(): Promise<string[]> {
-  const { devices, release } = await scratchDisks("bench", "8G", must);
+  const { devices, release } = await scratchDisks("bench", "24G", must);
   onCleanup(release);
   await must(["pvcreate", "-ff", "-y", "--metadatasize", METADATA_SIZE, ...devices]);
   await must(["vgcreate", VG, ...devices]);

@@ -23,6 +23,7 @@ import type { BenchResults } from "./results.js";
 import { nativeSection } from "./native.js";
 import { LOAD_RPCS, type LoadResult, rpcLoad } from "./rpc.js";
 import { type ScaleResult, scaleSection } from "./scale.js";
+import { stormSection } from "./storm.js";
 import { formatResults } from "./table.js";
 import { throughputSection } from "./throughput.js";
 
@@ -121,6 +122,14 @@ async function bench(results: BenchResults): Promise<void> {
         results.ownTime = summarizeOwnTimes(ownTimes(log), ["CreateVolume", "NodeStageVolume", "NodePublishVolume"]);
       }
     });
+
+    await run(
+      "storm",
+      `storm: ${knobs.stormVolumes} volumes of 1 GiB xfs created, staged and published at once, against bare scripts serial and parallel`,
+      async () => {
+        results.storm = await stormSection(GO_CLIENT, knobs.stormVolumes);
+      },
+    );
 
     await run("churn", `churn: ${knobs.churnCycles} create + delete cycles, 64 MiB thick`, async () => {
       const churn: ChurnResult[] = (results.churn = []);

@@ -7,6 +7,7 @@ import type { NativeResult } from "./native.js";
 import type { OwnTimeSummary } from "./own-time.js";
 import type { LoadResult } from "./rpc.js";
 import type { ScaleResult } from "./scale.js";
+import type { StormResult } from "./storm.js";
 import type { ThroughputResult } from "./throughput.js";
 
 export interface Machine {
@@ -30,6 +31,7 @@ export interface BenchResults {
   timeToMounted?: MountedResult[];
   /** loam's own time per RPC in the time-to-mounted section, thick and thin together (only with LOAM_BENCH_LOG). */
   ownTime?: OwnTimeSummary[];
+  storm?: StormResult[];
   churn?: ChurnResult[];
   scale?: ScaleResult[];
   rpc?: LoadResult[];

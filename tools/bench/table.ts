@@ -69,6 +69,25 @@ export function formatResults(r: BenchResults): string {
       ),
     );
   }
+  if (r.storm?.length) {
+    out.push(`\n── storm: ${r.storm[0]?.volumes ?? "?"} volumes at once, 1 GiB xfs, until the last is mounted (s)`);
+    out.push(
+      table(
+        ["kind", "loam", "bare serial", "bare parallel", "loam/parallel", "loam/serial", "create", "stage", "publish"],
+        r.storm.map((s) => [
+          s.kind,
+          (s.loamMs / 1000).toFixed(1),
+          (s.bareSerialMs / 1000).toFixed(1),
+          (s.bareParallelMs / 1000).toFixed(1),
+          s.ratioParallel.toFixed(2),
+          s.ratioSerial.toFixed(2),
+          ms(s.loamCallMediansMs.createMs),
+          ms(s.loamCallMediansMs.stageMs),
+          ms(s.loamCallMediansMs.publishMs),
+        ]),
+      ),
+    );
+  }
   if (r.churn?.length) {
     out.push(`\n── churn: ${r.knobs.churnCycles} create + delete cycles, 64 MiB thick`);
     out.push(

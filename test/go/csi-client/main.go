@@ -4,10 +4,11 @@
 //
 // Usage:
 //
-//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle|load|mounted
+//	csi-client --endpoint unix:///path/csi.sock [--authority-path] [flags] info|lifecycle|load|mounted|storm
 //
 // Every RPC of info and lifecycle prints one JSON line on stdout; load prints
-// one summary line; mounted one line per sample. Any failure prints a JSON line
+// one summary line; mounted one line per sample; storm one line per volume and
+// one for the whole storm. Any failure prints a JSON line
 // with an "error" member, a message on stderr, and exits 1.
 package main
 
@@ -56,11 +57,12 @@ func (kv keyValues) Set(s string) error {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle|load|mounted\n\n")
+	fmt.Fprintf(os.Stderr, "usage: csi-client --endpoint unix:///path/csi.sock [flags] info|lifecycle|load|mounted|storm\n\n")
 	fmt.Fprintf(os.Stderr, "scenarios:\n  info       GetPluginInfo, Probe\n")
 	fmt.Fprintf(os.Stderr, "  lifecycle  GetPluginInfo, CreateVolume, ListVolumes, DeleteVolume, ListVolumes\n")
 	fmt.Fprintf(os.Stderr, "  load       --concurrency goroutines call --rpc in a loop for --duration; one JSON summary line\n")
-	fmt.Fprintf(os.Stderr, "  mounted    --count times: CreateVolume, NodeStageVolume, NodePublishVolume timed, then undone; one JSON line each\n\nflags:\n")
+	fmt.Fprintf(os.Stderr, "  mounted    --count times: CreateVolume, NodeStageVolume, NodePublishVolume timed, then undone; one JSON line each\n")
+	fmt.Fprintf(os.Stderr, "  storm      --count volumes at once, each created, staged and published in a goroutine of its own; a line per volume and one with the time until the last was mounted; then all undone\n\nflags:\n")
 	flag.PrintDefaults()
 }
 
@@ -70,17 +72,17 @@ func main() {
 	flag.StringVar(&opts.endpoint, "endpoint", "", "plugin socket, unix:///path or /path (required)")
 	flag.BoolVar(&opts.authorityPath, "authority-path", false,
 		"dial a plain path with a custom dialer, as kubelet < 1.26 did (HTTP/2 :authority becomes the socket path)")
-	flag.StringVar(&opts.name, "name", fmt.Sprintf("csi-client-%d", time.Now().Unix()), "CreateVolume name (lifecycle), name prefix (mounted)")
-	flag.Int64Var(&opts.sizeBytes, "size", 64<<20, "required_bytes for CreateVolume (lifecycle, mounted)")
-	flag.StringVar(&opts.fsType, "fs-type", "", "fs_type of the mount capability (lifecycle, mounted); empty lets the plugin choose")
-	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle, mounted)")
+	flag.StringVar(&opts.name, "name", fmt.Sprintf("csi-client-%d", time.Now().Unix()), "CreateVolume name (lifecycle), name prefix (mounted, storm)")
+	flag.Int64Var(&opts.sizeBytes, "size", 64<<20, "required_bytes for CreateVolume (lifecycle, mounted, storm)")
+	flag.StringVar(&opts.fsType, "fs-type", "", "fs_type of the mount capability (lifecycle, mounted, storm); empty lets the plugin choose")
+	flag.Var(params, "parameter", "CreateVolume parameter key=value, repeatable (lifecycle, mounted, storm)")
 	flag.DurationVar(&opts.callTimeout, "timeout", 2*time.Minute, "deadline of each RPC")
 	flag.DurationVar(&opts.dialTimeout, "dial-timeout", 30*time.Second, "how long to wait for the socket to accept")
 	flag.StringVar(&opts.rpc, "rpc", "Probe", "RPC the load scenario calls: Probe, GetPluginCapabilities or NodeGetCapabilities")
 	flag.IntVar(&opts.concurrency, "concurrency", 32, "goroutines calling at once (load)")
 	flag.DurationVar(&opts.duration, "duration", 5*time.Second, "how long calls are counted (load)")
 	flag.DurationVar(&opts.warmup, "warmup", time.Second, "load before counting starts (load)")
-	flag.IntVar(&opts.count, "count", 1, "samples (mounted); volume names are --name-0, --name-1, ...")
+	flag.IntVar(&opts.count, "count", 1, "samples (mounted), volumes at once (storm); volume names are --name-0, --name-1, ...")
 	flag.StringVar(&opts.kubeletDir, "kubelet-dir", "/var/lib/kubelet", "kubelet's directory, under which mounted makes its paths")
 	flag.Usage = usage
 	flag.Parse()
@@ -93,7 +95,7 @@ func main() {
 	scenario := flag.Arg(0)
 	run, ok := scenarios[scenario]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info, lifecycle, load or mounted)\n", scenario)
+		fmt.Fprintf(os.Stderr, "csi-client: unknown scenario %q (want info, lifecycle, load, mounted or storm)\n", scenario)
 		os.Exit(2)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -23,7 +24,12 @@ type callError struct {
 	Message string `json:"message"`
 }
 
+// emitting keeps lines whole when goroutines report at once (the storm).
+var emitting sync.Mutex
+
 func emit(l line) {
+	emitting.Lock()
+	defer emitting.Unlock()
 	out, err := json.Marshal(l)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "csi-client: cannot encode %s result: %v\n", l.Call, err)

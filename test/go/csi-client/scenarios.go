@@ -16,6 +16,7 @@ var scenarios = map[string]scenario{
 	"lifecycle": runLifecycle,
 	"load":      runLoad,
 	"mounted":   runMounted,
+	"storm":     runStorm,
 }
 
 func callContext(opts options) (context.Context, context.CancelFunc) {
