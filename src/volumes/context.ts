@@ -44,7 +44,10 @@ export class EngineContext {
     const { isBlockDevice, ...cacheOptions } = options;
     this.isBlockDevice = isBlockDevice ?? blockDeviceAt;
     this.cache = new LvmStateCache(lvm, classes.volumeGroups, cacheOptions);
-    this.tagRemovals = new TagRemovals((vg, names, tag) => lvm.removeTags(vg, names, [tag]));
+    this.tagRemovals = new TagRemovals(
+      (vg, names, tag) => lvm.removeTags(vg, names, [tag]),
+      (domain, fn) => this.allocating(domain, fn),
+    );
   }
 
   /** The LVM state, as recent as `need` requires; UNAVAILABLE when a volume group cannot be read. */

@@ -108,7 +108,10 @@ export async function setFormatting(
   try {
     if (on) await context.lvm.addTags(lv.vgName, id, [FORMATTING_TAG], options);
     // Without the caller's signal (a batch serves other callers too; the stage passes none either).
-    else await context.tagRemovals.remove(lv.vgName, id, FORMATTING_TAG);
+    else {
+      const domain = allocationDomain(lv.vgName, lv.segType === "thin" ? lv.poolLv : undefined);
+      await context.tagRemovals.remove(domain, lv.vgName, id, FORMATTING_TAG);
+    }
   } catch (error) {
     context.invalidate();
     throw lvmFailure(error, `${on ? "marking" : "unmarking"} ${id} as being formatted`);

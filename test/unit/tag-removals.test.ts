@@ -11,6 +11,7 @@ import { lvNameFor } from "../../src/lvm/names.js";
 import { FORMATTING_TAG } from "../../src/volumes/metadata.js";
 import { MiB } from "../../src/volumes/size.js";
 import { TagRemovals } from "../../src/volumes/tag-removals.js";
+import { KeyedLocks } from "../../src/volumes/locks.js";
 import { InMemoryNodeHostStandIn } from "../support/in-memory-node-host.js";
 import { VG, makeEngine, startCsi } from "../support/engine.js";
 import { mount } from "../support/rpc-table.js";
@@ -25,6 +26,7 @@ function heldRemovals() {
         calls.push({ vg, names: [...names], release: resolve, fail: reject });
         arrived?.();
       }),
+    (_domain, fn) => fn(),
   );
   const nthCall = async (n: number) => {
     while (calls.length < n) await new Promise<void>((resolve) => (arrived = resolve));
@@ -37,10 +39,10 @@ function heldRemovals() {
 
 test("tag removals: the first runs at once, alone; three asked while it runs go together in one", async () => {
   const { removals, calls, nthCall } = heldRemovals();
-  const first = removals.remove("vg0", "a", "t");
+  const first = removals.remove("d0", "vg0", "a", "t");
   const one = await nthCall(1);
   assert.deepEqual(one.names, ["a"]);
-  const rest = ["b", "c", "d"].map((name) => removals.remove("vg0", name, "t"));
+  const rest = ["b", "c", "d"].map((name) => removals.remove("d0", "vg0", name, "t"));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(calls.length, 1, "nothing else runs while the first does");
   one.release();
@@ -52,21 +54,42 @@ test("tag removals: the first runs at once, alone; three asked while it runs go 
   assert.equal(calls.length, 2);
 });
 
-test("tag removals: another volume group is not held behind this one's", async () => {
+test("tag removals: another domain is not held behind this one's", async () => {
   const { removals, nthCall } = heldRemovals();
-  void removals.remove("vg0", "a", "t");
+  void removals.remove("d0", "vg0", "a", "t");
   await nthCall(1);
-  void removals.remove("vg1", "b", "t");
+  void removals.remove("d1", "vg1", "b", "t");
   const other = await nthCall(2);
   assert.deepEqual([other.vg, other.names], ["vg1", ["b"]]);
 });
 
+test("tag removals: a removal waits for its domain's turn (lvcreates queued before it), then every removal that arrived meanwhile goes in one call", async () => {
+  const locks = new KeyedLocks();
+  const calls: string[][] = [];
+  const removals = new TagRemovals(
+    (_vg, names) => {
+      calls.push([...names]);
+      return Promise.resolve();
+    },
+    (domain, fn) => locks.withKeys([domain], fn),
+  );
+  let releaseCreate!: () => void;
+  const create = locks.withKeys(["d0"], () => new Promise<void>((resolve) => (releaseCreate = resolve)));
+  const asked = ["a", "b", "c"].map((name) => removals.remove("d0", "vg0", name, "t"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(calls, [], "nothing runs while a create holds the domain");
+  releaseCreate();
+  await create;
+  await Promise.all(asked);
+  assert.deepEqual(calls, [["a", "b", "c"]]);
+});
+
 test("tag removals: a refused batch is run again per LV; the missing LV's caller alone gets the error", async () => {
   const { removals, nthCall } = heldRemovals();
-  const first = removals.remove("vg0", "a", "t");
+  const first = removals.remove("d0", "vg0", "a", "t");
   const held = await nthCall(1);
   const asked = ["b", "gone", "c"].map((name) =>
-    removals.remove("vg0", name, "t").then(
+    removals.remove("d0", "vg0", name, "t").then(
       () => "ok",
       (e: Error) => e.message,
     ),
@@ -87,7 +110,7 @@ test("tag removals: a refused batch is run again per LV; the missing LV's caller
   assert.deepEqual(await Promise.all(asked), ["ok", "Failed to find logical volume vg0/gone", "ok"]);
 });
 
-test("tag removals: three first stages at once through the server take their marks off in two lvchange runs", async () => {
+test("tag removals: three first stages at once through the server take their marks off in two lvchange runs; behind a create in progress, in one", async () => {
   const made = await makeEngine();
   const host = new InMemoryNodeHostStandIn(made.lvm);
   const csi = await startCsi({ made, host });
@@ -120,6 +143,37 @@ test("tag removals: three first stages at once through the server take their mar
     const removals = csi.lvm.callsOf("removeTags").map((c) => [...(c.args[1] as string[])].sort());
     assert.deepEqual(removals, [[lvNameFor("pv-a")], [lvNameFor("pv-b"), lvNameFor("pv-c")]]);
     for (const name of names) assert.ok(!csi.lvm.lv(VG, lvNameFor(name))?.tags.includes(FORMATTING_TAG), name);
+
+    // A storm: a create holds the VG's turn (paused in lvcreate) while two first stages finish mkfs.
+    for (const name of ["pv-d", "pv-e"]) {
+      await csi.client.call(Controller, "createVolume", {
+        name,
+        capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
+        volumeCapabilities: [mount()],
+        parameters: {},
+      });
+    }
+    const creating = csi.lvm.pauseBefore("createLv");
+    const created = csi.client.call(Controller, "createVolume", {
+      name: "pv-f",
+      capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
+      volumeCapabilities: [mount()],
+      parameters: {},
+    });
+    await creating.reached;
+    const before = csi.lvm.callsOf("removeTags").length;
+    const storm = [stage("pv-d"), stage("pv-e")];
+    while (host.calls.filter((c) => c.method === "makeFilesystem").length < 5)
+      await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(csi.lvm.callsOf("removeTags").length, before, "no lvchange while the create holds the turn");
+    creating.release();
+    await Promise.all([created, ...storm]);
+    const after = csi.lvm
+      .callsOf("removeTags")
+      .slice(before)
+      .map((c) => [...(c.args[1] as string[])].sort());
+    assert.deepEqual(after, [[lvNameFor("pv-d"), lvNameFor("pv-e")]]);
   } finally {
     await csi.stop();
   }

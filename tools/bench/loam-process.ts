@@ -24,7 +24,8 @@ async function writeConfig(): Promise<string> {
       kubeletDir: KUBELET,
       deviceClasses: [
         { name: "thick", volumeGroup: VG, type: "thick", default: true },
-        { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 4 },
+        // Ratio 10 on the 4 GiB pool: the storm's 32 thin volumes of 1 GiB (32 GiB virtual) fit.
+        { name: "thin", volumeGroup: VG, type: "thin", thinPool: POOL, overprovisionRatio: 10 },
       ],
     }),
   );
