@@ -8,7 +8,16 @@ test("bench knobs default to every section, a storm of 32, 200 churn cycles at 1
   const knobs = readKnobs({}, defaults);
   assert.equal(knobs.stormVolumes, 32);
   assert.equal(readKnobs({ LOAM_BENCH_STORM: "8" }, defaults).stormVolumes, 8);
-  assert.deepEqual(knobs.sections, ["mounted", "storm", "churn", "rpc", "native", "throughput", "cluster-burst", "scale"]);
+  assert.deepEqual(knobs.sections, [
+    "mounted",
+    "storm",
+    "churn",
+    "rpc",
+    "native",
+    "throughput",
+    "cluster-burst",
+    "scale",
+  ]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
   assert.deepEqual(knobs.scales, [10, 1000]);
