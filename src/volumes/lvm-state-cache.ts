@@ -49,6 +49,8 @@ interface Current {
   reports: VolumeGroupReport[];
   /** null: cannot be checked (unreadable PVs, or changed while reading): read again next time. */
   stamp: string | null;
+  /** The stamp apply() is taking of its own change: callers meanwhile wait for it rather than read LVM. */
+  stamping?: Promise<string | null>;
   readAt: number;
   exact: boolean;
 }
@@ -79,8 +81,11 @@ export class LvmStateCache {
       performance.now() - current.readAt < this.maxAgeMs &&
       (need !== "exact" || current.exact)
     ) {
-      const now = await this.stampOf(current.reports);
-      if (now !== null && now === current.stamp && this.current === current) {
+      // Under a storm of creates a caller often arrives while apply() stamps its change; reading
+      // LVM then cost a fullreport that contended with the next lvcreate for the VG lock.
+      const taken = current.stamp ?? (current.stamping ? await current.stamping : null);
+      const now = taken === null ? null : await this.stampOf(current.reports);
+      if (now !== null && now === taken && this.current === current) {
         return new LvmState(current.reports, false, current.exact);
       }
     }
@@ -133,7 +138,8 @@ export class LvmStateCache {
     const reports = current.reports.map((r, i) => (i === index ? { ...r, vg, lvs } : r));
     const next: Current = { reports, stamp: null, readAt: current.readAt, exact: current.exact && extents === 0 };
     this.current = next;
-    next.stamp = await this.stampOf(reports);
+    next.stamping = this.stampOf(reports);
+    next.stamp = await next.stamping;
   }
 
   private async readOnce(): Promise<VolumeGroupReport[]> {

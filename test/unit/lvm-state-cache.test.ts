@@ -75,6 +75,54 @@ test("LVM state cache (stand-in LVM): an unchanged metadata stamp serves the cac
   assert.deepEqual(second.reports, first.reports);
 });
 
+test("LVM state cache (stand-in LVM): a caller arriving while loam stamps its own change waits for that stamp instead of reading LVM", async () => {
+  const state = { reports: 0, stamp: "s1" };
+  let releaseStamp: (() => void) | undefined;
+  const lvm = {
+    reportAll: () => {
+      state.reports++;
+      return Promise.resolve([
+        {
+          vg: {
+            name: "vg",
+            uuid: "u",
+            sizeBytes: 0,
+            freeBytes: 0,
+            extentSizeBytes: EXTENT,
+            extentCount: 0,
+            freeExtentCount: 100,
+            pvCount: 1,
+            lvCount: 0,
+            tags: [],
+          },
+          pvs: [{ name: "/dev/standin0", vgName: "vg", uuid: "p", sizeBytes: 0, freeBytes: 0, missing: false }],
+          lvs: [],
+        },
+      ] as VolumeGroupReport[]);
+    },
+  } as unknown as Lvm;
+  const cache = new LvmStateCache(lvm, ["vg"], {
+    // The stamp after the change is held until released: the window a storm's callers fell into.
+    stamp: () =>
+      releaseStamp === undefined && state.stamp === "s2"
+        ? new Promise<string>((resolve) => (releaseStamp = () => resolve(state.stamp)))
+        : Promise.resolve(state.stamp),
+  });
+  await cache.get("lookup");
+  state.stamp = "s2"; // loam's lvcreate committed
+  const applying = cache.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 });
+  const meanwhile = cache.get("lookup");
+  await new Promise((resolve) => setImmediate(resolve));
+  releaseStamp?.();
+  await applying;
+  const seen = await meanwhile;
+  assert.equal(state.reports, 1, "no report for a caller that arrived while the change was stamped");
+  assert.deepEqual(
+    seen.reports[0].lvs.map((l) => l.name),
+    ["c"],
+  );
+});
+
 test("LVM state cache (stand-in LVM): a changed stamp (someone else's commit) reads LVM again", async () => {
   const { state, cache } = world();
   await cache.get("lookup");
