@@ -77,7 +77,7 @@ export class LvmStateCache {
     const current = this.current;
     if (
       current &&
-      current.stamp !== null &&
+      (current.stamp !== null || current.stamping !== undefined) &&
       performance.now() - current.readAt < this.maxAgeMs &&
       (need !== "exact" || current.exact)
     ) {

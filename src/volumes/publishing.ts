@@ -95,6 +95,7 @@ export class VolumePublishing {
         );
       }
       checkFlagsMatch(existing, flags, `volume ${id} is already published at ${target}`);
+      await this.staging.settleMark(id, options);
       return;
     }
     await this.refuseSecondWorkload(request, () =>
@@ -102,6 +103,8 @@ export class VolumePublishing {
     );
     await hostStep(`creating ${target}`, () => host.makeDirectory(target));
     await this.bindOrClean(staging, target, flags, readonly, options, `binding ${staging} onto ${target}`);
+    // Bound first (no wait on LVM), answered only once the mark is off: the workload starts after this answer.
+    await this.staging.settleMark(id, options);
   }
 
   /**

@@ -9,6 +9,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { CsiCallError } from "../../src/csi/client.js";
@@ -24,10 +27,10 @@ import { mount } from "../support/rpc-table.js";
 const ID = lvNameFor("pv-fmt");
 
 /** A node process: a server over the shared LVM and host; a restart is a new one over the same two. */
-async function startNode(lvm?: InMemoryLvmStandIn, host?: InMemoryNodeHostStandIn) {
+async function startNode(lvm?: InMemoryLvmStandIn, host?: InMemoryNodeHostStandIn, kubeletDir?: string) {
   const made = await makeEngine(lvm ? { lvm, thinPoolBytes: 0 } : {});
   const machine = host ?? new InMemoryNodeHostStandIn(made.lvm);
-  const csi = await startCsi({ made, host: machine });
+  const csi = await startCsi({ made, host: machine, ...(kubeletDir ? { kubeletDir } : {}) });
   return { csi, host: machine, staging: `${csi.kubeletDir}/plugins/loam/globalmount` };
 }
 
@@ -184,5 +187,74 @@ test("format mark: a clone is not marked (its blocks are its source's)", async (
     assert.ok(!(node.csi.lvm.lv(VG, lvNameFor("pv-fmt-clone"))?.tags ?? []).includes(FORMATTING_TAG));
   } finally {
     await node.csi.stop();
+  }
+});
+
+const publish = (csi: TestCsi, staging: string) =>
+  csi.client.call(Node, "nodePublishVolume", {
+    volumeId: ID,
+    stagingTargetPath: staging,
+    targetPath: `${csi.kubeletDir}/pods/p1/volumes/kubernetes.io~csi/${ID}/mount`,
+    volumeCapability: mount("xfs"),
+  });
+
+test("format mark: a first stage mounts without waiting for the mark's removal; NodePublishVolume answers only once the mark is off", async () => {
+  const node = await startNode();
+  try {
+    await createVolume(node.csi);
+    const held = node.csi.lvm.pauseBefore("removeTags");
+    await stage(node.csi, node.staging);
+    await held.reached;
+    assert.ok(
+      node.host.mountTable.some((m) => m.mountPoint === node.staging),
+      "mounted while the removal waits",
+    );
+    assert.ok(tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "still marked");
+    let answered = false;
+    const published = publish(node.csi, node.staging).then(() => (answered = true));
+    await sleep(50);
+    assert.equal(answered, false, "publish waits for the removal");
+    held.release();
+    await published;
+    assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "the mark is gone when publish answers");
+  } finally {
+    await node.csi.stop();
+  }
+});
+
+test("format mark: the stage's removal failed: NodePublishVolume removes the mark itself before it answers", async () => {
+  const node = await startNode();
+  try {
+    await createVolume(node.csi);
+    node.csi.lvm.failNext("removeTags", new CommandError("lvchange was killed", ["lvchange"], null, ""));
+    await stage(node.csi, node.staging);
+    await publish(node.csi, node.staging);
+    assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG));
+    assert.equal(node.csi.lvm.callsOf("removeTags").length, 2, "the stage's try and publish's");
+  } finally {
+    await node.csi.stop();
+  }
+});
+
+test("format mark: loam restarted between a stage's mount and its mark's removal: NodePublishVolume reads the mark and removes it; nothing is formatted again", async () => {
+  // One kubelet directory (and host) across the restart: the stage's mount is still there.
+  const kubeletDir = await mkdtemp(join(tmpdir(), "loam-fmt-kubelet-"));
+  const node = await startNode(undefined, undefined, kubeletDir);
+  let restarted: Awaited<ReturnType<typeof startNode>> | undefined;
+  try {
+    await createVolume(node.csi);
+    const held = node.csi.lvm.pauseBefore("removeTags");
+    await stage(node.csi, node.staging);
+    await held.reached;
+    held.fail(new CommandError("lvchange was killed by SIGKILL", ["lvchange"], null, ""));
+    await node.csi.stop();
+    restarted = await startNode(node.csi.lvm, node.host, kubeletDir);
+    assert.ok(tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "still marked after the restart");
+    await publish(restarted.csi, restarted.staging);
+    assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "publish took the mark off");
+    assert.equal(mkfsCalls(node.host).length, 1, "formatted once");
+  } finally {
+    await (restarted ?? node).csi.stop();
+    await rm(kubeletDir, { recursive: true, force: true });
   }
 });

@@ -110,7 +110,7 @@ test("tag removals: a refused batch is run again per LV; the missing LV's caller
   assert.deepEqual(await Promise.all(asked), ["ok", "Failed to find logical volume vg0/gone", "ok"]);
 });
 
-test("tag removals: three first stages at once through the server take their marks off in two lvchange runs; behind a create in progress, in one", async () => {
+test("tag removals: three first stages at once through the server mount without waiting and take their marks off in two lvchange runs; behind a create in progress, in one", async () => {
   const made = await makeEngine();
   const host = new InMemoryNodeHostStandIn(made.lvm);
   const csi = await startCsi({ made, host });
@@ -131,6 +131,11 @@ test("tag removals: three first stages at once through the server take their mar
         stagingTargetPath: `${csi.kubeletDir}/plugins/loam/${name}/globalmount`,
         volumeCapability: mount("xfs"),
       });
+    const unstage = (name: string) =>
+      csi.client.call(Node, "nodeUnstageVolume", {
+        volumeId: lvNameFor(name),
+        stagingTargetPath: `${csi.kubeletDir}/plugins/loam/${name}/globalmount`,
+      });
     const first = stage("pv-a");
     await held.reached;
     const others = [stage("pv-b"), stage("pv-c")];
@@ -138,8 +143,10 @@ test("tag removals: three first stages at once through the server take their mar
     while (host.calls.filter((c) => c.method === "makeFilesystem").length < 3)
       await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 20));
-    held.release();
     await Promise.all([first, ...others]);
+    held.release();
+    // A stage mounts without waiting for its mark's removal; unstage waits for it.
+    for (const name of names) await unstage(name);
     const removals = csi.lvm.callsOf("removeTags").map((c) => [...(c.args[1] as string[])].sort());
     assert.deepEqual(removals, [[lvNameFor("pv-a")], [lvNameFor("pv-b"), lvNameFor("pv-c")]]);
     for (const name of names) assert.ok(!csi.lvm.lv(VG, lvNameFor(name))?.tags.includes(FORMATTING_TAG), name);
@@ -167,8 +174,10 @@ test("tag removals: three first stages at once through the server take their mar
       await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(csi.lvm.callsOf("removeTags").length, before, "no lvchange while the create holds the turn");
+    await Promise.all(storm);
     creating.release();
-    await Promise.all([created, ...storm]);
+    await created;
+    for (const name of ["pv-d", "pv-e"]) await unstage(name);
     const after = csi.lvm
       .callsOf("removeTags")
       .slice(before)
