@@ -95,7 +95,7 @@ export class VolumePublishing {
         );
       }
       checkFlagsMatch(existing, flags, `volume ${id} is already published at ${target}`);
-      await this.staging.settleMark(id, options);
+      await this.staging.marks.settle(id, options);
       return;
     }
     await this.refuseSecondWorkload(request, () =>
@@ -104,7 +104,7 @@ export class VolumePublishing {
     await hostStep(`creating ${target}`, () => host.makeDirectory(target));
     await this.bindOrClean(staging, target, flags, readonly, options, `binding ${staging} onto ${target}`);
     // Bound first (no wait on LVM), answered only once the mark is off: the workload starts after this answer.
-    await this.staging.settleMark(id, options);
+    await this.staging.marks.settle(id, options);
   }
 
   /**

@@ -7,7 +7,7 @@
  * looks at the kernel's mount table and only does what is still missing, so every call is
  * idempotent. Paths arrive resolved and confined; the caller holds the per-volume lock.
  *
- * Why ~440 lines: stage, unstage, expand and stats share the mount-table reading and the
+ * Why ~450 lines: stage, unstage, expand and stats share the mount-table reading and the
  * device (plain LV or LUKS mapping, `dataDevice`) they act on. The seam for a split is
  * `unmountVolume` with its checks (what is mounted where, whose it is) into its own module,
  * which unstage and unpublish (publishing.ts) both call.
@@ -18,6 +18,7 @@ import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
 import { NODE_EXPAND_SECRET, NODE_STAGE_SECRET, mappingPath, passphraseFrom } from "./encryption.js";
 import { closeEncrypted, mappingProblem, openEncrypted, resizeEncrypted } from "./encrypted.js";
+import { FormatMarks } from "./format-marks.js";
 import {
   type DeviceContent,
   FORMAT_TIMEOUT_MS,
@@ -128,20 +129,15 @@ export class VolumeStaging {
    * against the staged mount, and a path that no longer resolves falls back to LVM.
    */
   private readonly devices = new Map<string, Pick<Volume, "id" | "devicePath">>();
-  /** Volumes this process knows carry no format-in-progress mark (found without it, or it took it off). */
-  private readonly unmarked = new Set<string>();
-  /**
-   * Mark removals a stage started once mkfs finished and did not wait for: the mount goes on
-   * at once, and NodePublishVolume waits here (settleMark) before the workload can write. Under
-   * a storm the removals wait for the lvcreates queued before them (tag-removals.ts); the
-   * mounts no longer wait with them.
-   */
-  private readonly unmarking = new Map<string, Promise<void>>();
+  /** Format-in-progress marks: which are off, which removals are under way (format-marks.ts). */
+  readonly marks: FormatMarks;
 
   constructor(
     private readonly engine: NodeEngine,
     readonly host: NodeHost,
-  ) {}
+  ) {
+    this.marks = new FormatMarks(engine, (id, options) => this.knownVolume(id, options));
+  }
 
   /**
    * The volume as LVM reports it, or NOT_FOUND. Asked before a request's path is judged, so
@@ -180,27 +176,7 @@ export class VolumeStaging {
     // The mount table is read alongside the lookup: each is a wait on the kernel or LVM.
     const [volume, mounts] = await Promise.all([this.activeVolume(id, options), host.mounts()]);
     const existing = mountAt(mounts, staging);
-    if (!volume.formatting && !this.unmarking.has(id)) this.unmarked.add(id);
-    const mark: FormatMark = {
-      marked: volume.formatting,
-      add: () => {
-        this.unmarked.delete(id);
-        return this.engine.markFormatting(id, options);
-      },
-      // Not the caller's signal: once mkfs finished, clearing the mark saves the retry a format.
-      clear: async () => {
-        await this.engine.clearFormatting(id);
-        this.unmarked.add(id);
-      },
-    };
-    // What a filesystem's format uses: the removal goes on in the background (unmarkLater).
-    const markThenMount: FormatMark = {
-      ...mark,
-      clear: () => {
-        this.unmarkLater(id);
-        return Promise.resolve();
-      },
-    };
+    const { now: mark, afterMount } = this.marks.forStage(volume, options);
     let data: Pick<Volume, "id" | "devicePath"> = volume;
     let fresh = false;
     if (volume.encryption) {
@@ -233,7 +209,7 @@ export class VolumeStaging {
       }
       checkFlagsMatch(existing, access.mountFlags, `volume ${id} is staged at ${staging}`);
       // Staged and still marked: the format finished (loam mounts after mkfs) and its removal did not.
-      if (volume.formatting && !this.unmarking.has(id)) this.unmarkLater(id);
+      this.marks.staged(volume);
       return;
     }
     await hostStep(`creating ${staging}`, () => host.makeDirectory(staging));
@@ -243,7 +219,7 @@ export class VolumeStaging {
         host,
         data.devicePath,
         access.fsType,
-        fresh ? { ...markThenMount, marked: true } : markThenMount,
+        fresh ? { ...afterMount, marked: true } : afterMount,
         options,
       ),
     );
@@ -278,52 +254,10 @@ export class VolumeStaging {
     }
   }
 
-  /**
-   * Takes the mark off in the background once the format it bracketed finished. Whatever
-   * happens to the removal, the volume holds only a filesystem nobody has written to until
-   * settleMark confirms it: a restarted loam that finds the mark formats again.
-   */
-  private unmarkLater(id: string): void {
-    this.unmarked.delete(id);
-    const removal = this.engine.clearFormatting(id).then(() => {
-      if (this.unmarking.get(id) !== removal) return;
-      this.unmarking.delete(id);
-      this.unmarked.add(id);
-    });
-    // Observed by settleMark and unstage; a failure here is retried there.
-    removal.catch(() => undefined);
-    this.unmarking.set(id, removal);
-  }
-
-  /**
-   * Resolves once the volume carries no format-in-progress mark: waits for the removal its
-   * stage started (and runs it again if that failed), or, when this process does not know
-   * (restarted since the stage), reads the volume and removes a mark it still carries. A
-   * staged volume's mark only ever brackets a format that finished: loam mounts after mkfs.
-   */
-  async settleMark(id: string, options: HostCallOptions): Promise<void> {
-    const pending = this.unmarking.get(id);
-    if (pending) {
-      try {
-        await pending;
-        return;
-      } catch {
-        if (this.unmarking.get(id) === pending) this.unmarking.delete(id);
-      }
-    } else if (this.unmarked.has(id)) {
-      return;
-    } else if (!(await this.knownVolume(id, options)).formatting) {
-      this.unmarked.add(id);
-      return;
-    }
-    await hostStep(`unmarking volume ${id}`, () => this.engine.clearFormatting(id));
-    this.unmarked.add(id);
-  }
-
   /** kubelet made the staging directory and removes it; this only takes the volume's mount away. */
   async unstage(id: string, staging: string, options: HostCallOptions): Promise<void> {
     // A removal still under way finishes first, so an unstaged volume's tags are final.
-    await this.unmarking.get(id)?.catch(() => undefined);
+    await this.marks.quiet(id);
     await this.unmountVolume(id, staging, "staging_target_path", options);
     // An encrypted volume's mapping closes once nothing uses it (encrypted.ts); a plain volume has none.
     await closeEncrypted(this.host, id, options);

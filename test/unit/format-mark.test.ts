@@ -43,6 +43,17 @@ async function createVolume(csi: TestCsi): Promise<void> {
   });
 }
 
+/** A node with the volume created, stopped after `body`. */
+async function withVolume(body: (node: Awaited<ReturnType<typeof startNode>>) => Promise<void>): Promise<void> {
+  const node = await startNode();
+  try {
+    await createVolume(node.csi);
+    await body(node);
+  } finally {
+    await node.csi.stop();
+  }
+}
+
 const stage = (csi: TestCsi, staging: string, fsType = "xfs", timeoutMs?: number) =>
   csi.client.call(
     Node,
@@ -54,10 +65,8 @@ const stage = (csi: TestCsi, staging: string, fsType = "xfs", timeoutMs?: number
 const tagsOf = (lvm: InMemoryLvmStandIn): readonly string[] => lvm.lv(VG, ID)?.tags ?? [];
 const mkfsCalls = (host: InMemoryNodeHostStandIn) => host.calls.filter((c) => c.method === "makeFilesystem");
 
-test("format mark: a NodeStageVolume whose caller gives up during mkfs does not stop mkfs; the retry mounts what it made", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: a NodeStageVolume whose caller gives up during mkfs does not stop mkfs; the retry mounts what it made", () =>
+  withVolume(async (node) => {
     const held = node.host.pauseBefore("makeFilesystem");
     const first = stage(node.csi, node.staging, "xfs", 300).catch((error: unknown) => error);
     await held.reached;
@@ -75,10 +84,7 @@ test("format mark: a NodeStageVolume whose caller gives up during mkfs does not 
     assert.equal(mkfsCalls(node.host).length, 1, "the retry formatted nothing");
     assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "the mark is gone");
     assert.ok(node.host.mountTable.some((m) => m.mountPoint === node.staging));
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
 test("format mark: loam dies in the middle of mkfs, leaving a partial head; after a restart NodeStageVolume wipes it and formats again", async () => {
   const node = await startNode();
@@ -129,10 +135,8 @@ for (const { when, content } of [
   });
 }
 
-test("format mark: a volume without the mark that holds a partial head is refused as before, and stays unmarked", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: a volume without the mark that holds a partial head is refused as before, and stays unmarked", () =>
+  withVolume(async (node) => {
     // As after an earlier stage (which took off the mark the lvcreate wrote) and somebody else's writes.
     await node.csi.lvm.removeTags(VG, ID, [FORMATTING_TAG]);
     node.host.setContent(VG, ID, { kind: "other", description: "half an xfs" }, "data");
@@ -144,15 +148,10 @@ test("format mark: a volume without the mark that holds a partial head is refuse
     assert.deepEqual(node.host.contentOf(VG, ID), { kind: "other", description: "half an xfs" });
     assert.deepEqual(mkfsCalls(node.host), []);
     assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG));
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
-test("format mark: a new volume carries the mark from its lvcreate; ControllerGetVolume says it is not formatted yet, not abnormal; after its first stage neither", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: a new volume carries the mark from its lvcreate; ControllerGetVolume says it is not formatted yet, not abnormal; after its first stage neither", () =>
+  withVolume(async (node) => {
     assert.ok(tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "marked by the lvcreate");
     assert.deepEqual(
       node.csi.lvm.methods().filter((m) => m === "addTags"),
@@ -168,15 +167,10 @@ test("format mark: a new volume carries the mark from its lvcreate; ControllerGe
     await stage(node.csi, node.staging);
     const after = await node.csi.client.call(Controller, "controllerGetVolume", { volumeId: ID });
     assert.equal(after.status?.volumeCondition?.message, "logical volume is active");
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
-test("format mark: a clone is not marked (its blocks are its source's)", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: a clone is not marked (its blocks are its source's)", () =>
+  withVolume(async (node) => {
     await node.csi.client.call(Controller, "createVolume", {
       name: "pv-fmt-clone",
       capacityRange: { requiredBytes: BigInt(512 * MiB), limitBytes: 0n },
@@ -185,10 +179,7 @@ test("format mark: a clone is not marked (its blocks are its source's)", async (
       volumeContentSource: { type: { case: "volume", value: { volumeId: ID } } },
     });
     assert.ok(!(node.csi.lvm.lv(VG, lvNameFor("pv-fmt-clone"))?.tags ?? []).includes(FORMATTING_TAG));
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
 const publish = (csi: TestCsi, staging: string) =>
   csi.client.call(Node, "nodePublishVolume", {
@@ -198,10 +189,8 @@ const publish = (csi: TestCsi, staging: string) =>
     volumeCapability: mount("xfs"),
   });
 
-test("format mark: a first stage mounts without waiting for the mark's removal; NodePublishVolume answers only once the mark is off", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: a first stage mounts without waiting for the mark's removal; NodePublishVolume answers only once the mark is off", () =>
+  withVolume(async (node) => {
     const held = node.csi.lvm.pauseBefore("removeTags");
     await stage(node.csi, node.staging);
     await held.reached;
@@ -217,24 +206,16 @@ test("format mark: a first stage mounts without waiting for the mark's removal; 
     held.release();
     await published;
     assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG), "the mark is gone when publish answers");
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
-test("format mark: the stage's removal failed: NodePublishVolume removes the mark itself before it answers", async () => {
-  const node = await startNode();
-  try {
-    await createVolume(node.csi);
+test("format mark: the stage's removal failed: NodePublishVolume removes the mark itself before it answers", () =>
+  withVolume(async (node) => {
     node.csi.lvm.failNext("removeTags", new CommandError("lvchange was killed", ["lvchange"], null, ""));
     await stage(node.csi, node.staging);
     await publish(node.csi, node.staging);
     assert.ok(!tagsOf(node.csi.lvm).includes(FORMATTING_TAG));
     assert.equal(node.csi.lvm.callsOf("removeTags").length, 2, "the stage's try and publish's");
-  } finally {
-    await node.csi.stop();
-  }
-});
+  }));
 
 test("format mark: loam restarted between a stage's mount and its mark's removal: NodePublishVolume reads the mark and removes it; nothing is formatted again", async () => {
   // One kubelet directory (and host) across the restart: the stage's mount is still there.
