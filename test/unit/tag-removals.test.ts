@@ -116,14 +116,14 @@ test("tag removals: three first stages at once through the server mount without 
   const csi = await startCsi({ made, host });
   try {
     const names = ["pv-a", "pv-b", "pv-c"];
-    for (const name of names) {
-      await csi.client.call(Controller, "createVolume", {
+    const create = (name: string) =>
+      csi.client.call(Controller, "createVolume", {
         name,
         capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
         volumeCapabilities: [mount()],
         parameters: {},
       });
-    }
+    for (const name of names) await create(name);
     const held = csi.lvm.pauseBefore("removeTags");
     const stage = (name: string) =>
       csi.client.call(Node, "nodeStageVolume", {
@@ -152,21 +152,9 @@ test("tag removals: three first stages at once through the server mount without 
     for (const name of names) assert.ok(!csi.lvm.lv(VG, lvNameFor(name))?.tags.includes(FORMATTING_TAG), name);
 
     // A storm: a create holds the VG's turn (paused in lvcreate) while two first stages finish mkfs.
-    for (const name of ["pv-d", "pv-e"]) {
-      await csi.client.call(Controller, "createVolume", {
-        name,
-        capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
-        volumeCapabilities: [mount()],
-        parameters: {},
-      });
-    }
+    for (const name of ["pv-d", "pv-e"]) await create(name);
     const creating = csi.lvm.pauseBefore("createLv");
-    const created = csi.client.call(Controller, "createVolume", {
-      name: "pv-f",
-      capacityRange: { requiredBytes: BigInt(64 * MiB), limitBytes: 0n },
-      volumeCapabilities: [mount()],
-      parameters: {},
-    });
+    const created = create("pv-f");
     await creating.reached;
     const before = csi.lvm.callsOf("removeTags").length;
     const storm = [stage("pv-d"), stage("pv-e")];

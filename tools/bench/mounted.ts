@@ -50,8 +50,24 @@ export interface MountedResult {
   bareSamples: BareSample[];
 }
 
-/** `count` samples from the grpc-go client, named `<prefix>-0`, `<prefix>-1`, ... */
-async function loamMounted(client: string, prefix: string, kind: Kind, count: number): Promise<LoamSample[]> {
+/** One JSON line of the grpc-go client. */
+export interface GoClientLine {
+  call: string;
+  elapsed_ms: number;
+  reply?: Record<string, number>;
+}
+
+/**
+ * Runs the grpc-go client's `mounted` or `storm` scenario for `count` 1 GiB xfs volumes of
+ * `kind`, named `<prefix>-0`, `<prefix>-1`, ..., and returns its JSON lines.
+ */
+export async function goClientVolumes(
+  client: string,
+  scenario: "mounted" | "storm",
+  prefix: string,
+  kind: Kind,
+  count: number,
+): Promise<GoClientLine[]> {
   const out = await must([
     client,
     "--endpoint",
@@ -68,12 +84,19 @@ async function loamMounted(client: string, prefix: string, kind: Kind, count: nu
     "xfs",
     "--parameter",
     `loam.csi.dev/deviceClass=${kind}`,
-    "mounted",
+    // A storm's calls queue behind each other: each may take far longer than one alone.
+    ...(scenario === "storm" ? ["--timeout", "10m"] : []),
+    scenario,
   ]);
-  const lines = out
+  return out
     .trim()
     .split("\n")
-    .map((line) => JSON.parse(line) as { call: string; reply?: Record<string, number> });
+    .map((line) => JSON.parse(line) as GoClientLine);
+}
+
+/** `count` samples from the grpc-go client, named `<prefix>-0`, `<prefix>-1`, ... */
+async function loamMounted(client: string, prefix: string, kind: Kind, count: number): Promise<LoamSample[]> {
+  const lines = await goClientVolumes(client, "mounted", prefix, kind, count);
   return lines
     .filter((l) => l.call === "mounted")
     .map(({ reply = {} }) => ({

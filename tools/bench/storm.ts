@@ -8,8 +8,8 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { GiB, must, POOL, say, VG } from "./lab.js";
-import { ENDPOINT, KUBELET } from "./loam-process.js";
+import { must, POOL, say, VG } from "./lab.js";
+import { goClientVolumes } from "./mounted.js";
 import type { Kind } from "./requests.js";
 import { medians } from "./stats.js";
 
@@ -37,30 +37,7 @@ export interface StormResult {
 }
 
 async function loamStorm(client: string, kind: Kind, volumes: number): Promise<{ ms: number; each: StormVolume[] }> {
-  const out = await must([
-    client,
-    "--endpoint",
-    ENDPOINT,
-    "--kubelet-dir",
-    KUBELET,
-    "--name",
-    `bench-storm-${kind}`,
-    "--count",
-    String(volumes),
-    "--size",
-    String(GiB),
-    "--fs-type",
-    "xfs",
-    "--parameter",
-    `loam.csi.dev/deviceClass=${kind}`,
-    "--timeout",
-    "10m",
-    "storm",
-  ]);
-  const lines = out
-    .trim()
-    .split("\n")
-    .map((text) => JSON.parse(text) as { call: string; elapsed_ms: number; reply?: Record<string, number> });
+  const lines = await goClientVolumes(client, "storm", `bench-storm-${kind}`, kind, volumes);
   const each = lines
     .filter((l) => l.call === "storm-volume")
     .map(({ reply = {} }) => ({
