@@ -21,6 +21,8 @@ export interface EtcdMember {
   readonly peerUrl: string;
   readonly dataDir: string;
   process?: ChildProcess;
+  /** The tail of what the member's last run wrote to stderr (its reason, when it exited). */
+  stderr: string;
 }
 
 export interface EtcdOptions {
@@ -36,8 +38,30 @@ export class EtcdCluster {
     private readonly options: EtcdOptions,
   ) {}
 
-  /** Starts `size` members (1 or 3) on free loopback ports and waits until the cluster answers. */
+  /**
+   * Starts `size` members (1 or 3) on free loopback ports and waits until the cluster answers.
+   * A port found free can be taken before etcd binds it (another member's outgoing connection
+   * gets an ephemeral port too): a member that exits while the cluster forms fails the attempt
+   * at once, and the cluster is started again on other ports, up to three times.
+   */
   static async start(size = 1, options: EtcdOptions = {}): Promise<EtcdCluster> {
+    for (let attempt = 1; ; attempt++) {
+      const cluster = await EtcdCluster.create(size, options);
+      try {
+        await Promise.all(cluster.members.map((_, i) => cluster.startMember(i)));
+        await cluster.waitHealthy();
+        return cluster;
+      } catch (error) {
+        await cluster.stop();
+        if (attempt === 3) throw error;
+        process.stderr.write(
+          `# etcd cluster did not form (attempt ${attempt}): ${String(error)}; again on other ports\n`,
+        );
+      }
+    }
+  }
+
+  private static async create(size: number, options: EtcdOptions): Promise<EtcdCluster> {
     const root = await mkdtemp(join(tmpdir(), "loam-etcd-"));
     const members: EtcdMember[] = [];
     for (let i = 0; i < size; i++) {
@@ -47,12 +71,10 @@ export class EtcdCluster {
         clientUrl: `http://127.0.0.1:${client}`,
         peerUrl: `http://127.0.0.1:${peer}`,
         dataDir: join(root, `m${i}`),
+        stderr: "",
       });
     }
-    const cluster = new EtcdCluster(members, root, `loam-test-${process.pid}-${Date.now()}`, options);
-    await Promise.all(members.map((_, i) => cluster.startMember(i)));
-    await cluster.waitHealthy();
-    return cluster;
+    return new EtcdCluster(members, root, `loam-test-${process.pid}-${Date.now()}`, options);
   }
 
   get endpoints(): string[] {
@@ -102,13 +124,13 @@ export class EtcdCluster {
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
-    let stderr = "";
+    member.stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
+      member.stderr = (member.stderr + chunk.toString()).slice(-4000);
     });
     child.once("exit", (code, signal) => {
       if (code !== 0 && signal === null && process.env.LOAM_ETCD_DEBUG) {
-        process.stderr.write(`etcd ${member.name} exited ${code}: ${stderr}\n`);
+        process.stderr.write(`etcd ${member.name} exited ${code}: ${member.stderr}\n`);
       }
     });
     member.process = child;
@@ -128,15 +150,23 @@ export class EtcdCluster {
   /**
    * Waits until every running member reports healthy (/health), up to `timeoutMs`. In the TCG
    * guest three members took 3.6 to 17.8 s to start on a loaded host (docs/vm.md), hence a
-   * minute there.
+   * minute there. A member that exits meanwhile fails the wait at once, with what it said.
    */
   async waitHealthy(timeoutMs = process.env.LOAM_IN_VM ? 60_000 : 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const running = this.members.filter((m) => m.process && isRunning(m.process));
     for (;;) {
+      const exited = running.find((m) => m.process && !isRunning(m.process));
+      if (exited) {
+        const last = exited.stderr.trim().split("\n").slice(-3).join(" | ");
+        throw new Error(`etcd member ${exited.name} exited while the cluster formed: ${last || "no message"}`);
+      }
       const states = await Promise.all(running.map((m) => health(m.clientUrl)));
       if (states.every(Boolean)) return;
-      if (Date.now() > deadline) throw new Error(`etcd did not become healthy within ${timeoutMs} ms`);
+      if (Date.now() > deadline) {
+        const said = running.map((m) => `${m.name}: ${m.stderr.trim().split("\n").pop() ?? ""}`).join("; ");
+        throw new Error(`etcd did not become healthy within ${timeoutMs} ms (${said})`);
+      }
       await sleep(100);
     }
   }
