@@ -36,16 +36,20 @@ export class EngineContext {
   /** ListVolumes pages through one list: built once per version of the state and of its pools' state. */
   readonly listed = new WeakMap<readonly VolumeGroupReport[], { pools: string; volumes: readonly Volume[] }>();
 
+  /** LVM, its metadata-changing commands known to the state cache while they run (see trackedLvm). */
+  readonly lvm: Lvm;
+
   constructor(
-    readonly lvm: Lvm,
+    lvm: Lvm,
     readonly classes: DeviceClasses,
     options: EngineOptions = {},
   ) {
     const { isBlockDevice, ...cacheOptions } = options;
     this.isBlockDevice = isBlockDevice ?? blockDeviceAt;
     this.cache = new LvmStateCache(lvm, classes.volumeGroups, cacheOptions);
+    this.lvm = trackedLvm(lvm, this.cache);
     this.tagRemovals = new TagRemovals(
-      (vg, names, tag) => lvm.removeTags(vg, names, [tag]),
+      (vg, names, tag) => this.lvm.removeTags(vg, names, [tag]),
       (domain, fn) => this.allocating(domain, fn),
     );
   }
@@ -299,5 +303,33 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
     const onAbort = (): void => reject(aborted());
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** Lvm's commands that commit VG metadata (activation and copies do not). */
+const CHANGES_METADATA: ReadonlySet<PropertyKey> = new Set<keyof Lvm>([
+  "createLv",
+  "createThinSnapshot",
+  "createThinPool",
+  "removeLv",
+  "extendLv",
+  "addTags",
+  "removeTags",
+]);
+
+/**
+ * `lvm` with each metadata-changing command run through the state cache's `own`: a caller
+ * whose metadata stamp differs because one of them committed waits for its change to be
+ * applied instead of reading LVM (lvm-state-cache.ts). Everything else passes through.
+ */
+function trackedLvm(lvm: Lvm, cache: LvmStateCache): Lvm {
+  return new Proxy(lvm, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      const method = value as (...args: unknown[]) => Promise<unknown>;
+      if (!CHANGES_METADATA.has(key)) return method.bind(target);
+      return (...args: unknown[]) => cache.own(() => method.apply(target, args));
+    },
   });
 }

@@ -45,6 +45,9 @@ export interface LvmStateCacheOptions {
 
 export const MAX_AGE_MS = 30_000;
 
+/** How many of loam's own commands in flight a caller waits for before it reads LVM instead. */
+const MAX_FLIGHT_WAITS = 3;
+
 interface Current {
   reports: VolumeGroupReport[];
   /** null: cannot be checked (unreadable PVs, or changed while reading): read again next time. */
@@ -58,6 +61,8 @@ interface Current {
 export class LvmStateCache {
   private current: Current | undefined;
   private reading: Promise<VolumeGroupReport[]> | undefined;
+  /** loam's own metadata-changing LVM commands under way (see own()), as promises that settle with them. */
+  private readonly flights = new Set<Promise<void>>();
   /** Bumped by every change loam makes, so a report that raced one is not trusted. */
   private generation = 0;
   private readonly maxAgeMs: number;
@@ -74,22 +79,55 @@ export class LvmStateCache {
 
   /** The state, read again unless the metadata is provably unchanged since it was taken. */
   async get(need: Need): Promise<LvmState> {
-    const current = this.current;
-    if (
-      current &&
-      (current.stamp !== null || current.stamping !== undefined) &&
-      performance.now() - current.readAt < this.maxAgeMs &&
-      (need !== "exact" || current.exact)
-    ) {
+    for (let waits = 0; ; waits++) {
+      const current = this.current;
+      if (
+        !current ||
+        (current.stamp === null && current.stamping === undefined) ||
+        performance.now() - current.readAt >= this.maxAgeMs ||
+        (need === "exact" && !current.exact)
+      ) {
+        break;
+      }
       // Under a storm of creates a caller often arrives while apply() stamps its change; reading
       // LVM then cost a fullreport that contended with the next lvcreate for the VG lock.
       const taken = current.stamp ?? (current.stamping ? await current.stamping : null);
-      const now = taken === null ? null : await this.stampOf(current.reports);
+      if (taken === null) break;
+      const now = await this.stampOf(current.reports);
       if (now !== null && now === taken && this.current === current) {
         return new LvmState(current.reports, false, current.exact);
       }
+      // A command of loam's own that has committed but not returned changes the stamp too (LVM
+      // commits before it activates and zeroes a new LV: most of an lvcreate). Its change is
+      // applied when it returns: wait for that instead of a fullreport that would queue for the
+      // VG lock between two creates. Bounded: a steady stream of changes still gets a read.
+      if (now === null || waits >= MAX_FLIGHT_WAITS || this.flights.size === 0) break;
+      await Promise.all(this.flights);
+      // The command's caller applies its change in the continuation of the command's promise:
+      // let it run (up to apply's stamp, which the next round waits for) before looking again.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return new LvmState(await this.read(), true, true);
+  }
+
+  /**
+   * Runs one of loam's own LVM commands that change the metadata (its caller then applies the
+   * change, or invalidates the state when it failed). While it runs, `get` waits for it rather
+   * than reading LVM. The command never waits on anything of the cache's, so waiting on it
+   * cannot deadlock.
+   */
+  async own<T>(command: () => Promise<T>): Promise<T> {
+    const run = command();
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.flights.add(settled);
+    try {
+      return await run;
+    } finally {
+      this.flights.delete(settled);
+    }
   }
 
   /**

@@ -123,6 +123,53 @@ test("LVM state cache (stand-in LVM): a caller arriving while loam stamps its ow
   );
 });
 
+test("LVM state cache (stand-in LVM): a caller arriving while loam's own command has committed but not returned waits for its change instead of reading LVM", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  // The lvcreate in flight: it commits (the stamp changes) long before it returns.
+  let finish!: () => void;
+  const returned = new Promise<void>((resolve) => (finish = resolve));
+  const creating = cache
+    .own(async () => {
+      state.stamp = "s2";
+      state.lvs.push(lv("c", 5 * EXTENT));
+      await returned;
+    })
+    .then(() => cache.apply("vg", { kind: "created", lv: lv("c", 5 * EXTENT), extents: 5 }));
+  await new Promise((resolve) => setImmediate(resolve));
+  const meanwhile = cache.get("lookup");
+  let answered = false;
+  void meanwhile.then(() => (answered = true));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(answered, false, "the caller waits while the command runs");
+  finish();
+  await creating;
+  const seen = await meanwhile;
+  assert.equal(state.reports, 1, "no report: the caller got loam's applied change");
+  assert.equal(seen.fresh, false);
+  assert.deepEqual(
+    seen.reports[0].lvs.map((l) => l.name),
+    ["a", "c"],
+  );
+});
+
+test("LVM state cache (stand-in LVM): a command of loam's that fails leaves the waiting caller a report", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  const failing = cache
+    .own(async () => {
+      state.stamp = "s2";
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw new Error("lvcreate failed after its commit");
+    })
+    .catch(() => cache.invalidate());
+  await new Promise((resolve) => setImmediate(resolve));
+  const seen = await cache.get("lookup");
+  await failing;
+  assert.equal(state.reports, 2, "the state was invalidated: read again");
+  assert.equal(seen.fresh, true);
+});
+
 test("LVM state cache (stand-in LVM): a changed stamp (someone else's commit) reads LVM again", async () => {
   const { state, cache } = world();
   await cache.get("lookup");
