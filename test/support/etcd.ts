@@ -30,6 +30,12 @@ export interface EtcdOptions {
   quotaBackendBytes?: number;
 }
 
+/** Every member started and not yet seen to exit: killed when the test process exits, whatever its hooks did. */
+const alive = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of alive) child.kill("SIGKILL");
+});
+
 export class EtcdCluster {
   private constructor(
     readonly members: EtcdMember[],
@@ -134,6 +140,8 @@ export class EtcdCluster {
       }
     });
     member.process = child;
+    alive.add(child);
+    child.once("exit", () => alive.delete(child));
     // 'error' (ENOENT: no etcd at ETCD_BINARY) rejects here instead of crashing the test process.
     await once(child, "spawn");
   }
