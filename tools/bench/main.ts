@@ -109,7 +109,7 @@ async function bench(results: BenchResults): Promise<void> {
   try {
     await run("mounted", `time to mounted, 1 GiB xfs, ${knobs.repeats} repetitions`, async () => {
       const mounted: MountedResult[] = (results.timeToMounted = []);
-      // With a debug log, each call's own time: its wall time less the commands it ran.
+      // With a debug log, each call's own time: its wall time less the time commands ran within it (own-time.ts).
       const logFrom = knobs.logFile
         ? await stat(knobs.logFile).then(
             (s) => s.size,

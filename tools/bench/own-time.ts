@@ -1,10 +1,12 @@
 /**
  * loam's own time per RPC (issue 20, item 2): each call's wall time, from loam's debug log,
- * minus the time of the LVM and host commands it ran. Commands carry no request id in the log,
- * so a command counts for the one call open when it was logged; a call that overlapped another
- * is left out (its commands cannot be told apart), which the time-to-mounted section, one call
- * at a time, never does. Commands one call runs side by side are summed, so own time is then a
- * lower bound.
+ * minus the time in it during which a command of loam's ran. A line's `time` is when it was
+ * logged; a call's and a command's interval end there and began `durationMs` before. The union
+ * of the command intervals, clipped to the call's, is subtracted: commands run side by side
+ * count once, and one started before the call and waited for by it (NodePublishVolume waiting
+ * for the removal its stage started, docs/node.md) counts for the part inside the call. A call
+ * that overlapped another call is left out (commands carry no request id), which the
+ * time-to-mounted section, one call at a time, never does.
  */
 import { median } from "./stats.js";
 
@@ -12,13 +14,16 @@ export interface OwnTime {
   /** The method's short name (CreateVolume). */
   method: string;
   wallMs: number;
+  /** The time within the call during which at least one command ran. */
   commandsMs: number;
+  /** Commands whose interval met the call's. */
   commands: number;
   ownMs: number;
 }
 
 interface LogLine {
   msg?: string;
+  time?: string;
   method?: string;
   requestId?: string;
   durationMs?: number;
@@ -26,10 +31,20 @@ interface LogLine {
 
 const COMMAND_LINES = new Set(["lvm command", "lvm command failed", "host command"]);
 
+interface Interval {
+  start: number;
+  end: number;
+}
+
+interface Call extends Interval {
+  method: string;
+}
+
 /** Every call in `log` (loam's JSON lines at debug level) that ran alone. */
 export function ownTimes(log: string): OwnTime[] {
-  const open = new Map<string, { method: string; commandsMs: number; commands: number; overlapped: boolean }>();
-  const done: OwnTime[] = [];
+  const methods = new Map<string, string>();
+  const calls: Call[] = [];
+  const commands: Interval[] = [];
   for (const text of log.split("\n")) {
     if (!text.startsWith("{")) continue;
     let line: LogLine;
@@ -38,32 +53,42 @@ export function ownTimes(log: string): OwnTime[] {
     } catch {
       continue;
     }
+    const end = line.time === undefined ? NaN : Date.parse(line.time);
     if (line.msg === "rpc request" && line.requestId && line.method) {
-      for (const call of open.values()) call.overlapped = true;
-      open.set(line.requestId, {
-        method: line.method.slice(line.method.lastIndexOf(".") + 1),
-        commandsMs: 0,
-        commands: 0,
-        overlapped: open.size > 0,
-      });
-    } else if (COMMAND_LINES.has(line.msg ?? "") && typeof line.durationMs === "number" && open.size === 1) {
-      const [call] = open.values();
-      call.commandsMs += line.durationMs;
-      call.commands += 1;
-    } else if (line.msg === "rpc" && line.requestId && typeof line.durationMs === "number") {
-      const call = open.get(line.requestId);
-      open.delete(line.requestId);
-      if (!call || call.overlapped) continue;
-      done.push({
-        method: call.method,
-        wallMs: line.durationMs,
-        commandsMs: call.commandsMs,
-        commands: call.commands,
-        ownMs: line.durationMs - call.commandsMs,
-      });
+      methods.set(line.requestId, line.method.slice(line.method.lastIndexOf(".") + 1));
+    } else if (Number.isNaN(end) || typeof line.durationMs !== "number") {
+      continue;
+    } else if (COMMAND_LINES.has(line.msg ?? "")) {
+      commands.push({ start: end - line.durationMs, end });
+    } else if (line.msg === "rpc" && line.requestId) {
+      const method = methods.get(line.requestId);
+      if (method) calls.push({ method, start: end - line.durationMs, end });
     }
   }
-  return done;
+  const meets = (a: Interval, b: Interval): boolean => a.start < b.end && b.start < a.end;
+  return calls
+    .filter((call) => !calls.some((other) => other !== call && meets(other, call)))
+    .map((call) => {
+      const inside = commands
+        .filter((c) => meets(c, call))
+        .map((c) => ({ start: Math.max(c.start, call.start), end: Math.min(c.end, call.end) }));
+      const commandsMs = unionLength(inside);
+      const wallMs = call.end - call.start;
+      return { method: call.method, wallMs, commandsMs, commands: inside.length, ownMs: wallMs - commandsMs };
+    });
+}
+
+/** The length of the union of intervals. */
+function unionLength(intervals: readonly Interval[]): number {
+  const sorted = [...intervals].sort((a, b) => a.start - b.start);
+  let total = 0;
+  let reach = -Infinity;
+  for (const { start, end } of sorted) {
+    if (end <= reach) continue;
+    total += end - Math.max(start, reach);
+    reach = end;
+  }
+  return total;
 }
 
 export interface OwnTimeSummary {

@@ -54,7 +54,9 @@ export function formatResults(r: BenchResults): string {
     );
   }
   if (r.ownTime?.length) {
-    out.push(`\n── loam's own time per RPC in time to mounted: wall less the commands it ran (medians, ms)`);
+    out.push(
+      `\n── loam's own time per RPC in time to mounted: wall less the time a command of loam's ran within it (medians, ms)`,
+    );
     out.push(
       table(
         ["rpc", "calls", "wall", "commands", "per call", "own"],
