@@ -4,7 +4,7 @@ import { KnobError, needsLvm, readKnobs } from "../../tools/bench/knobs.js";
 
 const defaults = { loam: "/repo/dist/loam.mjs", out: "/repo/bench/results.json" };
 
-test("bench knobs default to every section, a storm of 32, 200 churn cycles at 1/8/32, scales 10 and 1000 with 20 samples", () => {
+test("bench knobs default to every section, a storm of 32, 200 churn cycles at 1/8/32, scales 10, 1000 and 5000 with 20 samples", () => {
   const knobs = readKnobs({}, defaults);
   assert.equal(knobs.stormVolumes, 32);
   assert.equal(readKnobs({ LOAM_BENCH_STORM: "8" }, defaults).stormVolumes, 8);
@@ -20,7 +20,7 @@ test("bench knobs default to every section, a storm of 32, 200 churn cycles at 1
   ]);
   assert.equal(knobs.churnCycles, 200);
   assert.deepEqual(knobs.churnConcurrency, [1, 8, 32]);
-  assert.deepEqual(knobs.scales, [10, 1000]);
+  assert.deepEqual(knobs.scales, [10, 1000, 5000]);
   assert.equal(knobs.scaleSamples, 20);
   assert.equal(knobs.listSamples, 5);
   assert.equal(knobs.listPageSize, 100);

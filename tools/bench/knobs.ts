@@ -154,7 +154,7 @@ export function readKnobs(env: Env, defaults: { loam: string; out: string }): Kn
     stormVolumes: positiveInteger(env, "LOAM_BENCH_STORM", 32),
     churnCycles: positiveInteger(env, "LOAM_BENCH_CHURN", 200),
     churnConcurrency: positiveIntegers(env, "LOAM_BENCH_CHURN_CONCURRENCY", [1, 8, 32]),
-    scales: positiveIntegers(env, "LOAM_BENCH_SCALES", [10, 1000]).sort((a, b) => a - b),
+    scales: positiveIntegers(env, "LOAM_BENCH_SCALES", [10, 1000, 5000]).sort((a, b) => a - b),
     scaleSamples: positiveInteger(env, "LOAM_BENCH_SAMPLES", 20),
     listSamples: positiveInteger(env, "LOAM_BENCH_LIST_SAMPLES", 5),
     listPageSize: positiveInteger(env, "LOAM_BENCH_PAGE", 100),
