@@ -57,6 +57,22 @@ export interface ServiceHooks {
   isStopping?: () => boolean;
 }
 
+/**
+ * Calls that only describe the plugin, answered from its configuration: sidecars and the
+ * kubelet repeat them (the liveness probe's Probe every few seconds), so a successful one is
+ * logged at debug, not info. They are still counted in the metrics; a failure is still a warning.
+ * Under a load of them the info line per call was a fifth of loam's CPU (a synchronous write
+ * each; docs/benchmarks.md, "Native").
+ */
+const DESCRIPTIVE_METHODS: ReadonlySet<string> = new Set([
+  "Identity.GetPluginInfo",
+  "Identity.GetPluginCapabilities",
+  "Identity.Probe",
+  "Controller.ControllerGetCapabilities",
+  "Node.NodeGetCapabilities",
+  "Node.NodeGetInfo",
+]);
+
 export function addService<M extends GenServiceMethods>(
   server: Server,
   service: GenService<M>,
@@ -87,11 +103,24 @@ export function addService<M extends GenServiceMethods>(
     ) => {
       const started = performance.now();
       const requestId = randomUUID();
-      const controller = new AbortController();
+      // The signal is made when the handler first asks for it: the calls that never look at it
+      // (the capability RPCs, repeated by every sidecar) then allocate no AbortController.
+      let controller: AbortController | undefined;
+      let cancelled = false;
+      const signalOfCall = (): AbortSignal => {
+        if (!controller) {
+          controller = new AbortController();
+          if (cancelled) controller.abort(cancellation());
+        }
+        return controller.signal;
+      };
       // grpc-js reports "cancelled" after every call it has answered too (notifyOnCancel once the
       // status is sent): the listener goes when the call finishes, so a finished call is never
       // aborted, and no Error (a stack trace) is made per call for nothing (issue 20).
-      const onCancelled = (): void => controller.abort(new Error("the client cancelled the call"));
+      const onCancelled = (): void => {
+        cancelled = true;
+        controller?.abort(cancellation());
+      };
       call.once("cancelled", onCancelled);
       const volumeId = pickVolumeId(call.request);
       if (hooks.logger.enabled?.("debug")) {
@@ -109,8 +138,9 @@ export function addService<M extends GenServiceMethods>(
           ...(message ? { message } : {}),
         };
         hooks.onCall?.(record);
-        if (code === status.OK) hooks.logger.info("rpc", { ...record });
-        else hooks.logger.warn("rpc", { ...record });
+        if (code !== status.OK) hooks.logger.warn("rpc", { ...record });
+        else if (DESCRIPTIVE_METHODS.has(fullName)) hooks.logger.debug("rpc", { ...record });
+        else hooks.logger.info("rpc", { ...record });
       };
       if (hooks.isStopping?.()) {
         const message = "loam is shutting down; retry on the restarted driver";
@@ -124,7 +154,14 @@ export function addService<M extends GenServiceMethods>(
         callback({ code: status.UNIMPLEMENTED, details: message });
         return;
       }
-      handler(call.request, { signal: controller.signal, method: fullName, requestId }).then(
+      const context: CallContext = {
+        get signal() {
+          return signalOfCall();
+        },
+        method: fullName,
+        requestId,
+      };
+      handler(call.request, context).then(
         (reply) => {
           finish(status.OK);
           callback(null, create(output, reply));
@@ -138,6 +175,10 @@ export function addService<M extends GenServiceMethods>(
     };
   }
   server.addService(definition as ServiceDefinition, implementation);
+}
+
+function cancellation(): Error {
+  return new Error("the client cancelled the call");
 }
 
 /** The volume id a request is about, for the log line; never a secret. */

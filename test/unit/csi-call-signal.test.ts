@@ -33,6 +33,16 @@ before(async () => {
         signals.push(context.signal);
         return Promise.resolve({ capabilities: [] });
       },
+      nodeGetVolumeStats: async (_request, context) => {
+        // Looks at its signal only after the client has given up: the signal is made lazily
+        // (issue 20), and one made after the cancellation must already be aborted.
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        await sleep(50);
+        signals.push(context.signal);
+        return {};
+      },
       nodeGetInfo: async (_request, context) => {
         signals.push(context.signal);
         // Answers only when the test says so (or when the call is cancelled).
@@ -81,6 +91,20 @@ test("a call the client gives up on sees its signal aborted", async () => {
     assert.equal(signals[0]?.aborted, true, "the deadline passed: the handler's signal is aborted");
   } finally {
     release();
+    client.close();
+  }
+});
+
+test("a handler that first looks at its signal after the client gave up finds it aborted", async () => {
+  signals.length = 0;
+  const client = new CsiClient(endpoint);
+  try {
+    await assert.rejects(client.call(Node, "nodeGetVolumeStats", {}, { timeoutMs: 200 }));
+    release();
+    await sleep(150);
+    assert.equal(signals.length, 1);
+    assert.equal(signals[0]?.aborted, true, "made after the cancellation, the signal must say so");
+  } finally {
     client.close();
   }
 });

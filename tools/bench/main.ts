@@ -85,6 +85,7 @@ async function bench(results: BenchResults): Promise<void> {
           {
             client: GO_CLIENT,
             floor: GO_FLOOR,
+            nodeFloor: join(HERE, "tools", "bench", "node-floor.js"),
             loam: knobs.loam,
             concurrency: knobs.rpcConcurrency,
             seconds: knobs.nativeSeconds,

@@ -3,7 +3,8 @@
  * RPCs read nothing, so their cost is loam's gRPC stack and process alone; the same grpc-go
  * client loads them from N goroutines against `loam node` and against csi-floor
  * (test/go/csi-floor), the smallest grpc-go CSI server, which is the floor for any CSI driver.
- * Both servers run side by side and take turns, round by round, at the same loads; each one's
+ * A third server, node-floor (node-floor.ts), is the same for Node and grpc-js: what of loam's
+ * figures any driver on loam's stack pays. The servers run side by side and take turns, round by round, at the same loads; each one's
  * resident memory is read idle, sampled during every load and read again after each round, so
  * growth across rounds shows.
  */
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { LOAM_NODE_V8_FLAGS } from "../../src/deploy/node-runtime.js";
+import { HEAP_GROWING_FLAG } from "../../src/cli/node.js";
 import { onCleanup } from "./lab.js";
 import { memoryOf, untilAnswering } from "./loam-process.js";
 import { type LoadResult, rpcLoad } from "./rpc.js";
@@ -33,7 +35,8 @@ export interface NativeRound {
 }
 
 export interface NativeResult {
-  server: "floor" | "loam";
+  /** floor: grpc-go's (csi-floor); node-floor: Node's and grpc-js's (node-floor.ts), with loam's V8 flags. */
+  server: "floor" | "node-floor" | "loam";
   /** The command line that ran (without its config path). */
   argv: string[];
   idleRssBytes: number;
@@ -45,6 +48,8 @@ export interface NativeResult {
 export interface NativeOptions {
   client: string;
   floor: string;
+  /** tools/bench/node-floor.ts, compiled. */
+  nodeFloor: string;
   loam: string;
   concurrency: number;
   seconds: number;
@@ -143,11 +148,21 @@ export async function nativeSection(options: NativeOptions, report: (line: strin
   const dir = await mkdtemp(join(tmpdir(), "loam-bench-native-"));
   onCleanup(() => rm(dir, { recursive: true, force: true }));
   const floorEndpoint = `unix://${join(dir, "floor.sock")}`;
+  const nodeFloorEndpoint = `unix://${join(dir, "node-floor.sock")}`;
   const loamEndpoint = `unix://${join(dir, "loam.sock")}`;
-  // loam runs with the V8 flags its manifests give it (src/deploy/node-runtime.ts).
+  // loam runs with the V8 flags its manifests give it (src/deploy/node-runtime.ts); the Node floor
+  // with the same, and the heap growth `loam node` sets itself, so the two differ in loam's code alone.
+  const v8Flags = options.v8Flags ?? LOAM_NODE_V8_FLAGS;
+  const nodeFloorArgv = [
+    process.execPath,
+    ...v8Flags,
+    ...(v8Flags.some((flag) => flag.startsWith("--heap-growing-percent")) ? [] : [HEAP_GROWING_FLAG]),
+    options.nodeFloor,
+    nodeFloorEndpoint,
+  ];
   const loamArgv = [
     process.execPath,
-    ...(options.v8Flags ?? LOAM_NODE_V8_FLAGS),
+    ...v8Flags,
     options.loam,
     "node",
     "--config",
@@ -157,6 +172,7 @@ export async function nativeSection(options: NativeOptions, report: (line: strin
   try {
     for (const [server, argv, endpoint] of [
       ["floor", [options.floor, "--endpoint", floorEndpoint], floorEndpoint],
+      ["node-floor", nodeFloorArgv, nodeFloorEndpoint],
       ["loam", loamArgv, loamEndpoint],
     ] as const) {
       const child = await serve([...argv], endpoint);
