@@ -126,7 +126,9 @@ export function nodeService(options: NodeOptions): ServiceHandlers<NodeMethods> 
       await withVolume(id, async () => {
         // The limits first: a publish whose limits cannot be applied (policy fail) mounts nothing.
         if (limiter) {
-          const volume = await staging.knownVolume(id, { signal: context.signal });
+          // Its IO limits and size: no pool condition, and no wait for the stage's mark removal
+          // (publish waits for that once bound); the device is checked against the kernel.
+          const volume = await staging.knownVolume(id, { signal: context.signal }, { current: false, need: "named" });
           const device = await deviceNumber(staging.host, await staging.stagedDevice(id, { signal: context.signal }));
           await limiter.apply(volume, device, target, podUid);
         }

@@ -74,8 +74,9 @@ export class EngineContext {
     id: string,
     options: CallOptions,
     known?: LvmState,
+    need: "named" | "lookup" = "lookup",
   ): Promise<{ state: LvmState; found: Located | undefined }> {
-    let state = known ?? (await this.readState(options));
+    let state = known ?? (await this.readState(options, need));
     let found = state.find(id);
     if (!found && !state.fresh) {
       this.cache.invalidate();

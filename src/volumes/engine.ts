@@ -33,12 +33,14 @@ import {
   listVolumes,
   setFormatting,
   volumeHealth,
+  type VolumeRead,
 } from "./volumes.js";
 
 import { setShaping } from "./modify.js";
 
 export type { EngineOptions } from "./context.js";
 export { devicePath } from "./volume.js";
+export type { VolumeRead } from "./volumes.js";
 export type {
   CallOptions,
   Capacity,
@@ -137,7 +139,7 @@ export class VolumeEngine {
   async getVolume(
     id: string,
     options: model.CallOptions = {},
-    read: { current?: boolean } = {},
+    read: VolumeRead = {},
   ): Promise<model.Volume | undefined> {
     return getVolume(this.context, id, options, read);
   }

@@ -24,8 +24,14 @@ import type { LogicalVolume, VolumeGroupReport } from "../lvm/report.js";
 import { volumeGroupStamp } from "../lvm/metadata-area.js";
 import { LvmState } from "./lvm-state.js";
 
-/** What a caller relies on: names, tags and sizes; plus free extents; plus per-PV free space. */
-export type Need = "lookup" | "capacity" | "exact";
+/**
+ * What a caller relies on: names, tags and sizes; plus free extents; plus per-PV free space.
+ * "named" is a lookup that does not wait for loam's own commands under way: for a caller that
+ * checks what it found against the kernel (the device node, the mount table) and whose answer
+ * does not depend on the change such a command makes (a publish reading a volume's IO limits
+ * while the stage's mark removal runs).
+ */
+export type Need = "named" | "lookup" | "capacity" | "exact";
 
 /**
  * A change loam made with one LVM command. `extents`: how many of the VG's extents it
@@ -102,6 +108,8 @@ export class LvmStateCache {
       // applied when it returns: wait for that instead of a fullreport that would queue for the
       // VG lock between two creates. Bounded: a steady stream of changes still gets a read.
       if (now === null || waits >= MAX_FLIGHT_WAITS || this.flights.size === 0) break;
+      // The state as loam's own changes left it, before the running command's: all "named" needs.
+      if (need === "named" && this.current === current) return new LvmState(current.reports, false, current.exact);
       await Promise.all(this.flights);
       // The command's caller applies its change in the continuation of the command's promise:
       // let it run (up to apply's stamp, which the next round waits for) before looking again.

@@ -13,6 +13,7 @@
  * which unstage and unpublish (publishing.ts) both call.
  */
 import type { Volume, VolumeCondition } from "./volume.js";
+import type { VolumeRead } from "./volumes.js";
 import type { FsType, VolumeUse } from "./capabilities.js";
 import { alreadyExists, failedPrecondition, notFound } from "./errors.js";
 import { isReadOnly, mountAt } from "../host/mountinfo.js";
@@ -143,8 +144,8 @@ export class VolumeStaging {
    * The volume as LVM reports it, or NOT_FOUND. Asked before a request's path is judged, so
    * an unknown volume_id is NOT_FOUND whatever the path (CSI spec); it touches no path.
    */
-  async knownVolume(id: string, options: HostCallOptions): Promise<Volume> {
-    const volume = await hostStep(`looking up volume ${id}`, () => this.engine.getVolume(id, options));
+  async knownVolume(id: string, options: HostCallOptions, read?: VolumeRead): Promise<Volume> {
+    const volume = await hostStep(`looking up volume ${id}`, () => this.engine.getVolume(id, options, read));
     if (!volume) throw notFound(`volume ${id} does not exist on this node`);
     return volume;
   }

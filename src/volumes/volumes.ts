@@ -130,9 +130,19 @@ export async function getVolume(
   context: EngineContext,
   id: string,
   options: CallOptions,
-  { current = true }: { current?: boolean } = {},
+  { current = true, need = "lookup" }: VolumeRead = {},
 ): Promise<Volume | undefined> {
-  return (await locateVolume(context, id, options, current))?.volume;
+  return (await locateVolume(context, id, options, current, need))?.volume;
+}
+
+/**
+ * How a single volume is read. `current: false` skips device-mapper's pool status (the
+ * condition); `need: "named"` does not wait for loam's own LVM commands under way
+ * (lvm-state-cache.ts, Need).
+ */
+export interface VolumeRead {
+  current?: boolean;
+  need?: "named" | "lookup";
 }
 
 /** The volume and LVM's health words for it, or undefined. */
@@ -152,9 +162,10 @@ async function locateVolume(
   id: string,
   options: CallOptions,
   current: boolean,
+  need: "named" | "lookup" = "lookup",
 ): Promise<{ volume: Volume; found: Located } | undefined> {
   if (!isValidLvName(id)) return undefined;
-  const { state, found: cached } = await context.lookup(id, options);
+  const { state, found: cached } = await context.lookup(id, options, undefined, need);
   if (!cached) return undefined;
   let found: Located | undefined = cached;
   if (current && cached.lv.segType === "thin")

@@ -153,6 +153,51 @@ test("LVM state cache (stand-in LVM): a caller arriving while loam's own command
   );
 });
 
+test("LVM state cache (stand-in LVM): a 'named' caller does not wait for loam's own command under way, and reads nothing", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  let finish!: () => void;
+  const returned = new Promise<void>((resolve) => (finish = resolve));
+  const removing = cache
+    .own(async () => {
+      state.stamp = "s2"; // the lvchange --deltag has committed
+      await returned;
+    })
+    .then(() => cache.apply("vg", { kind: "updated", name: "a", patch: { tags: [] }, extents: 0 }));
+  await new Promise((resolve) => setImmediate(resolve));
+  let waited = false;
+  const lookup = cache.get("lookup").then(() => (waited = true));
+  const named = await Promise.race([
+    cache.get("named"),
+    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500)),
+  ]);
+  assert.ok(named, "the named caller waited for loam's own command");
+  assert.equal(waited, false, "a plain lookup is still waiting for the command");
+  assert.equal(state.reports, 1, "no report for the named caller");
+  assert.equal(named.fresh, false);
+  assert.deepEqual(
+    named.reports[0].lvs.map((l) => l.name),
+    ["a"],
+  );
+  finish();
+  await removing;
+  await lookup;
+  assert.equal(state.reports, 1);
+});
+
+test("LVM state cache (stand-in LVM): a 'named' caller still reads LVM when the stamp moved and no command of loam's runs", async () => {
+  const { state, cache } = world();
+  await cache.get("lookup");
+  state.lvs.push(lv("b", EXTENT));
+  state.stamp = "s2";
+  const seen = await cache.get("named");
+  assert.equal(state.reports, 2);
+  assert.deepEqual(
+    seen.reports[0].lvs.map((l) => l.name),
+    ["a", "b"],
+  );
+});
+
 test("LVM state cache (stand-in LVM): a command of loam's that fails leaves the waiting caller a report", async () => {
   const { state, cache } = world();
   await cache.get("lookup");
