@@ -3,7 +3,7 @@
  * /proc/mounts it gives the device number of each mount, which is how we tell whether a
  * path holds *this* volume, and the per-mount options apart from the filesystem's.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 
 export interface MountEntry {
   id: number;
@@ -47,8 +47,14 @@ export function parseMountInfo(text: string): MountEntry[] {
   return entries;
 }
 
-export async function readMountInfo(path = "/proc/self/mountinfo"): Promise<MountEntry[]> {
-  return parseMountInfo(await readFile(path, "utf8"));
+/**
+ * Read synchronously: procfs is generated in memory and never waits on a disk, and an
+ * asynchronous readFile is four or more trips through libuv's thread pool (open, fstat, read,
+ * close), each a few milliseconds under emulation, on every stage, publish and unpublish (issue 20).
+ */
+export function readMountInfo(path = "/proc/self/mountinfo"): Promise<MountEntry[]> {
+  // The executor's throw (ENOENT, EACCES) rejects the promise.
+  return new Promise((resolve) => resolve(parseMountInfo(readFileSync(path, "utf8"))));
 }
 
 /** The mount visible at this path: when mounts are stacked, the last one listed is on top. */
