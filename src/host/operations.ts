@@ -4,8 +4,8 @@
  * host layer does not import the domain). Commands run through the given runner, in loam's
  * own mount namespace.
  */
-import type { Stats } from "node:fs";
-import { realpath, stat } from "node:fs/promises";
+import { type Stats, statSync } from "node:fs";
+import { realpath } from "node:fs/promises";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
 import {
@@ -52,7 +52,8 @@ export class HostOperations {
    */
   async stat(path: string): Promise<PathInfo> {
     let found: Stats;
-    if (path.startsWith("/dev/")) found = await stat(path);
+    // devtmpfs answers from memory: a synchronous stat saves the thread pool's round trip (issue 20).
+    if (path.startsWith("/dev/")) found = await new Promise<Stats>((resolve) => resolve(statSync(path)));
     else {
       const handle = await openExact(path);
       try {
