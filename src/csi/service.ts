@@ -73,6 +73,24 @@ const DESCRIPTIVE_METHODS: ReadonlySet<string> = new Set([
   "Node.NodeGetInfo",
 ]);
 
+/** grpc-js's definition of one unary method: its path and the protobuf-es (de)serialisers of its messages. */
+export function unaryDefinition(
+  service: GenService<GenServiceMethods>,
+  method: GenService<GenServiceMethods>["methods"][number],
+): ServiceDefinition[string] {
+  const { input, output } = method;
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(input, message)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
+    responseSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(output, message)),
+    responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
+    originalName: method.localName,
+  };
+}
+
 export function addService<M extends GenServiceMethods>(
   server: Server,
   service: GenService<M>,
@@ -83,18 +101,8 @@ export function addService<M extends GenServiceMethods>(
   const implementation: UntypedServiceImplementation = {};
   for (const method of service.methods) {
     if (method.methodKind !== "unary") continue;
-    const input = method.input;
-    const output = method.output;
-    definition[method.name] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(input, message)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
-      responseSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(output, message)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
-      originalName: method.localName,
-    };
+    const { input, output } = method;
+    definition[method.name] = unaryDefinition(service, method);
     const handler = (handlers as Record<string, Handler<DescMessage, DescMessage> | undefined>)[method.localName];
     const fullName = `${service.typeName.replace(/^csi\.v1\./, "")}.${method.name}`;
     implementation[method.name] = (

@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { majorMinorOf } from "./mountinfo.js";
+import { fromMemoryFs } from "./memory-fs.js";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { HostCommandError } from "./errors.js";
 
@@ -133,10 +134,8 @@ async function readAt(handle: FileHandle, position: number, length: number): Pro
  * number: LVM without udev makes /dev/mapper/<name> a node of its own, not a link to dm-N.
  */
 async function blockDeviceBytes(device: string): Promise<number> {
-  // devtmpfs and sysfs answer from memory: read synchronously, without the thread pool's round
-  // trips (five of them, a few milliseconds each under emulation; issue 20).
-  const sectors = await new Promise<string>((resolve) =>
-    resolve(readFileSync(`/sys/dev/block/${majorMinorOf(statSync(device).rdev)}/size`, "utf8")),
+  const sectors = await fromMemoryFs(() =>
+    readFileSync(`/sys/dev/block/${majorMinorOf(statSync(device).rdev)}/size`, "utf8"),
   );
   return Number(sectors.trim()) * 512;
 }

@@ -4,6 +4,7 @@
  * path holds *this* volume, and the per-mount options apart from the filesystem's.
  */
 import { readFileSync } from "node:fs";
+import { fromMemoryFs } from "./memory-fs.js";
 
 export interface MountEntry {
   id: number;
@@ -47,14 +48,8 @@ export function parseMountInfo(text: string): MountEntry[] {
   return entries;
 }
 
-/**
- * Read synchronously: procfs is generated in memory and never waits on a disk, and an
- * asynchronous readFile is four or more trips through libuv's thread pool (open, fstat, read,
- * close), each a few milliseconds under emulation, on every stage, publish and unpublish (issue 20).
- */
 export function readMountInfo(path = "/proc/self/mountinfo"): Promise<MountEntry[]> {
-  // The executor's throw (ENOENT, EACCES) rejects the promise.
-  return new Promise((resolve) => resolve(parseMountInfo(readFileSync(path, "utf8"))));
+  return fromMemoryFs(() => parseMountInfo(readFileSync(path, "utf8")));
 }
 
 /** The mount visible at this path: when mounts are stacked, the last one listed is on top. */

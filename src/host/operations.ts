@@ -6,6 +6,7 @@
  */
 import { type Stats, statSync } from "node:fs";
 import { realpath } from "node:fs/promises";
+import { fromMemoryFs } from "./memory-fs.js";
 import type { CommandRunner, RunOptions } from "../exec/index.js";
 import { type DeviceContent, type FirstLook, firstLook, probeDevice } from "./blkid.js";
 import {
@@ -52,8 +53,7 @@ export class HostOperations {
    */
   async stat(path: string): Promise<PathInfo> {
     let found: Stats;
-    // devtmpfs answers from memory: a synchronous stat saves the thread pool's round trip (issue 20).
-    if (path.startsWith("/dev/")) found = await new Promise<Stats>((resolve) => resolve(statSync(path)));
+    if (path.startsWith("/dev/")) found = await fromMemoryFs(() => statSync(path));
     else {
       const handle = await openExact(path);
       try {

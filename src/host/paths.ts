@@ -17,6 +17,7 @@ import { type FileHandle, lstat, mkdir, open, realpath, rmdir, unlink } from "no
 import { constants } from "node:fs";
 import { basename, dirname, isAbsolute, join, sep } from "node:path";
 import { PathChangedError, UnsafePathError } from "./errors.js";
+import { fromMemoryFs } from "./memory-fs.js";
 
 const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
 
@@ -129,18 +130,14 @@ export async function confirmAt(handle: FileHandle, path: string): Promise<void>
   if (now !== path) throw changed(path, `it now leads to ${now}`);
 }
 
-/**
- * The kernel's current name for a descriptor's object (" (deleted)" appended when it was removed).
- * Synchronous, like mountIdOf: procfs answers from memory, and the thread pool's round trip
- * cost more than the call (src/host/mountinfo.ts, readMountInfo).
- */
+/** The kernel's current name for a descriptor's object (" (deleted)" appended when it was removed). */
 export function whereIs(fd: number): Promise<string> {
-  return new Promise((resolve) => resolve(readlinkSync(procFd(fd))));
+  return fromMemoryFs(() => readlinkSync(procFd(fd)));
 }
 
 /** The id of the mount (mountinfo's first field) a descriptor's object is reached through. */
 export async function mountIdOf(fd: number): Promise<number> {
-  const info = await new Promise<string>((resolve) => resolve(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8")));
+  const info = await fromMemoryFs(() => readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
   const found = /^mnt_id:\s*(\d+)$/m.exec(info);
   if (!found) throw new Error(`/proc/self/fdinfo/${fd} has no mnt_id`);
   return Number(found[1]);

@@ -4,9 +4,9 @@
  * client loads them from N goroutines against `loam node` and against csi-floor
  * (test/go/csi-floor), the smallest grpc-go CSI server, which is the floor for any CSI driver.
  * A third server, node-floor (node-floor.ts), is the same for Node and grpc-js: what of loam's
- * figures any driver on loam's stack pays. The servers run side by side and take turns, round by round, at the same loads; each one's
- * resident memory is read idle, sampled during every load and read again after each round, so
- * growth across rounds shows.
+ * figures any driver on loam's stack pays. The servers run side by side and take turns, round
+ * by round, at the same loads; each one's resident memory is read idle, sampled during every
+ * load and read again after each round, so growth across rounds shows.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

@@ -1,21 +1,15 @@
 /**
  * The Node.js floor of the native section (issue 20): the smallest CSI server loam's own stack
  * makes (Node, @grpc/grpc-js, the protobuf-es CSI messages), answering the capability RPCs
- * with loam's replies and nothing else: no service wrapper, logging, metrics or engine. Run
+ * with loam's replies and nothing else: the same method definitions as loam's (unaryDefinition),
+ * none of its service wrapper, logging, metrics or engine. Run
  * with loam's V8 flags, it shows what of loam's figures any CSI driver on this stack pays,
  * where csi-floor (test/go/csi-floor) shows what grpc-go pays.
  *
  * Usage: node [flags] dist/tools/bench/node-floor.js unix:///path/csi.sock
  * Serves until SIGTERM or SIGINT.
  */
-import {
-  type DescMessage,
-  type MessageInitShape,
-  type MessageShape,
-  create,
-  fromBinary,
-  toBinary,
-} from "@bufbuild/protobuf";
+import { type DescMessage, type MessageInitShape, create } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
@@ -25,6 +19,7 @@ import {
   PluginCapability_Service_Type as ServiceType,
   PluginCapability_VolumeExpansion_Type as ExpansionType,
 } from "../../src/gen/csi/v1/csi_pb.js";
+import { unaryDefinition } from "../../src/csi/service.js";
 
 type Replies<M extends GenServiceMethods> = { [K in keyof M]?: MessageInitShape<M[K]["output"]> };
 
@@ -35,16 +30,7 @@ function serveConstant<M extends GenServiceMethods>(server: Server, service: Gen
   for (const method of service.methods) {
     const reply = (replies as Record<string, MessageInitShape<DescMessage> | undefined>)[method.localName];
     if (!reply) continue;
-    definition[method.name] = {
-      path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, message)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-      responseSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, message)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
-      originalName: method.localName,
-    };
+    definition[method.name] = unaryDefinition(service, method);
     implementation[method.name] = (_call: unknown, callback: (error: null, reply: unknown) => void) =>
       callback(null, create(method.output, reply));
   }
